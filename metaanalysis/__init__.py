@@ -1,0 +1,28 @@
+"""metaanalysis: random-effects meta-analysis of clinical-trial evidence that agrees with metafor.
+
+Public API
+----------
+pool, pool_many : pool one or many meta-analyses (see :mod:`metaanalysis.pooling`).
+MetaResult      : the frozen result type (see :mod:`metaanalysis.results`).
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("metaanalysis")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+from .results import MetaResult, fmt_num, fmt_p  # noqa: E402
+
+
+def __getattr__(name):
+    # Lazy so that `metaanalysis validate` does not import scipy's optimisers.
+    if name in ("pool", "pool_many"):
+        from . import pooling
+
+        return getattr(pooling, name)
+    raise AttributeError(name)
+
+
+__all__ = ["MetaResult", "pool", "pool_many", "fmt_num", "fmt_p", "__version__"]
