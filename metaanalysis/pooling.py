@@ -1,0 +1,317 @@
+"""Common- and random-effects pooling: ``pool`` (one analysis) and ``pool_many`` (m at once).
+
+``pool(yi, vi)`` is ``pool_many(yi[None], vi[None]).row(0)``, so the scalar and the
+batch paths cannot disagree. Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
+``confint`` (Viechtbauer 2010, doi:10.18637/jss.v036.i03):
+
+* ``test="z"``: Wald-type z test and CI; ``"knha"``: Hartung-Knapp-Sidik-Jonkman
+  (Knapp & Hartung 2003, doi:10.1002/sim.1482) — SE multiplied by
+  √(Σwᵢ(yᵢ−μ̂)²/(k−1)), t with k−1 df; ``"adhoc"``: the same with the multiplier
+  floored at 1 (Knapp & Hartung's ad hoc variant; metafor ``test="adhoc"``).
+* Prediction interval ``pi="metafor"``: μ̂ ± c·√(SE² + τ̂²) with c the normal quantile
+  for ``test="z"`` and t(k−1) for knha/adhoc (metafor's ``predict``);
+  ``pi="riley"``: t(k−2) (Riley et al. 2011, doi:10.1136/bmj.d549; Cochrane Handbook
+  10.10.4.3), not estimable for k < 3.
+* Q is Cochran's Q with inverse-variance (common-effect) weights; I² = 100·τ²/(τ²+s²)
+  and H² = (τ²+s²)/s² with s² metafor's "typical" within-study variance
+  (Higgins & Thompson 2002, doi:10.1002/sim.1186); for ``method="FE"``, I² and H² come
+  from Q as in metafor.
+* τ², I², H² CIs: Q-profile (Viechtbauer 2007, doi:10.1002/sim.2514), solved to
+  ~1e-15 relative precision with no upper cap (metafor caps its search near
+  100·τ̂² by default; our fixtures use tight controls — see tests/reference/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .estimators import TAU2_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
+from .results import MetaResult
+
+__all__ = ["pool", "pool_many", "PoolArrays", "METHODS", "TESTS", "PI_TYPES"]
+
+METHODS = ("FE",) + TAU2_METHODS
+TESTS = ("z", "knha", "adhoc")
+PI_TYPES = ("metafor", "riley")
+
+
+def _check_args(method, test, level, pi):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {', '.join(TESTS)}; got {test!r}")
+    if pi not in PI_TYPES:
+        raise ValueError(f"pi must be one of {', '.join(PI_TYPES)}; got {pi!r}")
+    lv = float(level)
+    if lv > 1:  # metafor accepts level=95 as well as 0.95
+        lv = lv / 100
+    if not 0 < lv < 1:
+        raise ValueError(f"level must be in (0, 1) (or a percentage in (0, 100)); got {level!r}")
+    return lv
+
+
+@dataclass(frozen=True)
+class PoolArrays:
+    """Results of :func:`pool_many`: one entry per analysis (arrays of shape ``(m,)``).
+
+    Field names are those of :class:`~metaanalysis.results.MetaResult`;
+    ``weights`` has shape ``(m, k)`` (percent, NaN where a study is absent).
+    """
+
+    method: str
+    test: str
+    level: float
+    pi: str
+    k: np.ndarray
+    estimate: np.ndarray
+    se: np.ndarray
+    stat: np.ndarray
+    df: np.ndarray
+    pvalue: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    tau2: np.ndarray
+    tau2_se: np.ndarray
+    tau2_ci_lower: np.ndarray
+    tau2_ci_upper: np.ndarray
+    tau: np.ndarray
+    i2: np.ndarray
+    i2_ci_lower: np.ndarray
+    i2_ci_upper: np.ndarray
+    h2: np.ndarray
+    h2_ci_lower: np.ndarray
+    h2_ci_upper: np.ndarray
+    q: np.ndarray
+    q_df: np.ndarray
+    q_pvalue: np.ndarray
+    pi_lower: np.ndarray
+    pi_upper: np.ndarray
+    weights: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    yi: np.ndarray
+    vi: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.k.shape[0])
+
+    def row(self, i: int) -> MetaResult:
+        """The :class:`MetaResult` of analysis ``i`` (identical to ``pool`` on that row)."""
+        def opt(a):
+            v = float(a[i])
+            return v if np.isfinite(v) else None
+
+        present = np.isfinite(self.yi[i])
+        yi = tuple(float(x) for x in self.yi[i][present])
+        vi = tuple(float(x) for x in self.vi[i][present])
+        k = int(self.k[i])
+        notes = []
+        if self.pi == "riley" and k < 3:
+            notes.append("prediction interval not estimable with fewer than 3 studies (Riley t(k-2))")
+        if self.method != "FE" and k == 1:
+            notes.append("k = 1: tau^2 cannot be estimated and is set to 0")
+        df = float(self.df[i])
+        return MetaResult(
+            k=k, method=self.method, test=self.test, level=self.level,
+            estimate=float(self.estimate[i]), se=float(self.se[i]), stat=float(self.stat[i]),
+            df=df if np.isfinite(df) else None, pvalue=float(self.pvalue[i]),
+            ci_lower=float(self.ci_lower[i]), ci_upper=float(self.ci_upper[i]),
+            tau2=float(self.tau2[i]), tau2_se=opt(self.tau2_se),
+            tau2_ci_lower=opt(self.tau2_ci_lower), tau2_ci_upper=opt(self.tau2_ci_upper),
+            tau=float(self.tau[i]), i2=float(self.i2[i]),
+            i2_ci_lower=opt(self.i2_ci_lower), i2_ci_upper=opt(self.i2_ci_upper),
+            h2=float(self.h2[i]), h2_ci_lower=opt(self.h2_ci_lower), h2_ci_upper=opt(self.h2_ci_upper),
+            q=float(self.q[i]), q_df=int(self.q_df[i]), q_pvalue=float(self.q_pvalue[i]),
+            pi_lower=opt(self.pi_lower), pi_upper=opt(self.pi_upper),
+            weights=tuple(float(x) for x in self.weights[i][present]),
+            converged=bool(self.converged[i]), iterations=int(self.iterations[i]),
+            metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi),
+            pi=self.pi, yi=yi, vi=vi, notes=tuple(notes),
+        )
+
+
+def metafor_call(yi, vi, method, test, level, pi="metafor") -> str:
+    """R code that reproduces a fit with metafor (shortest round-trip float repr)."""
+    y = ", ".join(repr(float(v)) for v in yi)
+    v = ", ".join(repr(float(x)) for x in vi)
+    lv = f"{100 * level:.10g}"
+    ctl = ""
+    if method in ("REML", "ML", "EB", "PM"):
+        ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
+    call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
+            f'test = "{test}", level = {lv}{ctl}); predict(res)')
+    if method != "FE":
+        call += "; confint(res)"
+    if pi == "riley":
+        call += ("; # Riley PI: coef(res) + c(-1, 1) * qt(1 - (1 - res$level) / 2, res$k - 2)"
+                 " * sqrt(res$tau2 + res$se^2)")
+    return call
+
+
+def _qprofile(Y, V, mask, k, crit):
+    """τ² at which the generalised Q equals ``crit`` (0 when Q(0) <= crit), shape (m,)."""
+    m = Y.shape[0]
+    out = np.zeros(m)
+    q0 = q_gen(Y, V, mask, np.zeros(m))
+    need = (q0 > crit) & (k > 1)
+    if not need.any():
+        return out
+    idx = np.flatnonzero(need)
+    big = np.where(mask[idx], Y[idx], -np.inf).max(-1)
+    small = np.where(mask[idx], Y[idx], np.inf).min(-1)
+    # Q(τ²) <= R²·Σw <= k·R²/τ², so Q < crit beyond k·R²/crit
+    hi = 1.01 * k[idx] * (big - small) ** 2 / crit[idx] + 1e-300
+    Yi, Vi, Mi, ci = Y[idx], V[idx], mask[idx], crit[idx]
+
+    def f(x, sub):
+        return q_gen(Yi[sub], Vi[sub], Mi[sub], x) - ci[sub]
+
+    root, _, _ = solve_decreasing(f, np.zeros(idx.size), hi, q0[idx] - ci, None)
+    out[idx] = root
+    return out
+
+
+def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.95,
+              pi: str = "metafor") -> PoolArrays:
+    """Pool m meta-analyses at once.
+
+    Parameters
+    ----------
+    Y, V : array_like, shape (m, k)
+        Effect sizes (analysis scale, e.g. log HR) and sampling variances (squared SE);
+        NaN-pad rows with fewer than k studies.
+    method : {"REML", "DL", "ML", "PM", "EB", "HS", "SJ", "HE", "FE"}
+        τ² estimator, or "FE" for the common-effect model.
+    test : {"z", "knha", "adhoc"}
+    level : float
+        Confidence level, e.g. 0.95.
+    pi : {"metafor", "riley"}
+        Prediction-interval convention (see module docstring).
+
+    Returns
+    -------
+    PoolArrays
+        ``.row(i)`` gives the :class:`MetaResult` of analysis i.
+
+    Notes
+    -----
+    Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package.
+    J Stat Softw 36(3). doi:10.18637/jss.v036.i03
+    """
+    level = _check_args(method, test, level, pi)
+    Yr = np.atleast_2d(np.asarray(Y, dtype=float))
+    Vr = np.atleast_2d(np.asarray(V, dtype=float))
+    Y0, V0, mask, k = prepare(Yr, Vr)
+    m = Y0.shape[0]
+    alpha = 1 - level
+
+    fit = estimate_tau2(Y0, V0, mask, k, method)
+    tau2 = fit.tau2
+    w = np.where(mask, 1.0 / (V0 + tau2[:, None]), 0.0)
+    sw = w.sum(-1)
+    est = (w * Y0).sum(-1) / sw
+    se = np.sqrt(1.0 / sw)
+
+    w0 = np.where(mask, 1.0 / V0, 0.0)
+    q = q_gen(Y0, V0, mask, np.zeros(m))
+    q_df = k - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q_p = np.where(q_df > 0, stats.chi2.sf(q, np.maximum(q_df, 1)), 1.0)
+        sw0 = w0.sum(-1)
+        s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
+        if method == "FE":
+            i2 = np.where(q > 0, np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
+            h2 = np.where(q_df > 0, q / q_df, 1.0)
+        else:
+            i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
+            h2 = np.where(k > 1, (tau2 + s2) / s2, 1.0)
+
+        df = np.full(m, np.nan)
+        if test == "z":
+            crit = np.full(m, stats.norm.isf(alpha / 2))
+            stat = est / se
+            pval = 2 * stats.norm.sf(np.abs(stat))
+        else:
+            rss = (w * (Y0 - est[:, None]) ** 2).sum(-1)
+            s2w = rss / (k - 1)
+            if test == "adhoc":
+                s2w = np.maximum(s2w, 1.0)
+            se = se * np.sqrt(s2w)
+            df = (k - 1).astype(float)
+            df_ok = np.where(df > 0, df, np.nan)
+            crit = stats.t.isf(alpha / 2, df_ok)
+            stat = est / se
+            pval = 2 * stats.t.sf(np.abs(stat), df_ok)
+        ci_lo = est - crit * se
+        ci_hi = est + crit * se
+
+        # prediction interval
+        if pi == "metafor":
+            pcrit = crit
+        else:
+            pcrit = np.where(k >= 3, stats.t.isf(alpha / 2, np.where(k >= 3, k - 2, 1)), np.nan)
+        half = pcrit * np.sqrt(se**2 + tau2)
+        pi_lo, pi_hi = est - half, est + half
+
+        # Q-profile CIs (random-effects models only)
+        if method == "FE":
+            t_lo = t_hi = np.full(m, np.nan)
+        else:
+            dfq = np.maximum(k - 1, 1)
+            t_lo = _qprofile(Y0, V0, mask, k, stats.chi2.isf(alpha / 2, dfq))
+            t_hi = _qprofile(Y0, V0, mask, k, stats.chi2.ppf(alpha / 2, dfq))
+            t_lo = np.where(k > 1, t_lo, np.nan)
+            t_hi = np.where(k > 1, t_hi, np.nan)
+        i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
+        h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
+
+    weights = np.where(mask, 100 * w / sw[:, None], np.nan)
+    return PoolArrays(
+        method=method, test=test, level=level, pi=pi, k=k,
+        estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
+        tau2=tau2, tau2_se=fit.se, tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(tau2),
+        i2=i2, i2_ci_lower=i2_lo, i2_ci_upper=i2_hi, h2=h2, h2_ci_lower=h2_lo, h2_ci_upper=h2_hi,
+        q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi, weights=weights,
+        converged=fit.converged, iterations=fit.iterations,
+        yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
+    )
+
+
+def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
+         pi: str = "metafor") -> MetaResult:
+    """Pool one meta-analysis.
+
+    Parameters
+    ----------
+    yi : array_like, shape (k,)
+        Effect sizes on the analysis scale (log HR / log OR / log RR, or MD, SMD, RD).
+    vi : array_like, shape (k,)
+        Sampling variances (SE², same scale), all > 0.
+    method, test, level, pi
+        See :func:`pool_many`.
+
+    Returns
+    -------
+    MetaResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = pool(np.log([0.8, 1.01, 0.96]), [0.0139, 0.0077, 0.0119], method="DL")
+    >>> round(float(np.exp(r.estimate)), 3)
+    0.936
+    """
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    if yi.ndim != 1 or vi.ndim != 1:
+        raise ValueError("pool() takes 1-D yi and vi; use pool_many() for an (m, k) batch")
+    if yi.shape != vi.shape:
+        raise ValueError(f"yi and vi must have the same length, got {yi.size} and {vi.size}")
+    if yi.size == 0:
+        raise ValueError("no studies to pool (yi is empty)")
+    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
+        raise ValueError("yi and vi must be finite numbers (no NaN/inf) in pool()")
+    return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi).row(0)
