@@ -230,11 +230,10 @@ def _score(kind, Y, V, mask, tau2, k):
         return w2r2 - s
     if kind == "REML":
         return w2r2 - (s - (w**2).sum(-1) / s)
-    if kind == "PM":
+    if kind in ("PM", "EB"):
+        # PM (Paule & Mandel 1982): Q(τ²) = k − 1. metafor's EB (Morris 1983) iterates
+        # τ² += (Q·k/(k−1) − k)/Σw, whose fixed point is the same equation: EB = PM here.
         return (w * r**2).sum(-1) - (k - 1)
-    if kind == "EB":
-        # Morris (1983): Σ wᵢ² [k/(k−1) (yᵢ−μ̂)² − vᵢ − τ²] = 0
-        return k / (k - 1) * w2r2 - s
     raise ValueError(kind)
 
 
@@ -322,7 +321,7 @@ def _iterative(kind, Y, V, mask, k):
         j = np.nanargmax(obj, axis=1)
     else:
         sc = _score(kind, Yg, Vg, Mg, G, kg)
-        # PM's equation is monotone; EB's root is taken as the first sign change from 0
+        # Q(τ²) − (k − 1) is decreasing: its root is the first sign change
         neg = sc <= 0
         j = np.where(neg.any(1), neg.argmax(1), grid.size - 1)
     n = todo.size
@@ -396,8 +395,8 @@ def _se_iterative(kind, Y, V, mask, k, tau2):
             se = np.sqrt(2.0 / (w**2).sum(-1))
         elif kind == "REML":
             se = np.sqrt(2.0 / _sum_pp(w))
-        else:  # PM, EB: metafor uses the ML-type information scaled by k/(k−1)
-            se = np.sqrt(2.0 * k**2 / (k - 1) ** 2 / (w**2).sum(-1))
+        else:  # PM, EB: metafor's sqrt(2 k²/(k−1)) / Σw
+            se = np.sqrt(2.0 * k**2 / (k - 1)) / w.sum(-1)
     return np.where(k > 1, se, np.nan)
 
 

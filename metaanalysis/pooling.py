@@ -113,6 +113,8 @@ class PoolArrays:
             notes.append("prediction interval not estimable with fewer than 3 studies (Riley t(k-2))")
         if self.method != "FE" and k == 1:
             notes.append("k = 1: tau^2 cannot be estimated and is set to 0")
+        if self.test != "z" and k == 1:
+            notes.append(f"k = 1: test={self.test!r} needs k >= 2; a z test was used (as metafor does)")
         df = float(self.df[i])
         return MetaResult(
             k=k, method=self.method, test=self.test, level=self.level,
@@ -229,22 +231,20 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
             i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
             h2 = np.where(k > 1, (tau2 + s2) / s2, 1.0)
 
-        df = np.full(m, np.nan)
-        if test == "z":
-            crit = np.full(m, stats.norm.isf(alpha / 2))
-            stat = est / se
-            pval = 2 * stats.norm.sf(np.abs(stat))
-        else:
+        # t-based tests need k >= 2; with k = 1 metafor falls back to z, and so do we
+        use_t = (k > 1) if test != "z" else np.zeros(m, dtype=bool)
+        df = np.where(use_t, k - 1, np.nan).astype(float)
+        if test != "z":
             rss = (w * (Y0 - est[:, None]) ** 2).sum(-1)
-            s2w = rss / (k - 1)
+            # metafor: s2w = 0 when RSS <= machine epsilon (e.g. identical yi)
+            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(k - 1, 1))
             if test == "adhoc":
                 s2w = np.maximum(s2w, 1.0)
-            se = se * np.sqrt(s2w)
-            df = (k - 1).astype(float)
-            df_ok = np.where(df > 0, df, np.nan)
-            crit = stats.t.isf(alpha / 2, df_ok)
-            stat = est / se
-            pval = 2 * stats.t.sf(np.abs(stat), df_ok)
+            se = np.where(use_t, se * np.sqrt(s2w), se)
+        df1 = np.where(use_t, df, 1.0)
+        crit = np.where(use_t, stats.t.isf(alpha / 2, df1), stats.norm.isf(alpha / 2))
+        stat = est / se
+        pval = np.where(use_t, 2 * stats.t.sf(np.abs(stat), df1), 2 * stats.norm.sf(np.abs(stat)))
         ci_lo = est - crit * se
         ci_hi = est + crit * se
 
