@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for prob in e.problems:
             print(prob.format(), file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `metaanalysis pool x.csv | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("metaanalysis: interrupted; outputs left as they were", file=sys.stderr)
         return 130

@@ -94,6 +94,7 @@ class PoolArrays:
     iterations: np.ndarray
     yi: np.ndarray
     vi: np.ndarray
+    tau2_fixed: float | None = None
 
     def __len__(self) -> int:
         return int(self.k.shape[0])
@@ -130,18 +131,21 @@ class PoolArrays:
             pi_lower=opt(self.pi_lower), pi_upper=opt(self.pi_upper),
             weights=tuple(float(x) for x in self.weights[i][present]),
             converged=bool(self.converged[i]), iterations=int(self.iterations[i]),
-            metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi),
+            metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi,
+                                      self.tau2_fixed),
             pi=self.pi, yi=yi, vi=vi, notes=tuple(notes),
         )
 
 
-def metafor_call(yi, vi, method, test, level, pi="metafor") -> str:
+def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
     """R code that reproduces a fit with metafor (shortest round-trip float repr)."""
     y = ", ".join(repr(float(v)) for v in yi)
     v = ", ".join(repr(float(x)) for x in vi)
     lv = f"{100 * level:.10g}"
     ctl = ""
-    if method in ("REML", "ML", "EB", "PM"):
+    if tau2 is not None:
+        ctl = f", tau2 = {float(tau2)!r}"
+    elif method in ("REML", "ML", "EB", "PM"):
         ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
     call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
             f'test = "{test}", level = {lv}{ctl}); predict(res)')
@@ -177,7 +181,7 @@ def _qprofile(Y, V, mask, k, crit):
 
 
 def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.95,
-              pi: str = "metafor") -> PoolArrays:
+              pi: str = "metafor", tau2: float | None = None) -> PoolArrays:
     """Pool m meta-analyses at once.
 
     Parameters
@@ -192,6 +196,9 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         Confidence level, e.g. 0.95.
     pi : {"metafor", "riley"}
         Prediction-interval convention (see module docstring).
+    tau2 : float, optional
+        Use this fixed τ² instead of estimating it (metafor's ``rma(..., tau2=)``);
+        e.g. a τ² shared across subgroups.
 
     Returns
     -------
@@ -210,7 +217,14 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     m = Y0.shape[0]
     alpha = 1 - level
 
-    fit = estimate_tau2(Y0, V0, mask, k, method)
+    tau2_fixed = None if tau2 is None else float(tau2)
+    if tau2 is None:
+        fit = estimate_tau2(Y0, V0, mask, k, method)
+    else:
+        if not (np.isfinite(tau2) and tau2 >= 0):
+            raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
+        fit = estimate_tau2(Y0, V0, mask, k, "FE")
+        fit = type(fit)(np.full(m, float(tau2)), fit.se, fit.iterations, fit.converged)
     tau2 = fit.tau2
     w = np.where(mask, 1.0 / (V0 + tau2[:, None]), 0.0)
     sw = w.sum(-1)
@@ -277,11 +291,12 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi, weights=weights,
         converged=fit.converged, iterations=fit.iterations,
         yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
+        tau2_fixed=tau2_fixed,
     )
 
 
 def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
-         pi: str = "metafor") -> MetaResult:
+         pi: str = "metafor", tau2: float | None = None) -> MetaResult:
     """Pool one meta-analysis.
 
     Parameters
@@ -290,7 +305,7 @@ def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
         Effect sizes on the analysis scale (log HR / log OR / log RR, or MD, SMD, RD).
     vi : array_like, shape (k,)
         Sampling variances (SE², same scale), all > 0.
-    method, test, level, pi
+    method, test, level, pi, tau2
         See :func:`pool_many`.
 
     Returns
@@ -314,4 +329,5 @@ def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
         raise ValueError("no studies to pool (yi is empty)")
     if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
         raise ValueError("yi and vi must be finite numbers (no NaN/inf) in pool()")
-    return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi).row(0)
+    return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi,
+                     tau2=tau2).row(0)

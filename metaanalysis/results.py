@@ -96,14 +96,14 @@ class MetaResult:
             + (f", {pct(self.level)} CI {f(self.tau2_ci_lower, 4)} to {f(self.tau2_ci_upper, 4)}"
                if self.tau2_ci_lower is not None else ""),
             f"I^2 = {f(self.i2, 2)}%   H^2 = {f(self.h2, 2)}",
-            f"Q(df = {self.q_df}) = {f(self.q, 4)}, p = {fmt_p(self.q_pvalue)}",
+            f"Q(df = {self.q_df}) = {f(self.q, 4)}, {fmt_p_eq(self.q_pvalue)}",
             "",
         ]
         tr = (lambda x: x) if transform is None else getattr(np, transform)
         lines.append(
             f"estimate = {f(tr(self.estimate), 4)}  "
             f"[{f(tr(self.ci_lower), 4)}, {f(tr(self.ci_upper), 4)}]  "
-            f"se = {f(self.se, 4)}  p = {fmt_p(self.pvalue)}"
+            f"se = {f(self.se, 4)}  {fmt_p_eq(self.pvalue)}"
         )
         if self.pi_lower is not None:
             lines.append(
@@ -169,6 +169,12 @@ def fmt_p(p: float | None, threshold: float = 0.001) -> str:
     if pf >= 0.1:
         return f"{pf:.2f}"
     return f"{pf:.3f}"
+
+
+def fmt_p_eq(p: float | None, threshold: float = 0.001) -> str:
+    """``"p = 0.026"`` or ``"p < 0.001"`` (for running text)."""
+    s = fmt_p(p, threshold)
+    return f"p < {s[1:]}" if s.startswith("<") else f"p = {s}"
 
 
 def fmt_ci(lo: float | None, hi: float | None, digits: int = 2) -> str:
