@@ -118,7 +118,8 @@ def _sum_pvp(w, V):
 def _se_moment(tau2, trP, sum_pp, k, denom):
     """SE of a method-of-moments τ² (metafor: DL, HS)."""
     t = np.maximum(tau2, 0.0)
-    return np.sqrt(1.0 / denom**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * sum_pp))
+    with np.errstate(divide="ignore", invalid="ignore"):  # k = 1: denom 0, masked by caller
+        return np.sqrt(1.0 / denom**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * sum_pp))
 
 
 # ---------------------------------------------------------------------------

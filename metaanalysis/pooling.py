@@ -8,7 +8,8 @@ batch paths cannot disagree. Conventions follow metafor 3.8 ``rma.uni`` / ``pred
   (Knapp & Hartung 2003, doi:10.1002/sim.1482) — SE multiplied by
   √(Σwᵢ(yᵢ−μ̂)²/(k−1)), t with k−1 df; ``"adhoc"``: the same with the multiplier
   floored at 1 (Knapp & Hartung's ad hoc variant; metafor ``test="adhoc"``).
-* Prediction interval ``pi="metafor"``: μ̂ ± c·√(SE² + τ̂²) with c the normal quantile
+* Prediction interval (random-effects models only; none for ``method="FE"``, as in
+  metafor) ``pi="metafor"``: μ̂ ± c·√(SE² + τ̂²) with c the normal quantile
   for ``test="z"`` and t(k−1) for knha/adhoc (metafor's ``predict``);
   ``pi="riley"``: t(k−2) (Riley et al. 2011, doi:10.1136/bmj.d549; Cochrane Handbook
   10.10.4.3), not estimable for k < 3.
@@ -268,6 +269,8 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         else:
             pcrit = np.where(k >= 3, stats.t.isf(alpha / 2, np.where(k >= 3, k - 2, 1)), np.nan)
         half = pcrit * np.sqrt(se**2 + tau2)
+        if method == "FE":  # no between-study distribution to predict from (metafor gives none)
+            half = np.full(m, np.nan)
         pi_lo, pi_hi = est - half, est + half
 
         # Q-profile CIs (random-effects models only)

@@ -217,7 +217,7 @@ def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
     return MetaRegression(beta=beta, vb=vb, tau2=float(tau2), df=df, qe=qe, qe_df=k - p)
 
 
-def egger(yi, vi, *, form="rma", method="REML", test="z", min_k: int = EGGER_MIN_K,
+def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int = EGGER_MIN_K,
           enforce_min_k: bool = False) -> dict:
     """Egger's regression test for funnel-plot asymmetry.
 
@@ -237,7 +237,8 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", min_k: int = EGGER_MIN
     -------
     dict
         ``stat``, ``pvalue``, ``df`` (None for z), ``slope``, ``intercept``,
-        ``limit_estimate`` (rma form), ``k``, ``underpowered`` (k < min_k), ``form``.
+        ``limit_estimate`` with ``limit_ci_lower``/``limit_ci_upper`` (the intercept: the
+        effect as SE -> 0), ``k``, ``underpowered`` (k < min_k), ``form``.
 
     Notes
     -----
@@ -255,20 +256,25 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", min_k: int = EGGER_MIN
         import statsmodels.api as sm
 
         fit = sm.WLS(yi, X, weights=1.0 / vi).fit()
+        lo, hi = fit.conf_int(alpha=1 - level)[0]
         out = {"stat": float(fit.tvalues[1]), "pvalue": float(fit.pvalues[1]), "df": float(fit.df_resid),
                "slope": float(fit.params[1]), "intercept": float(fit.params[0]),
-               "limit_estimate": float(fit.params[0])}
+               "limit_estimate": float(fit.params[0]), "limit_ci_lower": float(lo),
+               "limit_ci_upper": float(hi)}
     elif form == "rma":
         mr = meta_regression(yi, vi, X, method=method, test=test)
         se = np.sqrt(np.diag(mr.vb))
         z = mr.beta / se
         if mr.df is None:
             p = 2 * stats.norm.sf(np.abs(z[1]))
+            crit = stats.norm.isf((1 - level) / 2)
         else:
             p = 2 * stats.t.sf(np.abs(z[1]), mr.df)
+            crit = stats.t.isf((1 - level) / 2, mr.df)
         out = {"stat": float(z[1]), "pvalue": float(p), "df": mr.df, "slope": float(mr.beta[1]),
                "intercept": float(mr.beta[0]), "limit_estimate": float(mr.beta[0]),
-               "tau2": mr.tau2}
+               "limit_ci_lower": float(mr.beta[0] - crit * se[0]),
+               "limit_ci_upper": float(mr.beta[0] + crit * se[0]), "tau2": mr.tau2}
     else:
         raise ValueError("form must be 'rma' or 'lm'")
     out.update(k=k, underpowered=k < min_k, form=form)

@@ -1,0 +1,832 @@
+"""Publication-grade forest plots: a pure layout, then a thin matplotlib renderer.
+
+:func:`layout_forest` turns a :class:`ForestSpec` into a :class:`ForestLayout`:
+every text string with its measured bounding box, every box, whisker, diamond
+and line, in inches on a page whose origin is the top-left corner (y grows
+downwards). Nothing is drawn, so the geometry is unit-tested (no overlapping
+text, ticks, limits, clipping) without a canvas. :func:`render_forest` draws
+that layout with a bare :class:`matplotlib.figure.Figure` (no pyplot, no global
+figure state) and returns deterministic SVG or PNG bytes.
+
+What it shows (Cochrane Handbook v6.4, ch. 10.2.1; Lewis & Clarke 2001,
+BMJ 322:1479, doi:10.1136/bmj.322.7300.1479): study labels with optional
+per-arm/design columns, boxes whose *area* is proportional to the weight,
+level-% CI whiskers (arrows where clipped), weights in %, "HR [95% CI]" text,
+the pooled random-effects diamond, the prediction interval as a bar under it,
+optional common-effect diamond and subgroup blocks with their own diamonds and
+the test for subgroup differences, heterogeneity and overall-effect lines,
+favours labels and footnotes.
+
+Why not the ``forestplot`` package (0.4.1, checked against its source in
+``.venv`` and by drawing with it)?  It is a table plotter:
+
+* markers are one ``ax.scatter(..., s=markersize)`` call with a constant
+  ``markersize=40`` default; weight-scaled boxes are only reachable through
+  matplotlib's undocumented ``data=`` column indirection, with no size limits;
+* there is no pooled diamond and no prediction interval at all, and no
+  subgroup summaries (``groupvar`` only inserts header rows);
+* ``logscale=True`` only calls ``set_xscale("log")``; the reference line stays
+  at ``xline=0`` (drawn at x = 0, i.e. invisible on a log axis), ticks come
+  from ``MaxNLocator(5)`` on the log axis and are labelled
+  ``6x10^-1, 7.5x10^-1, 9x10^-1, 1.05x10^0`` and overlap each other;
+* x limits are exactly ``min(ll)..max(hl)``: the null can fall outside the
+  axis and nothing is clipped or marked;
+* columns are aligned by padding strings with spaces (``str.ljust`` on
+  character counts) in a monospace font, so proportional fonts misalign and
+  long labels are never wrapped;
+* it draws on ``pyplot`` (``plt.subplots``) and changes the global
+  ``rcParams['font.monospace']`` at import time.
+
+So this module uses none of it and draws everything with plain matplotlib
+artists from a measured layout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..results import MetaResult, fmt_num, fmt_p, pct
+from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
+from ._text import (finite, line_height, save_figure, text_width, typeset, wrap,
+                    z_crit)
+
+# --------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One study row.
+
+    Attributes
+    ----------
+    label : str
+        Study label (wrapped if wider than ``ForestSpec.max_label_width``).
+    yi : float
+        Effect on the analysis scale (log HR/OR/RR; MD, SMD, RD as is).
+    vi : float, optional
+        Sampling variance of ``yi``; the CI is ``yi +/- z * sqrt(vi)``.
+    ci : (float, float), optional
+        CI bounds on the analysis scale; used instead of ``vi`` when given.
+    weight : float, optional
+        Weight in percent (``MetaResult.weights``); None for unpooled rows.
+    cells : tuple of str
+        Values of the extra columns, one per ``ForestSpec.columns`` header.
+    marks : str
+        Footnote marks appended to the label, e.g. ``"†"``.
+    pooled : bool
+        False for rows shown but not pooled (drawn as an open box, weight "–").
+    """
+
+    label: str
+    yi: float
+    vi: float | None = None
+    ci: tuple[float, float] | None = None
+    weight: float | None = None
+    cells: tuple[str, ...] = ()
+    marks: str = ""
+    pooled: bool = True
+
+
+@dataclass(frozen=True)
+class SubgroupTest:
+    """Test for subgroup differences (between-groups Q)."""
+
+    q: float
+    df: int
+    pvalue: float
+
+
+@dataclass(frozen=True)
+class SubgroupBlock:
+    """A subgroup: header, its study rows and its own pooled result."""
+
+    name: str
+    rows: tuple[ForestRow, ...]
+    result: MetaResult | None = None
+
+
+@dataclass(frozen=True)
+class ForestSpec:
+    """Everything a forest plot shows. All effects on the analysis scale.
+
+    Attributes
+    ----------
+    title : str
+    measure : str
+        "HR", "OR", "RR" (log axis, null 1) or "RD", "MD", "SMD" (null 0).
+    rows : tuple of ForestRow
+        Ungrouped study rows (drawn before any subgroup block).
+    columns : tuple of str
+        Headers of extra text columns between label and plot, e.g.
+        ("Design", "Events/N denosumab", "Events/N control", "Follow-up").
+    result : MetaResult, optional
+        Pooled random-effects result (diamond, PI, heterogeneity line).
+    common : MetaResult, optional
+        Pooled common-effect result (open diamond).
+    subgroups : tuple of SubgroupBlock
+    subgroup_test : SubgroupTest, optional
+    label_header : str
+    favours : (str, str)
+        Texts under the axis, left and right of the null.
+    footnotes : tuple of str
+    level : float
+        Confidence level of the study whiskers (pooled CIs come from results).
+    show_pi : bool
+        Draw the prediction interval of ``result`` when it has one.
+    xlim : (float, float), optional
+        Axis range on the *natural* scale (e.g. (0.25, 4) for HR).
+    axis_label : str, optional
+        Default: "Hazard ratio (log scale)" etc.
+    digits : int
+        Decimals of effect texts (``fmt_num``).
+    max_label_width : float
+        Inches; longer study labels wrap.
+    plot_width : float
+        Inches of the graphical panel.
+    font_size : float
+        Points, body text.
+    banding : bool
+        Faint alternate-row shading of study rows.
+    """
+
+    title: str = ""
+    measure: str = "HR"
+    rows: tuple[ForestRow, ...] = ()
+    columns: tuple[str, ...] = ()
+    result: MetaResult | None = None
+    common: MetaResult | None = None
+    subgroups: tuple[SubgroupBlock, ...] = ()
+    subgroup_test: SubgroupTest | None = None
+    label_header: str = "Study"
+    favours: tuple[str, str] = ("Favours denosumab", "Favours control")
+    footnotes: tuple[str, ...] = ()
+    level: float = 0.95
+    show_pi: bool = True
+    xlim: tuple[float, float] | None = None
+    axis_label: str | None = None
+    digits: int = 2
+    max_label_width: float = 3.0
+    plot_width: float = 3.0
+    font_size: float = 9.0
+    banding: bool = True
+
+
+# --------------------------------------------------------------------------
+# Output (geometry only; inches, origin top-left, y downwards)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """One single line of text and its box ``(x0, y0, x1, y1)`` in inches."""
+
+    x: float
+    y: float
+    text: str
+    ha: str  # "left" | "center" | "right"
+    size: float
+    bold: bool = False
+    italic: bool = False
+    color: str = "#1a1a1a"
+    role: str = ""
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        w = text_width(self.text, self.size, self.bold, self.italic)
+        x0 = {"left": self.x, "center": self.x - w / 2, "right": self.x - w}[self.ha]
+        h = line_height(self.size)
+        return (x0, self.y - h / 2, x0 + w, self.y + h / 2)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Weight-scaled square centred at (x, y); ``half`` = half the side (in)."""
+
+    x: float
+    y: float
+    half: float
+    filled: bool = True
+
+
+@dataclass(frozen=True)
+class Whisker:
+    """Horizontal CI line; ``clip_*`` = the interval runs past the axis."""
+
+    x0: float
+    x1: float
+    y: float
+    clip_left: bool = False
+    clip_right: bool = False
+
+
+@dataclass(frozen=True)
+class Diamond:
+    """Pooled estimate: tips at (xl, y), (xr, y); centre xc; half-height hh."""
+
+    xl: float
+    xc: float
+    xr: float
+    y: float
+    hh: float
+    filled: bool = True
+    clip_left: bool = False
+    clip_right: bool = False
+
+
+@dataclass(frozen=True)
+class Band:
+    y0: float
+    y1: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """Semantic row record (kind: study, subgroup, subtotal, pooled, common, pi, note)."""
+
+    kind: str
+    y: float
+    label: str
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class ForestLayout:
+    """A fully computed forest plot (inches, origin top-left, y down).
+
+    ``xlim``/``ticks`` are on the analysis scale; ``panel`` is the plot area
+    ``(x0, y0, x1, y1)``; ``x_of(v)`` maps an analysis-scale value to inches.
+    """
+
+    width: float
+    height: float
+    log: bool
+    xlim: tuple[float, float]
+    ticks: Ticks
+    panel: tuple[float, float, float, float]
+    null_x: float
+    null_y: tuple[float, float]
+    axis_y: float
+    texts: tuple[TextItem, ...]
+    boxes: tuple[Box, ...]
+    whiskers: tuple[Whisker, ...]
+    diamonds: tuple[Diamond, ...]
+    pi_bars: tuple[Whisker, ...]
+    bands: tuple[Band, ...]
+    hlines: tuple[tuple[float, float, float], ...]
+    rows: tuple[Row, ...]
+    tick_x: tuple[float, ...] = field(default=())
+
+    def x_of(self, v: float) -> float:
+        x0, _, x1, _ = self.panel
+        lo, hi = self.xlim
+        return x0 + (v - lo) / (hi - lo) * (x1 - x0)
+
+
+# --------------------------------------------------------------------------
+# Text helpers (compose fmt_num / fmt_p; no new number formatting rules)
+# --------------------------------------------------------------------------
+
+
+def _p_text(p: float | None) -> str:
+    s = fmt_p(p)
+    return f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}"
+
+
+def _tau2_digits(t2: float) -> int:
+    return 2 if t2 >= 0.1 else 3 if t2 >= 0.01 else 4
+
+
+def heterogeneity_text(r: MetaResult) -> str:
+    """``Heterogeneity: τ² = 0.31; I² = 92.2%; Q = 152.23, df = 12, p < 0.001``."""
+    return (f"Heterogeneity: τ² = {fmt_num(r.tau2, _tau2_digits(r.tau2))}; "
+            f"I² = {fmt_num(r.i2, 1)}%; Q = {fmt_num(r.q, 2)}, df = {r.q_df}, "
+            f"{_p_text(r.q_pvalue)}")
+
+
+def overall_test_text(r: MetaResult) -> str:
+    """``Test for overall effect: z = −3.97, p < 0.001`` (t with df for knha)."""
+    stat = "z" if r.df is None or r.test == "z" else f"t({fmt_num(r.df, 0)})"
+    return typeset(f"Test for overall effect: {stat} = {fmt_num(r.stat, 2)}, {_p_text(r.pvalue)}")
+
+
+def subgroup_test_text(t: SubgroupTest) -> str:
+    return (f"Test for subgroup differences: Q = {fmt_num(t.q, 2)}, df = {t.df}, "
+            f"{_p_text(t.pvalue)}")
+
+
+def model_label(r: MetaResult) -> str:
+    """Row label of a pooled result, e.g. ``Random-effects model (REML, HKSJ)``."""
+    if r.method.upper() in ("FE", "EE", "CE"):
+        return "Common-effect model"
+    extra = {"knha": ", Hartung–Knapp", "adhoc": ", Hartung–Knapp (ad hoc)"}.get(r.test, "")
+    return f"Random-effects model ({r.method}{extra})"
+
+
+# --------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------
+
+_MARGIN = 0.2          # page margin, inches
+_GAP = 0.22            # gap between columns, inches
+_ROW_PAD = 0.09        # extra height per row beyond the text lines, inches
+_BOX_MIN_HALF = 0.025  # inches
+_DIAMOND_HH = 0.075    # inches
+
+
+def _row_ci(row: ForestRow, z: float) -> tuple[float, float]:
+    if row.ci is not None:
+        return float(row.ci[0]), float(row.ci[1])
+    if row.vi is None or not finite(row.vi) or row.vi < 0:
+        return (math.nan, math.nan)
+    se = math.sqrt(row.vi)
+    return row.yi - z * se, row.yi + z * se
+
+
+def _all_rows(spec: ForestSpec) -> list[ForestRow]:
+    out = list(spec.rows)
+    for b in spec.subgroups:
+        out.extend(b.rows)
+    return out
+
+
+def _results(spec: ForestSpec) -> list[MetaResult]:
+    out = [r for r in (spec.result, spec.common) if r is not None]
+    out += [b.result for b in spec.subgroups if b.result is not None]
+    return out
+
+
+def _axis(spec: ForestSpec, log: bool, z: float) -> Ticks:
+    rows = _all_rows(spec)
+    null = 0.0
+    pts = [null] + [r.yi for r in rows if finite(r.yi)]
+    cis = [_row_ci(r, z) for r in rows]
+    lows = [c[0] for c in cis if finite(c[0])]
+    highs = [c[1] for c in cis if finite(c[1])]
+    for res in _results(spec):
+        pts += [v for v in (res.estimate, res.ci_lower, res.ci_upper) if finite(v)]
+        if spec.show_pi and res is spec.result and finite(res.pi_lower) and finite(res.pi_upper):
+            lows.append(res.pi_lower)
+            highs.append(res.pi_upper)
+    req_lo, req_hi = min(pts), max(pts)
+    if spec.xlim is not None:
+        a, b = spec.xlim
+        if log:
+            if a <= 0 or b <= 0:
+                raise ValueError("xlim for a ratio measure must be positive (natural scale)")
+            a, b = math.log(a), math.log(b)
+        return choose_ticks(min(a, null), max(b, null), min(a, null), max(b, null), log)
+    # whiskers may widen the axis only up to one core width on each side;
+    # anything further is clipped and marked with an arrow
+    core_w = max(req_hi - req_lo, math.log(2) if log else abs(req_hi - req_lo) or 1.0)
+    des_lo = max(min(lows + [req_lo]), req_lo - core_w)
+    des_hi = min(max(highs + [req_hi]), req_hi + core_w)
+    return choose_ticks(req_lo, req_hi, des_lo, des_hi, log)
+
+
+def _box_half(weight: float | None, wmax: float, row_h: float) -> float:
+    """Half side: area proportional to weight, within [min, 0.34 row height]."""
+    hmax = 0.34 * row_h
+    if weight is None or not finite(weight) or wmax <= 0:
+        return _BOX_MIN_HALF * 1.6
+    return max(_BOX_MIN_HALF, hmax * math.sqrt(max(weight, 0.0) / wmax))
+
+
+def layout_forest(spec: ForestSpec) -> ForestLayout:
+    """Compute the full geometry of a forest plot without drawing it.
+
+    Parameters
+    ----------
+    spec : ForestSpec
+
+    Returns
+    -------
+    ForestLayout
+        Texts with measured extents, shapes and axis, in inches. Text never
+        overlaps: long labels wrap at ``spec.max_label_width`` and every
+        column is as wide as its widest measured cell.
+    """
+    log = is_ratio(spec.measure)
+    z = z_crit(spec.level)
+    fs = spec.font_size
+    small = fs - 1
+    lh = line_height(fs)
+    tr = math.exp if log else (lambda v: v)
+    nd = spec.digits
+    ncol = len(spec.columns)
+    for r in _all_rows(spec):
+        if len(r.cells) not in (0, ncol):
+            raise ValueError(f"row {r.label!r} has {len(r.cells)} cells for {ncol} columns")
+
+    def est_text(y, lo, hi):
+        return typeset(f"{fmt_num(tr(y), nd)} [{fmt_num(tr(lo), nd)}, {fmt_num(tr(hi), nd)}]")
+
+    def weight_text(w):
+        return "–" if w is None or not finite(w) else f"{fmt_num(w, 1)}%"
+
+    # ---- column widths (measured) -------------------------------------
+    pooled_labels = [model_label(r) for r in (spec.result, spec.common) if r is not None]
+    if spec.result is not None and spec.show_pi and finite(spec.result.pi_lower):
+        pooled_labels.append("Prediction interval")
+    if spec.subgroups:
+        pooled_labels.append("Subtotal")
+    label_texts = [r.label + r.marks for r in _all_rows(spec)]
+    need = max([text_width(s, fs) for s in label_texts] +
+               [text_width(s, fs, True) for s in pooled_labels] +
+               [text_width(spec.label_header, fs, True)] +
+               [text_width(b.name, fs, True) for b in spec.subgroups] + [0.5])
+    label_w = min(need, max(spec.max_label_width,
+                            max([text_width(s, fs, True) for s in pooled_labels] + [0.0])))
+
+    col_w = []
+    col_head: list[list[str]] = []
+    for j, h in enumerate(spec.columns):
+        cells = [r.cells[j] for r in _all_rows(spec) if r.cells]
+        cw = max([text_width(c, fs) for c in cells] + [0.3])
+        words = max(text_width(w, fs, True) for w in (h.split() or [""]))
+        cw = max(cw, words)
+        lines = wrap(h, cw, fs, True)
+        col_w.append(max([cw] + [text_width(s, fs, True) for s in lines]))
+        col_head.append(lines)
+
+    est_header = f"{spec.measure} [{pct(spec.level)} CI]"
+    est_cells = [est_text(r.yi, *_row_ci(r, z)) for r in _all_rows(spec)]
+    for res in _results(spec):
+        est_cells.append(est_text(res.estimate, res.ci_lower, res.ci_upper))
+    if spec.result is not None and finite(spec.result.pi_lower):
+        est_cells.append(typeset(f"[{fmt_num(tr(spec.result.pi_lower), nd)}, "
+                                 f"{fmt_num(tr(spec.result.pi_upper), nd)}]"))
+    est_w = max([text_width(s, fs) for s in est_cells] + [text_width(est_header, fs, True)])
+    w_cells = [weight_text(r.weight) for r in _all_rows(spec)] + ["100.0%"]
+    wt_w = max([text_width(s, fs) for s in w_cells] + [text_width("Weight", fs, True)])
+
+    x = _MARGIN
+    label_x = x
+    x += label_w + _GAP
+    col_x = []
+    for cw in col_w:
+        col_x.append(x + cw / 2)  # centred
+        x += cw + _GAP
+    panel_x0 = x
+    panel_x1 = panel_x0 + spec.plot_width
+    x = panel_x1 + _GAP
+    wt_x = x + wt_w  # right-aligned
+    x = wt_x + _GAP
+    est_x = x + est_w  # right-aligned
+    width = est_x + _MARGIN
+
+    # ---- axis --------------------------------------------------------
+    ticks = _axis(spec, log, z)
+    lo, hi = ticks.lo, ticks.hi
+
+    def xo(v: float) -> float:
+        return panel_x0 + (v - lo) / (hi - lo) * (panel_x1 - panel_x0)
+
+    def clipx(a: float, b: float):
+        return (max(xo(a), panel_x0), min(xo(b), panel_x1), a < lo - 1e-12, b > hi + 1e-12)
+
+    texts: list[TextItem] = []
+    boxes: list[Box] = []
+    whiskers: list[Whisker] = []
+    diamonds: list[Diamond] = []
+    pi_bars: list[Whisker] = []
+    bands: list[Band] = []
+    hlines: list[tuple[float, float, float]] = []
+    rows_out: list[Row] = []
+
+    # ---- title -------------------------------------------------------
+    y = _MARGIN
+    tsize = fs + 2
+    if spec.title:
+        for line in wrap(spec.title, width - 2 * _MARGIN, tsize, True):
+            y += line_height(tsize) / 2
+            texts.append(TextItem(_MARGIN, y, line, "left", tsize, True, role="title"))
+            y += line_height(tsize) / 2
+        y += 0.12
+
+    # ---- headers (bottom-aligned) -------------------------------------
+    nhead = max([1] + [len(h) for h in col_head])
+    head_bottom = y + nhead * lh
+    last = head_bottom - lh / 2
+    texts.append(TextItem(label_x, last, spec.label_header, "left", fs, True, role="header"))
+    for cx, lines in zip(col_x, col_head):
+        for i, s in enumerate(lines):
+            texts.append(TextItem(cx, last - (len(lines) - 1 - i) * lh, s, "center", fs, True,
+                                  role="header"))
+    texts.append(TextItem(wt_x, last, "Weight", "right", fs, True, role="header"))
+    texts.append(TextItem(est_x, last, est_header, "right", fs, True, role="header"))
+    y = head_bottom + 0.06
+    hlines.append((_MARGIN, width - _MARGIN, y))
+    y += 0.06
+    body_top = y
+    single_h = lh + _ROW_PAD
+    wmax = max([r.weight for r in _all_rows(spec) if r.weight is not None and finite(r.weight)]
+               + [0.0])
+
+    band_i = [0]
+
+    def study_row(r: ForestRow, group: str | None):
+        nonlocal y
+        lines = wrap(r.label + r.marks, label_w, fs)
+        h = len(lines) * lh + _ROW_PAD
+        yc = y + h / 2
+        if spec.banding and band_i[0] % 2 == 1:
+            bands.append(Band(y, y + h))
+        band_i[0] += 1
+        top = yc - (len(lines) - 1) * lh / 2
+        for i, s in enumerate(lines):
+            texts.append(TextItem(label_x, top + i * lh, s, "left", fs, role="label"))
+        for cx, c in zip(col_x, r.cells):
+            texts.append(TextItem(cx, yc, c, "center", fs, role="cell"))
+        texts.append(TextItem(wt_x, yc, weight_text(r.weight if r.pooled else None), "right", fs,
+                              role="weight"))
+        a, b = _row_ci(r, z)
+        if finite(a) and finite(b):
+            texts.append(TextItem(est_x, yc, est_text(r.yi, a, b), "right", fs, role="estimate"))
+            x0, x1, cl, cr = clipx(a, b)
+            if x1 > x0 or cl or cr:
+                whiskers.append(Whisker(x0, x1, yc, cl, cr))
+        if lo <= r.yi <= hi:
+            boxes.append(Box(xo(r.yi), yc, _box_half(r.weight if r.pooled else None, wmax,
+                                                     single_h), filled=r.pooled))
+        rows_out.append(Row("study", yc, r.label, group))
+        y += h
+
+    def pooled_row(res: MetaResult, label: str, kind: str, weight: str, bold: bool,
+                   filled: bool = True, group: str | None = None):
+        nonlocal y
+        lines = wrap(label, label_w, fs, bold)
+        h = len(lines) * lh + _ROW_PAD
+        yc = y + h / 2
+        top = yc - (len(lines) - 1) * lh / 2
+        for i, s in enumerate(lines):
+            texts.append(TextItem(label_x, top + i * lh, s, "left", fs, bold, role="label"))
+        if weight:
+            texts.append(TextItem(wt_x, yc, weight, "right", fs, bold, role="weight"))
+        texts.append(TextItem(est_x, yc, est_text(res.estimate, res.ci_lower, res.ci_upper),
+                              "right", fs, bold, role="estimate"))
+        x0, x1, cl, cr = clipx(res.ci_lower, res.ci_upper)
+        xc = min(max(xo(res.estimate), panel_x0), panel_x1)
+        diamonds.append(Diamond(x0, xc, x1, yc, _DIAMOND_HH, filled, cl, cr))
+        rows_out.append(Row(kind, yc, label, group))
+        y += h
+
+    def note_rows(s: str, group: str | None, maxw: float):
+        nonlocal y
+        for line in wrap(s, maxw, small):
+            h = line_height(small) + 0.03
+            texts.append(TextItem(label_x, y + h / 2, line, "left", small, color="#444444",
+                                  role="note"))
+            rows_out.append(Row("note", y + h / 2, line, group))
+            y += h
+
+    for r in spec.rows:
+        study_row(r, None)
+
+    left_space = panel_x0 - _GAP - label_x
+    for b in spec.subgroups:
+        if y > body_top + 1e-9:
+            y += 0.08
+        for s in wrap(b.name, label_w, fs, True):
+            h = lh + _ROW_PAD / 2
+            texts.append(TextItem(label_x, y + h / 2, s, "left", fs, True, role="subgroup"))
+            rows_out.append(Row("subgroup", y + h / 2, s, b.name))
+            y += h
+        band_i[0] = 0
+        for r in b.rows:
+            study_row(r, b.name)
+        if b.result is not None:
+            ws = [r.weight for r in b.rows if r.pooled and r.weight is not None]
+            wtxt = f"{fmt_num(sum(ws), 1)}%" if ws else ""
+            pooled_row(b.result, "Subtotal", "subtotal", wtxt, False, group=b.name)
+            if b.result.q_df > 0:  # no heterogeneity to report for a single study
+                note_rows(heterogeneity_text(b.result), b.name, left_space)
+    body_bottom = y
+
+    if spec.result is not None or spec.common is not None:
+        y += 0.06
+        hlines.append((_MARGIN, width - _MARGIN, y))
+        y += 0.06
+    if spec.result is not None:
+        pooled_row(spec.result, model_label(spec.result), "pooled", "100.0%", True)
+    if spec.common is not None:
+        pooled_row(spec.common, model_label(spec.common), "common", "", False, filled=False)
+    res = spec.result
+    if res is not None and spec.show_pi and finite(res.pi_lower) and finite(res.pi_upper):
+        h = lh + _ROW_PAD
+        yc = y + h / 2
+        texts.append(TextItem(label_x, yc, "Prediction interval", "left", fs, role="label"))
+        texts.append(TextItem(est_x, yc, typeset(f"[{fmt_num(tr(res.pi_lower), nd)}, "
+                                                 f"{fmt_num(tr(res.pi_upper), nd)}]"),
+                              "right", fs, role="estimate"))
+        x0, x1, cl, cr = clipx(res.pi_lower, res.pi_upper)
+        pi_bars.append(Whisker(x0, x1, yc, cl, cr))
+        rows_out.append(Row("pi", yc, "Prediction interval"))
+        y += h
+    del body_bottom
+
+    # ---- axis ------------------------------------------------------------
+    y += 0.05
+    axis_y = y
+    null_x = xo(0.0)
+    tick_x = tuple(xo(v) for v in ticks.values)
+    y += 0.06 + lh / 2  # tick marks + half a line
+    tick_items = [TextItem(tx, y, lab, "center", fs, role="tick")
+                  for tx, lab in zip(tick_x, ticks.labels)]
+    # thin tick labels if neighbours would touch (narrow panels)
+    keep = list(range(len(tick_items)))
+    step = 1
+    while any(tick_items[keep[i]].bbox[2] + 0.05 > tick_items[keep[i + 1]].bbox[0]
+              for i in range(len(keep) - 1)):
+        step += 1
+        null_i = min(range(len(ticks.values)), key=lambda i: abs(ticks.values[i]))
+        keep = [i for i in range(len(tick_items)) if (i - null_i) % step == 0]
+    texts.extend(tick_items[i] for i in keep)
+    y += lh / 2 + 0.04
+
+    # favours labels: abut the null, stay on the page, stack if they collide
+    fl, fr = spec.favours
+    if fl or fr:
+        left_t = f"← {fl}" if fl else ""
+        right_t = f"{fr} →" if fr else ""
+        wl, wr = text_width(left_t, small), text_width(right_t, small)
+        yc = y + lh / 2
+        lx = max(null_x - 0.08, _MARGIN + wl)
+        rx = min(null_x + 0.08, width - _MARGIN - wr)
+        if left_t and right_t and lx > rx - 0.06:
+            texts.append(TextItem(lx, yc, left_t, "right", small, color="#333333", role="favours"))
+            y += lh
+            texts.append(TextItem(rx, y + lh / 2, right_t, "left", small, color="#333333",
+                                  role="favours"))
+        else:
+            if left_t:
+                texts.append(TextItem(lx, yc, left_t, "right", small, color="#333333",
+                                      role="favours"))
+            if right_t:
+                texts.append(TextItem(rx, yc, right_t, "left", small, color="#333333",
+                                      role="favours"))
+        y += lh
+    axis_label = spec.axis_label
+    if axis_label is None:
+        name = MEASURE_NAMES.get(spec.measure.upper(), spec.measure)
+        axis_label = f"{name} (log scale)" if log else name
+    if axis_label:
+        texts.append(TextItem((panel_x0 + panel_x1) / 2, y + lh / 2, axis_label, "center", small,
+                              color="#333333", role="axis_label"))
+        y += lh
+    y += 0.1
+
+    # ---- notes under the plot, full width --------------------------------
+    full = width - 2 * _MARGIN
+    notes: list[str] = []
+    if res is not None:
+        notes += [heterogeneity_text(res), overall_test_text(res)]
+    if spec.subgroup_test is not None:
+        notes.append(subgroup_test_text(spec.subgroup_test))
+    for s in notes:
+        note_rows(s, None, full)
+    if spec.footnotes:
+        y += 0.06
+        for s in spec.footnotes:
+            for line in wrap(s, full, small - 0.5):
+                h = line_height(small - 0.5) + 0.02
+                texts.append(TextItem(_MARGIN, y + h / 2, line, "left", small - 0.5,
+                                      color="#444444", role="footnote"))
+                y += h
+    height = y + _MARGIN
+
+    return ForestLayout(
+        width=width, height=height, log=log, xlim=(lo, hi), ticks=ticks,
+        panel=(panel_x0, body_top, panel_x1, axis_y), null_x=null_x,
+        null_y=(body_top, axis_y), axis_y=axis_y, texts=tuple(texts), boxes=tuple(boxes),
+        whiskers=tuple(whiskers), diamonds=tuple(diamonds), pi_bars=tuple(pi_bars),
+        bands=tuple(bands), hlines=tuple(hlines), rows=tuple(rows_out), tick_x=tick_x,
+    )
+
+
+# --------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------
+
+INK = "#1a1a1a"
+BOX = "#24466e"       # dark blue: boxes and diamonds
+PI = "#8c8c8c"
+GUIDE = "#9e9e9e"     # null line
+BAND = "#f2f4f7"
+RULE = "#bdbdbd"
+
+
+def _arrow(ax, x, y, direction, size=0.055, color=INK):
+    from matplotlib.patches import Polygon
+
+    tip = x
+    base = x - direction * size
+    ax.add_patch(Polygon([(tip, y), (base, y - size * 0.55), (base, y + size * 0.55)],
+                         closed=True, facecolor=color, edgecolor="none", zorder=4))
+
+
+def render_forest(layout: ForestLayout, path=None, format: str | None = None,
+                  dpi: int = 200) -> bytes:
+    """Draw a :class:`ForestLayout` and return SVG or PNG bytes.
+
+    Parameters
+    ----------
+    layout : ForestLayout
+    path : str or os.PathLike, optional
+        Also write the bytes here.
+    format : {"svg", "png"}, optional
+        Default: from ``path``'s suffix, else "svg".
+    dpi : int
+        Raster resolution for PNG (dots per inch).
+
+    Returns
+    -------
+    bytes
+        Byte-identical for identical input (fixed hash salt, no dates).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Polygon, Rectangle
+
+    from ._text import font
+
+    if format is None:
+        format = str(path).rsplit(".", 1)[-1].lower() if path is not None and "." in str(path) \
+            else "svg"
+    fig = Figure(figsize=(layout.width, layout.height), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, layout.width)
+    ax.set_ylim(layout.height, 0)
+    ax.set_axis_off()
+    px0, py0, px1, py1 = layout.panel
+
+    for b in layout.bands:
+        ax.add_patch(Rectangle((0.12, b.y0), layout.width - 0.24, b.y1 - b.y0,
+                               facecolor=BAND, edgecolor="none", zorder=0))
+    for x0, x1, yy in layout.hlines:
+        ax.add_line(Line2D([x0, x1], [yy, yy], color=RULE, lw=0.8, zorder=1))
+    # null line: grey guide from the first row to the axis
+    ax.add_line(Line2D([layout.null_x] * 2, list(layout.null_y), color=GUIDE, lw=0.9, zorder=1))
+    # axis
+    ax.add_line(Line2D([px0, px1], [layout.axis_y] * 2, color=INK, lw=0.8, zorder=2))
+    for tx in layout.tick_x:
+        ax.add_line(Line2D([tx, tx], [layout.axis_y, layout.axis_y + 0.05], color=INK, lw=0.8))
+
+    for w in layout.whiskers:
+        ax.add_line(Line2D([w.x0, w.x1], [w.y, w.y], color=INK, lw=1.0, zorder=3,
+                           solid_capstyle="butt"))
+        if w.clip_left:
+            _arrow(ax, w.x0, w.y, -1)
+        if w.clip_right:
+            _arrow(ax, w.x1, w.y, +1)
+    for b in layout.boxes:
+        ax.add_patch(Rectangle((b.x - b.half, b.y - b.half), 2 * b.half, 2 * b.half,
+                               facecolor=BOX if b.filled else "white", edgecolor=BOX,
+                               lw=0.8 if not b.filled else 0.0, zorder=4))
+    for p in layout.pi_bars:
+        hh = 0.028
+        ax.add_patch(Rectangle((p.x0, p.y - hh), p.x1 - p.x0, 2 * hh, facecolor=PI,
+                               edgecolor="none", zorder=3))
+        if p.clip_left:
+            _arrow(ax, p.x0, p.y, -1, color=PI)
+        if p.clip_right:
+            _arrow(ax, p.x1, p.y, +1, color=PI)
+    for d in layout.diamonds:
+        ax.add_patch(Polygon([(d.xl, d.y), (d.xc, d.y - d.hh), (d.xr, d.y), (d.xc, d.y + d.hh)],
+                             closed=True, facecolor=BOX if d.filled else "white",
+                             edgecolor=BOX, lw=0.9, zorder=4))
+        if d.clip_left:
+            _arrow(ax, d.xl, d.y, -1)
+        if d.clip_right:
+            _arrow(ax, d.xr, d.y, +1)
+
+    for t in layout.texts:
+        ax.text(t.x, t.y, t.text, ha=t.ha, va="center_baseline", color=t.color,
+                fontproperties=font(t.size, t.bold, t.italic), parse_math=False, zorder=5)
+    return save_figure(fig, path, format, dpi)
+
+
+def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,
+                            cells: Sequence[Sequence[str]] | None = None,
+                            marks: Sequence[str] | None = None) -> tuple[ForestRow, ...]:
+    """Study rows from a pooled result's own ``yi``/``vi``/``weights`` (input order).
+
+    Parameters
+    ----------
+    labels : sequence of str, length k
+    result : MetaResult
+        Must carry ``yi``, ``vi`` and ``weights`` (as :func:`metaanalysis.pool` does).
+    cells, marks : optional per-row extra column values and footnote marks.
+    """
+    k = len(result.yi)
+    if len(labels) != k or len(result.vi) != k or len(result.weights) != k:
+        raise ValueError(f"need {k} labels, yi, vi and weights; got {len(labels)} labels")
+    return tuple(
+        ForestRow(label=labels[i], yi=float(result.yi[i]), vi=float(result.vi[i]),
+                  weight=float(result.weights[i]),
+                  cells=tuple(cells[i]) if cells is not None else (),
+                  marks=marks[i] if marks is not None else "")
+        for i in range(k))
