@@ -167,7 +167,7 @@ run <- function(code, env) {
   list(value = val, warnings = unique(gsub("\n", " ", warns)))
 }
 iterations_of <- function(method, test, level, init, env) {
-  if (!method %in% ITERATIVE) return(0L)
+  if (!method %in% ITERATIVE || nrow(env$dat) == 1) return(0L)  # k = 1: no estimation at all
   out <- capture.output(invisible(run(mkcall(method, test, level, init, verbose = TRUE), env)))
   m <- regmatches(out, regexpr("converged after [0-9]+ iterations", out))
   if (length(m) == 0) return(NA_integer_)
