@@ -40,7 +40,7 @@ def is_ratio(measure: str) -> bool:
                      f"{sorted(RATIO_MEASURES | LINEAR_MEASURES)}")
 
 
-def _ladder(mantissas, e_lo=-3, e_hi=3):
+def _ladder(mantissas, e_lo=-6, e_hi=6):
     vals = sorted({round(m * 10.0 ** e, 12) for e in range(e_lo, e_hi + 1) for m in mantissas})
     return np.log(np.array(vals))
 
@@ -149,7 +149,14 @@ def choose_ticks(req_lo: float, req_hi: float, des_lo: float, des_hi: float,
                     + 0.04 * ti + 0.02 * abs(n - 5)
                 if best is None or cost < best[0] - 1e-12:
                     best = (cost, tier[i:j + 1])
-    if best is None:  # extremely narrow or wide: fall back to evenly spaced
+    if best is None and log and req_hi - req_lo > 1:
+        # very wide: every n-th decade
+        a = math.floor(req_lo / math.log(10) + 1e-9)
+        b = math.ceil(req_hi / math.log(10) - 1e-9)
+        step = max(1, math.ceil((b - a) / (max_n - 1)))
+        a = step * math.floor(a / step)
+        best = (0.0, np.arange(a, b + step, step) * math.log(10))
+    if best is None:  # extremely narrow: fall back to evenly spaced
         vals = np.linspace(req_lo, req_hi, 5)
     else:
         vals = best[1]

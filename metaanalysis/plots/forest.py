@@ -485,8 +485,10 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     def xo(v: float) -> float:
         return panel_x0 + (v - lo) / (hi - lo) * (panel_x1 - panel_x0)
 
+    tol = 0.002 * (hi - lo)  # an overshoot this small is invisible: no arrow
+
     def clipx(a: float, b: float):
-        return (max(xo(a), panel_x0), min(xo(b), panel_x1), a < lo - 1e-12, b > hi + 1e-12)
+        return (max(xo(a), panel_x0), min(xo(b), panel_x1), a < lo - tol, b > hi + tol)
 
     texts: list[TextItem] = []
     boxes: list[Box] = []
@@ -811,7 +813,9 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
 
 def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,
                             cells: Sequence[Sequence[str]] | None = None,
-                            marks: Sequence[str] | None = None) -> tuple[ForestRow, ...]:
+                            marks: Sequence[str] | None = None,
+                            cis: Sequence[tuple[float, float] | None] | None = None,
+                            ) -> tuple[ForestRow, ...]:
     """Study rows from a pooled result's own ``yi``/``vi``/``weights`` (input order).
 
     Parameters
@@ -820,6 +824,9 @@ def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,
     result : MetaResult
         Must carry ``yi``, ``vi`` and ``weights`` (as :func:`metaanalysis.pool` does).
     cells, marks : optional per-row extra column values and footnote marks.
+    cis : optional per-row CI (analysis scale) to show as reported instead of
+        ``yi +/- z sqrt(vi)`` (a reported 0.64-1.01 is not symmetric around
+        a reported 0.80 on the log scale); None entries fall back to ``vi``.
     """
     k = len(result.yi)
     if len(labels) != k or len(result.vi) != k or len(result.weights) != k:
@@ -827,6 +834,7 @@ def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,
     return tuple(
         ForestRow(label=labels[i], yi=float(result.yi[i]), vi=float(result.vi[i]),
                   weight=float(result.weights[i]),
+                  ci=tuple(cis[i]) if cis is not None and cis[i] is not None else None,
                   cells=tuple(cells[i]) if cells is not None else (),
                   marks=marks[i] if marks is not None else "")
         for i in range(k))
