@@ -260,7 +260,8 @@ def _decode(raw: bytes, sink: _Sink, parsed: _Parsed) -> str | None:
         try:
             text = raw.decode("cp1252")
         except UnicodeDecodeError:
-            sink.error(line, 0, f"not UTF-8 text: byte 0x{raw[pos]:02X} at character {char} cannot be decoded "
+            col = raw.decode("latin-1").splitlines()[line - 1][: char - 1].count(",") + 1
+            sink.error(line, col, f"not UTF-8 text: byte 0x{raw[pos]:02X} at character {char} cannot be decoded "
                        "(nor as Windows-1252)", "save the file as 'CSV UTF-8'")
             return None
         parsed.cp1252_at = (line, char)
@@ -463,13 +464,16 @@ class _Checker:
                 hint = f"add a column named '{f.name}'" + ("" if f.required else " (may be left empty)")
             if f.required:
                 sink.error(hline, 0, f"required column '{f.name}' is missing", hint, f.name)
+            elif close:  # a misspelt optional column would silently drop its data
+                sink.error(hline, 0, f"column '{f.name}' is missing", hint, f.name)
             else:
                 sink.warning(hline, 0, f"optional column '{f.name}' is missing; treated as empty", hint, f.name)
         missing_names = [f.name for f in missing]
         for j, u in unknown:
             close = difflib.get_close_matches(_norm_header(u), missing_names, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else "not in trials/schema.json; it is ignored"
-            sink.warning(hline, j, f"unknown column '{u}' (ignored)", hint, u)
+            if close:
+                continue  # reported with the missing column, with this one as the hint
+            sink.warning(hline, j, f"unknown column '{u}' (ignored)", "not in trials/schema.json", u)
         return not any(f.required for f in missing) and not has_errors(sink.items)
 
     def _rows(self, data: list[tuple[int, list[str]]], width: int) -> None:
@@ -602,7 +606,7 @@ class _Checker:
         try:
             pv = ef.parse_p_value(s)
         except ValueError as e:
-            err(str(e), _PATTERN_HINTS["p_value"] + "; p must be in (0, 1]")
+            err(str(e), "" if "cannot read" in str(e) else "a p-value is in (0, 1]")
             return
         f = self.by_name["p_value"]
         if f.pattern and not re.fullmatch(f.pattern, s):
@@ -743,6 +747,8 @@ class _Checker:
             row = self.rows[r]
             if row.get("status") == "missing" or {"estimate", "ci_lower", "p_value"} & self.bad[r]:
                 continue
+            if not self.present(r, "estimate") and not self.present(r, "events_int"):
+                continue  # nothing extracted: the status rules speak for it
             reason = _not_poolable_reason(row, self.present, r)
             if reason:
                 self.at(r, "estimate", "warning", f"not poolable: {reason}",
@@ -929,10 +935,10 @@ def effects_table(registry: Registry) -> pd.DataFrame:
         "measure": df["measure"].astype(str).to_numpy(),
         "yi": yi,
         "vi": vi,
-        "se_source": pd.array(source, dtype=object),
+        "se_source": pd.Series(source, dtype=object),
         "derived": derived,
         "imprecise": imprecise,
-        "reason": pd.array(reason, dtype=object),
+        "reason": pd.Series(reason, dtype=object),
         "source_line": df["source_line"].to_numpy(),
     })
 
