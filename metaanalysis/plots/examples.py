@@ -8,9 +8,8 @@
   D-CARE and Scagliotti comes from a two-sided p-value (marked †).
 
 Pooled numbers for the denosumab example come from :func:`metaanalysis.pool`
-when it exists, otherwise from a DerSimonian-Laird stand-in (DerSimonian &
-Laird 1986, doi:10.1016/0197-2456(86)90046-2) that is only good enough to
-draw a picture. Run ``python -m metaanalysis.plots.examples OUTDIR`` to render.
+(REML), subgroups from :func:`metaanalysis.sensitivity.subgroups`, the funnel's
+Egger line from :func:`metaanalysis.sensitivity.egger`. Run ``python -m metaanalysis.plots.examples OUTDIR`` to render.
 """
 
 from __future__ import annotations
@@ -85,41 +84,9 @@ def bcg_spec() -> ForestSpec:
 
 
 def _pool(yi, vi, level=0.95) -> MetaResult:
-    """``metaanalysis.pool`` if present, else a DerSimonian-Laird stand-in."""
-    try:
-        from .. import pool  # type: ignore[attr-defined]
-        return pool(np.asarray(yi, float), np.asarray(vi, float), method="REML", level=level)
-    except (ImportError, AttributeError):
-        pass
-    from scipy import stats
+    from .. import pool
 
-    yi, vi = np.asarray(yi, float), np.asarray(vi, float)
-    k = len(yi)
-    w = 1 / vi
-    mu_fe = np.sum(w * yi) / w.sum()
-    q = float(np.sum(w * (yi - mu_fe) ** 2))
-    c = w.sum() - np.sum(w ** 2) / w.sum()
-    tau2 = max(0.0, (q - (k - 1)) / c) if k > 1 else 0.0
-    ws = 1 / (vi + tau2)
-    mu = float(np.sum(ws * yi) / ws.sum())
-    se = float(math.sqrt(1 / ws.sum()))
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    i2 = max(0.0, (q - (k - 1)) / q * 100) if q > 0 and k > 1 else 0.0
-    if k > 2:
-        t = stats.t.ppf(1 - (1 - level) / 2, k - 2)
-        pil, piu = mu - t * math.sqrt(tau2 + se ** 2), mu + t * math.sqrt(tau2 + se ** 2)
-    else:
-        pil = piu = None
-    return MetaResult(
-        k=k, method="DL", test="z", level=level, estimate=mu, se=se, stat=mu / se, df=None,
-        pvalue=float(2 * stats.norm.sf(abs(mu / se))), ci_lower=mu - z * se, ci_upper=mu + z * se,
-        tau2=tau2, tau2_se=None, tau2_ci_lower=None, tau2_ci_upper=None, tau=math.sqrt(tau2),
-        i2=i2, i2_ci_lower=None, i2_ci_upper=None, h2=100 / (100 - i2) if i2 < 100 else math.inf,
-        h2_ci_lower=None, h2_ci_upper=None, q=q, q_df=k - 1,
-        q_pvalue=float(stats.chi2.sf(q, k - 1)) if k > 1 else 1.0, pi_lower=pil, pi_upper=piu,
-        weights=tuple(float(x) for x in 100 * ws / ws.sum()), converged=True, iterations=0,
-        metafor_call="rma(yi, vi, method='DL')", yi=tuple(map(float, yi)),
-        vi=tuple(map(float, vi)))
+    return pool(np.asarray(yi, float), np.asarray(vi, float), method="REML", level=level)
 
 
 def _se_from_ci(lo, hi):
@@ -170,42 +137,26 @@ def denosumab_spec(subgroups: bool = False) -> ForestSpec:
         rows = forest_rows_from_result(labels, res, cells=cells, marks=marks, cis=cis)
         return ForestSpec(title="Denosumab and survival: randomised evidence", measure="HR",
                           rows=rows, columns=cols, result=res, footnotes=notes)
-    all_rows = forest_rows_from_result(labels, res, cells=cells, marks=marks, cis=cis)
-    blocks, ests, ses = [], [], []
-    for g in dict.fromkeys(groups):
-        idx = [i for i, gg in enumerate(groups) if gg == g]
-        sub = _pool(yi[idx], vi[idx])
-        blocks.append(SubgroupBlock(g, tuple(all_rows[i] for i in idx), sub))
-        ests.append(sub.estimate)
-        ses.append(sub.se)
-    from scipy import stats
+    from ..sensitivity import subgroups as run_subgroups
 
-    e, s = np.array(ests), np.array(ses)
-    w = 1 / s ** 2
-    qb = float(np.sum(w * (e - np.sum(w * e) / w.sum()) ** 2))
-    test = SubgroupTest(qb, len(blocks) - 1, float(stats.chi2.sf(qb, len(blocks) - 1)))
+    all_rows = forest_rows_from_result(labels, res, cells=cells, marks=marks, cis=cis)
+    sg = run_subgroups(yi, vi, groups, method="REML")
+    blocks = tuple(SubgroupBlock(g, tuple(all_rows[i] for i, gg in enumerate(groups) if gg == g),
+                                 sg.groups[g]) for g in sg.groups)
+    test = SubgroupTest(sg.q_between, sg.q_between_df, sg.q_between_pvalue)
     return ForestSpec(title="Denosumab and survival, by tumour type", measure="HR",
-                      columns=cols, result=res, subgroups=tuple(blocks), subgroup_test=test,
+                      columns=cols, result=res, subgroups=blocks, subgroup_test=test,
                       footnotes=notes)
 
 
-def _egger_classic(yi, vi) -> tuple[float, float]:
-    """Classic Egger fit ``yi/sei = b0 + b1/sei`` by OLS (Egger et al. 1997,
-    doi:10.1136/bmj.315.7109.629); illustration only, the real one lives in
-    :mod:`metaanalysis.sensitivity`."""
-    sei = np.sqrt(vi)
-    X = np.column_stack([np.ones_like(sei), 1 / sei])
-    (b0, b1), *_ = np.linalg.lstsq(X, yi / sei, rcond=None)
-    return float(b0), float(b1)
-
-
 def funnel_example() -> FunnelSpec:
+    from ..sensitivity import egger
+
     yi, vi = bcg_yi_vi()
-    b0, b1 = _egger_classic(yi, vi)
-    # funnel coordinates: yi = b1 + b0 * sei
+    e = egger(yi, vi, form="rma", method="REML")  # yi = intercept + slope * sei
     return FunnelSpec(yi=tuple(map(float, yi)), vi=tuple(map(float, vi)), measure="RR",
                       result=bcg_result(), title="BCG trials: contour-enhanced funnel plot",
-                      egger_intercept=b1, egger_slope=b0)
+                      egger_intercept=e["intercept"], egger_slope=e["slope"])
 
 
 def render_all(outdir: str | Path) -> list[Path]:

@@ -636,7 +636,7 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     null_x = xo(0.0)
     tick_x = tuple(xo(v) for v in ticks.values)
     y += 0.06 + lh / 2  # tick marks + half a line
-    tick_items = [TextItem(tx, y, lab, "center", fs, role="tick")
+    tick_items = [TextItem(tx, y, typeset(lab), "center", fs, role="tick")
                   for tx, lab in zip(tick_x, ticks.labels)]
     # thin tick labels if neighbours would touch (narrow panels)
     keep = list(range(len(tick_items)))

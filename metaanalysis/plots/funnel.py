@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..results import MetaResult, fmt_num
 from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
-from ._text import finite, save_figure, z_crit
+from ._text import finite, save_figure, typeset, z_crit
 
 
 def funnel_allowed(k: int, min_k: int = 10) -> tuple[bool, str]:
@@ -54,8 +54,10 @@ class FunnelSpec:
         Egger line in funnel coordinates, ``yi = egger_intercept +
         egger_slope * sei`` (metafor ``regtest(..., predictor="sei")``
         coefficients: the intercept is the limit estimate as SE -> 0, the slope
-        the asymmetry). From the classic Egger fit ``yi/sei = b0 + b1/sei``
-        pass ``egger_intercept=b1, egger_slope=b0``.
+        the asymmetry) -- i.e. ``e["intercept"]``, ``e["slope"]`` of
+        ``e = metaanalysis.sensitivity.egger(yi, vi)`` (either form). From the
+        classic Egger fit ``yi/sei = b0 + b1/sei`` pass
+        ``egger_intercept=b1, egger_slope=b0``.
     contours : tuple of float
         Significance levels of the shaded contours (two-sided p).
     level : float
@@ -223,7 +225,7 @@ def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
     ax.scatter(xs, ys, s=22, facecolor="#24466e", edgecolor="white", lw=0.6, zorder=3,
                clip_on=False)
     ax.set_xticks(layout.xticks.values)
-    ax.set_xticklabels(layout.xticks.labels, fontproperties=font(8.5))
+    ax.set_xticklabels([typeset(s) for s in layout.xticks.labels], fontproperties=font(8.5))
     ax.set_yticks(layout.yticks)
     ax.set_yticklabels(layout.ytick_labels, fontproperties=font(8.5))
     ax.minorticks_off()
