@@ -1,0 +1,864 @@
+"""The analysis plan (``trials/analyses.toml``): which registry rows are pooled, how, and why.
+
+The plan is an edge file like the registry: reviewers edit it, and every problem is
+reported at once as ``PATH:LINE:COLUMN: error|warning: message (hint)``.
+
+``load_plan(path, registry) -> Plan`` raises :class:`~metaanalysis.problems.ProblemError`
+with every problem when there is at least one error; ``validate_plan(path, registry)``
+returns the problems and never raises for data problems (``metaanalysis validate --plan``).
+
+Row selection of an ``[[analysis]]`` (in this order; the first rule that applies decides):
+
+1. ``exclude = [{row = ..., reason = ...}]`` removes a row (the reason is shown).
+2. ``include = [{row = ..., reason = ...}]`` takes a row even when it is unconfirmed,
+   ``use_for_pooling = "no"`` or outside the filters (the reason is shown).
+3. Rows of another ``measure`` are never pooled (they are listed with the reason).
+4. ``select.<column> = [...]`` filters on ``design``, ``comparator``, ``population``,
+   ``tumour_type``, ``setting``, ``trial_id`` (exact values, case-insensitive).
+5. Rows with ``status != "confirmed"`` or ``use_for_pooling = "no"`` are left out.
+
+The plan refuses (errors) an analysis that would pool two rows of one ``patient_set``
+(the same patients counted twice), one that mixes measures, and one left with no rows.
+A single row is shown as a single-study result without pooling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .problems import Problem, ProblemError, has_errors
+
+__all__ = [
+    "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
+    "load_plan", "validate_plan", "SENSITIVITY_OPTIONS", "SELECT_COLUMNS", "DEFAULT_SETTINGS",
+]
+
+#: Settings used when neither ``[defaults]`` nor the analysis sets them: REML for tau²,
+#: HKSJ (``test = "knha"``) for the CI of the mean, prediction interval shown -- Cochrane's
+#: random-effects methods endorsed in 2022 and implemented in RevMan in 2025
+#: (methods.cochrane.org/methods-cochrane/random-effects-meta-analysis-methods-intervention-reviews).
+DEFAULT_SETTINGS = {"method": "REML", "test": "knha", "pi": "metafor", "level": 0.95}
+
+SENSITIVITY_OPTIONS: dict[str, str] = {
+    "leave-one-out": "refit with each study left out in turn",
+    "cumulative": "cumulative meta-analysis by publication year",
+    "estimators": "every tau² estimator with z and HKSJ tests side by side",
+    "exclude-derived": "without studies whose SE was derived from a p-value",
+    "exclude-post-hoc": "without post hoc subgroup and observational results",
+    "exclude-unconfirmed": "without results whose numbers are unconfirmed",
+    "common-effect": "common-effect (fixed-effect) model",
+}
+#: Registry columns an analysis may filter on (``select.<column> = [values]``).
+SELECT_COLUMNS = ("design", "comparator", "population", "tumour_type", "setting", "trial_id")
+POOLABLE_MEASURES = ("HR", "OR", "RR", "RD", "MD", "SMD")
+_ALL_MEASURES = POOLABLE_MEASURES + ("PROP", "PVAL")
+_METHODS = ("REML", "DL", "ML", "PM", "EB", "HS", "SJ", "HE", "FE")
+_TESTS = ("z", "knha", "adhoc")
+_PIS = ("metafor", "riley")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_RESERVED_IDS = {"index", "results", "readme", "style"}
+
+_TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
+_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours")
+_ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
+                  "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
+                  "favours")
+_CHOICE_KEYS = ("row", "reason")
+_SWAP_KEYS = ("replace", "with", "reason")
+_NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
+_COMBINE_KEYS = ("label", "rows", "direction", "independent", "note")
+
+
+# --------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """Pooling settings of one analysis (``pool(..., method=, test=, level=, pi=)``)."""
+
+    method: str = "REML"
+    test: str = "knha"
+    pi: str = "metafor"
+    level: float = 0.95
+
+
+@dataclass(frozen=True)
+class RowChoice:
+    """A registry row and why the plan took it or left it out."""
+
+    row_id: str
+    reason: str
+    explicit: bool = False     # named in include/exclude (the reason is the reviewer's)
+
+
+@dataclass(frozen=True)
+class Swap:
+    """Sensitivity analysis: replace one report of a trial by another."""
+
+    replace: str
+    with_: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis of the plan, with its rows resolved against the registry."""
+
+    id: str
+    title: str
+    endpoint: str
+    measure: str
+    description: str
+    settings: Settings
+    rows: tuple[str, ...]                  # row ids to pool, in registry order
+    included: tuple[RowChoice, ...]        # explicit includes (subset of rows)
+    left_out: tuple[RowChoice, ...]        # rows of this endpoint not pooled, with why
+    missing: tuple[str, ...]               # status missing/unconfirmed rows of the question, not pooled
+    select: dict[str, tuple[str, ...]]
+    subgroup: tuple[str, ...]
+    sensitivity: tuple[str, ...]
+    swaps: tuple[Swap, ...]
+    favours: tuple[str, str]
+    line: int
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A p-value combination (Fisher and Stouffer) over independent non-poolable results."""
+
+    label: str
+    rows: tuple[str, ...]
+    direction: str
+    independent: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Narrative:
+    """Evidence shown but not pooled, with the reason; optional p-value combinations."""
+
+    id: str
+    title: str
+    rows: tuple[str, ...]
+    reason: str
+    text: str
+    combine: tuple[Combination, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked analysis plan.
+
+    Attributes
+    ----------
+    path : str
+    sha256 : str
+        SHA-256 of the plan file's bytes (hex).
+    title, description : str
+    defaults : Settings
+    analyses : tuple of Analysis
+    narratives : tuple of Narrative
+    problems : tuple of Problem
+        Warnings only (a Plan never holds errors).
+    """
+
+    path: str
+    sha256: str
+    title: str
+    description: str
+    defaults: Settings
+    analyses: tuple[Analysis, ...]
+    narratives: tuple[Narrative, ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------------------
+# Locating keys in the TOML text (tomllib gives values, not positions)
+# --------------------------------------------------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*(\[\[|\[)\s*([^\]\[#]+?)\s*(\]\]|\])\s*(?:#.*)?$")
+_KEY_RE = re.compile(r"^(\s*)((?:[A-Za-z0-9_-]+|\"[^\"]*\")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"))*)\s*=")
+
+
+def _split_dotted(s: str) -> list[str]:
+    return [p.strip().strip('"') for p in s.split(".")]
+
+
+class _Locator:
+    """Map TOML paths such as ``("analysis", 2, "select", "design")`` to (line, column)."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.pos: dict[tuple, tuple[int, int]] = {}
+        self.blocks: dict[tuple, tuple[int, int]] = {}   # ("analysis", i) -> (first, last) line
+        counts: dict[tuple, int] = {}
+        cur: tuple = ()
+        top_starts: list[tuple[tuple, int]] = []
+        in_multiline = False
+        for n, raw in enumerate(self.lines, start=1):
+            # skip the inside of multi-line strings (description = """ ... """)
+            if in_multiline:
+                if raw.count('"""') % 2 == 1:
+                    in_multiline = False
+                continue
+            if raw.count('"""') % 2 == 1:
+                in_multiline = True
+            m = _HEADER_RE.match(raw)
+            if m and not raw.lstrip().startswith("#"):
+                parts = _split_dotted(m.group(2))
+                is_array = m.group(1) == "[["
+                path: list = []
+                # resolve each prefix to the latest index of an array of tables
+                for j, p in enumerate(parts):
+                    path.append(p)
+                    key = tuple(path)
+                    last = j == len(parts) - 1
+                    if last and is_array:
+                        counts[key] = counts.get(key, -1) + 1
+                        path.append(counts[key])
+                    elif key in counts:
+                        path.append(counts[key])
+                cur = tuple(path)
+                col = raw.index("[") + 1
+                self.pos.setdefault(cur, (n, col))
+                if len(parts) == 1:
+                    top_starts.append((cur, n))
+                continue
+            km = _KEY_RE.match(raw)
+            if km and not raw.lstrip().startswith("#"):
+                keys = _split_dotted(km.group(2))
+                col = len(km.group(1)) + 1
+                for j in range(1, len(keys) + 1):
+                    self.pos.setdefault(cur + tuple(keys[:j]), (n, col))
+        for i, (p, start) in enumerate(top_starts):
+            end = top_starts[i + 1][1] - 1 if i + 1 < len(top_starts) else len(self.lines)
+            self.blocks[p] = (start, end)
+
+    def at(self, *path) -> tuple[int, int]:
+        """Position of the key at ``path``, else of its nearest located parent, else (1, 0)."""
+        p = tuple(path)
+        while p:
+            if p in self.pos:
+                return self.pos[p]
+            p = p[:-1]
+        return (1, 0)
+
+    def find(self, block: tuple, needle: str, after: tuple | None = None) -> tuple[int, int]:
+        """First occurrence of ``needle`` (e.g. a quoted row id) inside a top-level block."""
+        first, last = self.blocks.get(block, (1, len(self.lines)))
+        if after is not None and after in self.pos:
+            first = max(first, self.pos[after][0])
+        for n in range(first, last + 1):
+            line = self.lines[n - 1]
+            c = line.find(needle)
+            if c >= 0 and not line.lstrip().startswith("#"):
+                return n, c + 1
+        return self.at(*block) if after is None else self.at(*after)
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    opts = list(options)
+    low = {o.lower(): o for o in opts}
+    if word.lower() in low:
+        return f"did you mean {low[word.lower()]!r}?"
+    close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(word.lower(), list(low), n=1, cutoff=0.6)
+        close = [low[c] for c in close]
+    if close:
+        return f"did you mean {close[0]!r}?"
+    shown = ", ".join(opts[:12]) + (", ..." if len(opts) > 12 else "")
+    return f"expected one of: {shown}"
+
+
+def _s(v: Any) -> str:
+    """Registry cell -> stripped string ('' for missing)."""
+    if v is None:
+        return ""
+    try:
+        if v != v:  # NaN / pd.NA raise or are unequal
+            return ""
+    except (TypeError, ValueError):
+        return ""
+    return str(v).strip()
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+class _Checker:
+    def __init__(self, path: str, text: str, registry):
+        self.path = path
+        self.loc = _Locator(text)
+        self.problems: list[Problem] = []
+        self.reg = registry
+        df = registry.df
+        self.df = df
+        self.rows: dict[str, dict[str, str]] = {}
+        self.order: dict[str, int] = {}
+        for i, rec in enumerate(df.to_dict("records")):
+            rid = _s(rec.get("row_id"))
+            self.rows[rid] = {k: _s(v) for k, v in rec.items()}
+            self.order[rid] = i
+        self.columns = [c for c in df.columns if c != "source_line"]
+        self.endpoints = self._schema_enum("endpoint") or sorted({r["endpoint"] for r in self.rows.values()})
+
+    def _schema_enum(self, name: str) -> list[str]:
+        try:
+            from .registry import load_schema
+
+            for f in load_schema():
+                if f.name == name and f.enum:
+                    return list(f.enum)
+        except Exception:  # schema unavailable: fall back to the registry's values
+            return []
+        return []
+
+    # -- problem helpers -----------------------------------------------------------------
+    def err(self, where: tuple[int, int], msg: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, where[0], where[1], "error", msg, hint))
+
+    def warn(self, where: tuple[int, int], msg: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, where[0], where[1], "warning", msg, hint))
+
+    def keys(self, table: dict, allowed: tuple[str, ...], path: tuple, what: str) -> None:
+        for k in table:
+            if k not in allowed:
+                self.err(self.loc.at(*path, k), f"unknown key {k!r} in {what}", _suggest(k, allowed))
+
+    def string(self, table: dict, key: str, path: tuple, what: str, required=True) -> str | None:
+        if key not in table:
+            if required:
+                self.err(self.loc.at(*path), f"{what} has no {key!r}", f"add {key} = \"...\"")
+            return None
+        v = table[key]
+        if not isinstance(v, str) or not v.strip():
+            self.err(self.loc.at(*path, key), f"{key!r} must be a non-empty string, got {v!r}")
+            return None
+        return v.strip()
+
+    def strings(self, table: dict, key: str, path: tuple, *, allow_single=True) -> list[str] | None:
+        if key not in table:
+            return None
+        v = table[key]
+        if isinstance(v, str) and allow_single:
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            self.err(self.loc.at(*path, key), f"{key!r} must be a list of non-empty strings, got {v!r}",
+                     f'e.g. {key} = ["..."]')
+            return None
+        return [x.strip() for x in v]
+
+    # -- settings ------------------------------------------------------------------------
+    def settings(self, table: dict, path: tuple, base: dict) -> dict:
+        out = dict(base)
+        for key, options in (("method", _METHODS), ("test", _TESTS), ("pi", _PIS)):
+            if key in table:
+                v = table[key]
+                if isinstance(v, str) and v in options:
+                    out[key] = v
+                else:
+                    self.err(self.loc.at(*path, key), f"{key} = {v!r} is not supported",
+                             _suggest(str(v), options))
+        if "level" in table:
+            v = table["level"]
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            lv = float(v) / 100 if ok and v > 1 else (float(v) if ok else 0.0)
+            if ok and 0.5 <= lv < 1:
+                out["level"] = lv
+            else:
+                self.err(self.loc.at(*path, "level"), f"level = {v!r} must be a confidence level",
+                         "e.g. level = 0.95 (or 95)")
+        return out
+
+    def sensitivity(self, table: dict, path: tuple, base: tuple[str, ...]) -> tuple[str, ...]:
+        vals = self.strings(table, "sensitivity", path)
+        if vals is None:
+            return base
+        out = []
+        for v in vals:
+            if v not in SENSITIVITY_OPTIONS:
+                self.err(self.loc.find(path[:2], f'"{v}"', path + ("sensitivity",)),
+                         f"unknown sensitivity option {v!r}", _suggest(v, SENSITIVITY_OPTIONS))
+            elif v not in out:
+                out.append(v)
+        return tuple(out)
+
+    def favours(self, table: dict, path: tuple, base: tuple[str, str]) -> tuple[str, str]:
+        if "favours" not in table:
+            return base
+        v = table["favours"]
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) and x.strip() for x in v):
+            return (v[0].strip(), v[1].strip())
+        self.err(self.loc.at(*path, "favours"), f"favours must be two strings, got {v!r}",
+                 'e.g. favours = ["denosumab", "placebo"]')
+        return base
+
+    # -- rows ----------------------------------------------------------------------------
+    def row_ref(self, rid: Any, where: tuple[int, int]) -> str | None:
+        if not isinstance(rid, str) or not rid.strip():
+            self.err(where, f"row must be a registry row_id string, got {rid!r}")
+            return None
+        rid = rid.strip()
+        if rid not in self.rows:
+            self.err(where, f"unknown registry row {rid!r}", _suggest(rid, self.rows))
+            return None
+        return rid
+
+    def choices(self, table: dict, key: str, path: tuple) -> list[tuple[str, str, tuple[int, int]]]:
+        if key not in table:
+            return []
+        items = table[key]
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list):
+            self.err(self.loc.at(*path, key), f"{key} must be a list of {{row = \"...\", reason = \"...\"}}")
+            return []
+        out = []
+        for j, it in enumerate(items):
+            ipath = path + (key, j)
+            if isinstance(it, str):
+                where = self.loc.find(path[:2], f'"{it}"', path + (key,))
+                self.err(where, f"{key} entry {it!r} has no reason",
+                         f'write {{row = "{it}", reason = "why"}}: every {key} needs a reason')
+                continue
+            if not isinstance(it, dict):
+                self.err(self.loc.at(*path, key), f"{key} entries must be tables {{row, reason}}, got {it!r}")
+                continue
+            rid = it.get("row")
+            where = self.loc.find(path[:2], f'"{rid}"', path + (key,)) if isinstance(rid, str) \
+                else self.loc.at(*ipath)
+            if ipath in self.loc.pos and isinstance(rid, str):
+                where = self.loc.at(*ipath, "row")
+            for k in it:
+                if k not in _CHOICE_KEYS:
+                    self.err(where, f"unknown key {k!r} in {key} entry", _suggest(k, _CHOICE_KEYS))
+            if "row" not in it:
+                self.err(where, f"{key} entry without 'row'", 'write {row = "ROW-ID", reason = "why"}')
+                continue
+            rid = self.row_ref(rid, where)
+            reason = it.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                self.err(where, f"{key} of {it.get('row')!r} has no reason",
+                         f"every {key} needs a reason a reviewer can read")
+                continue
+            if rid is not None:
+                out.append((rid, reason.strip(), where))
+        return out
+
+    # -- one analysis --------------------------------------------------------------------
+    def analysis(self, i: int, t: dict, defaults: dict, dsens: tuple, dfav: tuple, seen: dict):
+        path = ("analysis", i)
+        here = self.loc.at(*path)
+        if not isinstance(t, dict):
+            self.err(here, "[[analysis]] must be a table")
+            return None
+        self.keys(t, _ANALYSIS_KEYS, path, "[[analysis]]")
+        aid = self.string(t, "id", path, f"analysis #{i + 1}")
+        if aid is not None:
+            if not _SLUG.match(aid) or aid in _RESERVED_IDS:
+                self.err(self.loc.at(*path, "id"), f"id {aid!r} is not a usable file name",
+                         "lower-case letters, digits and '-', e.g. \"os-placebo\" (not index/results)")
+            elif aid in seen:
+                self.err(self.loc.at(*path, "id"), f"duplicate id {aid!r} (also on line {seen[aid]})",
+                         "ids name the report files and must be unique")
+            else:
+                seen[aid] = here[0]
+        name = aid or f"analysis #{i + 1}"
+        title = self.string(t, "title", path, name)
+        endpoint = self.string(t, "endpoint", path, name)
+        measure = self.string(t, "measure", path, name)
+        desc = t.get("description", "")
+        if not isinstance(desc, str):
+            self.err(self.loc.at(*path, "description"), "description must be a string")
+            desc = ""
+        if endpoint is not None and endpoint not in self.endpoints:
+            self.err(self.loc.at(*path, "endpoint"), f"unknown endpoint code {endpoint!r}",
+                     _suggest(endpoint, self.endpoints))
+            endpoint = None
+        if measure is not None:
+            if measure not in _ALL_MEASURES:
+                self.err(self.loc.at(*path, "measure"), f"unknown measure {measure!r}",
+                         _suggest(measure, POOLABLE_MEASURES))
+                measure = None
+            elif measure not in POOLABLE_MEASURES:
+                self.err(self.loc.at(*path, "measure"),
+                         f"measure {measure!r} cannot be pooled (no comparative effect with an SE)",
+                         "show such rows in a [[narrative]] section instead")
+                measure = None
+        settings = self.settings(t, path, defaults)
+        sens = self.sensitivity(t, path, dsens)
+        fav = self.favours(t, path, dfav)
+
+        select: dict[str, tuple[str, ...]] = {}
+        if "select" in t:
+            sel = t["select"]
+            if not isinstance(sel, dict):
+                self.err(self.loc.at(*path, "select"), "select must be a table of column = [values]",
+                         'e.g. select.design = ["RCT"]')
+            else:
+                for col, vals in sel.items():
+                    if col not in SELECT_COLUMNS:
+                        self.err(self.loc.at(*path, "select", col), f"cannot select on {col!r}",
+                                 _suggest(col, SELECT_COLUMNS))
+                        continue
+                    vs = self.strings(sel, col, path + ("select",))
+                    if vs is None:
+                        continue
+                    known = sorted({r[col] for r in self.rows.values() if r.get(col)})
+                    knorm = {_norm(k) for k in known}
+                    for v in vs:
+                        if _norm(v) not in knorm:
+                            self.err(self.loc.find(path, f'"{v}"', path + ("select", col)),
+                                     f"select.{col}: no registry row has {col} = {v!r}",
+                                     _suggest(v, known))
+                    select[col] = tuple(vs)
+
+        subgroup: tuple[str, ...] = ()
+        sg = self.strings(t, "subgroup", path)
+        if sg is not None:
+            good = []
+            for c in sg:
+                if c not in self.columns:
+                    self.err(self.loc.find(path, f'"{c}"', path + ("subgroup",)),
+                             f"subgroup {c!r} is not a registry column", _suggest(c, self.columns))
+                else:
+                    good.append(c)
+            subgroup = tuple(good)
+
+        includes = self.choices(t, "include", path)
+        excludes = self.choices(t, "exclude", path)
+        inc_ids = {r for r, _, _ in includes}
+        exc_ids = {r for r, _, _ in excludes}
+        for rid, _, where in includes:
+            if rid in exc_ids:
+                self.err(where, f"row {rid!r} is both included and excluded", "keep one of the two")
+
+        if endpoint is None or measure is None:
+            return None
+        # explicit includes must fit the question: same endpoint and measure, with numbers
+        ok_includes = []
+        for rid, reason, where in includes:
+            r = self.rows[rid]
+            if r["endpoint"] != endpoint:
+                self.err(where, f"include {rid!r}: its endpoint is {r['endpoint']}, the analysis is {endpoint}",
+                         "an analysis pools one endpoint")
+            elif r["measure"] != measure:
+                self.err(where, f"include {rid!r} would mix measures: {r['measure']} in an analysis of {measure}",
+                         "pool one measure per analysis; convert in the registry or use another analysis")
+            elif r["status"] == "missing":
+                self.err(where, f"include {rid!r}: the row has status 'missing' (no numbers to pool)",
+                         "extract the result into the registry first")
+            else:
+                ok_includes.append((rid, reason, where))
+        for rid, reason, where in excludes:
+            if self.rows[rid]["endpoint"] != endpoint:
+                self.warn(where, f"exclude {rid!r} has no effect: its endpoint is {self.rows[rid]['endpoint']}")
+
+        inc_map = {rid: (reason, where) for rid, reason, where in ok_includes}
+        exc_map = {rid: reason for rid, reason, _ in excludes}
+        rows: list[str] = []
+        left: list[RowChoice] = []
+        missing: list[str] = []
+        for rid, r in self.rows.items():
+            if r["endpoint"] != endpoint:
+                continue
+            if rid in exc_map:
+                left.append(RowChoice(rid, f"excluded by the plan: {exc_map[rid]}", True))
+                continue
+            if rid in inc_map:
+                rows.append(rid)
+                continue
+            if r["measure"] != measure:
+                left.append(RowChoice(rid, f"measure {r['measure']}: not poolable with {measure}"))
+                continue
+            failed = [c for c, vs in select.items() if _norm(r.get(c, "")) not in {_norm(v) for v in vs}]
+            if failed:
+                c = failed[0]
+                left.append(RowChoice(rid, f"outside the question: {c} is {r.get(c, '')!r}"))
+                continue
+            if r["status"] != "confirmed":
+                why = ("result not extracted (status missing)" if r["status"] == "missing"
+                       else "numbers unconfirmed (status unconfirmed); include it with a reason to pool it")
+                left.append(RowChoice(rid, why))
+                if r["use_for_pooling"] == "yes":
+                    missing.append(rid)
+                continue
+            if r["use_for_pooling"] != "yes":
+                left.append(RowChoice(rid, "use_for_pooling = no (another report or a subgroup of this trial)"))
+                continue
+            rows.append(rid)
+
+        # the same patients may enter an analysis once
+        by_set: dict[str, list[str]] = {}
+        for rid in rows:
+            by_set.setdefault(self.rows[rid]["patient_set"], []).append(rid)
+        for ps, rids in by_set.items():
+            if len(rids) > 1:
+                explicit = [r for r in rids if r in inc_map]
+                where = inc_map[explicit[-1]][1] if explicit else self.loc.at(*path, "endpoint")
+                self.err(where,
+                         f"analysis {name!r} would pool {len(rids)} rows of patient_set {ps!r} "
+                         f"({', '.join(rids)}): the same patients would count twice",
+                         "keep one: exclude the others with a reason (or use swap for a sensitivity analysis)")
+        if not rows:
+            self.err(self.loc.at(*path, "endpoint"),
+                     f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
+                     "check select/exclude, or include a row with a reason")
+
+        swaps = []
+        sw = t.get("swap", [])
+        if isinstance(sw, dict):
+            sw = [sw]
+        if not isinstance(sw, list):
+            self.err(self.loc.at(*path, "swap"), "swap must be a list of {replace, with, reason}")
+            sw = []
+        for j, it in enumerate(sw):
+            where = self.loc.at(*path, "swap")
+            if not isinstance(it, dict):
+                self.err(where, f"swap entries must be tables {{replace, with, reason}}, got {it!r}")
+                continue
+            if isinstance(it.get("replace"), str):
+                where = self.loc.find(path, f'"{it["replace"]}"', path + ("swap",))
+            for k in it:
+                if k not in _SWAP_KEYS:
+                    self.err(where, f"unknown key {k!r} in swap entry", _suggest(k, _SWAP_KEYS))
+            a = self.row_ref(it.get("replace"), where)
+            b = self.row_ref(it.get("with"), where)
+            reason = it.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                self.err(where, "swap entry has no reason", "say why the other report is a sensible alternative")
+                continue
+            if a is None or b is None:
+                continue
+            if a not in rows:
+                self.err(where, f"swap: {a!r} is not among the pooled rows of {name!r}",
+                         f"pooled rows: {', '.join(rows)}")
+                continue
+            rb = self.rows[b]
+            if rb["endpoint"] != endpoint or rb["measure"] != measure:
+                self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
+                continue
+            if rb["patient_set"] != self.rows[a]["patient_set"]:
+                self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
+                         "swap replaces one report of a trial by another report of the same trial")
+                continue
+            if rb["status"] == "missing":
+                self.err(where, f"swap: {b!r} has status 'missing'")
+                continue
+            swaps.append(Swap(a, b, reason.strip()))
+
+        return Analysis(
+            id=aid or "", title=title or "", endpoint=endpoint, measure=measure, description=desc.strip(),
+            settings=Settings(**settings), rows=tuple(rows),
+            included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
+            left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
+            sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
+        )
+
+    # -- narrative -----------------------------------------------------------------------
+    def narrative(self, i: int, t: dict, seen: dict):
+        path = ("narrative", i)
+        here = self.loc.at(*path)
+        if not isinstance(t, dict):
+            self.err(here, "[[narrative]] must be a table")
+            return None
+        self.keys(t, _NARRATIVE_KEYS, path, "[[narrative]]")
+        nid = self.string(t, "id", path, f"narrative #{i + 1}")
+        if nid is not None:
+            if not _SLUG.match(nid) or nid in _RESERVED_IDS:
+                self.err(self.loc.at(*path, "id"), f"id {nid!r} is not a usable file name",
+                         "lower-case letters, digits and '-' (not index/results)")
+            elif nid in seen:
+                self.err(self.loc.at(*path, "id"), f"duplicate id {nid!r} (also on line {seen[nid]})")
+            else:
+                seen[nid] = here[0]
+        title = self.string(t, "title", path, nid or f"narrative #{i + 1}")
+        reason = self.string(t, "reason", path, nid or f"narrative #{i + 1}")
+        text = t.get("text", "")
+        if not isinstance(text, str):
+            self.err(self.loc.at(*path, "text"), "text must be a string")
+            text = ""
+        rows = []
+        for rid in self.strings(t, "rows", path) or []:
+            ok = self.row_ref(rid, self.loc.find(path, f'"{rid}"', path + ("rows",)))
+            if ok and ok not in rows:
+                rows.append(ok)
+        if "rows" not in t:
+            self.err(here, f"narrative {nid!r} has no 'rows'", 'rows = ["ROW-ID", ...]')
+        combos = []
+        cl = t.get("combine", [])
+        if isinstance(cl, dict):
+            cl = [cl]
+        if not isinstance(cl, list):
+            self.err(self.loc.at(*path, "combine"), "combine must be a list of tables")
+            cl = []
+        for j, c in enumerate(cl):
+            cpath = path + ("combine", j)
+            cwhere = self.loc.at(*cpath)
+            if not isinstance(c, dict):
+                self.err(cwhere, "combine entries must be tables")
+                continue
+            self.keys(c, _COMBINE_KEYS, cpath, "[[narrative.combine]]")
+            label = self.string(c, "label", cpath, "combine entry")
+            direction = self.string(c, "direction", cpath, "combine entry")
+            crow = []
+            for rid in self.strings(c, "rows", cpath) or []:
+                ok = self.row_ref(rid, self.loc.find(path, f'"{rid}"', cpath + ("rows",)))
+                if ok:
+                    crow.append(ok)
+            rwhere = self.loc.at(*cpath, "rows")
+            if len(crow) < 2:
+                self.err(rwhere, "a p-value combination needs at least two results")
+                continue
+            eps = {self.rows[r]["endpoint"] for r in crow}
+            if len(eps) > 1:
+                self.err(rwhere, f"combined results must share one endpoint, got {', '.join(sorted(eps))}")
+            nop = [r for r in crow if not self.rows[r]["p_value"]]
+            if nop:
+                self.err(rwhere, f"no p-value in the registry for {', '.join(nop)}")
+            bad = [r for r in crow if self.rows[r]["p_value"].startswith(">")]
+            if bad:
+                self.err(rwhere, f"p-value of {', '.join(bad)} is a lower bound: it cannot be combined")
+            sets = [self.rows[r]["patient_set"] for r in crow]
+            indep = c.get("independent")
+            if len(set(sets)) < len(sets) and not (isinstance(indep, str) and indep.strip()):
+                self.err(rwhere, "results of one patient_set are combined as if independent",
+                         'state why they are disjoint patients: independent = "..."')
+            note = c.get("note", "")
+            if label and direction:
+                combos.append(Combination(label, tuple(crow), direction,
+                                          indep.strip() if isinstance(indep, str) else "",
+                                          note.strip() if isinstance(note, str) else ""))
+        return Narrative(id=nid or "", title=title or "", rows=tuple(rows), reason=reason or "",
+                         text=text.strip(), combine=tuple(combos), line=here[0])
+
+    # -- whole file ----------------------------------------------------------------------
+    def run(self, doc: dict):
+        self.keys(doc, _TOP_KEYS, (), "the plan")
+        d = doc.get("defaults", {})
+        if not isinstance(d, dict):
+            self.err(self.loc.at("defaults"), "[defaults] must be a table")
+            d = {}
+        self.keys(d, _DEFAULT_KEYS, ("defaults",), "[defaults]")
+        defaults = self.settings(d, ("defaults",), DEFAULT_SETTINGS)
+        dsens = self.sensitivity(d, ("defaults",), tuple(SENSITIVITY_OPTIONS)[:5])
+        dfav = self.favours(d, ("defaults",), ("denosumab", "control"))
+        seen: dict[str, int] = {}
+        analyses, narratives = [], []
+        al = doc.get("analysis", [])
+        if not isinstance(al, list):
+            self.err(self.loc.at("analysis"), "use [[analysis]] (an array of tables)")
+            al = []
+        for i, t in enumerate(al):
+            a = self.analysis(i, t, defaults, dsens, dfav, seen)
+            if a is not None:
+                analyses.append(a)
+        nl = doc.get("narrative", [])
+        if not isinstance(nl, list):
+            self.err(self.loc.at("narrative"), "use [[narrative]] (an array of tables)")
+            nl = []
+        for i, t in enumerate(nl):
+            n = self.narrative(i, t, seen)
+            if n is not None:
+                narratives.append(n)
+        if not al and not nl:
+            self.err((1, 0), "the plan has no [[analysis]] and no [[narrative]]")
+        title = doc.get("title", "Evidence reports")
+        desc = doc.get("description", "")
+        return (str(title) if isinstance(title, str) else "Evidence reports",
+                str(desc) if isinstance(desc, str) else "", Settings(**defaults),
+                tuple(analyses), tuple(narratives))
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _read(path: str | Path) -> tuple[bytes | None, list[Problem]]:
+    shown = str(path)
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return None, [Problem(shown, 0, 0, "error", "is a directory, not a plan file",
+                                  "give the path of the .toml file")]
+        return p.read_bytes(), []
+    except FileNotFoundError:
+        return None, [Problem(shown, 0, 0, "error", "no such file",
+                              "check the path (default: trials/analyses.toml)")]
+    except OSError as e:
+        return None, [Problem(shown, 0, 0, "error", f"cannot read the file: {e.strerror or e}")]
+
+
+def _check(path: str | Path, registry) -> tuple[list[Problem], tuple | None, str]:
+    shown = str(path)
+    raw, probs = _read(path)
+    if raw is None:
+        return probs, None, ""
+    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        return [Problem(shown, line, col, "error", "the plan is not UTF-8 text",
+                        "save it as UTF-8")], None, sha
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _TOML_POS.search(msg)
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 0)
+        msg = _TOML_POS.sub("", msg).strip()
+        return [Problem(shown, line, col, "error", f"TOML syntax: {msg}",
+                        "see https://toml.io; strings need double quotes, tables [name]")], None, sha
+    chk = _Checker(shown, text, registry)
+    out = chk.run(doc)
+    return sorted(chk.problems), out, sha
+
+
+def validate_plan(path: str | Path, registry) -> list[Problem]:
+    """Every problem of the plan against a loaded registry; never raises for data problems.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML plan.
+    registry : metaanalysis.registry.Registry
+        A checked registry (``load_registry``).
+    """
+    probs, _, _ = _check(path, registry)
+    return probs
+
+
+def load_plan(path: str | Path, registry) -> Plan:
+    """Read and check the plan; resolve every analysis's rows against the registry.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    ProblemError
+        With every problem (errors and warnings) when there is at least one error.
+    """
+    probs, out, sha = _check(path, registry)
+    if out is None or has_errors(probs):
+        raise ProblemError(probs)
+    title, desc, defaults, analyses, narratives = out
+    return Plan(path=str(path), sha256=sha, title=title, description=desc.strip(), defaults=defaults,
+                analyses=analyses, narratives=narratives, problems=tuple(probs))
