@@ -281,6 +281,30 @@ check_reml_subsets <- function(y, v, tau2s, idx_fun, label) {
   bad
 }
 
+# metafor's leave1out()/cumul() return NA for a subset whose refit fails (e.g. Fisher scoring that
+# oscillates around the optimum and hits maxiter). Such rows are filled with the true REML optimum,
+# obtained by metafor itself with a damped step (stepadj=0.5) and checked against true_ml().
+fill_na_rows <- function(block, env, idx_fun, label) {
+  notes <- character(0)
+  y <- env$dat$yi; v <- env$dat$vi
+  for (i in seq_along(block$estimate)) {
+    if (!is.na(block$estimate[[i]])) next
+    ii <- idx_fun(i)
+    code <- sprintf('rma(yi, vi, data=dat[c(%s), ], method="REML", test="z", level=0.95, control=list(%s, stepadj=0.5))',
+                    paste(ii, collapse = ","), CTRL)
+    r <- run(code, env)$value
+    tr <- true_ml(y[ii], v[ii], TRUE)$tau2
+    if (abs(r$tau2 - tr) > 1e-9 * max(1, tr)) stop("damped refit is not at the REML optimum: ", label, " ", i)
+    vals <- list(estimate = c(r$beta), se = r$se, stat = r$zval, pvalue = r$pval, ci_lower = r$ci.lb, ci_upper = r$ci.ub,
+                 tau2 = r$tau2, i2 = r$I2, h2 = r$H2, q = r$QE, q_pvalue = r$QEp)
+    for (key in names(vals)) block[[key]][[i]] <- vals[[key]]
+    notes <- c(notes, sprintf("%s row %d: metafor returns NA (its Fisher scoring does not converge on this subset: the steps oscillate around the optimum); the row holds the true REML optimum tau2 = %s from %s",
+                              label, i, f17(r$tau2), code))
+    message("NOTE ", label, " row ", i, " filled: ", code)
+  }
+  list(block = block, notes = notes)
+}
+
 sensitivity <- function(ds, env) {
   y <- env$dat$yi; v <- env$dat$vi; k <- length(y)
   base <- mkcall("REML", "z", 0.95)
@@ -292,12 +316,16 @@ sensitivity <- function(ds, env) {
   s$leave1out <- list(r_call = "leave1out(res)", estimate = arr(l1$estimate), se = arr(l1$se), stat = arr(l1$zval),
                       pvalue = arr(l1$pval), ci_lower = arr(l1$ci.lb), ci_upper = arr(l1$ci.ub), tau2 = arr(l1$tau2),
                       i2 = arr(l1$I2), h2 = arr(l1$H2), q = arr(l1$Q), q_pvalue = arr(l1$Qp))
-  notes <- c(notes, check_reml_subsets(y, v, l1$tau2, function(i) setdiff(seq_len(k), i), "leave1out"))
+  fl <- fill_na_rows(s$leave1out, env, function(i) setdiff(seq_len(k), i), "leave1out")
+  s$leave1out <- fl$block; notes <- c(notes, fl$notes)
+  notes <- c(notes, check_reml_subsets(y, v, unlist(s$leave1out$tau2), function(i) setdiff(seq_len(k), i), "leave1out"))
   cu <- run("cumul(res)", env)$value
   s$cumul <- list(r_call = "cumul(res)", estimate = arr(cu$estimate), se = arr(cu$se), stat = arr(cu$zval),
                   pvalue = arr(cu$pval), ci_lower = arr(cu$ci.lb), ci_upper = arr(cu$ci.ub), tau2 = arr(cu$tau2),
                   i2 = arr(cu$I2), h2 = arr(cu$H2), q = arr(cu$Q), q_pvalue = arr(cu$Qp))
-  notes <- c(notes, check_reml_subsets(y, v, cu$tau2, function(i) seq_len(i), "cumul"))
+  fl <- fill_na_rows(s$cumul, env, function(i) seq_len(i), "cumul")
+  s$cumul <- fl$block; notes <- c(notes, fl$notes)
+  notes <- c(notes, check_reml_subsets(y, v, unlist(s$cumul$tau2), function(i) seq_len(i), "cumul"))
   inf <- run("influence(res)", env)$value$inf
   s$influence <- list(r_call = "influence(res)", rstudent = arr(inf$rstudent), cooks_distance = arr(inf$cook.d),
                       hat = arr(inf$hat), dffits = arr(inf$dffits), tau2_del = arr(inf$tau2.del), q_del = arr(inf$QE.del),
@@ -313,6 +341,14 @@ sensitivity <- function(ds, env) {
                          stat = rl$value$zval, pvalue = rl$value$pval, df = rl$value$dfs,
                          limit_estimate = rl$value$est, limit_ci_lower = rl$value$ci.lb, limit_ci_upper = rl$value$ci.ub,
                          warnings = paste(rl$warnings, collapse = "; "))
+    if (length(unique(y)) == 1) {
+      # constant yi: the weighted LS fit is exact, residual SE = 0, t = 0/0 -> metafor prints rounding noise
+      s$regtest_lm$undefined <- TRUE
+      s$regtest_lm$note <- sprintf("undefined: yi constant, so the slope is 0 with residual SE 0 and t = 0/0; metafor's stat %s and p %s are rounding noise and set to null here",
+                                   f17(rl$value$zval), f17(rl$value$pval))
+      s$regtest_lm$stat <- NULL; s$regtest_lm$pvalue <- NULL
+      s$regtest_lm["stat"] <- list(NULL); s$regtest_lm["pvalue"] <- list(NULL)
+    }
   }
   if (!is.null(ds$groups)) {
     g <- as.character(env$dat[[ds$groups]])
