@@ -1,0 +1,211 @@
+"""``metaanalysis batch``: many registries, incremental stamps, worker processes, Dask.
+
+The registries are synthetic (benchmarks/make_synthetic.py, fixed seeds); the broken one has
+a CI whose lower bound exceeds the estimate (an error of the registry validator) at a known
+line and column.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from metaanalysis import batch
+from metaanalysis.cli import main
+from metaanalysis.registry import load_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("make_synthetic", ROOT / "benchmarks" / "make_synthetic.py")
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+# A stand-in builder (same contract as metaanalysis.report.build.build_reports): validates the
+# registry for real (so a bad registry raises the real ProblemError), writes one file per
+# analysis atomically. Importable by "spawn" workers as ``test_batch:fake_build``.
+FAKE = "test_batch:fake_build"
+
+
+def fake_build(registry_path, plan_path, out_dir):
+    reg = load_registry(registry_path)
+    ids = [ln.split('"')[1] for ln in Path(plan_path).read_text().splitlines() if ln.startswith("id = ")]
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for a in ids:
+        (tmp / f"{a}.html").write_text(f"<p>{a} of {len(reg)} rows</p>")
+    (tmp / "index.html").write_text("<p>" + ", ".join(ids) + "</p>")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return SimpleNamespace(n_analyses=len(ids))
+
+
+def crash_build(registry_path, plan_path, out_dir):
+    """Kills its worker process when the registry directory is named 'crash'."""
+    if Path(registry_path).parent.name == "crash":
+        os._exit(3)
+    return fake_build(registry_path, plan_path, out_dir)
+
+
+BAD_LINE = 3  # header is line 1; row 2 of the file is line 3
+
+
+def _break(dirpath: Path) -> None:
+    """Make row 2's ci_lower larger than its estimate (a validator error at line 3, column ci_lower)."""
+    p = dirpath / "registry.csv"
+    lines = p.read_text().splitlines(keepends=True)
+    cols = lines[0].rstrip("\n").split(",")
+    cells = lines[BAD_LINE - 1].rstrip("\n").split(",")
+    cells[cols.index("ci_lower")] = "9.5"
+    lines[BAD_LINE - 1] = ",".join(cells) + "\n"
+    p.write_text("".join(lines))
+
+
+CI_LOWER_COL = 19  # 1-based position of ci_lower in trials/schema.json's column order
+
+
+@pytest.fixture
+def three(tmp_path):
+    good_a = synth.make_registry_dir(tmp_path / "in" / "alpha", 2, seed=11, k_max=6)
+    good_b = synth.make_registry_dir(tmp_path / "in" / "beta", 3, seed=12, k_max=6, layout="trials")
+    bad = synth.make_registry_dir(tmp_path / "in" / "gamma", 2, seed=13, k_max=6)
+    _break(bad)
+    return good_a, good_b, bad, tmp_path / "out"
+
+
+def _mtimes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_column_constant_matches_schema():
+    assert synth._columns().index("ci_lower") + 1 == CI_LOWER_COL
+
+
+def test_good_bad_unchanged_force(three, capsys):
+    a, b, bad, out = three
+    summ = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    assert [r.status for r in summ.results] == ["built", "built", "failed"]
+    assert [r.n_analyses for r in summ.built] == [2, 3]
+    assert summ.exit_code == 1
+    fail = summ.failed[0]
+    assert fail.name == "gamma"
+    # the first problem names the file, the line and the column of the bad cell
+    assert fail.reason.startswith(f"{bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:"), fail.reason
+    assert (out / "alpha" / "A0000.html").is_file() and (out / "beta" / "A0002.html").is_file()
+    assert not (out / "gamma").exists()
+    for name in ("alpha", "beta"):
+        stamp = (out / name / batch.STAMP_NAME).read_text().strip()
+        assert len(stamp) == 64 and stamp == batch.plan_jobs([out.parent / "in" / name], out, FAKE)[0].digest
+
+    before = _mtimes(out)
+    summ2 = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    assert [r.status for r in summ2.results] == ["unchanged", "unchanged", "failed"]
+    assert _mtimes(out) == before  # nothing rewritten, not even the stamps
+
+    # the bad registry fixed -> only it is built
+    synth.make_registry_dir(bad, 2, seed=13, k_max=6)
+    summ3 = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    assert [r.status for r in summ3.results] == ["unchanged", "unchanged", "built"]
+
+    summ4 = batch.run_batch([a, b, bad], out, jobs=1, force=True, builder=FAKE, stream=io.StringIO())
+    assert [r.status for r in summ4.results] == ["built"] * 3
+    assert _mtimes(out)["alpha/index.html"] > before["alpha/index.html"]
+
+
+def test_changed_plan_or_toolkit_rebuilds(three, monkeypatch):
+    a, _, _, out = three
+    batch.run_batch([a], out, builder=FAKE, stream=io.StringIO())
+    (a / "analyses.toml").write_text((a / "analyses.toml").read_text() + "\n# edited\n")
+    assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "built"
+    assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "unchanged"
+    monkeypatch.setattr(batch, "toolkit_hash", lambda: "0" * 64)  # a new toolkit version / code
+    assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "built"
+
+
+def test_deleted_reports_are_rebuilt(three):
+    a, _, _, out = three
+    batch.run_batch([a], out, builder=FAKE, stream=io.StringIO())
+    for p in (out / "alpha").iterdir():
+        if p.name != batch.STAMP_NAME:
+            p.unlink()
+    assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "built"
+
+
+def test_two_worker_processes(three):
+    a, b, bad, out = three
+    log = io.StringIO()
+    summ = batch.run_batch([a, b, bad], out, jobs=2, builder=FAKE, stream=log, progress=False)
+    assert [r.status for r in summ.results] == ["built", "built", "failed"]
+    assert {r.name: r.n_analyses for r in summ.built} == {"alpha": 2, "beta": 3}
+    assert f":{BAD_LINE}:{CI_LOWER_COL}: error:" in summ.failed[0].reason
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3 and all(ln.startswith(("[1/3] ", "[2/3] ", "[3/3] ")) for ln in lines)
+    assert any(ln.endswith("s)") and "built alpha (2 analyses, " in ln for ln in lines)
+    assert any("FAILED gamma: " in ln for ln in lines)
+
+
+def test_worker_crash_fails_only_that_directory(tmp_path):
+    dirs = [synth.make_registry_dir(tmp_path / n, 1, seed=i, k_max=4) for i, n in enumerate(["ok1", "crash", "ok2"])]
+    summ = batch.run_batch(dirs, tmp_path / "out", jobs=2, builder="test_batch:crash_build", stream=io.StringIO())
+    assert {r.name: r.status for r in summ.results} == {"ok1": "built", "crash": "failed", "ok2": "built"}
+    assert "worker died" in summ.failed[0].reason
+
+
+def test_cli_exit_codes_and_summary(three, capsys, monkeypatch):
+    a, b, bad, out = three
+    monkeypatch.setattr(batch, "DEFAULT_BUILDER", FAKE)
+    assert main(["batch", str(a), str(b), str(bad), "--out", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert "batch: 2 built (5 analyses), 0 unchanged, 1 failed" in cap.out
+    assert f"FAILED {bad}: {bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:" in cap.out
+    assert "[3/3]" in cap.err  # plain lines: stderr is not a terminal under pytest
+    assert main(["batch", str(a), str(b), "--out", str(out)]) == 0
+    assert "0 built (0 analyses), 2 unchanged, 0 failed" in capsys.readouterr().out
+    # usage errors: exit 2, nothing built
+    assert main(["batch", str(a), str(a.parent / "nope"), "--out", str(out / "x")]) == 2
+    assert "nope: no such directory" in capsys.readouterr().err
+    empty = a.parent / "empty"
+    empty.mkdir()
+    assert main(["batch", str(empty), "--out", str(out / "x")]) == 2
+    assert "no registry.csv" in capsys.readouterr().err
+    assert main(["batch", str(a), "-j", "0", "--out", str(out / "x")]) == 2
+    assert not (out / "x").exists()
+
+
+def test_duplicate_names_are_disambiguated(tmp_path):
+    d1 = synth.make_registry_dir(tmp_path / "site1" / "data", 1, seed=1, k_max=4)
+    d2 = synth.make_registry_dir(tmp_path / "site2" / "data", 1, seed=2, k_max=4)
+    jobs = batch.plan_jobs([d1, d2, d1], tmp_path / "out", FAKE)
+    assert [j.name for j in jobs] == ["site1__data", "site2__data"]  # and d1 given twice is built once
+    assert [j.name for j in batch.plan_jobs([d2, d1], tmp_path / "out", FAKE)] == ["site2__data", "site1__data"]
+
+
+def test_missing_dask_names_the_extra(monkeypatch, three):
+    a, _, _, out = three
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(batch.BatchUsageError, match=r"install the 'dask' extra"):
+        batch.run_batch([a], out, scheduler="tcp://127.0.0.1:1", builder=FAKE, stream=io.StringIO())
+
+
+@pytest.mark.slow
+def test_dask_local_cluster(tmp_path):
+    import distributed  # the 'dask' extra is installed by make test: a missing one must fail, not skip
+    dirs = [synth.make_registry_dir(tmp_path / f"r{i}", 2, seed=40 + i, k_max=5) for i in range(3)]
+    _break(dirs[2])
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        summ = batch.run_batch(dirs, tmp_path / "out", scheduler=cluster.scheduler_address, builder=FAKE,
+                               stream=io.StringIO())
+    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert [r.status for r in summ.results] == ["built", "built", "failed"]
+    assert (len(summ.built), len(summ.unchanged), len(summ.failed)) == (2, 0, 1)
+    assert (tmp_path / "out" / "r0" / "index.html").is_file() and (tmp_path / "out" / "r1" / "A0001.html").is_file()
+    assert f":{BAD_LINE}:{CI_LOWER_COL}: error:" in summ.failed[0].reason
