@@ -665,8 +665,10 @@ class _Checker:
             if st == "missing" and has_est:
                 self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
                         "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
-            if st == "confirmed" and not has_est and not has_p and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]:
-                self.at(r, "status", "error", "status is 'confirmed' but neither an estimate nor a p-value is given",
+            counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
+            if (st == "confirmed" and not has_est and not has_p and not counts
+                    and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):
+                self.at(r, "status", "error", "status is 'confirmed' but neither an estimate, a p-value nor 2x2 counts are given",
                         "fill in the result, or set status to 'missing'")
             m = row.get("measure")
             if m == "PVAL" and has_est:
