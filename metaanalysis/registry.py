@@ -64,6 +64,7 @@ _SCHEMA_CANDIDATES = (
     Path(__file__).resolve().parent / "data" / "registry_schema.json",
     Path(__file__).resolve().parent.parent / "trials" / "schema.json",
 )
+# Line breaks and tabs are allowed inside quoted cells; other C0/C1 control characters never.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _DOI_PREFIX_RE = re.compile(r"(?i)^(?:https?://)?(?:dx\.)?doi\.org/|^doi:\s*")
@@ -75,8 +76,6 @@ _PATTERN_HINTS = {
     "doi": "the DOI itself, e.g. 10.1016/S1470-2045(18)30862-3, without https://doi.org/",
     "p_value": "as printed: 0.026, <0.0001, 1e-4",
 }
-# Free-text columns may hold line breaks (quoted multi-line cells); other control characters never.
-_EFFECT_COLS = ("estimate", "ci_lower", "ci_upper")
 
 
 # --- schema -------------------------------------------------------------------------------
@@ -259,7 +258,10 @@ def _decode(raw: bytes, sink: _Sink, parsed: _Parsed) -> str | None:
         char = pos - (raw.rfind(b"\n", 0, pos) + 1) + 1
         try:
             text = raw.decode("cp1252")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as e2:
+            pos = e2.start  # report the byte that neither encoding can read
+            line = raw.count(b"\n", 0, pos) + 1
+            char = pos - (raw.rfind(b"\n", 0, pos) + 1) + 1
             col = raw.decode("latin-1").splitlines()[line - 1][: char - 1].count(",") + 1
             sink.error(line, col, f"not UTF-8 text: byte 0x{raw[pos]:02X} at character {char} cannot be decoded "
                        "(nor as Windows-1252)", "save the file as 'CSV UTF-8'")
@@ -330,8 +332,6 @@ def _parse_number(s: str, decimal_comma: bool) -> tuple[float | None, str | None
         return float(s), None, False
     if decimal_comma and _DECIMAL_COMMA_RE.match(s):
         return float(s.replace(",", ".")), None, True
-    if s.endswith("%") and _NUMBER_RE.match(s[:-1].strip()):
-        return None, f"{s!r} is not a number", False
     return None, f"{s!r} is not a number", False
 
 
@@ -423,6 +423,8 @@ class _Checker:
         names = [h.lstrip("\ufeff") for h in header]
         norm_schema = {_norm_header(f.name): f.name for f in self.schema}
         self.fileindex: dict[int, str | None] = {}
+        self.unnamed: list[int] = []
+        self.header_line = hline
         seen: dict[str, int] = {}
         unknown: list[tuple[int, str]] = []
         renamed: list[str] = []
@@ -434,7 +436,7 @@ class _Checker:
             target = s if s in self.by_name else norm_schema.get(_norm_header(s))
             if target is None:
                 if s == "":
-                    sink.error(hline, j, "empty column name", "name every column, or delete the empty column")
+                    self.unnamed.append(j)
                 else:
                     unknown.append((j, s))
                 self.fileindex[j] = None
@@ -478,7 +480,7 @@ class _Checker:
 
     def _rows(self, data: list[tuple[int, list[str]]], width: int) -> None:
         sink = self.sink
-        spaces, commas, ragged = _Once(), _Once(), _Once()
+        spaces, commas, ragged, unnamed = _Once(), _Once(), _Once(), _Once()
         decimal_comma = self.delimiter == ";"
         for start, fields in data:
             if len(fields) > width and not any(f.strip() for f in fields[width:]):
@@ -494,13 +496,13 @@ class _Checker:
             self.bad.append(bad)
             self.n_rows += 1
             line = start
+            line_of_field = []
             for j, raw in enumerate(fields, start=1):
-                cell_line = line
-                line += raw.count("\n")
+                line_of_field.append(line)
                 name = self.fileindex.get(j)
-                if name is None:
-                    continue
-                lines[name] = cell_line
+                if name is not None:
+                    lines[name] = line
+                line += raw.count("\n")
             if len(fields) != width:
                 where = min(len(fields), width) + 1 if len(fields) < width else width + 1
                 sink.error(start, where, f"this row has {len(fields)} fields but the header has {width}",
@@ -510,6 +512,8 @@ class _Checker:
             for j, raw in enumerate(fields, start=1):
                 name = self.fileindex.get(j)
                 if name is None:
+                    if j in self.unnamed and raw.strip():
+                        unnamed.hit(line_of_field[j - 1], j)
                     continue
                 s = raw.strip()
                 if s != raw and s:
@@ -522,6 +526,13 @@ class _Checker:
             line, col, name = commas.first
             sink.warning(line, col, f"{commas.n} number(s) written with a decimal comma (first here); read as decimal points",
                          "export with '.' as the decimal separator", name)
+        if unnamed.n:
+            line, col, _ = unnamed.first
+            sink.error(line, col, f"{unnamed.n} value(s) in a column without a name (first here)",
+                       "name the column (see trials/schema.json) or delete it")
+        elif self.unnamed:
+            sink.warning(self.header_line, self.unnamed[0],
+                         f"{len(self.unnamed)} empty column(s) without a name; ignored")
         if ragged.n:
             line, col, _ = ragged.first
             sink.warning(line, col, f"{ragged.n} row(s) end with extra empty fields (first here); ignored")

@@ -47,6 +47,8 @@ CASES = [
     ("p_disagrees.csv", 0, "warning", 2, 22, "disagrees with the p = 0.03"),
     ("one_sided_as_two.csv", 0, "warning", 2, 22, "set p_sided = 1"),
     ("p_noncanonical.csv", 0, "warning", 2, 22, "write it as '0.026'"),
+    ("trailing_empty_column.csv", 0, "warning", 1, 41, "empty column(s) without a name; ignored"),
+    ("unnamed_column_with_value.csv", 1, "error", 3, 41, "value(s) in a column without a name"),
     ("not_text_bytes.csv", 1, "error", 3, 40, "byte 0x81"),
     ("binary_xlsx.csv", 1, "error", 1, 0, "not a text file"),
     ("empty.csv", 1, "error", 1, 0, "the file is empty"),

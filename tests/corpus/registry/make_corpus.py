@@ -116,6 +116,9 @@ def main() -> None:
     write("events_exceed_n.csv", edit({0: {"events_int": "2000"}}))
     write("year_not_integer.csv", edit({0: {"year": "2019.5"}}))
     write("year_below_minimum.csv", edit({2: {"year": "1899"}}))
+    lines = valid.split("\n")
+    write("trailing_empty_column.csv", "\n".join(ln + "," if ln else ln for ln in lines))
+    write("unnamed_column_with_value.csv", "\n".join(ln + (",oops" if i == 2 else ",") if ln else ln for i, ln in enumerate(lines)))
     write("decimal_comma_in_comma_file.csv", edit({0: {"estimate": "0,823"}}))
 
 
