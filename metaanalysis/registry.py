@@ -975,6 +975,7 @@ def cli_validate(args) -> int:
     problems = sorted(chk.sink.items)
     plan_problems: list[Problem] = []
     plan_note = ""
+    validate_plan = None
     if getattr(args, "plan", None):
         validate_plan = _plan_validator()
         if validate_plan is not None:
@@ -989,10 +990,20 @@ def cli_validate(args) -> int:
                     plan_problems = list(e.problems)
     for prob in problems + sorted(plan_problems):
         print(prob.format(), file=sys.stderr)
-    everything = problems + plan_problems
-    n_err = sum(q.severity == "error" for q in everything)
-    n_warn = len(everything) - n_err
-    print(f"{path}: {chk.n_rows} rows, {n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}{plan_note}")
+
+    def counts(ps):
+        e = sum(q.severity == "error" for q in ps)
+        w = len(ps) - e
+        return e, f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}"
+
+    n_reg, reg_text = counts(problems)
+    summary = f"{path}: {chk.n_rows} rows, {reg_text}"
+    n_plan = 0
+    if getattr(args, "plan", None) and validate_plan is not None and not plan_note:
+        n_plan, plan_text = counts(plan_problems)
+        summary += f"; plan {args.plan}: {plan_text}"
+    print(summary + plan_note)
+    n_err = n_reg + n_plan
     return 1 if n_err else 0
 
 

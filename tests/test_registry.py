@@ -263,6 +263,14 @@ def test_cli_calls_plan_validator_when_present(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert calls == [("plan.toml", 4)]
     assert rc == 1 and "plan.toml:3:1: error: unknown row_id 'X' (did you mean 'Y'?)" in err
+    assert out.endswith("4 rows, 0 errors, 0 warnings; plan plan.toml: 1 error, 0 warnings\n")
+
+
+def test_plan_not_checked_when_registry_has_errors(monkeypatch, capsys):
+    monkeypatch.setattr(reg, "_plan_validator", lambda: (lambda p, r: pytest.fail("plan checked")))
+    rc = cli.main(["validate", str(CORPUS / "empty.csv"), "--plan", "plan.toml"])
+    out, _ = capsys.readouterr()
+    assert rc == 1 and "plan plan.toml not checked (fix the registry first)" in out
 
 
 def test_project_registry_validates():
