@@ -274,6 +274,9 @@ def _suggest(word: str, options: Iterable[str]) -> str:
     low = {o.lower(): o for o in opts}
     if word.lower() in low:
         return f"did you mean {low[word.lower()]!r}?"
+    pre = [o for o in opts if len(o) > 1 and (word.lower().startswith(o.lower()) or o.lower().startswith(word.lower()))]
+    if pre:
+        return f"did you mean {min(pre, key=lambda o: abs(len(o) - len(word)))!r}?"
     close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(word.lower(), list(low), n=1, cutoff=0.6)
@@ -382,7 +385,7 @@ class _Checker:
                 out["level"] = lv
             else:
                 self.err(self.loc.at(*path, "level"), f"level = {v!r} must be a confidence level",
-                         "e.g. level = 0.95 (or 95)")
+                         "e.g. level = 0.95 or 95")
         return out
 
     def sensitivity(self, table: dict, path: tuple, base: tuple[str, ...]) -> tuple[str, ...]:
@@ -472,16 +475,17 @@ class _Checker:
         if aid is not None:
             if not _SLUG.match(aid) or aid in _RESERVED_IDS:
                 self.err(self.loc.at(*path, "id"), f"id {aid!r} is not a usable file name",
-                         "lower-case letters, digits and '-', e.g. \"os-placebo\" (not index/results)")
+                         "lower-case letters, digits and '-', e.g. \"os-placebo\"; not index or results")
             elif aid in seen:
                 self.err(self.loc.at(*path, "id"), f"duplicate id {aid!r} (also on line {seen[aid]})",
                          "ids name the report files and must be unique")
             else:
                 seen[aid] = here[0]
         name = aid or f"analysis #{i + 1}"
-        title = self.string(t, "title", path, name)
-        endpoint = self.string(t, "endpoint", path, name)
-        measure = self.string(t, "measure", path, name)
+        what = f"analysis {name!r}" if aid else name
+        title = self.string(t, "title", path, what)
+        endpoint = self.string(t, "endpoint", path, what)
+        measure = self.string(t, "measure", path, what)
         desc = t.get("description", "")
         if not isinstance(desc, str):
             self.err(self.loc.at(*path, "description"), "description must be a string")
@@ -614,7 +618,7 @@ class _Checker:
                 self.err(where,
                          f"analysis {name!r} would pool {len(rids)} rows of patient_set {ps!r} "
                          f"({', '.join(rids)}): the same patients would count twice",
-                         "keep one: exclude the others with a reason (or use swap for a sensitivity analysis)")
+                         "keep one: exclude the others with a reason; use swap for a sensitivity analysis")
         if not rows:
             self.err(self.loc.at(*path, "endpoint"),
                      f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
@@ -682,7 +686,7 @@ class _Checker:
         if nid is not None:
             if not _SLUG.match(nid) or nid in _RESERVED_IDS:
                 self.err(self.loc.at(*path, "id"), f"id {nid!r} is not a usable file name",
-                         "lower-case letters, digits and '-' (not index/results)")
+                         "lower-case letters, digits and '-'; not index or results")
             elif nid in seen:
                 self.err(self.loc.at(*path, "id"), f"duplicate id {nid!r} (also on line {seen[nid]})")
             else:

@@ -48,6 +48,13 @@ FEW_STUDIES = 5
 #: Funnel plots and Egger's test need >= 10 studies (Sterne et al. 2011, doi:10.1136/bmj.d4002).
 FUNNEL_MIN_K = 10
 RATIO = ("HR", "OR", "RR")
+#: Short labels of the warning codes (index flags).
+WARNING_LABELS = {
+    "single-study": "single study", "few-studies": "few studies", "no-funnel": "no funnel",
+    "derived-se": "SE from p-value", "post-hoc": "post hoc input", "unconfirmed": "unconfirmed input",
+    "tau2-zero": "τ² = 0", "hksj-narrower": "HKSJ CI < z CI", "k2-t1": "k = 2: t(1)",
+    "not-poolable": "row without SE", "missing-evidence": "missing evidence",
+}
 PACKAGES = ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2")
 
 
@@ -349,7 +356,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
     warnings: list[dict] = []
 
     def warn(code: str, text: str, level: str = "caution"):
-        warnings.append({"code": code, "text": text, "level": level})
+        warnings.append({"code": code, "short": WARNING_LABELS.get(code, code), "text": text, "level": level})
 
     res = zres = None
     if k >= 2:
@@ -582,6 +589,8 @@ def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
             "nct": _s(r.get("nct_id")), "source_location": _s(r.get("source_location")),
             "status": _s(r.get("status")), "rob": _s(r.get("rob_overall")), "report": _s(r.get("report")),
             "analysis_population": _s(r.get("analysis_population")), "notes": _s(r.get("notes")),
+            "population": _s(r.get("population")), "intervention": _s(r.get("intervention")),
+            "dose": _s(r.get("dose")), "comparator": _s(r.get("comparator")),
             "endpoint_detail": _s(r.get("endpoint_detail")), "line": int(r.get("source_line") or 0),
             "included_reason": inc_reason.get(rid, ""),
         }
@@ -657,6 +666,17 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
     from ..effects import parse_p_value
 
     rows = []
+    base_labels = [ctx.label(rid) for rid in n.rows]
+
+    def nlabel(rid: str) -> str:
+        # several results of one study: say which cohort / subgroup each is
+        lab = ctx.label(rid)
+        if base_labels.count(lab) > 1 or any(ctx.label(c) == lab for c2 in n.combine for c in c2.rows if c != rid):
+            extra = _s(ctx.row(rid).get("tumour_type"))
+            ep = _s(ctx.row(rid).get("endpoint"))
+            return f"{lab}: {ep}, {extra}" if extra else f"{lab}: {ep}"
+        return lab
+
     for rid in n.rows:
         r, e = ctx.row(rid), ctx.eff.get(rid, {})
         m = _s(r.get("measure"))
@@ -671,7 +691,7 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
             ci_txt = fmt_ci(lo, hi) if lo is not None and hi is not None else "–"
         ev, nn = _opt_int(r.get("events_int")), _opt_int(r.get("n_int"))
         rows.append({
-            "row_id": rid, "label": ctx.label(rid), "endpoint": _s(r.get("endpoint")),
+            "row_id": rid, "label": nlabel(rid), "endpoint": _s(r.get("endpoint")),
             "endpoint_detail": _s(r.get("endpoint_detail")), "measure": m, "estimate": est_txt,
             "ci": ci_txt, "p": _s(r.get("p_value")) or "–", "design": _s(r.get("design")),
             "tumour": _s(r.get("tumour_type")), "status": _s(r.get("status")),
@@ -695,7 +715,7 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
             p1 = pv.value / 2 if sided == 2 else pv.value   # one-sided, in the stated direction
             ps.append(p1)
             bounds.append(pv.relation in ("<", "<="))
-            items.append({"label": ctx.label(rid), "row_id": rid, "p": _s(r.get("p_value")),
+            items.append({"label": nlabel(rid), "row_id": rid, "p": _s(r.get("p_value")),
                           "sided": sided, "p_one": fmt_p(p1, 0.0001) if p1 >= 0.0001 else f"{p1:.1e}"})
         fisher = stats.combine_pvalues(ps, method="fisher")
         stouffer = stats.combine_pvalues(ps, method="stouffer")

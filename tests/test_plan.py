@@ -1,0 +1,164 @@
+"""The analysis plan (metaanalysis.plan): validation rules and row selection.
+
+Every file in tests/corpus/plan/ is a broken plan whose ``# expect: LINE:COL: severity: message``
+header lines list exactly the problems the validator must report (against the shipped
+registry, trials/registry.csv). Row ids and their statuses in the selection tests come from
+trials/registry.csv (use_for_pooling / status columns).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from metaanalysis.cli import main
+from metaanalysis.plan import load_plan, validate_plan
+from metaanalysis.problems import ProblemError
+from metaanalysis.registry import load_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "trials" / "registry.csv"
+PLAN = ROOT / "trials" / "analyses.toml"
+CORPUS = sorted((ROOT / "tests" / "corpus" / "plan").glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(REGISTRY)
+
+
+def _expectations(path: Path) -> list[str]:
+    return [ln[len("# expect: "):].rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.startswith("# expect: ")]
+
+
+def test_corpus_is_there():
+    assert len(CORPUS) >= 15
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_corpus_problems(path, registry):
+    expected = _expectations(path)
+    assert expected, f"{path.name} has no '# expect:' lines"
+    got = [p.format()[len(str(path)) + 1:] for p in validate_plan(str(path), registry)]
+    assert len(got) == len(expected), got
+    for e in expected:
+        assert any(g.startswith(e) for g in got), f"{e!r} not in {got!r}"
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_corpus_load_raises_with_every_problem(path, registry):
+    with pytest.raises(ProblemError) as ei:
+        load_plan(str(path), registry)
+    assert len(ei.value.errors) == len(_expectations(path))
+    assert all(p.path == str(path) for p in ei.value.problems)
+
+
+@pytest.mark.parametrize("name", ["same_patient_set", "syntax_error", "unknown_row"])
+def test_cli_validate_exit_code_and_location(name, capsys):
+    path = ROOT / "tests" / "corpus" / "plan" / f"{name}.toml"
+    rc = main(["validate", str(REGISTRY), "--plan", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    first = _expectations(path)[0]
+    assert f"{path}:{first}" in err
+
+
+def test_shipped_plan_is_clean(registry):
+    assert validate_plan(str(PLAN), registry) == []
+    assert main(["validate", str(REGISTRY), "--plan", str(PLAN)]) == 0
+
+
+def test_shipped_plan_rows(registry):
+    plan = load_plan(str(PLAN), registry)
+    by_id = {a.id: a for a in plan.analyses}
+    # every poolable endpoint of the registry has an analysis; fracture is single-study
+    assert {a.endpoint for a in plan.analyses} == {"OS", "BMFS", "TTBM", "DFS", "SRE", "FRACTURE"}
+    # OS vs placebo/no denosumab: the three whole-trial RCT rows with use_for_pooling = yes;
+    # D-CARE OS is status missing (registry line 10) and is reported as missing evidence
+    assert set(by_id["os-placebo"].rows) == {"ABCSG18-OS-2022", "SPLENDOUR-OS-2020", "NMCRPC-OS-2012"}
+    assert by_id["os-placebo"].missing == ("DCARE-OS-2020",)
+    assert set(by_id["bmfs"].rows) == {"ABCSG18-BMFS-2022", "DCARE-BMFS-2020", "NMCRPC-BMFS-2012"}
+    # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
+    assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
+    left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
+    assert "use_for_pooling = no" in left["ABCSG18-DFS-2022"]
+    # SRE: two unconfirmed rows enter only through explicit includes with reasons
+    sre = by_id["sre-zoledronic"]
+    assert set(sre.rows) == {"ZABREAST-SRE-2010", "ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
+    assert {c.row_id for c in sre.included} == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
+    assert all(c.reason for c in sre.included)
+    assert by_id["fracture"].rows == ("ABCSG18-FRACTURE-2015",)
+    # defaults: REML + HKSJ + prediction interval (metafor convention), 95%
+    s = by_id["bmfs"].settings
+    assert (s.method, s.test, s.pi, s.level) == ("REML", "knha", "metafor", 0.95)
+    # Flatiron: narrative with one p-value combination of the two disjoint cohorts
+    flat = {n.id: n for n in plan.narratives}["flatiron-ici"]
+    assert flat.combine[0].rows == ("FLATIRON-ORR-2018-MEL", "FLATIRON-ORR-2018-NSCLC")
+
+
+def test_no_analysis_pools_one_patient_set_twice(registry):
+    plan = load_plan(str(PLAN), registry)
+    ps = dict(zip(registry.df["row_id"].astype(str), registry.df["patient_set"].astype(str)))
+    for a in plan.analyses:
+        sets = [ps[r] for r in a.rows]
+        assert len(sets) == len(set(sets)), a.id
+
+
+def test_unconfirmed_row_needs_explicit_include(tmp_path, registry):
+    plan = tmp_path / "p.toml"
+    plan.write_text('[[analysis]]\nid = "sre"\ntitle = "SRE"\nendpoint = "SRE"\nmeasure = "HR"\n',
+                    encoding="utf-8")
+    a = load_plan(str(plan), registry).analyses[0]
+    # ZABREAST is the only confirmed SRE row (registry line 22): a single-study analysis
+    assert a.rows == ("ZABREAST-SRE-2010",)
+    reasons = {c.row_id: c.reason for c in a.left_out}
+    assert "unconfirmed" in reasons["ZACRPC-SRE-2011"]
+    assert set(a.missing) == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
+
+
+def test_exclude_with_reason_and_swap(tmp_path, registry):
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
+        'select.design = ["RCT"]\n'
+        'exclude = [{row = "SPLENDOUR-OS-2020", reason = "metastatic NSCLC is another question"}]\n'
+        'swap = [{replace = "ABCSG18-OS-2022", with = "ABCSG18-OS-2022-CENS", reason = "censored at cross-over"}]\n',
+        encoding="utf-8")
+    a = load_plan(str(plan), registry).analyses[0]
+    assert "SPLENDOUR-OS-2020" not in a.rows
+    ex = [c for c in a.left_out if c.row_id == "SPLENDOUR-OS-2020"][0]
+    assert ex.explicit and "another question" in ex.reason
+    assert a.swaps[0].with_ == "ABCSG18-OS-2022-CENS"
+
+
+def test_swap_must_stay_within_the_trial(tmp_path, registry):
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
+        'swap = [{replace = "ABCSG18-OS-2022", with = "NMCRPC-OS-2012", reason = "x"}]\n',
+        encoding="utf-8")
+    probs = validate_plan(str(plan), registry)
+    assert [p.line for p in probs] == [6]
+    assert "not reports of the same patients" in probs[0].message
+
+
+def test_missing_file_and_not_utf8(tmp_path, registry):
+    probs = validate_plan(str(tmp_path / "nope.toml"), registry)
+    assert probs[0].message == "no such file"
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'title = "caf\xe9"\n')
+    probs = validate_plan(str(bad), registry)
+    assert (probs[0].line, probs[0].column) == (1, 13)
+    assert "not UTF-8" in probs[0].message
+
+
+def test_plan_sha256_is_of_the_bytes(tmp_path, registry):
+    import hashlib
+
+    copy = tmp_path / "analyses.toml"
+    shutil.copy(PLAN, copy)
+    plan = load_plan(str(copy), registry)
+    assert plan.sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
