@@ -8,8 +8,9 @@ seed). Every study is its own trial (own ``trial_id`` and ``patient_set``) repor
 ratio with a 95% CI drawn from a random-effects model (log HR ~ N(mu, tau² + se²),
 mu ~ U(-0.4, 0.1), tau² ~ U(0, 0.05), se ~ U(0.08, 0.4)); numbers are rounded as a paper
 prints them (4 significant digits), which keeps each estimate at the centre of its CI on the
-log scale far inside the validator's 10%-of-width rule. Rows of analysis ``j`` use endpoint
-cycled over the schema's time-to-event codes, so one registry can hold many analyses.
+log scale far inside the validator's 10%-of-width rule. Rows of analysis ``j`` use an endpoint
+cycled over the schema's time-to-event codes and a ``tumour_type`` of their own, which the
+plan's ``select.tumour_type`` picks (so one registry can hold many analyses).
 
 ``make_registry_dir(path, n_analyses, seed=..)`` is the function tests import.
 """
@@ -43,6 +44,11 @@ def _sig(x: float, digits: int = 4) -> str:
 
 def analysis_id(j: int) -> str:
     return f"A{j:04d}"
+
+
+def tumour(aid: str) -> str:
+    """The tumour_type of an analysis's rows (what its plan entry selects on)."""
+    return f"synthetic tumour {aid}"
 
 
 def make_rows(n_analyses: int, seed: int = 1, k_min: int = 3, k_max: int = 30):
@@ -81,7 +87,7 @@ def make_rows(n_analyses: int, seed: int = 1, k_min: int = 3, k_max: int = 30):
                 "patient_set": trial,
                 "design": "RCT",
                 "population": "synthetic population",
-                "tumour_type": "breast",
+                "tumour_type": tumour(aid),
                 "setting": "metastatic",
                 "intervention": "drug X",
                 "dose": "1 mg",
@@ -122,29 +128,46 @@ def registry_csv(rows) -> str:
     return buf.getvalue()
 
 
-def plan_toml(analyses) -> str:
-    """The analysis plan (``analyses.toml``) pooling each analysis's rows.
+#: Sensitivity analyses of every synthetic analysis: the full set, as in trials/analyses.toml.
+SENSITIVITY = ("leave-one-out", "cumulative", "estimators", "exclude-derived", "exclude-post-hoc",
+               "exclude-unconfirmed", "common-effect")
 
-    Format of ``trials/analyses.toml`` / :mod:`metaanalysis.plan`.
+
+def plan_toml(analyses, sensitivity=SENSITIVITY) -> str:
+    """The analysis plan (``analyses.toml``, format of :mod:`metaanalysis.plan`) for ``analyses``.
+
+    Each analysis selects its own rows by their ``tumour_type`` (unique per analysis); settings
+    are the shipped plan's defaults (REML, HKSJ, metafor PI, 95%).
     """
-    out = ["# synthetic analysis plan (benchmarks/make_synthetic.py)", ""]
-    for aid, endpoint, ids in analyses:
+    sens = ", ".join(f'"{s}"' for s in sensitivity)
+    out = [
+        "# synthetic analysis plan (benchmarks/make_synthetic.py)",
+        'title = "Synthetic evidence reports"',
+        "",
+        "[defaults]",
+        'method = "REML"',
+        'test = "knha"',
+        'pi = "metafor"',
+        "level = 0.95",
+        f"sensitivity = [{sens}]",
+        'favours = ["drug X", "placebo"]',
+        "",
+    ]
+    for aid, endpoint, _ids in analyses:
         out += [
             "[[analysis]]",
-            f'id = "{aid}"',
+            f'id = "{aid.lower()}"',
             f'title = "Synthetic analysis {aid} ({endpoint})"',
             f'endpoint = "{endpoint}"',
             'measure = "HR"',
-            "rows = [" + ", ".join(f'"{r}"' for r in ids) + "]",
-            'method = "REML"',
-            'test = "z"',
+            f'select.tumour_type = ["{tumour(aid)}"]',
             "",
         ]
     return "\n".join(out)
 
 
 def make_registry_dir(path: str | Path, n_analyses: int, seed: int = 1, k_min: int = 3, k_max: int = 30,
-                      layout: str = "flat") -> Path:
+                      layout: str = "flat", sensitivity=SENSITIVITY) -> Path:
     """Write ``registry.csv`` + ``analyses.toml`` into ``path`` (or ``path/trials`` with layout="trials").
 
     Returns the directory to give to ``metaanalysis batch`` (``path``).
@@ -154,7 +177,7 @@ def make_registry_dir(path: str | Path, n_analyses: int, seed: int = 1, k_min: i
     base.mkdir(parents=True, exist_ok=True)
     rows, analyses = make_rows(n_analyses, seed, k_min, k_max)
     (base / "registry.csv").write_text(registry_csv(rows), encoding="utf-8")
-    (base / "analyses.toml").write_text(plan_toml(analyses), encoding="utf-8")
+    (base / "analyses.toml").write_text(plan_toml(analyses, sensitivity), encoding="utf-8")
     return d
 
 

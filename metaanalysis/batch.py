@@ -116,7 +116,8 @@ class JobResult:
         For "failed": the first problem line ``PATH:LINE:COLUMN: error: message (hint)``, or
         the exception for a bug.
     problems : tuple of str
-        For "failed": every problem line (the first is ``reason``).
+        For "failed": every problem line (the first is ``reason``); for a bug, the message
+        and its traceback (printed on stderr by the CLI).
     peak_rss_kib : int
         Peak resident set size of the process that built it, in KiB (``ru_maxrss`` on Linux);
         0 when unknown.
@@ -392,9 +393,12 @@ def build_one(job: BatchJob) -> JobResult:
         return JobResult(**base, status="failed", seconds=time.perf_counter() - t0, reason=lines[0],
                          problems=lines, peak_rss_kib=_peak_rss_kib())
     except Exception as e:  # a bug in the toolkit: one directory fails, the others go on
-        msg = f"internal error: {type(e).__name__}: {e}"
+        import traceback
+
+        msg = f"internal error (a bug in metaanalysis, please report it): {type(e).__name__}: {e}"
         return JobResult(**base, status="failed", seconds=time.perf_counter() - t0, reason=msg,
-                         problems=(msg,), peak_rss_kib=_peak_rss_kib())
+                         problems=(f"{job.src}: {msg}", traceback.format_exc().rstrip()),
+                         peak_rss_kib=_peak_rss_kib())
     return JobResult(**base, status="built", n_analyses=_count_analyses(summary),
                      seconds=time.perf_counter() - t0, peak_rss_kib=_peak_rss_kib())
 

@@ -69,14 +69,15 @@ def _break(dirpath: Path) -> None:
     p.write_text("".join(lines))
 
 
+SENS = ("leave-one-out",)  # keep the real builds small: one sensitivity analysis
 CI_LOWER_COL = 19  # 1-based position of ci_lower in trials/schema.json's column order
 
 
 @pytest.fixture
 def three(tmp_path):
-    good_a = synth.make_registry_dir(tmp_path / "in" / "alpha", 2, seed=11, k_max=6)
-    good_b = synth.make_registry_dir(tmp_path / "in" / "beta", 3, seed=12, k_max=6, layout="trials")
-    bad = synth.make_registry_dir(tmp_path / "in" / "gamma", 2, seed=13, k_max=6)
+    good_a = synth.make_registry_dir(tmp_path / "in" / "alpha", 2, seed=11, k_max=4, sensitivity=SENS)
+    good_b = synth.make_registry_dir(tmp_path / "in" / "beta", 3, seed=12, k_max=4, layout="trials", sensitivity=SENS)
+    bad = synth.make_registry_dir(tmp_path / "in" / "gamma", 2, seed=13, k_max=4, sensitivity=SENS)
     _break(bad)
     return good_a, good_b, bad, tmp_path / "out"
 
@@ -90,8 +91,9 @@ def test_column_constant_matches_schema():
 
 
 def test_good_bad_unchanged_force(three, capsys):
+    """With the real report builder, in-process."""
     a, b, bad, out = three
-    summ = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    summ = batch.run_batch([a, b, bad], out, jobs=1, stream=io.StringIO())
     assert [r.status for r in summ.results] == ["built", "built", "failed"]
     assert [r.n_analyses for r in summ.built] == [2, 3]
     assert summ.exit_code == 1
@@ -99,25 +101,29 @@ def test_good_bad_unchanged_force(three, capsys):
     assert fail.name == "gamma"
     # the first problem names the file, the line and the column of the bad cell
     assert fail.reason.startswith(f"{bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:"), fail.reason
-    assert (out / "alpha" / "A0000.html").is_file() and (out / "beta" / "A0002.html").is_file()
+    for f in ("index.html", "results.csv", "a0000.html", "a0000.json", "a0001.html"):
+        assert (out / "alpha" / f).is_file(), f
+    assert (out / "beta" / "a0002.html").is_file() and not (out / "beta" / "a0003.html").exists()
     assert not (out / "gamma").exists()
     for name in ("alpha", "beta"):
         stamp = (out / name / batch.STAMP_NAME).read_text().strip()
-        assert len(stamp) == 64 and stamp == batch.plan_jobs([out.parent / "in" / name], out, FAKE)[0].digest
+        assert len(stamp) == 64 and stamp == batch.plan_jobs([out.parent / "in" / name], out)[0].digest
 
     before = _mtimes(out)
-    summ2 = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    summ2 = batch.run_batch([a, b, bad], out, jobs=1, stream=io.StringIO())
     assert [r.status for r in summ2.results] == ["unchanged", "unchanged", "failed"]
     assert _mtimes(out) == before  # nothing rewritten, not even the stamps
 
     # the bad registry fixed -> only it is built
-    synth.make_registry_dir(bad, 2, seed=13, k_max=6)
-    summ3 = batch.run_batch([a, b, bad], out, jobs=1, builder=FAKE, stream=io.StringIO())
+    synth.make_registry_dir(bad, 2, seed=13, k_max=4, sensitivity=SENS)
+    summ3 = batch.run_batch([a, b, bad], out, jobs=1, stream=io.StringIO())
     assert [r.status for r in summ3.results] == ["unchanged", "unchanged", "built"]
 
-    summ4 = batch.run_batch([a, b, bad], out, jobs=1, force=True, builder=FAKE, stream=io.StringIO())
+    summ4 = batch.run_batch([a, b, bad], out, jobs=1, force=True, stream=io.StringIO())
     assert [r.status for r in summ4.results] == ["built"] * 3
-    assert _mtimes(out)["alpha/index.html"] > before["alpha/index.html"]
+    after = _mtimes(out)
+    assert after["alpha/index.html"] > before["alpha/index.html"]
+    assert after["alpha/a0000.html"] > before["alpha/a0000.html"]
 
 
 def test_changed_plan_or_toolkit_rebuilds(three, monkeypatch):
@@ -142,13 +148,14 @@ def test_deleted_reports_are_rebuilt(three):
 def test_two_worker_processes(three):
     a, b, bad, out = three
     log = io.StringIO()
-    summ = batch.run_batch([a, b, bad], out, jobs=2, builder=FAKE, stream=log, progress=False)
+    summ = batch.run_batch([a, b, bad], out, jobs=2, stream=log, progress=False)  # the real builder
     assert [r.status for r in summ.results] == ["built", "built", "failed"]
     assert {r.name: r.n_analyses for r in summ.built} == {"alpha": 2, "beta": 3}
     assert f":{BAD_LINE}:{CI_LOWER_COL}: error:" in summ.failed[0].reason
     lines = log.getvalue().splitlines()
     assert len(lines) == 3 and all(ln.startswith(("[1/3] ", "[2/3] ", "[3/3] ")) for ln in lines)
     assert any(ln.endswith("s)") and "built alpha (2 analyses, " in ln for ln in lines)
+    assert (out / "beta" / "a0002.html").is_file() and (out / "alpha" / batch.STAMP_NAME).is_file()
     assert any("FAILED gamma: " in ln for ln in lines)
 
 
@@ -198,14 +205,16 @@ def test_missing_dask_names_the_extra(monkeypatch, three):
 @pytest.mark.slow
 def test_dask_local_cluster(tmp_path):
     import distributed  # the 'dask' extra is installed by make test: a missing one must fail, not skip
-    dirs = [synth.make_registry_dir(tmp_path / f"r{i}", 2, seed=40 + i, k_max=5) for i in range(3)]
+    dirs = [synth.make_registry_dir(tmp_path / f"r{i}", 2, seed=40 + i, k_max=4, sensitivity=SENS) for i in range(3)]
     _break(dirs[2])
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
                                   host="127.0.0.1") as cluster:
-        summ = batch.run_batch(dirs, tmp_path / "out", scheduler=cluster.scheduler_address, builder=FAKE,
-                               stream=io.StringIO())
+        summ = batch.run_batch(dirs, tmp_path / "out", scheduler=cluster.scheduler_address, stream=io.StringIO())
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
     assert [r.status for r in summ.results] == ["built", "built", "failed"]
     assert (len(summ.built), len(summ.unchanged), len(summ.failed)) == (2, 0, 1)
-    assert (tmp_path / "out" / "r0" / "index.html").is_file() and (tmp_path / "out" / "r1" / "A0001.html").is_file()
+    assert {r.name: r.n_analyses for r in summ.built} == {"r0": 2, "r1": 2}
+    for f in ("index.html", "results.csv", "a0001.html", batch.STAMP_NAME):
+        assert (tmp_path / "out" / "r0" / f).is_file() and (tmp_path / "out" / "r1" / f).is_file(), f
+    assert not (tmp_path / "out" / "r2").exists()
     assert f":{BAD_LINE}:{CI_LOWER_COL}: error:" in summ.failed[0].reason
