@@ -583,6 +583,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
         pmid, doi = _s(r.get("pmid")), _s(r.get("doi"))
         return {
             "row_id": rid, "label": ctx.label(rid), "authors": _s(r.get("authors")),
+            "trial_name": _s(r.get("trial_name")),
             "journal": _s(r.get("journal")), "year": _opt_int(r.get("year")) or "",
             "pmid": pmid, "pmid_url": f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else "",
             "doi": doi, "doi_url": f"https://doi.org/{doi}" if doi else "",
@@ -692,6 +693,7 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
         ev, nn = _opt_int(r.get("events_int")), _opt_int(r.get("n_int"))
         rows.append({
             "row_id": rid, "label": nlabel(rid), "endpoint": _s(r.get("endpoint")),
+            "trial_name": _s(r.get("trial_name")), "population": _s(r.get("population")),
             "endpoint_detail": _s(r.get("endpoint_detail")), "measure": m, "estimate": est_txt,
             "ci": ci_txt, "p": _s(r.get("p_value")) or "–", "design": _s(r.get("design")),
             "tumour": _s(r.get("tumour_type")), "status": _s(r.get("status")),

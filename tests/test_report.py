@@ -1,0 +1,335 @@
+"""HTML/JSON/CSV reports (metaanalysis.report.build) built from the shipped registry and plan.
+
+Pooled numbers are checked against ``metaanalysis.pool`` on the same registry rows (itself
+checked against metafor 3.8-1 in tests/test_conformance.py); single-study values against the
+registry (ABCSG-18 fracture HR 0.50, trials/registry.csv line 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaanalysis import pool
+from metaanalysis.cli import main
+from metaanalysis.plan import load_plan
+from metaanalysis.problems import ProblemError
+from metaanalysis.registry import effects_table, load_registry
+from metaanalysis.report.build import build_reports, neutralise_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "trials" / "registry.csv"
+PLAN = ROOT / "trials" / "analyses.toml"
+
+
+def _snapshot(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "reports"
+    summary = build_reports(REGISTRY, PLAN, out)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return load_plan(str(PLAN), load_registry(REGISTRY))
+
+
+def test_every_page_exists_and_index_links_them(built, plan):
+    out, summary = built
+    ids = [a.id for a in plan.analyses] + [n.id for n in plan.narratives]
+    assert list(summary.analyses) == [a.id for a in plan.analyses]
+    assert list(summary.narratives) == [n.id for n in plan.narratives]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for i in ids:
+        assert (out / f"{i}.html").is_file()
+        assert (out / f"{i}.json").is_file()
+        assert f'href="{i}.html"' in index
+    assert (out / "results.csv").is_file()
+    assert set(summary.files) == {p.name for p in out.iterdir()} - {"README.md"}
+
+
+def test_pooled_json_equals_pool_on_the_same_rows(built, plan):
+    out, _ = built
+    reg = load_registry(REGISTRY)
+    eff = effects_table(reg).set_index("row_id")
+    for a in plan.analyses:
+        js = json.loads((out / f"{a.id}.json").read_text(encoding="utf-8"))
+        ids = [s["row_id"] for s in js["studies"]]
+        assert set(ids) == set(a.rows), a.id
+        yi = eff.loc[ids, "yi"].to_numpy(float)
+        vi = eff.loc[ids, "vi"].to_numpy(float)
+        assert np.allclose([s["yi"] for s in js["studies"]], yi, rtol=0, atol=0)
+        if len(ids) == 1:
+            assert js["result"] is None and js["single_study"]
+            continue
+        s = a.settings
+        ref = pool(yi, vi, method=s.method, test=s.test, level=s.level, pi=s.pi).to_dict()
+        res = js["result"]
+        for key in ("estimate", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "tau2",
+                    "tau2_ci_lower", "tau2_ci_upper", "i2", "h2", "q", "q_pvalue", "pvalue"):
+            if ref[key] is None:
+                assert res[key] is None, (a.id, key)
+            else:
+                assert res[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), (a.id, key)
+        assert [st["weight"] for st in js["studies"]] == pytest.approx(ref["weights"], rel=1e-12)
+        assert js["settings"] == {"method": "REML", "test": "knha", "pi": "metafor", "level": 0.95}
+
+
+def test_single_study_fracture(built):
+    out, _ = built
+    js = json.loads((out / "fracture.json").read_text(encoding="utf-8"))
+    assert js["k"] == 1 and js["result"] is None
+    st = js["studies"][0]
+    assert math.exp(st["yi"]) == pytest.approx(0.50, abs=1e-12)      # registry line 2: HR 0.50
+    assert "SE derived from p-value" in st["flags"]
+    html = (out / "fracture.html").read_text(encoding="utf-8")
+    assert "Single study, not pooled" in html
+    # natural-scale display, one formatter: HR 0.50
+    assert "HR 0.50" in html
+
+
+def test_displayed_numbers_use_natural_scale(built):
+    out, _ = built
+    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
+    est = math.exp(js["result"]["estimate"])
+    html = (out / "bmfs.html").read_text(encoding="utf-8")
+    assert f'<span class="kr-value">{est:.2f}</span>' in html
+    lo, hi = math.exp(js["result"]["ci_lower"]), math.exp(js["result"]["ci_upper"])
+    assert f"95% CI {lo:.2f} to {hi:.2f}" in html
+
+
+def test_warnings_are_shown(built):
+    out, summary = built
+    sre = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
+    # identical HRs 0.82, 0.82, 0.84 (registry lines 22-24): tau2 = 0 and HKSJ narrower than z
+    assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero", "hksj-narrower"} <= set(sre["warning_codes"])
+    dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
+    assert {"derived-se", "k2-t1"} <= set(dfs["warning_codes"])
+    os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
+    assert os_["missing_evidence"] == ["DCARE-OS-2020"]
+    assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
+    html = (out / "os-placebo.html").read_text(encoding="utf-8")
+    assert "No funnel plot: k = 3 &lt; 10" in html
+
+
+def test_estimator_panel_and_sensitivity_tables(built):
+    out, _ = built
+    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
+    assert [p["method"] for p in js["estimator_panel"]] == ["DL", "REML", "ML", "PM", "EB", "HS", "SJ", "HE"]
+    reml = [p for p in js["estimator_panel"] if p["method"] == "REML"][0]
+    assert reml["knha"]["estimate"] == pytest.approx(js["result"]["estimate"], rel=1e-14)
+    assert reml["z"]["test"] == "z"
+    assert len(js["leave_one_out"]) == 3 and len(js["cumulative"]) == 3
+    assert js["subgroups"][0]["variable"] == "tumour_type"
+    assert set(js["subgroups"][0]["groups"]) == {"breast", "prostate"}
+    os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
+    names = [s["name"] for s in os_["sensitivity"]]
+    assert any("instead of" in n for n in names)  # the ABCSG-18 censored-OS swap
+
+
+def test_flatiron_p_value_combination(built):
+    from scipy.stats import combine_pvalues
+
+    out, _ = built
+    js = json.loads((out / "flatiron-ici.json").read_text(encoding="utf-8"))
+    c = js["combos"][0]
+    # registry lines 29-30: melanoma p = 0.0172, NSCLC p < 0.0001 (two-sided; halved, bound used)
+    ref = combine_pvalues([0.0172 / 2, 0.0001 / 2], method="fisher").pvalue
+    assert c["fisher_p_raw"] == pytest.approx(ref, rel=1e-12)
+    assert c["bound"] is True
+    html = (out / "flatiron-ici.html").read_text(encoding="utf-8")
+    assert "What this can and cannot mean" in html and "≤" in html
+
+
+_RESOURCE = re.compile(r"<(link|script|img|iframe|source|video|audio|embed|object|image|use)\b[^>]*>", re.I)
+
+
+def test_no_external_resources_and_no_javascript(built):
+    out, _ = built
+    for p in out.glob("*.html"):
+        html = p.read_text(encoding="utf-8")
+        assert html.startswith("<!doctype html>\n<html lang=\"en\">")
+        assert '<meta charset="utf-8">' in html and "<title>" in html
+        assert "<script" not in html.lower()
+        for m in _RESOURCE.finditer(html):
+            tag = m.group(0)
+            for attr in re.findall(r'(?:src|href|xlink:href)\s*=\s*"([^"]*)"', tag):
+                assert not attr.startswith(("http://", "https://", "//")), (p.name, tag)
+        assert not re.search(r"url\(\s*['\"]?(https?:)?//", html), p.name
+        assert "@import" not in html
+        assert "@media print" in html
+
+
+def test_results_csv(built):
+    out, plan_ = built
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
+    assert [r["analysis_id"] for r in rows] == list(plan_.analyses)
+    bmfs = [r for r in rows if r["analysis_id"] == "bmfs"][0]
+    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
+    assert float(bmfs["yi"]) == js["result"]["estimate"]           # negative number stays a number
+    assert bmfs["yi"].startswith("-")
+    assert float(bmfs["estimate"]) == pytest.approx(math.exp(js["result"]["estimate"]), rel=1e-15)
+
+
+@pytest.mark.parametrize("cell,expected", [
+    ("=1+1", "'=1+1"), ("+SUM(A1)", "'+SUM(A1)"), ("-x", "'-x"), ("@cmd", "'@cmd"),
+    ("-0.22", "-0.22"), ("+1e-3", "+1e-3"), (-0.22, "-0.22"), ("plain", "plain"), (None, ""),
+    (float("nan"), ""), (3, "3"), ("\t=1", "'\t=1"),
+])
+def test_neutralise_cell(cell, expected):
+    assert neutralise_cell(cell) == expected
+
+
+def test_csv_formula_in_a_title_is_neutralised(tmp_path):
+    text = PLAN.read_text(encoding="utf-8").replace(
+        'title = "Bone-metastasis-free survival: denosumab vs placebo"',
+        'title = "=HYPERLINK(\\"http://x\\",\\"bmfs\\")"', 1)
+    plan = tmp_path / "analyses.toml"
+    plan.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    build_reports(REGISTRY, plan, out)
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
+    bmfs = [r for r in rows if r["analysis_id"] == "bmfs"][0]
+    assert bmfs["title"] == "'=HYPERLINK(\"http://x\",\"bmfs\")"
+
+
+def test_two_builds_are_byte_identical(tmp_path, built):
+    out1, _ = built
+    out2 = tmp_path / "again"
+    build_reports(REGISTRY, PLAN, out2)
+    assert _snapshot(out1) == _snapshot(out2)
+
+
+def test_source_date_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")   # 2023-11-14T22:13:20Z
+    out = tmp_path / "r"
+    build_reports(REGISTRY, PLAN, out)
+    assert "2023-11-14 (SOURCE_DATE_EPOCH)" in (out / "index.html").read_text(encoding="utf-8")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    out2 = tmp_path / "r2"
+    build_reports(REGISTRY, PLAN, out2)
+    assert "Build date" not in (out2 / "index.html").read_text(encoding="utf-8")
+
+
+def test_footer_provenance(built):
+    out, _ = built
+    html = (out / "bmfs.html").read_text(encoding="utf-8")
+    assert hashlib.sha256(REGISTRY.read_bytes()).hexdigest() in html
+    assert hashlib.sha256(PLAN.read_bytes()).hexdigest() in html
+    for pkg in ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2"):
+        assert pkg in html
+    assert "metafor::rma.uni(" in html
+    # PubMed / DOI as plain links (anchor href), registry line of each study
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/22093187/"' in html   # Smith 2012, registry line 19
+    assert "line 19" in html
+
+
+def test_failed_build_leaves_previous_output(tmp_path, monkeypatch):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "README.md").write_text("# kept\n", encoding="utf-8")
+    build_reports(REGISTRY, PLAN, out)
+    before = _snapshot(out)
+    assert "README.md" in before
+
+    import metaanalysis.plots as plots
+
+    def boom(*a, **k):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(plots, "render_forest", boom)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        build_reports(REGISTRY, PLAN, out)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]   # no temporary dirs left
+
+
+def test_readme_is_kept_across_builds(tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "README.md").write_text("# committed\n", encoding="utf-8")
+    (out / "stale.html").write_text("old", encoding="utf-8")
+    build_reports(REGISTRY, PLAN, out)
+    assert (out / "README.md").read_text(encoding="utf-8") == "# committed\n"
+    assert not (out / "stale.html").exists()
+
+
+def test_bad_plan_writes_nothing_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "reports"
+    bad = ROOT / "tests" / "corpus" / "plan" / "same_patient_set.toml"
+    with pytest.raises(ProblemError):
+        build_reports(REGISTRY, bad, out)
+    assert not out.exists()
+    rc = main(["report", "--registry", str(REGISTRY), "--plan", str(bad), "--out", str(out)])
+    assert rc == 1
+    assert f"{bad}:8:11: error:" in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_report_ok(tmp_path, capsys):
+    out = tmp_path / "reports"
+    rc = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(out)])
+    assert rc == 0
+    assert "7 analyses, 3 narrative sections" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# autoescaping: hostile text in every displayed registry field
+# ---------------------------------------------------------------------------------------------
+
+PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
+TEXT_FIELDS = ("trial_name", "population", "tumour_type", "dose", "endpoint_detail",
+               "analysis_population", "report", "authors", "journal", "source_location", "notes",
+               "intervention")
+
+
+def _hostile_registry(tmp_path: Path) -> Path:
+    with REGISTRY.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        fields = list(rows[0])
+    for i, r in enumerate(rows):
+        for f in TEXT_FIELDS:
+            p = PAYLOADS[(i + TEXT_FIELDS.index(f)) % 2]
+            # consistent per trial for the fields a subgroup/label groups by
+            r[f] = f"{r[f]} {p} [{f}]" if f != "tumour_type" else f"{r[f]}{PAYLOADS[0]}"
+    path = tmp_path / "registry.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_autoescape_every_field(tmp_path):
+    reg = _hostile_registry(tmp_path)
+    out = tmp_path / "reports"
+    build_reports(reg, PLAN, out)
+    pages = {p.name: p.read_text(encoding="utf-8") for p in out.glob("*.html")}
+    everything = "\n".join(pages.values())
+    for p in PAYLOADS:
+        assert p not in everything
+    assert "<script" not in everything.lower()
+    assert "<img" not in everything.lower()
+    assert "onerror=alert(1)>" not in everything
+    esc = {PAYLOADS[0]: "&lt;script&gt;alert(1)&lt;/script&gt;",
+           PAYLOADS[1]: "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"}
+    assert esc[PAYLOADS[0]] in everything and esc[PAYLOADS[1]] in everything
+    # each displayed field shows up escaped somewhere (its [field] tag follows the payload)
+    for f in TEXT_FIELDS:
+        if f == "tumour_type":
+            assert esc[PAYLOADS[0]] in pages["bmfs.html"]
+            continue
+        assert f"[{f}]" in everything, f
