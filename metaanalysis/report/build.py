@@ -330,14 +330,10 @@ def _pool(yi, vi, s, **kw):
                 level=s.level, pi=kw.get("pi", s.pi))
 
 
-def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
-    """Everything one analysis page, its JSON and its CSV row need."""
+def _pooled_arrays(ctx: _Ctx, a):
+    """Rows of analysis ``a`` with a usable (yi, vi), ordered by year; and those without."""
     import numpy as np
 
-    s = a.settings
-    measure = a.measure
-    lv = pct(s.level)
-    inc_reason = {c.row_id: c.reason for c in a.included}
     order = sorted(a.rows, key=lambda r: (_opt_int(ctx.row(r).get("year")) or 0, ctx.order[r]))
     pooled_ids, not_poolable = [], []
     for rid in order:
@@ -348,9 +344,53 @@ def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
         else:
             not_poolable.append({"row_id": rid, "label": ctx.label(rid),
                                  "reason": _s(e.get("reason")) or "no usable effect and SE"})
-    k = len(pooled_ids)
     yi = np.array([float(ctx.eff[r]["yi"]) for r in pooled_ids])
     vi = np.array([float(ctx.eff[r]["vi"]) for r in pooled_ids])
+    return pooled_ids, not_poolable, yi, vi
+
+
+def _estimator_panels(ctx: _Ctx, analyses) -> dict:
+    """The estimator panel of every analysis at once: one ``pool_many`` per (method, test).
+
+    Returns ``{analysis_id: {(method, test): MetaResult}}``; row i of ``pool_many`` is
+    ``pool`` on analysis i (NaN-padded; see :func:`metaanalysis.pool_many`).
+    """
+    import numpy as np
+
+    from ..pooling import pool_many
+
+    groups: dict[tuple, list] = {}
+    for a in analyses:
+        if "estimators" not in a.sensitivity:
+            continue
+        ids, _, yi, vi = _pooled_arrays(ctx, a)
+        if len(ids) >= 2:
+            groups.setdefault((a.settings.level, a.settings.pi), []).append((a.id, yi, vi))
+    out: dict[str, dict] = {}
+    for (level, pi), items in groups.items():
+        kmax = max(len(y) for _, y, _ in items)
+        Y = np.full((len(items), kmax), np.nan)
+        V = np.full((len(items), kmax), np.nan)
+        for i, (_, y, v) in enumerate(items):
+            Y[i, : len(y)], V[i, : len(v)] = y, v
+        for m in ESTIMATOR_PANEL:
+            for t in PANEL_TESTS:
+                res = pool_many(Y, V, method=m, test=t, level=level, pi=pi)
+                for i, (aid, _, _) in enumerate(items):
+                    out.setdefault(aid, {})[(m, t)] = res.row(i)
+    return out
+
+
+def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) -> dict:
+    """Everything one analysis page, its JSON and its CSV row need."""
+    import numpy as np
+
+    s = a.settings
+    measure = a.measure
+    lv = pct(s.level)
+    inc_reason = {c.row_id: c.reason for c in a.included}
+    pooled_ids, not_poolable, yi, vi = _pooled_arrays(ctx, a)
+    k = len(pooled_ids)
     years = [(_opt_int(ctx.row(r).get("year")) or 0) for r in pooled_ids]
 
     warnings: list[dict] = []
@@ -473,7 +513,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry) -> dict:
         for m in ESTIMATOR_PANEL:
             row = {"method": m, "main": m == s.method}
             for t in PANEL_TESTS:
-                r_ = _pool(yi, vi, s, method=m, test=t)
+                r_ = (panels or {}).get(a.id, {}).get((m, t)) or _pool(yi, vi, s, method=m, test=t)
                 row[t] = _res_summary(r_, measure)
                 row["tau2"] = fmt_num(r_.tau2, 4)
                 row["i2"] = fmt_num(r_.i2, 1)
@@ -754,6 +794,47 @@ def _env():
     return env
 
 
+def _plot_jobs(n_tasks: int) -> int:
+    """Worker processes for plot rendering (the slow part of a build).
+
+    ``METAANALYSIS_JOBS`` overrides. Parallel only where it is safe: fork available, not a
+    daemon process (e.g. a multiprocessing/Dask worker), no other threads in this process
+    (forking a threaded process can inherit a held lock).
+    """
+    import multiprocessing as mp
+    import threading
+
+    env = os.environ.get("METAANALYSIS_JOBS", "").strip()
+    if env.isdigit():
+        return max(1, min(int(env), n_tasks))
+    if (n_tasks < 3 or "fork" not in mp.get_all_start_methods() or mp.current_process().daemon
+            or threading.active_count() > 1):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4, n_tasks))
+
+
+def _plot_input(model: dict) -> dict:
+    return {k: model[k] for k in ("id", "title", "forest_spec", "k", "result", "measure")}
+
+
+def _render_plots_all(models: list[dict]) -> list[dict]:
+    """SVG markup of every analysis's plots; the same bytes serially or in forked workers."""
+    inputs = [_plot_input(m) for m in models]
+    jobs = _plot_jobs(len(inputs))
+    if jobs <= 1:
+        return [_render_plots(x) for x in inputs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers inherit the imported modules and fonts (no re-import cost)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as ex:
+        return list(ex.map(_render_plots, inputs))
+
+
 def _render_plots(model: dict) -> dict:
     from ..plots import layout_forest, render_forest
 
@@ -854,11 +935,11 @@ def _render_all(registry, plan) -> tuple[dict[str, bytes], list[str]]:
     }
     files: dict[str, bytes] = {}
     warnings: list[str] = []
-    models = []
-    for a in plan.analyses:
-        model = _analysis_model(ctx, a, plan, registry)
-        model.update(_render_plots(model))
-        models.append(model)
+    panels = _estimator_panels(ctx, plan.analyses)
+    models = [_analysis_model(ctx, a, plan, registry, panels) for a in plan.analyses]
+    for model, svgs in zip(models, _render_plots_all(models)):
+        model.update(svgs)
+    for a, model in zip(plan.analyses, models):
         warnings += [f"{a.id}: {w['text']}" for w in model["warnings"]]
         html = env.get_template("analysis.html.j2").render(**common, a=model, page_id=a.id)
         files[f"{a.id}.html"] = html.encode("utf-8")
