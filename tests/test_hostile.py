@@ -1,0 +1,574 @@
+"""Hostile and malformed inputs through ``metaanalysis report`` / ``validate``, end to end.
+
+Every case starts from the SHIPPED registry and plan (trials/registry.csv, trials/analyses.toml),
+changes one thing, and runs ``metaanalysis report --registry R --plan P --out OUT`` where OUT
+already holds a good build. The contract (README "The command line", metaanalysis/cli.py
+docstring, metaanalysis/registry.py "Spreadsheet-export policy", metaanalysis/plan.py):
+
+- a data error exits 1 and names ``PATH:LINE:COLUMN:`` of the offending cell / key,
+  with no Python traceback, and OUT (and its parent directory) is left byte-identical;
+- an accepted spreadsheet quirk (BOM, CRLF, ``;`` separators, decimal commas, cp1252, UTF-16,
+  renamed headers) exits 0 and the report is CORRECT: every pooled number in OUT/<id>.json
+  equals the clean build's.
+
+Expected lines and columns are computed from the shipped files by the ``csv`` / plain text
+reading below (row -> physical line, column name -> 1-based field number), never copied from
+the code under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from metaanalysis.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "trials" / "registry.csv"
+PLAN = ROOT / "trials" / "analyses.toml"
+CONSOLE = Path(sys.executable).parent / "metaanalysis"
+
+REG_TEXT = REGISTRY.read_text(encoding="utf-8")
+PLAN_TEXT = PLAN.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# the shipped registry as header + rows, with each row's physical line
+# ------------------------------------------------------------------------------------------
+
+def _parse(text: str) -> tuple[list[str], list[list[str]], list[int]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader)
+    rows, lines = [], []
+    prev = reader.line_num
+    for rec in reader:
+        rows.append(rec)
+        lines.append(prev + 1)
+        prev = reader.line_num
+    return header, rows, lines
+
+
+HEADER, ROWS, LINES = _parse(REG_TEXT)
+COL = {name: j for j, name in enumerate(HEADER, start=1)}          # 1-based field number
+LINE = {r[0]: ln for r, ln in zip(ROWS, LINES)}                      # row_id -> physical line
+
+
+def render(header: list[str], rows: list[list[str]], delimiter: str = ",", eol: str = "\n") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator=eol)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def reg_with(changes: dict[tuple[str, str], str] | None = None, *, extra: list[list[str]] = (),
+             header: list[str] | None = None) -> str:
+    """The shipped registry with cells ``(row_id, column) -> value`` replaced."""
+    rows = [list(r) for r in ROWS]
+    for (rid, name), value in (changes or {}).items():
+        i = next(i for i, r in enumerate(rows) if r[0] == rid)
+        rows[i][COL[name] - 1] = value
+    rows += [list(r) for r in extra]
+    return render(header or HEADER, rows)
+
+
+def row(rid: str) -> list[str]:
+    return list(next(r for r in ROWS if r[0] == rid))
+
+
+def plan_line(text: str, needle: str, start: int = 1) -> tuple[int, int]:
+    """(line, 1-based column) of the first occurrence of ``needle`` at or after line ``start``."""
+    for n, ln in enumerate(text.splitlines(), start=1):
+        if n >= start and needle in ln:
+            return n, ln.index(needle) + 1
+    raise AssertionError(f"{needle!r} not in the plan")
+
+
+def analysis_block(aid: str) -> tuple[int, int]:
+    """First and last line of the [[analysis]] with this id in the shipped plan."""
+    lines = PLAN_TEXT.splitlines()
+    idl = plan_line(PLAN_TEXT, f'id = "{aid}"')[0]
+    start = max(n for n in range(1, idl + 1) if lines[n - 1].startswith("[["))
+    end = next((n - 1 for n in range(idl + 1, len(lines) + 1) if lines[n - 1].startswith("[[")), len(lines))
+    return start, end
+
+
+def plan_insert_after(aid: str, key_line_prefix: str, new: str) -> tuple[str, int]:
+    """Insert the line ``new`` after the line starting with ``key_line_prefix`` inside analysis ``aid``."""
+    lines = PLAN_TEXT.splitlines(keepends=True)
+    s, e = analysis_block(aid)
+    at = next(n for n in range(s, e + 1) if lines[n - 1].startswith(key_line_prefix))
+    lines.insert(at, new + "\n")
+    return "".join(lines), at + 1
+
+
+def plan_replace_in(aid: str, old: str, new: str) -> tuple[str, int]:
+    """Replace the first ``old`` inside analysis ``aid``; -> (text, line of the change)."""
+    lines = PLAN_TEXT.splitlines(keepends=True)
+    s, e = analysis_block(aid)
+    for n in range(s, e + 1):
+        if old in lines[n - 1]:
+            lines[n - 1] = lines[n - 1].replace(old, new, 1)
+            return "".join(lines), n
+    raise AssertionError(f"{old!r} not in analysis {aid}")
+
+
+# ------------------------------------------------------------------------------------------
+# cases
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """One hostile input.
+
+    ``registry`` / ``plan``: the file contents (str is written as UTF-8; None = the shipped file).
+    ``exit``: expected exit code. For exit 1, ``where`` names the file ("registry" / "plan"),
+    ``line`` / ``col`` the expected position (``col=None``: any column) and ``msg`` a regex the
+    problem's text must match. For exit 0, ``warn`` is a regex that must appear among the
+    printed warnings (or None), and ``same_numbers`` says the report must equal the clean build.
+    """
+
+    name: str
+    exit: int
+    registry: str | bytes | None = None
+    plan: str | bytes | None = None
+    where: str = "registry"
+    line: int | None = None
+    col: int | None = None
+    msg: str = ""
+    warn: str | None = None
+    same_numbers: bool = True
+    check: Callable[[Path], None] | None = None
+
+
+CASES: list[Case] = []
+
+
+def case(**kw) -> None:
+    CASES.append(Case(**kw))
+
+
+# Rows used below (trials/registry.csv): NMCRPC-OS-2012 (Smith 2012, OS HR 1.01, 0.85-1.20),
+# pooled in os-placebo; ZABREAST-SRE-2010 (Stopeck 2010, SRE HR 0.82, 0.71-0.95) pooled in
+# sre-zoledronic; ABCSG18-DFS-2019 pooled in dfs.
+OS_ROW = "NMCRPC-OS-2012"
+SRE_ROW = "ZABREAST-SRE-2010"
+
+# --- columns ---------------------------------------------------------------------------------
+case(name="missing_required_column", exit=1,
+     registry=render([h for h in HEADER if h != "measure"], [[c for j, c in enumerate(r, 1) if j != COL["measure"]] for r in ROWS]),
+     line=1, col=None, msg=r"required column 'measure' is missing")
+case(name="misspelt_required_column", exit=1,
+     registry=reg_with(header=[("endpiont" if h == "endpoint" else h) for h in HEADER]),
+     line=1, col=None, msg=r"'endpoint' is missing.*endpiont")
+case(name="misspelt_optional_column", exit=1,
+     registry=reg_with(header=[("ci_lowr" if h == "ci_lower" else h) for h in HEADER]),
+     line=1, col=None, msg=r"'ci_lower' is missing.*ci_lowr")
+case(name="duplicated_column", exit=1,
+     registry=render(HEADER + ["notes"], [r + ["x"] for r in ROWS]),
+     line=1, col=len(HEADER) + 1, msg=r"column 'notes' appears twice")
+case(name="renamed_columns_case_and_spaces", exit=0,
+     registry=reg_with(header=[("Estimate " if h == "estimate" else "Use For Pooling" if h == "use_for_pooling" else h)
+                               for h in HEADER]),
+     warn=r":1:0: warning: column names read as schema names")
+
+# --- vocabularies ------------------------------------------------------------------------------
+case(name="unknown_endpoint", exit=1, registry=reg_with({(OS_ROW, "endpoint"): "OSS"}),
+     line=LINE[OS_ROW], col=COL["endpoint"], msg=r"'OSS' is not an allowed endpoint")
+case(name="unknown_measure", exit=1, registry=reg_with({(OS_ROW, "measure"): "HRR"}),
+     line=LINE[OS_ROW], col=COL["measure"], msg=r"'HRR' is not an allowed measure")
+
+# --- numbers -----------------------------------------------------------------------------------
+case(name="nonnumeric_estimate", exit=1, registry=reg_with({(OS_ROW, "estimate"): "1.01x"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"not a number")
+case(name="nan_estimate", exit=1, registry=reg_with({(OS_ROW, "estimate"): "NaN"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"not a number|not a finite")
+case(name="zero_ratio_estimate", exit=1, registry=reg_with({(OS_ROW, "estimate"): "0"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"HR|ratio|positive|> ?0")
+case(name="negative_ratio_estimate", exit=1, registry=reg_with({(OS_ROW, "estimate"): "-1.01"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"HR|ratio|positive|> ?0")
+case(name="negative_ratio_ci_lower", exit=1, registry=reg_with({(OS_ROW, "ci_lower"): "-0.85"}),
+     line=LINE[OS_ROW], col=COL["ci_lower"], msg=r"HR|ratio|positive|> ?0")
+case(name="ci_lower_above_upper", exit=1,
+     registry=reg_with({(OS_ROW, "ci_lower"): "1.20", (OS_ROW, "ci_upper"): "0.85"}),
+     line=LINE[OS_ROW], col=None, msg=r"lower|upper|revers")
+case(name="estimate_outside_ci", exit=1, registry=reg_with({(OS_ROW, "estimate"): "1.50"}),
+     line=LINE[OS_ROW], col=None, msg=r"outside|not within|not inside")
+# A degenerate CI (lower = estimate = upper) gives a sampling variance of 0: SE 0 is impossible.
+case(name="zero_width_ci_zero_variance", exit=1,
+     registry=reg_with({(OS_ROW, "estimate"): "1.01", (OS_ROW, "ci_lower"): "1.01", (OS_ROW, "ci_upper"): "1.01"}),
+     line=LINE[OS_ROW], col=None, msg=r"width|zero|equal|variance|SE")
+case(name="ci_level_0", exit=1, registry=reg_with({(OS_ROW, "ci_level"): "0"}),
+     line=LINE[OS_ROW], col=COL["ci_level"], msg=r"greater than 0|ci_level")
+case(name="ci_level_100", exit=1, registry=reg_with({(OS_ROW, "ci_level"): "100"}),
+     line=LINE[OS_ROW], col=COL["ci_level"], msg=r"less than 100")
+case(name="ci_level_fraction", exit=1, registry=reg_with({(OS_ROW, "ci_level"): "0.95"}),
+     line=LINE[OS_ROW], col=COL["ci_level"], msg=r"fraction")
+case(name="p_value_above_1", exit=1, registry=reg_with({(OS_ROW, "p_value"): "1.5"}),
+     line=LINE[OS_ROW], col=COL["p_value"], msg=r"outside \(0, 1\]|cannot read")
+case(name="p_value_zero", exit=1, registry=reg_with({(OS_ROW, "p_value"): "0"}),
+     line=LINE[OS_ROW], col=COL["p_value"], msg=r"outside \(0, 1\]|cannot read")
+case(name="p_value_negative", exit=1, registry=reg_with({(OS_ROW, "p_value"): "-0.05"}),
+     line=LINE[OS_ROW], col=COL["p_value"], msg=r"outside \(0, 1\]|cannot read")
+case(name="p_sided_3", exit=1, registry=reg_with({(OS_ROW, "p_sided"): "3"}),
+     line=LINE[OS_ROW], col=COL["p_sided"], msg=r"not an allowed p_sided")
+case(name="events_exceed_n", exit=1,
+     registry=reg_with({(OS_ROW, "events_int"): "5000", (OS_ROW, "n_int"): "716"}),
+     line=LINE[OS_ROW], col=COL["events_int"], msg=r"exceeds")
+case(name="year_not_integer", exit=1, registry=reg_with({(OS_ROW, "year"): "2012.5"}),
+     line=LINE[OS_ROW], col=COL["year"], msg=r"whole number")
+case(name="status_missing_with_estimate", exit=1, registry=reg_with({(OS_ROW, "status"): "missing"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"status is 'missing'")
+case(name="javascript_doi", exit=1, registry=reg_with({(OS_ROW, "doi"): "javascript:alert(1)"}),
+     line=LINE[OS_ROW], col=COL["doi"], msg=r"not a valid doi")
+case(name="javascript_pmid", exit=1, registry=reg_with({(OS_ROW, "pmid"): "javascript:alert(1)"}),
+     line=LINE[OS_ROW], col=COL["pmid"], msg=r"not a valid pmid")
+
+# --- rows --------------------------------------------------------------------------------------
+_dup = row(OS_ROW)
+_dup[0] = OS_ROW + "-COPY"
+case(name="duplicated_row", exit=1, registry=reg_with(extra=[_dup]),
+     line=len(REG_TEXT.splitlines()) + 1, col=COL["row_id"], msg=r"repeats row 'NMCRPC-OS-2012'")
+case(name="duplicated_row_id", exit=1, registry=reg_with(extra=[row(OS_ROW)]),
+     line=len(REG_TEXT.splitlines()) + 1, col=COL["row_id"], msg=r"used twice")
+# Second pooled report of one trial: two rows of patient_set nmCRPC-BMFS for OS, both use_for_pooling=yes.
+_twice = row(OS_ROW)
+_twice[0] = OS_ROW + "-UPDATE"
+_twice[COL["estimate"] - 1], _twice[COL["report"] - 1] = "0.99", "long-term update"
+case(name="same_trial_pooled_twice_in_registry", exit=1, registry=reg_with(extra=[_twice]),
+     line=len(REG_TEXT.splitlines()) + 1, col=COL["use_for_pooling"], msg=r"use_for_pooling = yes")
+case(name="parent_row_unknown", exit=1, registry=reg_with({(OS_ROW, "parent_row_id"): "NO-SUCH-ROW"}),
+     line=LINE[OS_ROW], col=COL["parent_row_id"], msg=r"neither a row_id nor a trial_id")
+_short = row(OS_ROW)[:-3]
+case(name="row_with_too_few_fields", exit=1,
+     registry=render(HEADER, [(_short if r[0] == OS_ROW else r) for r in ROWS]),
+     line=LINE[OS_ROW], col=len(HEADER) - 2, msg=r"fields but the header has")
+
+# --- bytes and layout ----------------------------------------------------------------------------
+case(name="empty_file", exit=1, registry="", line=1, col=0, msg=r"empty")
+case(name="header_only", exit=1, registry=render(HEADER, []), line=2, col=0, msg=r"no data rows")
+case(name="undecodable_bytes", exit=1,
+     registry=reg_with({(OS_ROW, "notes"): "XX"}).encode("utf-8").replace(b"XX", b"\x81\x8d"),
+     line=LINE[OS_ROW], col=COL["notes"], msg=r"0x81|0x8D|not UTF-8")
+case(name="nul_bytes", exit=1, registry=reg_with({(OS_ROW, "notes"): "XX"}).encode("utf-8").replace(b"XX", b"\x00\x00"),
+     line=LINE[OS_ROW], col=0, msg=r"NUL")
+case(name="control_character", exit=1, registry=reg_with({(OS_ROW, "notes"): "bad \x07 bell"}),
+     line=LINE[OS_ROW], col=COL["notes"], msg=r"control character U\+0007")
+case(name="unclosed_quote", exit=1, registry=REG_TEXT + 'X,"unclosed\n', line=len(REG_TEXT.splitlines()) + 1,
+     col=0, msg=r"never closed")
+case(name="very_long_field", exit=1, registry=reg_with({(OS_ROW, "notes"): "x" * 5000}),
+     line=LINE[OS_ROW], col=COL["notes"], msg=r"5000 characters")
+case(name="huge_field_beyond_csv_limit", exit=1, registry=reg_with({(OS_ROW, "notes"): "y" * 200_000}),
+     line=LINE[OS_ROW], col=None, msg=r"longer than|characters")
+case(name="bom", exit=0, registry=b"\xef\xbb\xbf" + REG_TEXT.encode("utf-8"))
+case(name="crlf", exit=0, registry=render(HEADER, ROWS, eol="\r\n"))
+case(name="semicolon_delimiter", exit=0, registry=render(HEADER, ROWS, delimiter=";"),
+     warn=r":1:0: warning: fields are separated by ';'")
+_NUMERIC = ("estimate", "ci_lower", "ci_upper", "followup_months")
+case(name="semicolon_decimal_comma", exit=0,
+     registry=render(HEADER, [[(c.replace(".", ",") if HEADER[j] in _NUMERIC else c) for j, c in enumerate(r)] for r in ROWS],
+                     delimiter=";", eol="\r\n"),
+     warn=r"decimal comma")
+case(name="bom_crlf_semicolon", exit=0,
+     registry=b"\xef\xbb\xbf" + render(HEADER, ROWS, delimiter=";", eol="\r\n").encode("utf-8"),
+     warn=r"separated by ';'")
+case(name="tab_delimiter", exit=0, registry=render(HEADER, ROWS, delimiter="\t"), warn=r"separated by tab")
+case(name="cp1252_accents", exit=0,
+     registry=reg_with({(OS_ROW, "notes"): "Smith é résumé"}).encode("cp1252"),
+     warn=rf":{LINE[OS_ROW]}:{COL['notes']}: warning: not UTF-8")
+case(name="utf16_with_bom", exit=0, registry=REG_TEXT.encode("utf-16"), warn=r"UTF-16")
+case(name="spreadsheet_formula_in_text", exit=0,
+     registry=reg_with({(OS_ROW, "notes"): '=HYPERLINK("http://evil.example","click")'}),
+     warn=rf":{LINE[OS_ROW]}:{COL['notes']}: warning: \[notes\] text starts with '='")
+# A decimal comma in a comma-separated file splits the cell: the row has one field too many.
+case(name="decimal_comma_in_comma_file", exit=1,
+     registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
+     line=LINE[OS_ROW], col=len(HEADER) + 1, msg=r"fields but the header has")
+# A pooled row's measure changed to OR: the plan leaves it out of the HR analysis (rule 3) and says so.
+
+
+def _or_row_left_out(out: Path) -> None:
+    d = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
+    assert OS_ROW not in [s["row_id"] for s in d["studies"]]
+    left = {x["row_id"]: x["reason"] for x in d["left_out"]}
+    assert OS_ROW in left and "OR" in left[OS_ROW], left
+
+
+case(name="measure_changed_to_or_is_left_out", exit=0, registry=reg_with({(OS_ROW, "measure"): "OR"}),
+     same_numbers=False, check=_or_row_left_out)
+
+# --- the plan ----------------------------------------------------------------------------------
+_p, _l = plan_insert_after("dfs", "select.design", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }]')
+case(name="plan_same_trial_twice", exit=1, plan=_p, where="plan", line=_l, col=None,
+     msg=r"patient_set 'ABCSG-18'.*count twice")
+# Overlapping populations: the post hoc lung subgroup (Scagliotti 2012) pooled with the parent
+# trial's other subgroup of the same patients (patient_set DMAB-ZA-SOLID, Henry 2011's trial).
+_p, _l = plan_replace_in(
+    "os-any-comparator", '{ row = "ZASOLID-OS-2012-LUNG"',
+    '{ row = "ZASOLID-OS-2012-NSCLC", reason = "NSCLC subgroup" }, { row = "ZASOLID-OS-2012-LUNG"')
+case(name="plan_subgroup_pooled_with_parent_population", exit=1, plan=_p, where="plan", line=_l, col=None,
+     msg=r"patient_set 'DMAB-ZA-SOLID'.*count twice")
+# Henry 2011 (SRE) and Scagliotti 2012 (OS): one trial's two endpoints in one analysis.
+_p, _l = plan_replace_in(
+    "sre-zoledronic", '{ row = "ZASOLID-SRE-2011"',
+    '{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }, { row = "ZASOLID-SRE-2011"')
+case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
+     msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
+_reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR"})
+_p, _l = plan_insert_after("os-placebo", "subgroup", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }]')
+case(name="plan_mixing_measures", exit=1, registry=_reg_or, plan=_p, where="plan", line=_l, col=None,
+     msg=r"mix measures")
+_p, _l = plan_replace_in("bmfs", 'select.comparator = ["placebo"]', 'select.comparator = ["no such comparator"]')
+_l_ep = plan_line(_p, 'endpoint = "BMFS"')[0]
+case(name="plan_no_studies_after_filtering", exit=1, plan=_p, where="plan", line=_l_ep, col=None,
+     msg=r"no rows to pool")
+_p, _l = plan_replace_in("ttbm", 'endpoint = "TTBM"', 'endpoint = "TTBX"')
+case(name="plan_unknown_endpoint", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"TTBX")
+_p, _l = plan_replace_in("ttbm", 'measure = "HR"', 'measure = "HRR"')
+case(name="plan_unknown_measure", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"HRR")
+_p, _l = plan_insert_after("ttbm", "measure", 'methd = "DL"')
+case(name="plan_unknown_key", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"unknown key 'methd'.*method")
+_p, _l = plan_insert_after("ttbm", "measure", 'method = "XYZ"')
+case(name="plan_unknown_method", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"method = 'XYZ'")
+_p, _l = plan_insert_after("ttbm", "measure", "level = 1.5")
+case(name="plan_level_out_of_range", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"level")
+_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "../../escape"')
+case(name="plan_id_path_traversal", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"not a usable file name")
+_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "index"')
+case(name="plan_reserved_id", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"not a usable file name")
+_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "bmfs"')
+case(name="plan_duplicate_id", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"duplicate id 'bmfs'")
+_p, _l = plan_insert_after("ttbm", "measure", 'exclude = [{ row = "NO-SUCH-ROW", reason = "x" }]')
+case(name="plan_unknown_row", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"NO-SUCH-ROW")
+_p, _l = plan_insert_after("ttbm", "measure", 'include = [{ row = "DCARE-TTBM-2021-AGE50" }]')
+case(name="plan_include_without_reason", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"reason")
+_p, _l = plan_replace_in("ttbm", 'bone metastasis: denosumab vs placebo"', "bone metastasis: denosumab vs placebo")
+case(name="plan_toml_syntax_error", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"TOML syntax")
+case(name="plan_empty", exit=1, plan="", where="plan", line=1, col=0, msg=r"no \[\[analysis\]\]")
+case(name="plan_not_utf8", exit=1, plan=PLAN_TEXT.encode("utf-8").replace(b"Whole-trial", b"Whole\xff-trial", 1),
+     where="plan", line=plan_line(PLAN_TEXT, "Whole-trial")[0], col=plan_line(PLAN_TEXT, "Whole-trial")[1] + 5,
+     msg=r"not UTF-8")
+case(name="plan_bom_crlf", exit=0, plan=b"\xef\xbb\xbf" + PLAN_TEXT.replace("\n", "\r\n").encode("utf-8"))
+
+
+# ------------------------------------------------------------------------------------------
+# machinery
+# ------------------------------------------------------------------------------------------
+
+def snapshot(d: Path) -> dict[str, str]:
+    """SHA-256 of every file under d (relative path -> hash), plus the names beside d."""
+    out = {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+           for p in sorted(d.rglob("*")) if p.is_file()}
+    out["<siblings>"] = ",".join(sorted(p.name for p in d.parent.iterdir()))
+    return out
+
+
+def numbers(out: Path) -> dict[str, dict]:
+    """Per analysis JSON: what the pooled numbers are (everything but provenance hashes)."""
+    res = {}
+    for p in sorted(out.glob("*.json")):
+        d = json.loads(p.read_text(encoding="utf-8"))
+        if "result" in d:
+            res[p.stem] = {k: d[k] for k in ("k", "result", "studies", "estimator_panel", "leave_one_out",
+                                             "cumulative", "subgroups", "sensitivity")}
+    return res
+
+
+@pytest.fixture(scope="session")
+def good_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("good") / "reports"
+    assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def good_numbers(good_build) -> dict:
+    n = numbers(good_build)
+    # the shipped plan has 7 analyses (trials/analyses.toml)
+    assert len(n) == 7
+    return n
+
+
+def write_case(c: Case, d: Path) -> tuple[Path, Path]:
+    reg, plan = d / "registry.csv", d / "analyses.toml"
+    for path, content, default in ((reg, c.registry, REG_TEXT), (plan, c.plan, PLAN_TEXT)):
+        content = default if content is None else content
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return reg, plan
+
+
+def fresh_out(good_build: Path, tmp_path: Path) -> Path:
+    work = tmp_path / "site"
+    work.mkdir()
+    out = work / "reports"
+    shutil.copytree(good_build, out)
+    return out
+
+
+def test_roundtrip_of_the_shipped_registry():
+    # the mutations render the registry with csv.writer; unchanged, that must be the file itself
+    assert render(HEADER, ROWS) == REG_TEXT
+    assert LINE["ABCSG18-FRACTURE-2015"] == 2
+    assert len(CASES) >= 40
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
+def test_report(c: Case, tmp_path, good_build, good_numbers, capsys):
+    (tmp_path / "in").mkdir()
+    reg, plan = write_case(c, tmp_path / "in")
+    out = fresh_out(good_build, tmp_path)
+    before = snapshot(out)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)])
+    cap = capsys.readouterr()
+    err = cap.err
+    assert "Traceback" not in err and "Traceback" not in cap.out
+    assert code == c.exit, f"exit {code}, expected {c.exit}; stderr:\n{err}"
+    if c.exit != 0:
+        assert snapshot(out) == before, "a failed build changed OUT or left files beside it"
+        path = reg if c.where == "registry" else plan
+        col = r"\d+" if c.col is None else str(c.col)
+        pat = re.compile(rf"^{re.escape(str(path))}:{c.line}:{col}: error: .*(?:{c.msg})", re.M)
+        assert pat.search(err), f"no error at {path.name}:{c.line}:{c.col} matching {c.msg!r}; stderr:\n{err}"
+        # every line of stderr is a formatted problem
+        for ln in err.strip().splitlines():
+            assert re.match(r"^.+:\d+:\d+: (error|warning): ", ln), ln
+        return
+    if c.warn:
+        assert re.search(c.warn, err), f"expected a warning matching {c.warn!r}; stderr:\n{err}"
+    assert (out / "index.html").is_file()
+    if c.same_numbers:
+        got = numbers(out)
+        assert got == good_numbers
+    if c.check:
+        c.check(out)
+    # nothing left beside OUT (temporary build or backup directories)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["reports"]
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if c.where == "registry" and c.plan is None],
+                         ids=[c.name for c in CASES if c.where == "registry" and c.plan is None])
+def test_validate(c: Case, tmp_path, capsys):
+    """``metaanalysis validate`` reports the same registry problem (exit 0 for accepted quirks)."""
+    reg, plan = write_case(c, tmp_path)
+    code = main(["validate", str(reg), "--plan", str(plan)])
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err
+    assert code == c.exit, cap.err
+    if c.exit:
+        col = r"\d+" if c.col is None else str(c.col)
+        assert re.search(rf"^{re.escape(str(reg))}:{c.line}:{col}: error: .*(?:{c.msg})", cap.err, re.M), cap.err
+    assert re.search(r"\d+ rows?, \d+ errors?, \d+ warnings?", cap.out), cap.out
+
+
+@pytest.mark.parametrize("name", ["ci_lower_above_upper", "plan_toml_syntax_error", "bom", "empty_file"])
+def test_console_script(name, tmp_path, good_build):
+    """The installed console script behaves as main(): exit code, PATH:LINE:COL, no traceback."""
+    assert CONSOLE.is_file(), f"{CONSOLE} missing: run `make test` (installs the package into .venv)"
+    c = next(c for c in CASES if c.name == name)
+    (tmp_path / "in").mkdir()
+    reg, plan = write_case(c, tmp_path / "in")
+    out = fresh_out(good_build, tmp_path)
+    before = snapshot(out)
+    p = subprocess.run([str(CONSOLE), "report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "Traceback" not in p.stderr
+    assert p.returncode == c.exit, p.stderr
+    if c.exit:
+        assert snapshot(out) == before
+        path = reg if c.where == "registry" else plan
+        assert re.search(rf"^{re.escape(str(path))}:{c.line}:\d+: error: ", p.stderr, re.M), p.stderr
+    else:
+        assert numbers(out) == numbers(good_build)
+
+
+def test_missing_inputs(tmp_path, good_build, capsys):
+    out = fresh_out(good_build, tmp_path)
+    before = snapshot(out)
+    for args, bad in ((["--registry", str(tmp_path / "nope.csv"), "--plan", str(PLAN)], tmp_path / "nope.csv"),
+                      (["--registry", str(REGISTRY), "--plan", str(tmp_path / "nope.toml")], tmp_path / "nope.toml"),
+                      (["--registry", str(tmp_path), "--plan", str(PLAN)], tmp_path)):
+        code = main(["report", *args, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert re.search(rf"^{re.escape(str(bad))}:0:0: error: ", err, re.M), err
+        assert "Traceback" not in err
+    assert snapshot(out) == before
+
+
+# --- metaanalysis pool: zero / negative variances and SEs -----------------------------------------
+
+@pytest.mark.parametrize("content,line,col,msg", [
+    ("yi,vi\n-0.22,0.0139\n0.01,0\n", 3, 2, "vi must be > 0"),
+    ("yi,vi\n-0.22,0.0139\n0.01,-0.01\n", 3, 2, "vi must be > 0"),
+    ("yi,sei\n-0.22,0.1\n0.01,-0.1\n", 3, 2, "sei must be > 0"),
+    ("yi,sei\n-0.22,0.1\n0.01,0\n", 3, 2, "sei must be > 0"),
+    ("yi,vi\n-0.22,0.0139\nnan,0.01\n", 3, 1, "yi must be finite"),
+    ("yi,vi\n-0.22,0.0139\n=1+1,0.01\n", 3, 1, "yi is not a number"),
+], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula"])
+def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
+    p = tmp_path / "effects.csv"
+    p.write_text(content, encoding="utf-8")
+    code = main(["pool", str(p)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    assert re.search(rf"^{re.escape(str(p))}:{line}:{col}: error: .*{re.escape(msg)}", err, re.M), err
+
+
+# --- hostile --out: never destroy what is not a previous report build -----------------------------
+
+def _report(out: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    assert CONSOLE.is_file(), f"{CONSOLE} missing: run `make test` (installs the package into .venv)"
+    return subprocess.run([str(CONSOLE), "report", "--registry", str(REGISTRY), "--plan", str(PLAN),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_out_is_a_directory_of_other_files(tmp_path):
+    """``--out`` naming a directory that is not a report build (a typo such as ``--out trials``)
+    must not delete its files: refuse (exit 1/2), or build while keeping them."""
+    out = tmp_path / "mydata"
+    out.mkdir()
+    (out / "registry.csv").write_text("precious\n", encoding="utf-8")
+    (out / "sub").mkdir()
+    (out / "sub" / "notes.txt").write_text("also precious\n", encoding="utf-8")
+    p = _report(out)
+    assert "Traceback" not in p.stderr
+    assert (out / "registry.csv").read_text(encoding="utf-8") == "precious\n", (
+        f"exit {p.returncode}: the build deleted a file it did not write; stderr:\n{p.stderr}")
+    assert (out / "sub" / "notes.txt").read_text(encoding="utf-8") == "also precious\n"
+
+
+def test_out_is_an_existing_file(tmp_path):
+    """``--out`` naming an existing regular file: an error naming it, the file left in place."""
+    f = tmp_path / "notes.txt"
+    f.write_text("precious\n", encoding="utf-8")
+    p = _report(f)
+    assert "Traceback" not in p.stderr
+    assert p.returncode in (1, 2), p.stderr
+    assert f.is_file() and f.read_text(encoding="utf-8") == "precious\n"
+    assert str(f) in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_out_is_the_current_directory(tmp_path):
+    """``--out .``: no traceback, and the directory's own files survive."""
+    (tmp_path / "keep.txt").write_text("precious\n", encoding="utf-8")
+    p = _report(Path("."), cwd=tmp_path)
+    assert "Traceback" not in p.stderr, p.stderr
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "precious\n"
+    assert p.returncode in (0, 1, 2)
+    assert not [x.name for x in tmp_path.parent.iterdir() if x.name.startswith("..")], "stray temp dirs"
