@@ -454,3 +454,30 @@ def test_cli_subprocess_no_traceback(tmp_path):
                             capture_output=True, text=True)
         assert cp.returncode == code, cp.stderr
         assert "Traceback" not in cp.stderr and cp.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------
+# bugs found by tests/test_properties.py and benchmarks/robustness_sweep.py
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="engine bug: FE with k = 1 reports I^2 = 100 (rounding-noise Q, df 0)")
+def test_k1_fe_i2_is_zero():
+    # R: rma(7, 3, method = "FE") -> I2 0, H2 1, QE 0 (metafor 3.8.1).
+    # pool_many's FE branch computes I^2 = 100 (Q - df)/Q; with k = 1, Q is rounding noise
+    # (w (y - mu)^2 ~ 3e-31, since (7/3)/(1/3) != 7 in floating point) and df = 0, so I^2 = 100.
+    r = pool([7.0], [3.0], method="FE")
+    assert r.i2 == 0.0 and r.h2 == 1.0
+    assert r.q == pytest.approx(0.0, abs=1e-28)
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: SJ gives tau2 ~ 1e-60 (not 0) for identical effects")
+@pytest.mark.parametrize("pad", [0, 1])
+def test_sj_identical_effects_tau2_exactly_zero(pad):
+    # R: rma(c(0.1, 0.1, 0.1), c(.1, .2, .3), method = "SJ") -> tau2 0, I2 0 (metafor 3.8.1).
+    # estimators._sj starts from tau2_0 = sum((y - ybar)^2)/k with ybar = sum(y)/k, which is
+    # not exactly 0.1 in floating point, so tau2_0 ~ 1e-33 > 0 and tau2 ~ 3e-67 instead of 0;
+    # with NaN padding (pool_many) it also depends on the padded width.
+    Y = np.array([[0.1, 0.1, 0.1] + [np.nan] * pad])
+    V = np.array([[0.1, 0.2, 0.3] + [np.nan] * pad])
+    r = pool_many(Y, V, method="SJ").row(0)
+    assert r.tau2 == 0.0 and r.i2 == 0.0
