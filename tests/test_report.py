@@ -333,3 +333,11 @@ def test_autoescape_every_field(tmp_path):
             assert esc[PAYLOADS[0]] in pages["bmfs.html"]
             continue
         assert f"[{f}]" in everything, f
+
+
+def test_parallel_and_serial_plot_rendering_are_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAANALYSIS_JOBS", "1")
+    build_reports(REGISTRY, PLAN, tmp_path / "serial")
+    monkeypatch.setenv("METAANALYSIS_JOBS", "2")
+    build_reports(REGISTRY, PLAN, tmp_path / "forked")
+    assert _snapshot(tmp_path / "serial") == _snapshot(tmp_path / "forked")

@@ -316,10 +316,11 @@ def _res_summary(res, measure: str) -> dict:
     est, ci = _est_ci_text(measure, res.estimate, res.ci_lower, res.ci_upper)
     pi = (fmt_ci(_nat(measure, res.pi_lower), _nat(measure, res.pi_upper))
           if res.pi_lower is not None and res.pi_upper is not None else "–")
+    one = res.k == 1   # nothing to say about heterogeneity or prediction with one study
     return {
-        "k": res.k, "estimate": est, "ci": ci, "pi": pi, "p": fmt_p(res.pvalue),
-        "tau2": fmt_num(res.tau2, 4), "i2": fmt_num(res.i2, 1), "method": res.method, "test": res.test,
-        "se": fmt_num(res.se, 4),
+        "k": res.k, "estimate": est, "ci": ci, "pi": "–" if one else pi, "p": fmt_p(res.pvalue),
+        "tau2": "–" if one else fmt_num(res.tau2, 4), "i2": "–" if one else fmt_num(res.i2, 1),
+        "method": res.method, "test": res.test, "se": fmt_num(res.se, 4),
     }
 
 
@@ -408,7 +409,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
 
     # ---- studies ---------------------------------------------------------------------------
     studies = []
-    weights = list(res.weights) if res is not None else ([100.0] if k == 1 else [])
+    weights = list(res.weights) if res is not None else []
     z = float(__import__("scipy.stats", fromlist=["norm"]).norm.ppf(0.5 + s.level / 2))
     for i, rid in enumerate(pooled_ids):
         r = ctx.row(rid)
@@ -419,10 +420,10 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         if reported_ci:
             ci_txt = fmt_ci(lo_r, hi_r)
             ci_level = _opt_float(r.get("ci_level"))
-            ci_note = "" if ci_level in (None, 100 * s.level) else f" ({fmt_num(ci_level, 0)}% CI as reported)"
+            ci_note = "" if ci_level in (None, 100 * s.level) else f"{fmt_num(ci_level, 0)}% CI as reported"
         else:
             ci_txt = fmt_ci(_nat(measure, yi[i] - z * se), _nat(measure, yi[i] + z * se))
-            ci_note = " (derived)"
+            ci_note = " derived"
         n_i, n_c = _opt_int(r.get("n_int")), _opt_int(r.get("n_ctl"))
         e_i, e_c = _opt_int(r.get("events_int")), _opt_int(r.get("events_ctl"))
         studies.append({
@@ -432,7 +433,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
             "weight_txt": f"{fmt_num(weights[i], 1)}%" if weights else "–",
             "estimate": fmt_num(_opt_float(r.get("estimate")) if _opt_float(r.get("estimate")) is not None
                                 else _nat(measure, yi[i])),
-            "ci": ci_txt + ci_note, "p": _s(r.get("p_value")) or "–",
+            "ci": ci_txt, "ci_note": ci_note.strip(), "p": _s(r.get("p_value")) or "–",
             "n": f"{n_i if n_i is not None else '–'} / {n_c if n_c is not None else '–'}",
             "events": (f"{e_i} / {e_c}" if e_i is not None and e_c is not None else "–"),
             "followup": (f"{fmt_num(_opt_float(r.get('followup_months')), 0)} mo"
@@ -450,7 +451,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
     if 2 <= k < FEW_STUDIES:
         warn("few-studies", f"Few studies (k = {k} < {FEW_STUDIES}): τ² is estimated very imprecisely "
              f"(see its {lv} CI below), and so are I², the prediction interval and the HKSJ interval.")
-    if k < FUNNEL_MIN_K:
+    if 2 <= k < FUNNEL_MIN_K:
         warn("no-funnel", f"k = {k} < {FUNNEL_MIN_K}: no funnel plot and no Egger test (too little power "
              "to detect small-study effects; Sterne et al. 2011, doi:10.1136/bmj.d4002).", "info")
     derived = [st["label"] for st in studies if "SE derived from p-value" in st["flags"]]
@@ -504,7 +505,8 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         }
     elif k == 1:
         st = studies[0]
-        main = {"k": 1, "estimate": st["estimate"], "ci": st["ci"], "pi": "–", "p": st["p"],
+        main = {"k": 1, "estimate": st["estimate"],
+                "ci": st["ci"] + (f" ({st['ci_note']})" if st["ci_note"] else ""), "pi": "–", "p": st["p"],
                 "single": True}
 
     # ---- estimator panel -------------------------------------------------------------------
