@@ -26,6 +26,7 @@ Proc. ACM Program. Lang. 2 (ICFP) 2018, doi:10.1145/3236774 (verifying traces).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -85,9 +86,14 @@ class BatchJob:
     out_dir : str
         ``OUT/<name>``.
     digest : str
-        Hex SHA-256 of the inputs (:func:`inputs_hash`), written to the stamp after a successful build.
+        Hex SHA-256 of the inputs (:func:`inputs_hash`) as seen by the caller, compared with the
+        stamp to decide "unchanged". The worker hashes the inputs again (with its own toolkit
+        hash) just before building and stamps that.
     builder : str
         ``module:function`` that builds one directory (default :data:`DEFAULT_BUILDER`).
+    plot_jobs : int, optional
+        Processes the report builder may use for plots inside this job (sets
+        ``METAANALYSIS_JOBS`` in a batch worker unless the user set it); None = the builder's choice.
     """
 
     name: str
@@ -97,6 +103,7 @@ class BatchJob:
     out_dir: str
     digest: str
     builder: str = DEFAULT_BUILDER
+    plot_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -381,13 +388,19 @@ def build_one(job: BatchJob) -> JobResult:
     from .problems import ProblemError
 
     os.environ.setdefault("MPLBACKEND", "Agg")  # workers have no display
+    if job.plot_jobs is not None:
+        # Directories already run in parallel: share the CPUs instead of N x the builder's own pool.
+        os.environ.setdefault("METAANALYSIS_JOBS", str(job.plot_jobs))
     t0 = time.perf_counter()
     base = dict(name=job.name, src=job.src, out_dir=job.out_dir)
     try:
+        # Hashed here, before building, with this worker's own toolkit: a Dask worker running
+        # other code, or inputs edited during the build, leave a stamp that will not match.
+        digest = inputs_hash(job.registry, job.plan)
         build = _load_builder(job.builder)
         Path(job.out_dir).parent.mkdir(parents=True, exist_ok=True)
         summary = build(job.registry, job.plan, job.out_dir)
-        _write_stamp(Path(job.out_dir), job.digest)
+        _write_stamp(Path(job.out_dir), digest)
     except ProblemError as e:
         lines = tuple(p.format() for p in (e.errors or e.problems)) or (str(e),)
         return JobResult(**base, status="failed", seconds=time.perf_counter() - t0, reason=lines[0],
@@ -411,6 +424,13 @@ def _crashed(job: BatchJob, why: str) -> JobResult:
 # --- executors ---------------------------------------------------------------------------------
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _run_inprocess(jobs: Sequence[BatchJob]) -> Iterator[JobResult]:
     for job in jobs:
         yield build_one(job)
@@ -427,8 +447,11 @@ def _run_processes(jobs: Sequence[BatchJob], n: int) -> Iterator[JobResult]:
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
+    n = min(n, len(jobs))
+    share = max(1, _cpus() // n)
+    jobs = [dataclasses.replace(j, plot_jobs=share) for j in jobs]
     retry: list[BatchJob] = []
-    pool = ProcessPoolExecutor(max_workers=min(n, len(jobs)), mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
     try:
         pending = {pool.submit(build_one, j): j for j in jobs}
         while pending:
@@ -471,6 +494,9 @@ def _run_dask(jobs: Sequence[BatchJob], address: str) -> Iterator[JobResult]:
     from distributed import as_completed
 
     try:
+        # Workers have their own working directory: give them absolute paths.
+        jobs = [dataclasses.replace(j, registry=os.path.abspath(j.registry), plan=os.path.abspath(j.plan),
+                                    out_dir=os.path.abspath(j.out_dir)) for j in jobs]
         futs = {client.submit(build_one, j, key=f"metaanalysis-batch-{j.name}-{j.digest[:16]}", pure=False): j
                 for j in jobs}
         for fut in as_completed(list(futs), loop=client.loop):
@@ -509,6 +535,9 @@ class _Progress:
             except ImportError:  # the 'batch' extra is optional: plain lines then
                 tqdm = None
             if tqdm is not None:
+                # No monitor thread: the report builder renders plots in forked workers only
+                # when its process has a single thread.
+                tqdm.monitor_interval = 0
                 self.bar = tqdm(total=total, file=stream, unit="dir", desc="batch", dynamic_ncols=True)
 
     def update(self, r: JobResult) -> None:

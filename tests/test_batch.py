@@ -134,6 +134,7 @@ def test_changed_plan_or_toolkit_rebuilds(three, monkeypatch):
     assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "unchanged"
     monkeypatch.setattr(batch, "toolkit_hash", lambda: "0" * 64)  # a new toolkit version / code
     assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "built"
+    assert batch.run_batch([a], out, builder=FAKE, stream=io.StringIO()).results[0].status == "unchanged"
 
 
 def test_deleted_reports_are_rebuilt(three):
@@ -185,6 +186,20 @@ def test_cli_exit_codes_and_summary(three, capsys, monkeypatch):
     assert "no registry.csv" in capsys.readouterr().err
     assert main(["batch", str(a), "-j", "0", "--out", str(out / "x")]) == 2
     assert not (out / "x").exists()
+
+
+def test_progress_bar_on_a_terminal():
+    """tqdm when asked for (the CLI asks when stderr is a TTY); failures still get a full line."""
+    out = io.StringIO()
+    bar = batch._Progress(2, out, bar=True)
+    bar.update(batch.JobResult("a", "a", "o/a", "built", n_analyses=3, seconds=0.5))
+    bar.update(batch.JobResult("b", "b", "o/b", "failed", reason="b/registry.csv:3:19: error: x"))
+    bar.close()
+    text = out.getvalue()
+    assert "2/2" in text and "[2/2] FAILED b: b/registry.csv:3:19: error: x" in text
+    plain = io.StringIO()
+    batch._Progress(1, plain).update(batch.JobResult("a", "a", "o/a", "unchanged"))  # StringIO is no TTY
+    assert plain.getvalue() == "[1/1] unchanged a\n"
 
 
 def test_duplicate_names_are_disambiguated(tmp_path):

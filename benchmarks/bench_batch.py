@@ -1,0 +1,309 @@
+"""Scaling of ``metaanalysis batch``: wall time, time per analysis, peak memory, where the time goes.
+
+Run:  ``.venv/bin/python benchmarks/bench_batch.py [--quick] [--write-md]``
+
+What is measured, on synthetic registries from ``benchmarks/make_synthetic.py`` (fixed seed;
+every analysis pools 3-30 studies with the shipped plan's settings and all seven sensitivity
+analyses):
+
+* wall time of ``run_batch(..., force=True)`` into a fresh output directory for 1, 10, 100 and
+  1,000 analyses (1 registry for the two small sizes, 10 registries for the larger ones;
+  ``--quick``: 1, 10, 40), at ``-j 1`` (in-process) and ``-j 2`` (two "spawn" worker
+  processes); each configuration runs in its own Python process so that its peak memory is
+  its own: ``ru_maxrss`` of that process (``RUSAGE_SELF``) and of its worker processes
+  (``RUSAGE_CHILDREN``: the largest single child, not a sum), in MiB;
+* seconds per analysis, and a least-squares line ``time = a + b * analyses`` per ``-j`` with its
+  slope ``b`` (s/analysis), intercept ``a`` (start-up: imports, worker spawn) and R²
+  (R² near 1 and per-analysis times that do not rise with size = linear cost);
+* a cProfile of one in-process build of a 10-analysis registry, the time split into plots
+  (``metaanalysis.plots`` + matplotlib), pooling/sensitivity, registry/plan reading, HTML
+  templates (jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
+
+Results go to ``benchmarks/output/bench_batch.json`` and, with ``--write-md``, to the numbers
+section of ``benchmarks/BATCH.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as _dt
+import json
+import os
+import platform
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import make_synthetic  # noqa: E402
+
+SEED = 20240611
+FULL = [(1, 1), (10, 1), (100, 10), (1000, 10)]   # (analyses, registries)
+QUICK = [(1, 1), (10, 1), (40, 4)]
+
+
+# --- one configuration, in a fresh process ---------------------------------------------------
+
+
+def _one(args) -> int:
+    """Child mode: build once, print one JSON line (time, memory, per-directory results)."""
+    import resource
+
+    from metaanalysis.batch import run_batch
+
+    dirs = [d for d in args.dirs]
+    t0 = time.perf_counter()
+    s = run_batch(dirs, args.out, jobs=args.jobs, force=True, progress=False, stream=open(os.devnull, "w"))
+    wall = time.perf_counter() - t0
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({
+        "wall_s": wall,
+        "built": len(s.built), "failed": [r.reason for r in s.failed],
+        "analyses": sum(r.n_analyses or 0 for r in s.built),
+        "build_s": [r.seconds for r in s.results],
+        "peak_rss_self_mib": me, "peak_rss_children_mib": kids,
+    }))
+    return 0
+
+
+def run_config(dirs, out, jobs) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, __file__, "--one", "--jobs", str(jobs), "--out", str(out), *map(str, dirs)]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    total = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    res["process_s"] = total  # including the Python start-up of the child
+    if res["failed"]:
+        raise SystemExit(f"synthetic registries failed to build: {res['failed'][:3]}")
+    return res
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def linear_fit(x, y):
+    """Ordinary least squares ``y = a + b x`` -> (a, b, R²)."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    A = np.column_stack([np.ones_like(x), x])
+    (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - (a + b * x)
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    return float(a), float(b), r2
+
+
+# --- profile ---------------------------------------------------------------------------------------
+
+# Groups by the callee's file; time is counted where report code (metaanalysis/report/) calls
+# into a group directly, so nothing is counted twice (a plot function calling numpy is plots).
+GROUPS = {
+    "plots (metaanalysis.plots -> matplotlib)": ("metaanalysis/plots/", "/matplotlib/"),
+    "pooling + sensitivity": ("metaanalysis/pooling.py", "metaanalysis/sensitivity.py",
+                              "metaanalysis/estimators.py", "metaanalysis/__init__.py"),
+    "registry + plan reading": ("metaanalysis/registry.py", "metaanalysis/plan.py", "metaanalysis/effects.py"),
+    "HTML templates (jinja2)": ("/jinja2/",),
+    "first imports (matplotlib, scipy, ...)": ("<frozen importlib",),
+}
+_ENTRY = ("metaanalysis/report/",)
+
+
+def _group_of(filename: str) -> str | None:
+    f = filename.replace(os.sep, "/")
+    for g, keys in GROUPS.items():
+        if any(k in f for k in keys):
+            return g
+    return None
+
+
+def profile_build(d: Path, out: Path) -> dict:
+    """cProfile one in-process ``build_reports``; seconds per group (see ``GROUPS``)."""
+    from metaanalysis.batch import find_inputs
+
+    reg, plan = find_inputs(d)
+    shutil.rmtree(out, ignore_errors=True)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    from metaanalysis.report.build import build_reports  # its imports are part of a worker's first build
+
+    build_reports(str(reg), str(plan), str(out))
+    prof.disable()
+    wall = time.perf_counter() - t0
+    st = pstats.Stats(prof)
+    groups = {g: 0.0 for g in GROUPS}
+    for func, (_cc, _nc, _tt, _ct, callers) in st.stats.items():
+        g = _group_of(func[0])
+        if g is None:
+            continue
+        for caller, cstats in callers.items():
+            cf = caller[0].replace(os.sep, "/")
+            if any(k in cf for k in _ENTRY):
+                groups[g] += cstats[3]
+    # imports triggered from the profiled module-level import are entered from this file
+    groups["first imports (matplotlib, scipy, ...)"] += sum(
+        cs[3] for f, (_a, _b, _c, _d, callers) in st.stats.items() if f[0].startswith("<frozen importlib")
+        for c, cs in callers.items() if c[0] == __file__ or c[0].endswith("bench_batch.py"))
+    top = sorted(((v[3], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in st.stats.items()), reverse=True)
+    return {"wall_s": wall, "groups_s": groups, "other_s": max(wall - sum(groups.values()), 0.0),
+            "top_cumulative": [(round(t, 3), n) for t, n in top[:25]]}
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    import resource  # noqa: F401
+
+    cpu = platform.processor() or ""
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024**2:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    from metaanalysis import __version__
+
+    return {"date": _dt.date.today().isoformat(), "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(), "memory": mem,
+            "metaanalysis": __version__}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1, 10, 40 analyses (about a minute)")
+    ap.add_argument("--write-md", action="store_true", help="write the numbers into benchmarks/BATCH.md")
+    ap.add_argument("--jobs-list", default="1,2")
+    ap.add_argument("--budget", type=float, default=560.0,
+                    help="seconds for the timed runs; a run projected (from the runs so far) to overrun it is "
+                         "skipped and reported as such (default 560)")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("dirs", nargs="*", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        return _one(a)
+
+    sizes = QUICK if a.quick else FULL
+    jobs_list = [int(j) for j in a.jobs_list.split(",")]
+    t_start = time.perf_counter()
+    info = machine()
+    print(f"# bench_batch {info['date']}  {info['cpu']} x{info['cpus']}  {info['memory']}  "
+          f"Python {info['python']}  metaanalysis {info['metaanalysis']}")
+    rows, skipped = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
+        tmp = Path(tmp)
+        for n, nreg in sizes:
+            dirs = make_synthetic.make_corpus(tmp / f"in_{n}", n, nreg, seed=SEED)
+            studies = sum(len(r.splitlines()) - 1 for r in
+                          ((d / "registry.csv").read_text() for d in dirs))
+            for j in jobs_list:
+                done = [(r["analyses"], r["wall_s"]) for r in rows if r["jobs"] == j]
+                if len(done) >= 2:  # project this run from the line so far; keep within the budget
+                    a0, b, _ = linear_fit(*zip(*done))
+                    proj = a0 + b * n
+                    left = a.budget - (time.perf_counter() - t_start)
+                    if proj > left:
+                        msg = (f"analyses {n:5d}  -j {j}: skipped, projected {proj:.0f} s > {left:.0f} s left "
+                               f"of the --budget {a.budget:.0f} s")
+                        print(msg, flush=True)
+                        skipped.append({"analyses": n, "jobs": j, "projected_s": proj})
+                        continue
+                r = run_config(dirs, tmp / f"out_{n}_{j}", j)
+                assert r["analyses"] == n, r
+                row = {"analyses": n, "registries": nreg, "studies": studies, "jobs": j, **r,
+                       "s_per_analysis": r["wall_s"] / n}
+                rows.append(row)
+                print(f"analyses {n:5d} in {nreg:2d} registries ({studies:6d} studies)  -j {j}: "
+                      f"{r['wall_s']:7.2f} s  ({row['s_per_analysis'] * 1000:7.1f} ms/analysis)  "
+                      f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB",
+                      flush=True)
+        fits = {}
+        for j in jobs_list:
+            pts = [(r["analyses"], r["wall_s"]) for r in rows if r["jobs"] == j]
+            a0, b, r2 = linear_fit(*zip(*pts))
+            fits[j] = {"intercept_s": a0, "slope_s_per_analysis": b, "r2": r2}
+            print(f"-j {j}: time = {a0:.2f} s + {b * 1000:.1f} ms x analyses   R² = {r2:.4f}")
+        pdir = make_synthetic.make_registry_dir(tmp / "profile", 10, seed=SEED)
+        prof = profile_build(pdir, tmp / "profile_out")
+        print(f"profile of one in-process build, 10 analyses: {prof['wall_s']:.2f} s")
+        for g, s in prof["groups_s"].items():
+            print(f"  {g:42s} {s:7.2f} s  {100 * s / prof['wall_s']:5.1f} %")
+        print(f"  {'other (report assembly, I/O, ...)':42s} {prof['other_s']:7.2f} s  "
+              f"{100 * prof['other_s'] / prof['wall_s']:5.1f} %")
+    result = {"machine": info, "quick": a.quick, "runs": rows, "skipped": skipped, "budget_s": a.budget, "fits": {str(k): v for k, v in fits.items()},
+              "profile_10": prof}
+    outdir = HERE / "output"
+    outdir.mkdir(exist_ok=True)
+    (outdir / "bench_batch.json").write_text(json.dumps(result, indent=1))
+    if a.write_md:
+        write_md(result)
+    return 0
+
+
+MD_BEGIN = "<!-- bench_batch:begin (generated by benchmarks/bench_batch.py --write-md) -->"
+MD_END = "<!-- bench_batch:end -->"
+
+
+def write_md(res: dict) -> None:
+    m = res["machine"]
+    lines = [MD_BEGIN, "",
+             f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs, {m['memory']}), {m['platform']}, "
+             f"Python {m['python']}, metaanalysis {m['metaanalysis']}{' (--quick)' if res['quick'] else ''}.", "",
+             "| analyses | registries | studies | -j | wall (s) | ms / analysis | peak RSS main (MiB) | peak RSS largest worker (MiB) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["runs"]:
+        lines.append(f"| {r['analyses']:,} | {r['registries']} | {r['studies']:,} | {r['jobs']} | {r['wall_s']:.2f} | "
+                     f"{r['s_per_analysis'] * 1000:.1f} | {r['peak_rss_self_mib']:.0f} | {r['peak_rss_children_mib']:.0f} |")
+    lines += ["", "Least-squares line `wall = a + b × analyses`:", "",
+              "| -j | a (s, start-up) | b (ms / analysis) | R² |", "|---:|---:|---:|---:|"]
+    for j, f in res["fits"].items():
+        lines.append(f"| {j} | {f['intercept_s']:.2f} | {f['slope_s_per_analysis'] * 1000:.1f} | {f['r2']:.4f} |")
+    for sk in res.get("skipped", []):
+        f = res["fits"][str(sk["jobs"])]
+        lines.append("")
+        lines.append(f"Not run (over the {res['budget_s']:.0f} s budget): {sk['analyses']:,} analyses at -j {sk['jobs']}; "
+                     f"the line above projects {f['intercept_s'] + f['slope_s_per_analysis'] * sk['analyses']:.0f} s.")
+    p = res["profile_10"]
+    lines += ["", f"Profile of one in-process build of a 10-analysis registry ({p['wall_s']:.2f} s, cProfile "
+              "overhead included):", "", "| part | s | share |", "|---|---:|---:|"]
+    for g, s in p["groups_s"].items():
+        lines.append(f"| {g} | {s:.2f} | {100 * s / p['wall_s']:.0f} % |")
+    lines.append(f"| other (report assembly, I/O, ...) | {p['other_s']:.2f} | {100 * p['other_s'] / p['wall_s']:.0f} % |")
+    lines += ["", MD_END]
+    md = HERE / "BATCH.md"
+    text = md.read_text() if md.exists() else ""
+    block = "\n".join(lines)
+    if MD_BEGIN in text and MD_END in text:
+        pre, rest = text.split(MD_BEGIN, 1)
+        post = rest.split(MD_END, 1)[1]
+        text = pre + block + post
+    else:
+        text = text + "\n" + block + "\n"
+    md.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
