@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from . import _dist as dist
 from .estimators import TAU2_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
 from .results import MetaResult
 
@@ -236,7 +236,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     q = q_gen(Y0, V0, mask, np.zeros(m))
     q_df = k - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        q_p = np.where(q_df > 0, stats.chi2.sf(q, np.maximum(q_df, 1)), 1.0)
+        q_p = np.where(q_df > 0, dist.chi2_sf(q, np.maximum(q_df, 1)), 1.0)
         sw0 = w0.sum(-1)
         s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
         if method == "FE":
@@ -257,9 +257,9 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
                 s2w = np.maximum(s2w, 1.0)
             se = np.where(use_t, se * np.sqrt(s2w), se)
         df1 = np.where(use_t, df, 1.0)
-        crit = np.where(use_t, stats.t.isf(alpha / 2, df1), stats.norm.isf(alpha / 2))
+        crit = np.where(use_t, dist.t_isf(alpha / 2, df1), dist.norm_isf(alpha / 2))
         stat = est / se
-        pval = np.where(use_t, 2 * stats.t.sf(np.abs(stat), df1), 2 * stats.norm.sf(np.abs(stat)))
+        pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
         ci_lo = est - crit * se
         ci_hi = est + crit * se
 
@@ -267,7 +267,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         if pi == "metafor":
             pcrit = crit
         else:
-            pcrit = np.where(k >= 3, stats.t.isf(alpha / 2, np.where(k >= 3, k - 2, 1)), np.nan)
+            pcrit = np.where(k >= 3, dist.t_isf(alpha / 2, np.where(k >= 3, k - 2, 1)), np.nan)
         half = pcrit * np.sqrt(se**2 + tau2)
         if method == "FE":  # no between-study distribution to predict from (metafor gives none)
             half = np.full(m, np.nan)
@@ -278,8 +278,8 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
             t_lo = t_hi = np.full(m, np.nan)
         else:
             dfq = np.maximum(k - 1, 1)
-            t_lo = _qprofile(Y0, V0, mask, k, stats.chi2.isf(alpha / 2, dfq))
-            t_hi = _qprofile(Y0, V0, mask, k, stats.chi2.ppf(alpha / 2, dfq))
+            t_lo = _qprofile(Y0, V0, mask, k, dist.chi2_isf(alpha / 2, dfq))
+            t_hi = _qprofile(Y0, V0, mask, k, dist.chi2_ppf(alpha / 2, dfq))
             t_lo = np.where(k > 1, t_lo, np.nan)
             t_hi = np.where(k > 1, t_hi, np.nan)
         i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)

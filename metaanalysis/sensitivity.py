@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
+from . import _dist as dist
 from .pooling import METHODS, pool, pool_many
 from .results import MetaResult
 
@@ -151,6 +151,8 @@ def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
     -----
     Viechtbauer W (2010), doi:10.18637/jss.v036.i03 (rma.uni with ``mods``).
     """
+    from scipy import optimize  # lazy: only meta-regression needs it
+
     yi, vi = _arrays(yi, vi)
     X = np.asarray(X, dtype=float)
     k, p = X.shape
@@ -266,11 +268,11 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
         se = np.sqrt(np.diag(mr.vb))
         z = mr.beta / se
         if mr.df is None:
-            p = 2 * stats.norm.sf(np.abs(z[1]))
-            crit = stats.norm.isf((1 - level) / 2)
+            p = 2 * dist.norm_sf(np.abs(z[1]))
+            crit = dist.norm_isf((1 - level) / 2)
         else:
-            p = 2 * stats.t.sf(np.abs(z[1]), mr.df)
-            crit = stats.t.isf((1 - level) / 2, mr.df)
+            p = 2 * dist.t_sf(np.abs(z[1]), mr.df)
+            crit = dist.t_isf((1 - level) / 2, mr.df)
         out = {"stat": float(z[1]), "pvalue": float(p), "df": mr.df, "slope": float(mr.beta[1]),
                "intercept": float(mr.beta[0]), "limit_estimate": float(mr.beta[0]),
                "limit_ci_lower": float(mr.beta[0] - crit * se[0]),
@@ -341,14 +343,14 @@ def subgroups(yi, vi, groups, *, method="REML", test="z", level=0.95, pi="metafo
         qm = float(d @ np.linalg.solve(C @ mr.vb @ C.T, d))
         df_b = len(labels) - 1
         if mr.df is None:
-            p = float(stats.chi2.sf(qm, df_b))
+            p = float(dist.chi2_sf(qm, df_b))
         else:  # metafor reports F = QM/df with (df, k - p) for knha
             qm = qm / df_b
-            p = float(stats.f.sf(qm, df_b, mr.df))
+            p = float(dist.f_sf(qm, df_b, mr.df))
         return SubgroupResult(res, qm, df_b, p, True, tau2_c)
     mu = np.array([r.estimate for r in res.values()])
     u = 1.0 / np.array([r.se for r in res.values()]) ** 2
     mbar = (u * mu).sum() / u.sum()
     qb = float((u * (mu - mbar) ** 2).sum())
     df_b = len(labels) - 1
-    return SubgroupResult(res, qb, df_b, float(stats.chi2.sf(qb, df_b)), False, None)
+    return SubgroupResult(res, qb, df_b, float(dist.chi2_sf(qb, df_b)), False, None)

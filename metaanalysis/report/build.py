@@ -31,6 +31,7 @@ from typing import Any
 
 from ..problems import Problem
 from ..results import fmt_ci, fmt_num, fmt_p, fmt_p_eq, pct
+from .._dist import norm_isf
 
 __all__ = ["BuildSummary", "build_reports", "cli_report", "neutralise_cell", "ESTIMATOR_PANEL"]
 
@@ -410,7 +411,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
     # ---- studies ---------------------------------------------------------------------------
     studies = []
     weights = list(res.weights) if res is not None else []
-    z = float(__import__("scipy.stats", fromlist=["norm"]).norm.ppf(0.5 + s.level / 2))
+    z = float(norm_isf((1 - s.level) / 2))
     for i, rid in enumerate(pooled_ids):
         r = ctx.row(rid)
         flags = _study_flags(ctx, rid, inc_reason.get(rid))
@@ -704,8 +705,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
 
 
 def _narrative_model(ctx: _Ctx, n) -> dict:
-    from scipy import stats
-
+    from .._dist import combine_pvalues  # noqa: F811
     from ..effects import parse_p_value
 
     rows = []
@@ -761,8 +761,8 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
             bounds.append(pv.relation in ("<", "<="))
             items.append({"label": nlabel(rid), "row_id": rid, "p": _s(r.get("p_value")),
                           "sided": sided, "p_one": fmt_p(p1, 0.0001) if p1 >= 0.0001 else f"{p1:.1e}"})
-        fisher = stats.combine_pvalues(ps, method="fisher")
-        stouffer = stats.combine_pvalues(ps, method="stouffer")
+        fisher = combine_pvalues(ps, method="fisher")
+        stouffer = combine_pvalues(ps, method="stouffer")
         bound = any(bounds)
 
         def ptxt(p):
@@ -772,10 +772,10 @@ def _narrative_model(ctx: _Ctx, n) -> dict:
         combos.append({
             "label": c.label, "direction": c.direction, "independent": c.independent, "note": c.note,
             "items": items, "k": len(ps), "bound": bound,
-            "fisher_stat": fmt_num(float(fisher.statistic), 2), "fisher_df": 2 * len(ps),
-            "fisher_p": ptxt(float(fisher.pvalue)), "fisher_p_raw": float(fisher.pvalue),
-            "stouffer_z": fmt_num(float(stouffer.statistic), 2), "stouffer_p": ptxt(float(stouffer.pvalue)),
-            "stouffer_p_raw": float(stouffer.pvalue),
+            "fisher_stat": fmt_num(fisher[0], 2), "fisher_df": 2 * len(ps),
+            "fisher_p": ptxt(fisher[1]), "fisher_p_raw": fisher[1],
+            "stouffer_z": fmt_num(stouffer[0], 2), "stouffer_p": ptxt(stouffer[1]),
+            "stouffer_p_raw": stouffer[1],
         })
     return {"id": n.id, "title": n.title, "reason": n.reason, "text": n.text, "rows": rows,
             "combos": combos}
