@@ -89,6 +89,22 @@ def _wmean(w, Y):
     return (w * Y).sum(axis=-1) / w.sum(axis=-1)
 
 
+def _centred_ss(Y, mask, k):
+    """Unweighted mean and Σ(yᵢ − ȳ)², exactly 0 when all yᵢ are equal.
+
+    A second pass corrects the mean's rounding error (as R's ``mean``/``var`` do), so
+    identical effects give τ² = 0 exactly rather than ~1e-33.
+    """
+    u = mask.astype(float)
+    ybar = (u * Y).sum(-1) / k
+    ybar = ybar + (u * (Y - ybar[:, None])).sum(-1) / k
+    big = np.where(mask, Y, -np.inf).max(-1)
+    small = np.where(mask, Y, np.inf).min(-1)
+    ybar = np.where(big == small, big, ybar)
+    ss = (u * (Y - ybar[:, None]) ** 2).sum(-1)
+    return ybar, np.where(big == small, 0.0, ss)
+
+
 def q_gen(Y, V, mask, tau2):
     """Generalised Q statistic Σ wᵢ(yᵢ − μ̂)² with wᵢ = 1/(vᵢ + τ²); shape (m,) (or grid)."""
     w = _w(V, mask, tau2[..., None])
@@ -153,8 +169,7 @@ def _hs(Y, V, mask, k):
 def _he(Y, V, mask, k):
     # Hedges (1983) / Hedges & Olkin (1985): unweighted method of moments
     u = mask.astype(float)
-    ybar = (u * Y).sum(-1) / k
-    rss = (u * (Y - ybar[:, None]) ** 2).sum(-1)
+    _, rss = _centred_ss(Y, mask, k)
     trPV = (u * V).sum(-1) * (k - 1) / k
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = (rss - trPV) / (k - 1)
@@ -169,9 +184,7 @@ def _he(Y, V, mask, k):
 
 def _sj(Y, V, mask, k):
     # Sidik & Jonkman (2005), doi:10.1080/10543400500347462: one step from τ²₀ = Σ(y−ȳ)²/k
-    u = mask.astype(float)
-    ybar = (u * Y).sum(-1) / k
-    t0 = (u * (Y - ybar[:, None]) ** 2).sum(-1) / k
+    t0 = _centred_ss(Y, mask, k)[1] / k
     w = _w(V, mask, t0[:, None])
     mu = _wmean(w, Y)
     rss = (w * (Y - mu[:, None]) ** 2).sum(-1)

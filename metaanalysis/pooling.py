@@ -233,14 +233,15 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     se = np.sqrt(1.0 / sw)
 
     w0 = np.where(mask, 1.0 / V0, 0.0)
-    q = q_gen(Y0, V0, mask, np.zeros(m))
+    # k = 1: Q is 0 by definition (metafor), not the rounding noise of (y − μ̂)²
+    q = np.where(k > 1, np.maximum(q_gen(Y0, V0, mask, np.zeros(m)), 0.0), 0.0)
     q_df = k - 1
     with np.errstate(divide="ignore", invalid="ignore"):
         q_p = np.where(q_df > 0, dist.chi2_sf(q, np.maximum(q_df, 1)), 1.0)
         sw0 = w0.sum(-1)
         s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
         if method == "FE":
-            i2 = np.where(q > 0, np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
+            i2 = np.where((q > 0) & (k > 1), np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
             h2 = np.where(q_df > 0, q / q_df, 1.0)
         else:
             i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
