@@ -86,6 +86,7 @@ def run_config(dirs, out, jobs) -> dict:
         raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
     res = json.loads(p.stdout.strip().splitlines()[-1])
     res["process_s"] = total  # including the Python start-up of the child
+    res["loadavg_1min_after"] = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     if res["failed"]:
         raise SystemExit(f"synthetic registries failed to build: {res['failed'][:3]}")
     return res
@@ -136,6 +137,9 @@ def profile_build(d: Path, out: Path) -> dict:
 
     reg, plan = find_inputs(d)
     shutil.rmtree(out, ignore_errors=True)
+    # Plots serially in this process: in forked plot workers cProfile would not see them.
+    old_jobs = os.environ.get("METAANALYSIS_JOBS")
+    os.environ["METAANALYSIS_JOBS"] = "1"
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -144,6 +148,10 @@ def profile_build(d: Path, out: Path) -> dict:
     build_reports(str(reg), str(plan), str(out))
     prof.disable()
     wall = time.perf_counter() - t0
+    if old_jobs is None:
+        os.environ.pop("METAANALYSIS_JOBS", None)
+    else:
+        os.environ["METAANALYSIS_JOBS"] = old_jobs
     st = pstats.Stats(prof)
     groups = {g: 0.0 for g in GROUPS}
     for func, (_cc, _nc, _tt, _ct, callers) in st.stats.items():
@@ -161,6 +169,45 @@ def profile_build(d: Path, out: Path) -> dict:
     top = sorted(((v[3], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in st.stats.items()), reverse=True)
     return {"wall_s": wall, "groups_s": groups, "other_s": max(wall - sum(groups.values()), 0.0),
             "top_cumulative": [(round(t, 3), n) for t, n in top[:25]]}
+
+
+def plots_share(d: Path, out: Path, repeat: int = 2) -> dict:
+    """Wall time of a warm in-process build (plots serial) with and without plots, no profiler.
+
+    "Without" replaces ``report.build._render_plots`` by a stub returning empty SVG (the pages are
+    otherwise the same); best of ``repeat`` each, after one warm-up build that pays the imports.
+    """
+    from metaanalysis.batch import find_inputs
+    from metaanalysis.report import build as rb
+
+    reg, plan = find_inputs(d)
+    old_jobs = os.environ.get("METAANALYSIS_JOBS")
+    os.environ["METAANALYSIS_JOBS"] = "1"
+    try:
+        rb.build_reports(str(reg), str(plan), str(out))  # warm-up: imports, font cache
+
+        def best():
+            ts = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                rb.build_reports(str(reg), str(plan), str(out))
+                ts.append(time.perf_counter() - t0)
+            return min(ts)
+
+        with_plots = best()
+        real = rb._render_plots
+        rb._render_plots = lambda model: {"forest_svg": "", "funnel_svg": ""}
+        try:
+            without = best()
+        finally:
+            rb._render_plots = real
+    finally:
+        if old_jobs is None:
+            os.environ.pop("METAANALYSIS_JOBS", None)
+        else:
+            os.environ["METAANALYSIS_JOBS"] = old_jobs
+    return {"with_plots_s": with_plots, "without_plots_s": without,
+            "plots_share": (with_plots - without) / with_plots}
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -185,7 +232,7 @@ def machine() -> dict:
         pass
     from metaanalysis import __version__
 
-    return {"date": _dt.date.today().isoformat(), "python": platform.python_version(),
+    return {"date": _dt.date.today().isoformat(), "loadavg_1min_before": os.getloadavg()[0], "python": platform.python_version(),
             "platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(), "memory": mem,
             "metaanalysis": __version__}
 
@@ -210,6 +257,7 @@ def main(argv=None) -> int:
     jobs_list = [int(j) for j in a.jobs_list.split(",")]
     t_start = time.perf_counter()
     info = machine()
+    print(f"# load average before: {os.getloadavg()[0]:.1f} (other work on the machine skews the timings)")
     print(f"# bench_batch {info['date']}  {info['cpu']} x{info['cpus']}  {info['memory']}  "
           f"Python {info['python']}  metaanalysis {info['metaanalysis']}")
     rows, skipped = [], []
@@ -238,7 +286,8 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"analyses {n:5d} in {nreg:2d} registries ({studies:6d} studies)  -j {j}: "
                       f"{r['wall_s']:7.2f} s  ({row['s_per_analysis'] * 1000:7.1f} ms/analysis)  "
-                      f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB",
+                      f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB"
+                      f"  (load {r['loadavg_1min_after']:.1f})",
                       flush=True)
         fits = {}
         for j in jobs_list:
@@ -253,8 +302,12 @@ def main(argv=None) -> int:
             print(f"  {g:42s} {s:7.2f} s  {100 * s / prof['wall_s']:5.1f} %")
         print(f"  {'other (report assembly, I/O, ...)':42s} {prof['other_s']:7.2f} s  "
               f"{100 * prof['other_s'] / prof['wall_s']:5.1f} %")
+        share = plots_share(pdir, tmp / "share_out")
+        print(f"warm build of the same registry, plots serial, no profiler: {share['with_plots_s']:.2f} s; "
+              f"with plots stubbed out: {share['without_plots_s']:.2f} s -> plots are "
+              f"{100 * share['plots_share']:.0f} % of a warm build")
     result = {"machine": info, "quick": a.quick, "runs": rows, "skipped": skipped, "budget_s": a.budget, "fits": {str(k): v for k, v in fits.items()},
-              "profile_10": prof}
+              "profile_10": prof, "plots_share_10": share}
     outdir = HERE / "output"
     outdir.mkdir(exist_ok=True)
     (outdir / "bench_batch.json").write_text(json.dumps(result, indent=1))
@@ -271,12 +324,15 @@ def write_md(res: dict) -> None:
     m = res["machine"]
     lines = [MD_BEGIN, "",
              f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs, {m['memory']}), {m['platform']}, "
-             f"Python {m['python']}, metaanalysis {m['metaanalysis']}{' (--quick)' if res['quick'] else ''}.", "",
-             "| analyses | registries | studies | -j | wall (s) | ms / analysis | peak RSS main (MiB) | peak RSS largest worker (MiB) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"Python {m['python']}, metaanalysis {m['metaanalysis']}{' (--quick)' if res['quick'] else ''}; "
+             f"1-minute load average {m.get('loadavg_1min_before', float('nan')):.1f} before the run "
+             "(other processes on the machine; a load above the CPU count inflates every time).", "",
+             "| analyses | registries | studies | -j | wall (s) | ms / analysis | peak RSS main (MiB) | peak RSS largest worker (MiB) | load avg after |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["runs"]:
         lines.append(f"| {r['analyses']:,} | {r['registries']} | {r['studies']:,} | {r['jobs']} | {r['wall_s']:.2f} | "
-                     f"{r['s_per_analysis'] * 1000:.1f} | {r['peak_rss_self_mib']:.0f} | {r['peak_rss_children_mib']:.0f} |")
+                     f"{r['s_per_analysis'] * 1000:.1f} | {r['peak_rss_self_mib']:.0f} | {r['peak_rss_children_mib']:.0f} | "
+                     f"{r.get('loadavg_1min_after', float('nan')):.1f} |")
     lines += ["", "Least-squares line `wall = a + b × analyses`:", "",
               "| -j | a (s, start-up) | b (ms / analysis) | R² |", "|---:|---:|---:|---:|"]
     for j, f in res["fits"].items():
@@ -292,6 +348,11 @@ def write_md(res: dict) -> None:
     for g, s in p["groups_s"].items():
         lines.append(f"| {g} | {s:.2f} | {100 * s / p['wall_s']:.0f} % |")
     lines.append(f"| other (report assembly, I/O, ...) | {p['other_s']:.2f} | {100 * p['other_s'] / p['wall_s']:.0f} % |")
+    sh = res.get("plots_share_10")
+    if sh:
+        lines += ["", f"Without the profiler, a warm in-process build of the same registry (imports already paid, "
+                  f"plots serial) takes {sh['with_plots_s']:.2f} s; with the plot renderer stubbed out "
+                  f"{sh['without_plots_s']:.2f} s: **plots are {100 * sh['plots_share']:.0f} % of a warm build**."]
     lines += ["", MD_END]
     md = HERE / "BATCH.md"
     text = md.read_text() if md.exists() else ""

@@ -301,6 +301,13 @@ def _write_stamp(out_dir: Path, digest: str) -> None:
     os.replace(tmp, out_dir / STAMP_NAME)
 
 
+def _size(job: BatchJob) -> int:
+    try:
+        return os.path.getsize(job.registry) + os.path.getsize(job.plan)
+    except OSError:
+        return 0
+
+
 def _is_current(job: BatchJob) -> bool:
     out = Path(job.out_dir)
     if _read_stamp(out) != job.digest:
@@ -619,6 +626,10 @@ def run_batch(
         for r in results.values():
             bar.update(r)
         if work:
+            if scheduler or jobs > 1:
+                # Largest registries first (build time grows with the analyses in it): a big
+                # one started last would leave the other workers idle at the end.
+                work.sort(key=_size, reverse=True)
             if scheduler:
                 it = _run_dask(work, scheduler)
             elif jobs == 1 or len(work) == 1:
