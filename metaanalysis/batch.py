@@ -528,6 +528,15 @@ def _line(i: int, n: int, r: JobResult) -> str:
     return f"[{i}/{n}] FAILED {r.name}: {r.reason}"
 
 
+def _width(stream) -> dict:
+    # Some pseudo-terminals (CI runners, `script`) report a 0 x 0 size: tqdm then draws nothing.
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return {"ncols": 80, "nrows": 24}
+    return {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 80, "nrows": 24}
+
+
 class _Progress:
     """tqdm on a terminal, plain log lines otherwise (CI logs, pipes)."""
 
@@ -545,7 +554,7 @@ class _Progress:
                 # No monitor thread: the report builder renders plots in forked workers only
                 # when its process has a single thread.
                 tqdm.monitor_interval = 0
-                self.bar = tqdm(total=total, file=stream, unit="dir", desc="batch", dynamic_ncols=True)
+                self.bar = tqdm(total=total, file=stream, unit="dir", desc="batch", **_width(stream))
 
     def update(self, r: JobResult) -> None:
         self.n += 1
