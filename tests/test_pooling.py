@@ -457,10 +457,9 @@ def test_cli_subprocess_no_traceback(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# bugs found by tests/test_properties.py and benchmarks/robustness_sweep.py
+# regressions found by tests/test_properties.py and benchmarks/robustness_sweep.py
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="engine bug: FE with k = 1 reports I^2 = 100 (rounding-noise Q, df 0)")
 def test_k1_fe_i2_is_zero():
     # R: rma(7, 3, method = "FE") -> I2 0, H2 1, QE 0 (metafor 3.8.1).
     # pool_many's FE branch computes I^2 = 100 (Q - df)/Q; with k = 1, Q is rounding noise
@@ -470,7 +469,6 @@ def test_k1_fe_i2_is_zero():
     assert r.q == pytest.approx(0.0, abs=1e-28)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: SJ gives tau2 ~ 1e-60 (not 0) for identical effects")
 @pytest.mark.parametrize("pad", [0, 1])
 def test_sj_identical_effects_tau2_exactly_zero(pad):
     # R: rma(c(0.1, 0.1, 0.1), c(.1, .2, .3), method = "SJ") -> tau2 0, I2 0 (metafor 3.8.1).

@@ -84,13 +84,7 @@ def test_invariants_all_methods(data, test, pi, level):
         if method != "FE" and yi.size > 1:
             assert 0 <= r.tau2_ci_lower <= r.tau2_ci_upper
         if np.ptp(yi) == 0:
-            # FE with k = 1 (I^2 = 100) and SJ (tau2 ~ 1e-60) are known engine bugs pinned by
-            # tests/test_pooling.py::test_k1_fe_i2_is_zero / ::test_sj_identical_effects_*;
-            # here they are held to "tau2 and I^2 negligible" so other failures stay visible
-            if (method == "FE" and yi.size == 1) or method == "SJ":
-                assert r.tau2 <= 1e-30 * (1 + float(np.max(vi)))
-            else:
-                assert r.tau2 == 0 and r.i2 == 0
+            assert r.tau2 == 0 and r.i2 == 0
 
 
 @SETTINGS
@@ -140,8 +134,7 @@ def test_scaling_effects_scales_tau2_by_c_squared(data, method, test, c):
     assert _close(b.tau2, a.tau2 * c * c, 1e-9, 1e-12 * t2s * c * c)
     assert _close(b.estimate, a.estimate * c, 1e-9, 1e-12 * eff * c)
     assert _close(b.se, a.se * c, 1e-9, 1e-12 * eff * c)
-    if not (method == "FE" and yi.size == 1):   # FE, k = 1: I^2 is 0 or 100 by rounding (bug)
-        assert _close(b.i2, a.i2, 1e-9, 1e-10)
+    assert _close(b.i2, a.i2, 1e-9, 1e-10)
     assert _close(b.q, a.q, 1e-9, 1e-12 * yi.size)
 
 
