@@ -36,6 +36,7 @@ TAU2_METHODS = ("DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
 _GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ²)
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
 _MAX_ITER = 200
+_BLOCK = 2048            # rows per block for the grid evaluation
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,16 @@ def _ml_parts(Y, V, mask, tau2):
 
 def _loglik(kind, Y, V, mask, tau2):
     """Profile log-likelihood (up to a constant) for ML / REML at τ² (broadcast)."""
-    w, s, r = _ml_parts(Y, V, mask, tau2)
-    with np.errstate(divide="ignore"):
-        logdet = np.where(mask, np.log(np.where(mask, V + tau2[..., None], 1.0)), 0.0).sum(-1)
-    ll = -0.5 * (logdet + (w * r**2).sum(-1))
+    # one pass over D = v + τ² (absent studies have v = 1, so D > 0 and log(D) is finite;
+    # the mask zeroes them) instead of separate where/log/where passes: this is the hot
+    # loop of REML/ML (the grid is (m, 49, k))
+    D = V + tau2[..., None]
+    w = np.where(mask, 1.0 / D, 0.0)
+    s = w.sum(-1)
+    mu = (w * Y).sum(-1) / s
+    r = Y - mu[..., None]
+    logdet = (np.log(D) * mask).sum(-1)
+    ll = -0.5 * (logdet + (w * r * r).sum(-1))
     if kind == "REML":
         ll = ll - 0.5 * np.log(s)
     return ll
@@ -331,7 +338,9 @@ def _iterative(kind, Y, V, mask, k):
     Yg, Vg, Mg = Yt[:, None, :], Vt[:, None, :], Mt[:, None, :]
     kg = kt[:, None]
     if kind in ("ML", "REML"):
-        obj = _loglik(kind, Yg, Vg, Mg, G)             # (n, g)
+        # in row blocks so the (rows, g, k) temporaries stay small (memory and cache)
+        obj = np.concatenate([_loglik(kind, Yg[b:b + _BLOCK], Vg[b:b + _BLOCK], Mg[b:b + _BLOCK],
+                                      G[b:b + _BLOCK]) for b in range(0, len(G), _BLOCK)])  # (n, g)
         j = np.nanargmax(obj, axis=1)
     else:
         sc = _score(kind, Yg, Vg, Mg, G, kg)
