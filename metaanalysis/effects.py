@@ -74,7 +74,10 @@ def z_crit(level: float = 0.95) -> float:
     if not 0.0 < level < 1.0:
         hint = " (pass a fraction: 0.95, not 95)" if 1.0 <= level < 100.0 else ""
         raise ValueError(f"level must be a fraction in (0, 1), got {level!r}{hint}")
-    return float(-ndtri((1.0 - level) / 2.0))
+    z = float(-ndtri((1.0 - level) / 2.0))
+    if not z > 0.0:  # a level so close to 0 that the CI has no width: no SE can be derived
+        raise ValueError(f"level {level!r} is too close to 0 to derive a standard error from a CI")
+    return z
 
 
 def to_analysis_scale(x, measure: str = "HR") -> np.ndarray:
@@ -281,6 +284,8 @@ def from_2x2(ai, bi, ci, di, measure: str = "OR", cc: float = 0.5, add_to: str =
             raise ValueError(f"2x2 cell {name}i has a negative count")
     if drop00 is None:
         drop00 = measure in ("OR", "RR")
+    if np.any((a + b == 0) | (c + d == 0)):
+        raise ValueError("2x2 table has an empty arm (a + b = 0 or c + d = 0): no effect can be computed")
     dz = is_double_zero(a, b, c, d)
     any0 = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     if add_to == "all":
