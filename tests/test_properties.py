@@ -185,12 +185,14 @@ def test_from_2x2_raises_only_valueerror(a, b, c, d, measure, add_to, cc):
 @given(a=st.integers(0, 5000), b=st.integers(0, 5000), c=st.integers(0, 5000),
        d=st.integers(0, 5000), measure=st.sampled_from(["OR", "RR", "RD"]))
 def test_from_2x2_valid_counts_give_positive_variance(a, b, c, d, measure):
+    if a + b == 0 or c + d == 0:                    # an empty arm has no risk: refused
+        with pytest.raises(ValueError, match="empty arm"):
+            effects.from_2x2(a, b, c, d, measure=measure)
+        return
     yi, vi = effects.from_2x2(a, b, c, d, measure=measure)
     double_zero = bool(effects.is_double_zero(a, b, c, d))
     if double_zero and measure != "RD":
         assert np.isnan(yi) and np.isnan(vi)        # dropped, as metafor drop00=TRUE
-    elif measure == "RD" and (a + b == 0 or c + d == 0):
-        pass                                        # an empty arm has no risk
     else:
         assert np.isfinite(yi)
         if measure == "RD" and ((a == 0 and c == 0) or (b == 0 and d == 0)):
