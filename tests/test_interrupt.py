@@ -189,7 +189,17 @@ _CHILD = textwrap.dedent("""
                 os.kill(os.getpid(), sig)
             return r
         pathlib.Path.write_bytes = write_bytes
-    elif mode == "rename":
+    elif mode == "exchange":  # kill right after the atomic swap, before the old tree is removed
+        import metaanalysis.report.output as o
+        orig = o._exchange
+        def exchange(a, b):
+            r = orig(a, b)
+            os.kill(os.getpid(), sig)
+            return r
+        o._exchange = exchange
+    elif mode == "rename":  # the fallback swap (no renameat2): kill after rename number k
+        import metaanalysis.report.output as o
+        o._exchange = lambda a, b: False
         orig = os.rename
         def rename(a, b):
             r = orig(a, b)
@@ -222,13 +232,29 @@ def test_sigkill_while_writing_the_temporary_build(k, good, tmp_path):
     next_build_cleans_up(out, good[1])
 
 
-def test_sigkill_between_moving_old_out_away_and_new_out_in(good, tmp_path):
-    """The swap is two renames (OUT -> .reports.old-*, temp -> OUT); a kill between them must
-    not leave the user without reports, and the next build must tidy up."""
+def test_sigkill_right_after_the_atomic_exchange(good, tmp_path):
+    """The swap is one renameat2(RENAME_EXCHANGE): killed right after it, OUT is the complete new
+    build, the previous tree waits beside it, and the next build removes it."""
+    out = site_with_previous_build(good, tmp_path)
+    proc = run_child("exchange", "SIGKILL", 1, out, tmp_path)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, stderr_of(tmp_path))
+    assert snapshot(out) == good[1]
+    left = siblings(out)
+    assert len(left) == 1 and left[0].startswith(".reports.build-"), left
+    next_build_cleans_up(out, good[1])
+
+
+def test_sigkill_between_the_two_renames_of_the_fallback_swap(good, tmp_path):
+    """Without renameat2 the swap is two renames (OUT -> .reports.old-*, temp -> OUT). A kill
+    between them leaves OUT beside itself; the next build puts it back, then tidies up."""
     out = site_with_previous_build(good, tmp_path)
     proc = run_child("rename", "SIGKILL", 1, out, tmp_path)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, stderr_of(tmp_path))
-    assert out.is_dir(), f"OUT is gone after a kill between the two renames; beside it: {siblings(out)}"
+    left = siblings(out)
+    assert not out.exists() and any(x.startswith(".reports.old-") for x in left), left
+    from metaanalysis.report.output import _recover
+
+    _recover(out)  # what the next build does first, under the lock
     assert snapshot(out) == good[1]
     next_build_cleans_up(out, good[1])
 

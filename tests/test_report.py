@@ -24,6 +24,7 @@ from metaanalysis.cli import main
 from metaanalysis.plan import load_plan
 from metaanalysis.problems import ProblemError
 from metaanalysis.registry import effects_table, load_registry
+from metaanalysis.report.output import MARKER
 from metaanalysis.report.build import build_reports, neutralise_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def test_every_page_exists_and_index_links_them(built, plan):
         assert (out / f"{i}.json").is_file()
         assert f'href="{i}.html"' in index
     assert (out / "results.csv").is_file()
-    assert set(summary.files) == {p.name for p in out.iterdir()} - {"README.md"}
+    assert set(summary.files) == {p.name for p in out.iterdir()} - {"README.md", MARKER}
 
 
 def test_pooled_json_equals_pool_on_the_same_rows(built, plan):
@@ -260,11 +261,23 @@ def test_failed_build_leaves_previous_output(tmp_path, monkeypatch):
 def test_readme_is_kept_across_builds(tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
-    (out / "README.md").write_text("# committed\n", encoding="utf-8")
-    (out / "stale.html").write_text("old", encoding="utf-8")
+    (out / "README.md").write_text("# committed\n", encoding="utf-8")   # as in a fresh clone
+    build_reports(REGISTRY, PLAN, out)
+    (out / "stale.html").write_text("old", encoding="utf-8")  # e.g. an analysis since removed
     build_reports(REGISTRY, PLAN, out)
     assert (out / "README.md").read_text(encoding="utf-8") == "# committed\n"
     assert not (out / "stale.html").exists()
+
+
+def test_foreign_directory_is_refused_and_left_alone(tmp_path):
+    """A directory without the build marker (not written by a build) is never replaced."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.html").write_text("precious", encoding="utf-8")
+    with pytest.raises(ProblemError, match="refusing to replace"):
+        build_reports(REGISTRY, PLAN, out)
+    assert [p.name for p in out.iterdir()] == ["notes.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
 def test_bad_plan_writes_nothing_and_exits_1(tmp_path, capsys):

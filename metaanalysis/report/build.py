@@ -23,8 +23,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from typing import Any
 from ..problems import Problem
 from ..results import fmt_ci, fmt_num, fmt_p, fmt_p_eq, pct
 from .._dist import norm_isf
+from .output import check_out_dir, worker_init, write_tree_atomic
 
 __all__ = ["BuildSummary", "build_reports", "cli_report", "neutralise_cell", "ESTIMATOR_PANEL"]
 
@@ -830,11 +829,42 @@ def _render_plots_all(models: list[dict]) -> list[dict]:
     if jobs <= 1:
         return [_render_plots(x) for x in inputs]
     import multiprocessing as mp
+    import signal
+    import threading
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    # fork: workers inherit the imported modules and fonts (no re-import cost)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as ex:
-        return list(ex.map(_render_plots, inputs))
+    # fork: workers inherit the imported modules and fonts (no re-import cost); worker_init
+    # makes them die with this process and ignore Ctrl-C, which is handled here instead:
+    # an asynchronous KeyboardInterrupt could land inside the executor's own locks, so the
+    # handler only records it and kills the workers, and the main thread raises it below.
+    ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=worker_init,
+                             initargs=(os.getpid(),))
+    interrupted: list[int] = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        for proc in list((getattr(ex, "_processes", None) or {}).values()):
+            proc.kill()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        futures = [ex.submit(_render_plots, x) for x in inputs]
+        try:
+            out = [f.result() for f in futures]
+        except BrokenProcessPool:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            # a worker died of something else (e.g. out of memory): render here instead
+            out = [_render_plots(x) for x in inputs]
+        if interrupted:
+            raise KeyboardInterrupt
+        return out
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        ex.shutdown(wait=True)
 
 
 def _render_plots(model: dict) -> dict:
@@ -973,41 +1003,6 @@ def _render_all(registry, plan) -> tuple[dict[str, bytes], list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# atomic write
-# ---------------------------------------------------------------------------------------------
-
-KEEP = ("README.md",)
-
-
-def _write_atomic(files: dict[str, bytes], out: Path) -> None:
-    out = Path(out)
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
-    backup = None
-    try:
-        for name, data in sorted(files.items()):
-            (tmp / name).write_bytes(data)
-        for keep in KEEP:
-            src = out / keep
-            if src.is_file() and keep not in files:
-                shutil.copy2(src, tmp / keep)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            backup.rmdir()
-            os.rename(out, backup)
-        os.rename(tmp, out)
-    except BaseException:
-        if backup is not None and backup.exists() and not out.exists():
-            os.rename(backup, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------------
 
@@ -1033,10 +1028,11 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..plan import load_plan
     from ..registry import load_registry
 
+    check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
     files, warnings = _render_all(registry, plan)
-    _write_atomic(files, Path(out_dir))
+    write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
         narratives=tuple(n.id for n in plan.narratives), files=tuple(sorted(files)),
