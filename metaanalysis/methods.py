@@ -75,12 +75,12 @@ PREDICTION_INTERVALS: dict[str, MethodInfo] = {m.code: m for m in [
 ]}
 
 HETEROGENEITY = MethodInfo(
-    "qprofile", "Q-profile confidence intervals for tau^2, I^2 and H^2",
+    "qprofile", "Q-profile confidence intervals for τ², I² and H²",
     "Viechtbauer W. Confidence intervals for the amount of heterogeneity in meta-analysis. "
     "Stat Med 2007;26:37-52.", "10.1002/sim.2514", "confint(res)")
 
 I2_DEFINITION = MethodInfo(
-    "i2", "I^2 = tau^2 / (tau^2 + s^2) with s^2 the typical within-study variance",
+    "i2", "I² = τ² / (τ² + s²) with s² the typical within-study variance",
     "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med 2002;21:1539-58.",
     "10.1002/sim.1186", "")
 
@@ -100,7 +100,7 @@ def describe(method: str, test: str, pi: str, level: float) -> str:
         return (f"Effects were pooled with a {est.name} on the log scale for ratio measures; "
                 f"{lv} confidence intervals use the {t.name}.")
     return (f"Effects were pooled with an inverse-variance random-effects model on the log scale for "
-            f"ratio measures. The between-study variance tau^2 was estimated with the {est.name}; "
+            f"ratio measures. The between-study variance τ² was estimated with the {est.name}; "
             f"{lv} confidence intervals and p-values use the {t.name}. The {lv} {p.name} is shown. "
             f"{HETEROGENEITY.name} are reported. {I2_DEFINITION.name}. Computations reproduce metafor "
             f"(rma.uni) to 1e-6.")
