@@ -66,10 +66,11 @@ TESTS: dict[str, MethodInfo] = {m.code: m for m in [
 ]}
 
 PREDICTION_INTERVALS: dict[str, MethodInfo] = {m.code: m for m in [
-    MethodInfo("metafor", "prediction interval with the test's critical value (normal for z, t(k-1) for HKSJ), "
-               "metafor's default",
+    MethodInfo("metafor", "prediction interval using the test's critical value (t with k-1 df under HKSJ, "
+               "normal under z; metafor's default)",
                "Viechtbauer W. J Stat Softw 2010;36(3).", "10.18637/jss.v036.i03", "predict(res)"),
-    MethodInfo("riley", "prediction interval with a t distribution on k-2 df (Higgins/Riley; Cochrane Handbook 10.10.4.3)",
+    MethodInfo("riley", "prediction interval using a t distribution with k-2 df (Higgins/Riley; "
+               "Cochrane Handbook 10.10.4.3)",
                "Riley RD, Higgins JPT, Deeks JJ. Interpretation of random effects meta-analyses. BMJ 2011;342:d549.",
                "10.1136/bmj.d549", 'predict(res, pi.type = "riley")'),
 ]}
@@ -101,7 +102,7 @@ def describe(method: str, test: str, pi: str, level: float) -> str:
                 f"{lv} confidence intervals use the {t.name}.")
     return (f"Effects were pooled with an inverse-variance random-effects model on the log scale for "
             f"ratio measures. The between-study variance τ² was estimated with the {est.name}; "
-            f"{lv} confidence intervals and p-values use the {t.name}. The {lv} {p.name} is shown. "
+            f"{lv} confidence intervals and p-values use the {t.name}. A {lv} {p.name} is shown. "
             f"{HETEROGENEITY.name} are reported. {I2_DEFINITION.name}. Computations reproduce metafor "
             f"(rma.uni) to 1e-6.")
 
