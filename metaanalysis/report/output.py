@@ -53,14 +53,26 @@ def check_out_dir(out: Path) -> None:
     if not out.exists():
         return
     entries = sorted(os.listdir(out))
-    if not entries or MARKER in entries or set(entries) <= set(KEEP):
+    if not entries or MARKER in entries or set(entries) <= set(KEEP) or _legacy_build(out, entries):
         return
     foreign = [e for e in entries if e not in KEEP][:3]
     raise ProblemError([Problem(
         shown, 0, 0, "error",
         f"refusing to replace {shown}: it holds files metaanalysis did not write ({', '.join(foreign)}"
         f"{', ...' if len(entries) > 3 else ''})",
-        "choose a new or empty directory for --out, or remove this one yourself")])
+        "choose a new or empty directory for --out, or remove this one yourself "
+        "(for the project's reports/: make clean)")])
+
+
+_OUTPUT_SUFFIXES = (".html", ".json", ".csv", ".svg", ".png")
+
+
+def _legacy_build(out: Path, entries: list[str]) -> bool:
+    """A build made before :data:`MARKER` existed: index.html and results.csv, and nothing but
+    plain report files (no subdirectories, no other kinds of file)."""
+    if "index.html" not in entries or "results.csv" not in entries:
+        return False
+    return all(e in KEEP or (e.endswith(_OUTPUT_SUFFIXES) and (out / e).is_file()) for e in entries)
 
 
 def _exchange(a: Path, b: Path) -> bool:
