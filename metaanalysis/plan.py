@@ -24,16 +24,15 @@ A single row is shown as a single-study result without pooling.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .problems import Problem, ProblemError, has_errors
+from .problems import Problem, ProblemError, has_errors, suggest
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -269,24 +268,6 @@ class _Locator:
 # Validation
 # --------------------------------------------------------------------------------------
 
-def _suggest(word: str, options: Iterable[str]) -> str:
-    opts = list(options)
-    low = {o.lower(): o for o in opts}
-    if word.lower() in low:
-        return f"did you mean {low[word.lower()]!r}?"
-    pre = [o for o in opts if len(o) > 1 and (word.lower().startswith(o.lower()) or o.lower().startswith(word.lower()))]
-    if pre:
-        return f"did you mean {min(pre, key=lambda o: abs(len(o) - len(word)))!r}?"
-    close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(word.lower(), list(low), n=1, cutoff=0.6)
-        close = [low[c] for c in close]
-    if close:
-        return f"did you mean {close[0]!r}?"
-    shown = ", ".join(opts[:12]) + (", ..." if len(opts) > 12 else "")
-    return f"expected one of: {shown}"
-
-
 def _s(v: Any) -> str:
     """Registry cell -> stripped string ('' for missing)."""
     if v is None:
@@ -341,7 +322,7 @@ class _Checker:
     def keys(self, table: dict, allowed: tuple[str, ...], path: tuple, what: str) -> None:
         for k in table:
             if k not in allowed:
-                self.err(self.loc.at(*path, k), f"unknown key {k!r} in {what}", _suggest(k, allowed))
+                self.err(self.loc.at(*path, k), f"unknown key {k!r} in {what}", suggest(k, allowed))
 
     def string(self, table: dict, key: str, path: tuple, what: str, required=True) -> str | None:
         if key not in table:
@@ -376,7 +357,7 @@ class _Checker:
                     out[key] = v
                 else:
                     self.err(self.loc.at(*path, key), f"{key} = {v!r} is not supported",
-                             _suggest(str(v), options))
+                             suggest(str(v), options))
         if "level" in table:
             v = table["level"]
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -396,7 +377,7 @@ class _Checker:
         for v in vals:
             if v not in SENSITIVITY_OPTIONS:
                 self.err(self.loc.find(path[:2], f'"{v}"', path + ("sensitivity",)),
-                         f"unknown sensitivity option {v!r}", _suggest(v, SENSITIVITY_OPTIONS))
+                         f"unknown sensitivity option {v!r}", suggest(v, SENSITIVITY_OPTIONS))
             elif v not in out:
                 out.append(v)
         return tuple(out)
@@ -418,7 +399,7 @@ class _Checker:
             return None
         rid = rid.strip()
         if rid not in self.rows:
-            self.err(where, f"unknown registry row {rid!r}", _suggest(rid, self.rows))
+            self.err(where, f"unknown registry row {rid!r}", suggest(rid, self.rows))
             return None
         return rid
 
@@ -449,7 +430,7 @@ class _Checker:
                 where = self.loc.at(*ipath, "row")
             for k in it:
                 if k not in _CHOICE_KEYS:
-                    self.err(where, f"unknown key {k!r} in {key} entry", _suggest(k, _CHOICE_KEYS))
+                    self.err(where, f"unknown key {k!r} in {key} entry", suggest(k, _CHOICE_KEYS))
             if "row" not in it:
                 self.err(where, f"{key} entry without 'row'", 'write {row = "ROW-ID", reason = "why"}')
                 continue
@@ -492,12 +473,12 @@ class _Checker:
             desc = ""
         if endpoint is not None and endpoint not in self.endpoints:
             self.err(self.loc.at(*path, "endpoint"), f"unknown endpoint code {endpoint!r}",
-                     _suggest(endpoint, self.endpoints))
+                     suggest(endpoint, self.endpoints))
             endpoint = None
         if measure is not None:
             if measure not in _ALL_MEASURES:
                 self.err(self.loc.at(*path, "measure"), f"unknown measure {measure!r}",
-                         _suggest(measure, POOLABLE_MEASURES))
+                         suggest(measure, POOLABLE_MEASURES))
                 measure = None
             elif measure not in POOLABLE_MEASURES:
                 self.err(self.loc.at(*path, "measure"),
@@ -518,7 +499,7 @@ class _Checker:
                 for col, vals in sel.items():
                     if col not in SELECT_COLUMNS:
                         self.err(self.loc.at(*path, "select", col), f"cannot select on {col!r}",
-                                 _suggest(col, SELECT_COLUMNS))
+                                 suggest(col, SELECT_COLUMNS))
                         continue
                     vs = self.strings(sel, col, path + ("select",))
                     if vs is None:
@@ -529,7 +510,7 @@ class _Checker:
                         if _norm(v) not in knorm:
                             self.err(self.loc.find(path, f'"{v}"', path + ("select", col)),
                                      f"select.{col}: no registry row has {col} = {v!r}",
-                                     _suggest(v, known))
+                                     suggest(v, known))
                     select[col] = tuple(vs)
 
         subgroup: tuple[str, ...] = ()
@@ -539,14 +520,13 @@ class _Checker:
             for c in sg:
                 if c not in self.columns:
                     self.err(self.loc.find(path, f'"{c}"', path + ("subgroup",)),
-                             f"subgroup {c!r} is not a registry column", _suggest(c, self.columns))
+                             f"subgroup {c!r} is not a registry column", suggest(c, self.columns))
                 else:
                     good.append(c)
             subgroup = tuple(good)
 
         includes = self.choices(t, "include", path)
         excludes = self.choices(t, "exclude", path)
-        inc_ids = {r for r, _, _ in includes}
         exc_ids = {r for r, _, _ in excludes}
         for rid, _, where in includes:
             if rid in exc_ids:
@@ -640,7 +620,7 @@ class _Checker:
                 where = self.loc.find(path, f'"{it["replace"]}"', path + ("swap",))
             for k in it:
                 if k not in _SWAP_KEYS:
-                    self.err(where, f"unknown key {k!r} in swap entry", _suggest(k, _SWAP_KEYS))
+                    self.err(where, f"unknown key {k!r} in swap entry", suggest(k, _SWAP_KEYS))
             a = self.row_ref(it.get("replace"), where)
             b = self.row_ref(it.get("with"), where)
             reason = it.get("reason")

@@ -6,6 +6,7 @@ as ``PATH:LINE:COLUMN: error|warning: message (hint)``. Tracebacks are for bugs 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -51,3 +52,26 @@ class ProblemError(Exception):
 
 def has_errors(problems: Iterable[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+def suggest(word: str, options: Iterable[str], *, quote: bool = False, limit: int = 12) -> str:
+    """A hint for an unknown value: ``did you mean 'X'?`` or ``expected one of: a, b, ...``.
+
+    Tries, in order: the same word in another case, a prefix match (``knh`` -> ``knha``),
+    then difflib's closest match (case-sensitive, then case-folded).
+    """
+    opts = [str(o) for o in options]
+    low = {o.lower(): o for o in opts}
+    w = str(word)
+    if w.lower() in low:
+        return f"did you mean {low[w.lower()]!r}?"
+    pre = [o for o in opts if len(o) > 1 and (w.lower().startswith(o.lower()) or o.lower().startswith(w.lower()))]
+    if pre and w:
+        return f"did you mean {min(pre, key=lambda o: abs(len(o) - len(w)))!r}?"
+    close = difflib.get_close_matches(w, opts, n=1, cutoff=0.6)
+    if not close:
+        close = [low[c] for c in difflib.get_close_matches(w.lower(), list(low), n=1, cutoff=0.6)]
+    if close:
+        return f"did you mean {close[0]!r}?"
+    shown = [repr(o) if quote else o for o in opts[:limit]]
+    return "expected one of: " + ", ".join(shown) + (", ..." if len(opts) > limit else "")

@@ -39,13 +39,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import effects as ef
-from .problems import Problem, ProblemError, has_errors
+from .problems import Problem, ProblemError, has_errors, suggest
 
 __all__ = [
     "Registry",
@@ -201,20 +201,6 @@ class _Once:
         self.n += 1
         if self.first is None:
             self.first = (line, col, name)
-
-
-def _did_you_mean(value: str, choices: Iterable[str]) -> str:
-    choices = [str(c) for c in choices]
-    folded = {c.casefold(): c for c in choices}
-    if value.casefold() in folded:
-        return f"did you mean '{folded[value.casefold()]}'?"
-    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(value.casefold(), list(folded), n=1, cutoff=0.6)
-        close = [folded[c] for c in close]
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return "allowed: " + ", ".join(f"'{c}'" for c in choices)
 
 
 def _norm_header(name: str) -> str:
@@ -567,7 +553,7 @@ class _Checker:
                 self._p_value(r, s, err, line, col)
                 return
             if f.enum is not None and s not in f.enum:
-                err(f"{s!r} is not an allowed {name}", _did_you_mean(s, f.enum))
+                err(f"{s!r} is not an allowed {name}", suggest(s, f.enum, quote=True, limit=len(f.enum)))
                 return
             if f.pattern and not re.fullmatch(f.pattern, s):
                 hint = _PATTERN_HINTS.get(name, f"must match {f.pattern}")
@@ -668,7 +654,7 @@ class _Checker:
                     self.at(r, "parent_row_id", "error", "a row cannot be its own parent", "leave parent_row_id empty")
                 elif p not in row_ids and p not in trial_ids:
                     self.at(r, "parent_row_id", "error", f"parent_row_id {p!r} is neither a row_id nor a trial_id in this registry",
-                            _did_you_mean(p, sorted(row_ids | trial_ids)))
+                            suggest(p, sorted(row_ids | trial_ids), quote=True))
             # status rules
             st = row.get("status")
             has_est = self.present(r, "estimate")
