@@ -7,8 +7,7 @@ so that results agree with it to 1e-6; see tests/reference/ for the fixtures.
 
 Why not PyMARE / statsmodels for these? Measured against metafor (benchmarks/README.md,
 2,000 random datasets): PyMARE's DL agrees to 1e-15 and its REML to ~1e-8, but PyMARE has
-no PM, EB, HS, SJ, no metafor SE of τ², no Q-profile CIs, and its batches need equal k;
-its bounded scalar optimiser also starts from one point and can miss a global REML maximum.
+no PM, EB, HS, SJ, no metafor SE of τ², no Q-profile CIs, and its batches need equal k.
 statsmodels' ``combine_effects`` does not floor DL at 0 (398 of the 2,000 came out negative)
 and solves PM only to its atol 1e-5. Splitting the estimators between PyMARE (two of them)
 and our own code (the rest) would give two code paths to keep in agreement, so all eight
