@@ -1,6 +1,8 @@
 """Command-line interface: ``metaanalysis validate | pool | report | batch``.
 
-Exit codes: 0 success (warnings allowed), 1 data problems, 2 usage errors.
+Exit codes: 0 success (warnings allowed), 1 data problems (or an OS error such as a full
+disk), 2 usage errors, 3 an internal error (a bug; ``METAANALYSIS_DEBUG=1`` shows the
+traceback), 130 interrupted.
 Data problems are printed as ``PATH:LINE:COLUMN: error|warning: message (hint)``;
 a Python traceback means a bug in this package, never a problem in your data.
 """
@@ -8,6 +10,7 @@ a Python traceback means a bug in this package, never a problem in your data.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -83,6 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("metaanalysis: interrupted; outputs left as they were", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, permission denied, ...: the machine, not the data
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"metaanalysis: error:{where}: {e.strerror or e} (nothing was replaced; check "
+              f"permissions and free space, then run again)", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug in this package: one line, the traceback on request
+        if os.environ.get("METAANALYSIS_DEBUG"):
+            raise
+        print(f"metaanalysis: internal error: {type(e).__name__}: {e}\n"
+              f"This is a bug in metaanalysis, not a problem in your data; nothing was replaced. "
+              f"Run again with METAANALYSIS_DEBUG=1 for the traceback and report it.", file=sys.stderr)
+        return 3
     return 2
 
 
