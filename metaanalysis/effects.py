@@ -28,6 +28,9 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 RATIO_MEASURES = frozenset({"HR", "OR", "RR"})
+#: measures analysed on the log scale: the comparative ratios and GMR, a within-group
+#: geometric mean ratio (descriptive: never pooled, so not in EFFECT_MEASURES)
+LOG_MEASURES = RATIO_MEASURES | {"GMR"}
 DIFFERENCE_MEASURES = frozenset({"RD", "MD", "SMD"})
 #: Measures a CI or p-value can be converted for (PROP / PVAL are not comparative effects).
 EFFECT_MEASURES = RATIO_MEASURES | DIFFERENCE_MEASURES
@@ -47,7 +50,7 @@ IMPRECISE = "imprecise"
 
 
 def _is_ratio(measure: str) -> bool:
-    if measure in RATIO_MEASURES:
+    if measure in LOG_MEASURES:
         return True
     if measure in DIFFERENCE_MEASURES:
         return False
@@ -439,9 +442,14 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
     issues: list[EffectIssue] = []
     for i in range(k):
         m = measures[i]
-        if m not in EFFECT_MEASURES:
+        if m not in EFFECT_MEASURES | {"GMR", "PROP"}:
             continue
-        ratio = m in RATIO_MEASURES
+        ratio = m in LOG_MEASURES
+        if m == "PROP" and any(not math.isnan(v) and not 0 <= v <= 1 for v in (est[i], lo[i], hi[i])):
+            issues.append(EffectIssue(i, "prop_range", "error", "estimate",
+                                      "a proportion and its CI must lie in [0, 1]",
+                                      "enter 0.86, not 86 (%)"))
+            continue
         e, l, u = est[i], lo[i], hi[i]
         bad = False
         if ratio:
@@ -511,7 +519,7 @@ def check_p_vs_ci(estimate, lower, upper, level, p, relation, decimals, sided, m
         vals = (est[i], lo[i], hi[i], lev[i], pp[i])
         if m not in EFFECT_MEASURES or any(math.isnan(v) for v in vals):
             continue
-        if not (lo[i] < est[i] < hi[i]) or (m in RATIO_MEASURES and lo[i] <= 0) or not 0 < lev[i] < 1:
+        if not (lo[i] < est[i] < hi[i]) or (m in LOG_MEASURES and lo[i] <= 0) or not 0 < lev[i] < 1:
             continue
         if not 0 < pp[i] <= 1:
             continue

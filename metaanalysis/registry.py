@@ -719,12 +719,22 @@ class _Checker:
                 first[key] = r
 
     def _effects(self) -> None:
+        def col(name, rows):
+            return np.array([self.rows[r][name] if self.present(r, name) else np.nan for r in rows], dtype=float)
+
+        # descriptive measures get the CI sanity checks too: GMR all of them (log scale), PROP
+        # only the errors (exact/Wilson CIs of a proportion are legitimately asymmetric)
+        desc = [r for r in range(len(self.rows)) if self.rows[r].get("measure") in ("GMR", "PROP")]
+        if desc:
+            meas = [self.rows[r]["measure"] for r in desc]
+            for issue in ef.check_ci(col("estimate", desc), col("ci_lower", desc), col("ci_upper", desc),
+                                     measure=meas):
+                r = desc[issue.index]
+                if issue.severity == "error" or self.rows[r]["measure"] == "GMR":
+                    self.at(r, issue.field, issue.severity, issue.message, issue.hint)
         idx = [r for r in range(len(self.rows)) if self.rows[r].get("measure") in ef.EFFECT_MEASURES]
         if not idx:
             return
-
-        def col(name, rows):
-            return np.array([self.rows[r][name] if self.present(r, name) else np.nan for r in rows], dtype=float)
 
         meas = [self.rows[r]["measure"] for r in idx]
         for issue in ef.check_ci(col("estimate", idx), col("ci_lower", idx), col("ci_upper", idx), measure=meas):
@@ -896,6 +906,7 @@ def effects_table(registry: Registry) -> pd.DataFrame:
             continue
         if m not in ef.EFFECT_MEASURES:
             reason[i] = {"PROP": "single-arm proportion: no comparative effect",
+                         "GMR": "within-group geometric mean ratio: no comparative effect",
                          "PVAL": "p-value only: no effect estimate"}.get(m, f"measure {m}")
             continue
         if not math.isnan(est[i]) and not math.isnan(lo[i]) and not math.isnan(hi[i]) and not math.isnan(lev[i]):
