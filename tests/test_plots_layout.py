@@ -219,7 +219,7 @@ def test_subgroup_ordering_and_texts():
     kinds = [(r.kind, r.group) for r in lay.rows if r.kind != "note"]
     assert kinds == [
         ("subgroup", "Breast"), ("study", "Breast"), ("study", "Breast"), ("subtotal", "Breast"),
-        ("subgroup", "Prostate"), ("study", "Prostate"), ("subtotal", "Prostate"),
+        ("subgroup", "Prostate"), ("study", "Prostate"),  # one study: no subtotal
         ("subgroup", "Lung"), ("study", "Lung"), ("study", "Lung"), ("subtotal", "Lung"),
         ("pooled", None), ("pi", None)]
     studies = [r.label for r in lay.rows if r.kind == "study"]
@@ -230,7 +230,35 @@ def test_subgroup_ordering_and_texts():
     assert "D-CARE (2020)†" in txt
     # reported CIs are shown as reported (brief: ABCSG-18 0.80 (0.64-1.01))
     assert "0.80 [0.64, 1.01]" in txt
-    assert len(lay.diamonds) == 4  # three subtotals + overall
+    assert len(lay.diamonds) == 3  # two subtotals (Breast, Lung) + overall
+    assert_no_text_overlap(lay)
+
+
+def test_single_study_subgroup_has_no_subtotal_nor_heterogeneity():
+    # os-placebo by setting: ABCSG-18 alone in "adjuvant", reported HR 0.80 (0.64-1.01)
+    # (trials/registry.csv, ABCSG18-OS-2022); its k = 1 "pooled" CI from the SE is 0.64-1.00
+    yi = L(0.80)
+    se = (L(1.01) - L(0.64)) / (2 * 1.959964)
+    one = MetaResult(
+        k=1, method="REML", test="z", level=0.95, estimate=yi, se=se, stat=yi / se, df=None,
+        pvalue=0.06, ci_lower=yi - 1.959964 * se, ci_upper=yi + 1.959964 * se, tau2=0.0,
+        tau2_se=None, tau2_ci_lower=None, tau2_ci_upper=None, tau=0.0, i2=0.0, i2_ci_lower=None,
+        i2_ci_upper=None, h2=1.0, h2_ci_lower=None, h2_ci_upper=None, q=0.0, q_df=0,
+        q_pvalue=1.0, pi_lower=None, pi_upper=None, weights=(100.0,), converged=True,
+        iterations=0, metafor_call="")
+    abcsg = ForestRow("ABCSG-18 (Gnant 2022)", yi, vi=se * se, ci=(L(0.64), L(1.01)), weight=40.0)
+    spec = ForestSpec(subgroups=(SubgroupBlock("adjuvant", (abcsg,), one),
+                                 SubgroupBlock("metastatic", _rows(2), _result(k=2))),
+                      result=_result(k=3), subgroup_test=SubgroupTest(q=1.2, df=1, pvalue=0.27))
+    lay = layout_forest(spec)
+    adj = [(r.kind, r.label) for r in lay.rows if r.group == "adjuvant"]
+    assert adj == [("subgroup", "adjuvant"), ("study", "ABCSG-18 (Gnant 2022)")]
+    met = [r.kind for r in lay.rows if r.group == "metastatic"]
+    assert met.count("subtotal") == 1 and met.count("note") >= 1  # k = 2 keeps its diamond
+    txt = [t.text for t in lay.texts]
+    assert "0.80 [0.64, 1.01]" in txt and "0.80 [0.64, 1.00]" not in txt
+    assert txt.count("Subtotal") == 1
+    assert len(lay.diamonds) == 2
     assert_no_text_overlap(lay)
 
 
@@ -319,3 +347,53 @@ def test_funnel_without_egger_or_result():
     lay = layout_funnel(FunnelSpec(yi=(0.1, -0.2, 0.3), vi=(0.01, 0.04, 0.09), measure="MD"))
     assert [lab for lab, _, _ in lay.lines] == ["null"]
     assert lay.xlabel == "Mean difference"
+
+
+def _fav_check(lay):
+    fav = [t for t in lay.texts if t.role == "favours"]
+    left = [t for t in fav if t.ha == "right"]
+    right = [t for t in fav if t.ha == "left"]
+    px0, _, px1, _ = lay.panel
+    for t in fav:  # inside the figure
+        b = t.bbox
+        assert 0 <= b[0] and b[2] <= lay.width and 0 <= b[1] and b[3] <= lay.height, t
+    for t in left:  # under the left half of the axis
+        assert px0 - 1e-9 <= t.bbox[0] and t.bbox[2] <= lay.null_x + 1e-9, (t.text, t.bbox, lay.null_x)
+    for t in right:
+        assert lay.null_x - 1e-9 <= t.bbox[0] and t.bbox[2] <= px1 + 1e-9, (t.text, t.bbox, px1)
+    for a in left:
+        for b in right:
+            assert not _overlaps(a.bbox, b.bbox), (a.text, b.text)
+    # at least one tick strictly on each side of the null (0 on the analysis scale)
+    assert min(lay.ticks.values) < -1e-9 and max(lay.ticks.values) > 1e-9, lay.ticks.labels
+    return left, right
+
+
+def test_sre_zoledronic_axis_extends_past_the_null_and_favours_fit():
+    # trials/registry.csv (DMAB-ZA-*): HR 0.82 (0.71-0.95), 0.82 (0.71-0.95), 0.84 (0.71-0.98),
+    # every interval below 1: the axis used to end exactly at the null (ticks 0.7 ... 1), and
+    # "Favours zoledronic acid →" ran past the end of the axis
+    rows = tuple(ForestRow(n, L(e), ci=(L(lo), L(hi)), weight=w) for n, e, lo, hi, w in [
+        ("DMAB-ZA-BREAST (Stopeck 2010)", 0.82, 0.71, 0.95, 35.5),
+        ("DMAB-ZA-CRPC (Fizazi 2011)", 0.82, 0.71, 0.95, 35.5),
+        ("DMAB-ZA-SOLID (Henry 2011)", 0.84, 0.71, 0.98, 29.0)])
+    res = _result(est=L(0.83), lo=L(0.80), hi=L(0.85), k=3, pi=(L(0.80), L(0.85)))
+    lay = layout_forest(ForestSpec(rows=rows, result=res,
+                                   favours=("Favours denosumab", "Favours zoledronic acid")))
+    left, right = _fav_check(lay)
+    assert " ".join(t.text for t in left) == "← Favours denosumab"
+    assert " ".join(t.text for t in right) == "Favours zoledronic acid →"
+    assert lay.ticks.labels[-1] != "1"
+    assert_no_text_overlap(lay)
+
+
+@pytest.mark.parametrize("hrs", [(0.2, 0.3, 0.45), (0.7, 0.8, 0.9), (1.2, 1.5, 3.0), (0.6, 1.0, 1.4),
+                                 (0.97, 0.99, 0.995), (1.001, 1.01, 1.02)])
+@pytest.mark.parametrize("fav", [("Favours denosumab", "Favours placebo"),
+                                 ("Favours a much longer treatment label", "Favours the control arm, also long"),
+                                 ("Favours denosumab", "")])
+def test_favours_labels_under_their_half(hrs, fav):
+    rows = tuple(ForestRow(f"S{i}", L(h), vi=0.01) for i, h in enumerate(hrs))
+    lay = layout_forest(ForestSpec(rows=rows, favours=fav))
+    _fav_check(lay)
+    assert_no_text_overlap(lay)

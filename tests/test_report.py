@@ -98,6 +98,9 @@ def test_single_study_fracture(built):
     assert "SE derived from p-value" in st["flags"]
     html = (out / "fracture.html").read_text(encoding="utf-8")
     assert "Single study, not pooled" in html
+    # the subtitle says "not pooled" once (it used to add "· no pooling")
+    meta = re.search(r'<p class="meta">(.*?)</p>', html, re.S).group(1)
+    assert "1 study, not pooled" in meta and "no pooling" not in meta and "τ²" not in meta
     # natural-scale display, one formatter: HR 0.50
     assert "HR 0.50" in html
 
@@ -138,7 +141,20 @@ def test_estimator_panel_and_sensitivity_tables(built):
     assert set(js["subgroups"][0]["groups"]) == {"breast", "prostate"}
     os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
     names = [s["name"] for s in os_["sensitivity"]]
-    assert any("instead of" in n for n in names)  # the ABCSG-18 censored-OS swap
+    # the ABCSG-18 censored-OS swap: same publication and report (trials/registry.csv rows
+    # ABCSG18-OS-2022 and ABCSG18-OS-2022-CENS, "final analysis 2022"), so the endpoint detail
+    # tells them apart
+    assert ("ABCSG-18 final analysis, censored at cross-over or start of other antiresorptive "
+            "therapy (Gnant 2022) instead of ABCSG-18 final analysis (Gnant 2022)") in names
+    dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
+    # ABCSG18-DFS-2022 "final analysis 2022" replaces ABCSG18-DFS-2019 "primary DFS analysis 2019"
+    assert ("ABCSG-18 final analysis (Gnant 2022) instead of ABCSG-18 primary DFS analysis (Gnant 2019)"
+            in [s["name"] for s in dfs["sensitivity"]])
+    for page in ("os-placebo", "dfs"):
+        for n in json.loads((out / f"{page}.json").read_text(encoding="utf-8"))["sensitivity"]:
+            if " instead of " in n["name"]:
+                a, b = n["name"].split(" instead of ")
+                assert a != b, n["name"]
 
 
 def test_flatiron_p_value_combination(built):
@@ -153,6 +169,60 @@ def test_flatiron_p_value_combination(built):
     assert c["bound"] is True
     html = (out / "flatiron-ici.html").read_text(encoding="utf-8")
     assert "What this can and cannot mean" in html and "≤" in html
+
+
+def test_every_table_is_in_a_scroll_wrapper(built):
+    # a table wider than a phone (390 px) must scroll inside its own box, never the page
+    # (flatiron-ici's p-value combination tables were not wrapped: page 421 px wide at 390 px)
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.bad, self.n = [], [], 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.n += 1
+                if not any(t == "div" and "table-scroll" in (c or "").split() for t, c in self.stack):
+                    self.bad.append(dict(attrs).get("class"))
+            if tag not in ("br", "meta", "img", "input", "hr", "link", "wbr", "col"):
+                self.stack.append((tag, dict(attrs).get("class")))
+
+        def handle_endtag(self, tag):
+            for i in range(len(self.stack) - 1, -1, -1):
+                if self.stack[i][0] == tag:
+                    del self.stack[i:]
+                    break
+
+    out, _ = built
+    total = 0
+    for page in sorted(out.glob("*.html")):
+        p = P()
+        p.feed(page.read_text(encoding="utf-8"))
+        assert not p.bad, f"{page.name}: tables outside .table-scroll: {p.bad}"
+        total += p.n
+    assert total > 20
+
+
+def test_plots_have_their_natural_size_in_px_and_scroll(built):
+    # matplotlib writes width/height in pt; inlined, they are px (1 pt = 4/3 px) so the CSS
+    # never shrinks a plot (smallest plot text 7.5 pt = 10 px) and a wide one scrolls
+    out, _ = built
+    css = (ROOT / "metaanalysis" / "report" / "style.css").read_text(encoding="utf-8")
+    assert ".plot-scroll { overflow-x: auto; }" in css
+    assert re.search(r"figure\.plot svg \{[^}]*max-width: none", css)
+    seen = 0
+    for page in sorted(out.glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        for m in re.finditer(r'<div class="plot-scroll"><svg ([^>]*)>', html):
+            seen += 1
+            attrs = dict(re.findall(r'([\w:-]+)="([^"]*)"', m.group(1)))
+            vb = [float(v) for v in attrs["viewBox"].split()]
+            assert attrs["width"] == f"{vb[2] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
+            assert attrs["height"] == f"{vb[3] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
+        assert html.count("<svg ") == html.count('<div class="plot-scroll"><svg '), page.name
+    assert seen == 7  # one forest plot per analysis of trials/analyses.toml
 
 
 _RESOURCE = re.compile(r"<(link|script|img|iframe|source|video|audio|embed|object|image|use)\b[^>]*>", re.I)

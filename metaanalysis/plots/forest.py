@@ -145,6 +145,8 @@ class ForestSpec:
         Decimals of effect texts (``fmt_num``).
     max_label_width : float
         Inches; longer study labels wrap.
+    max_cell_width : float
+        Inches; longer cells of the extra columns wrap (a single word is never broken).
     plot_width : float
         Inches of the graphical panel.
     font_size : float
@@ -170,6 +172,7 @@ class ForestSpec:
     axis_label: str | None = None
     digits: int = 2
     max_label_width: float = 3.0
+    max_cell_width: float = 1.6
     plot_width: float = 3.0
     font_size: float = 9.0
     banding: bool = True
@@ -335,6 +338,8 @@ _GAP = 0.22            # gap between columns, inches
 _ROW_PAD = 0.09        # extra height per row beyond the text lines, inches
 _BOX_MIN_HALF = 0.025  # inches
 _DIAMOND_HH = 0.075    # inches
+_FAV_OFF = 0.08        # gap between the null line and a favours label, inches
+_FAV_MAX = 0.42        # the most of the panel a favours label may claim for its half
 
 
 def _row_ci(row: ForestRow, z: float) -> tuple[float, float]:
@@ -353,13 +358,29 @@ def _all_rows(spec: ForestSpec) -> list[ForestRow]:
     return out
 
 
+def _has_subtotal(b: SubgroupBlock) -> bool:
+    """A subgroup gets a subtotal diamond only when it pools two or more studies.
+
+    A one-study "subtotal" only repeats the study with a CI recomputed from its SE (ABCSG-18:
+    reported 0.80 [0.64, 1.01], recomputed [0.64, 1.00]); RevMan prints "Not applicable"
+    there, we leave the row out.
+    """
+    return b.result is not None and b.result.k >= 2
+
+
 def _results(spec: ForestSpec) -> list[MetaResult]:
     out = [r for r in (spec.result, spec.common) if r is not None]
-    out += [b.result for b in spec.subgroups if b.result is not None]
+    out += [b.result for b in spec.subgroups if _has_subtotal(b)]
     return out
 
 
-def _axis(spec: ForestSpec, log: bool, z: float) -> Ticks:
+def _axis(spec: ForestSpec, log: bool, z: float, sides: tuple[float, float] = (0.0, 0.0)) -> Ticks:
+    """Axis ticks; ``sides`` = least fractions of the axis left and right of the null.
+
+    Unless ``spec.xlim`` is given, the axis runs past the null on both sides (at least one
+    tick each side) and each half is at least ``sides`` of the panel, so that each favours
+    label fits under its own half.
+    """
     rows = _all_rows(spec)
     null = 0.0
     pts = [null] + [r.yi for r in rows if finite(r.yi)]
@@ -384,7 +405,20 @@ def _axis(spec: ForestSpec, log: bool, z: float) -> Ticks:
     core_w = max(req_hi - req_lo, math.log(2) if log else abs(req_hi - req_lo) or 1.0)
     des_lo = max(min(lows + [req_lo]), req_lo - core_w)
     des_hi = min(max(highs + [req_hi]), req_hi + core_w)
-    return choose_ticks(req_lo, req_hi, des_lo, des_hi, log)
+    f_lo, f_hi = (max(f, 0.05) for f in sides)
+    t = choose_ticks(req_lo, req_hi, des_lo, des_hi, log)
+    for _ in range(20):  # each pass only widens the required range, so this settles
+        span = t.hi - t.lo
+        short_lo = (null - t.lo) / span < f_lo - 1e-9
+        short_hi = (t.hi - null) / span < f_hi - 1e-9
+        if not (short_lo or short_hi):
+            break
+        if short_lo:  # (null - lo) / (hi - lo) >= f_lo with hi fixed
+            req_lo = min(req_lo, null - f_lo / (1 - f_lo) * (t.hi - null) - 1e-6 * span)
+        if short_hi:
+            req_hi = max(req_hi, null + f_hi / (1 - f_hi) * (null - t.lo) + 1e-6 * span)
+        t = choose_ticks(req_lo, req_hi, min(des_lo, req_lo), max(des_hi, req_hi), log)
+    return t
 
 
 def _box_half(weight: float | None, wmax: float, row_h: float) -> float:
@@ -431,7 +465,7 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     pooled_labels = [model_label(r) for r in (spec.result, spec.common) if r is not None]
     if spec.result is not None and spec.show_pi and finite(spec.result.pi_lower):
         pooled_labels.append("Prediction interval")
-    if spec.subgroups:
+    if any(_has_subtotal(b) for b in spec.subgroups):
         pooled_labels.append("Subtotal")
     label_texts = [r.label + r.marks for r in _all_rows(spec)]
     need = max([text_width(s, fs) for s in label_texts] +
@@ -445,9 +479,10 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     col_head: list[list[str]] = []
     for j, h in enumerate(spec.columns):
         cells = [r.cells[j] for r in _all_rows(spec) if r.cells]
-        cw = max([text_width(c, fs) for c in cells] + [0.3])
+        cw = min(max([text_width(c, fs) for c in cells] + [0.3]), spec.max_cell_width)
         words = max(text_width(w, fs, True) for w in (h.split() or [""]))
-        cw = max(cw, words)
+        cell_words = [text_width(w, fs) for c in cells for w in c.split()]
+        cw = max([cw, words] + cell_words)
         lines = wrap(h, cw, fs, True)
         col_w.append(max([cw] + [text_width(s, fs, True) for s in lines]))
         col_head.append(lines)
@@ -479,7 +514,13 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     width = est_x + _MARGIN
 
     # ---- axis --------------------------------------------------------
-    ticks = _axis(spec, log, z)
+    fav_texts = (f"← {spec.favours[0]}" if spec.favours[0] else "",
+                 f"{spec.favours[1]} →" if spec.favours[1] else "")
+    # each favours label under its own half: that half gets at least the label's width (up to
+    # _FAV_MAX of the panel; a longer label wraps to that width)
+    sides = tuple(min((text_width(t_, small) + _FAV_OFF + 0.04) / spec.plot_width, _FAV_MAX)
+                  if t_ else 0.0 for t_ in fav_texts)
+    ticks = _axis(spec, log, z, sides)
     lo, hi = ticks.lo, ticks.hi
 
     def xo(v: float) -> float:
@@ -533,7 +574,9 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     def study_row(r: ForestRow, group: str | None):
         nonlocal y
         lines = wrap(r.label + r.marks, label_w, fs)
-        h = len(lines) * lh + _ROW_PAD
+        cell_lines = [wrap(c, cw, fs) for c, cw in zip(r.cells, col_w)]
+        nl = max([len(lines)] + [len(c) for c in cell_lines])
+        h = nl * lh + _ROW_PAD
         yc = y + h / 2
         if spec.banding and band_i[0] % 2 == 1:
             bands.append(Band(y, y + h))
@@ -541,8 +584,10 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
         top = yc - (len(lines) - 1) * lh / 2
         for i, s in enumerate(lines):
             texts.append(TextItem(label_x, top + i * lh, s, "left", fs, role="label"))
-        for cx, c in zip(col_x, r.cells):
-            texts.append(TextItem(cx, yc, c, "center", fs, role="cell"))
+        for cx, cl in zip(col_x, cell_lines):
+            ctop = yc - (len(cl) - 1) * lh / 2
+            for i, s in enumerate(cl):
+                texts.append(TextItem(cx, ctop + i * lh, s, "center", fs, role="cell"))
         texts.append(TextItem(wt_x, yc, weight_text(r.weight if r.pooled else None), "right", fs,
                               role="weight"))
         a, b = _row_ci(r, z)
@@ -600,12 +645,11 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
         band_i[0] = 0
         for r in b.rows:
             study_row(r, b.name)
-        if b.result is not None:
+        if _has_subtotal(b):
             ws = [r.weight for r in b.rows if r.pooled and r.weight is not None]
             wtxt = f"{fmt_num(sum(ws), 1)}%" if ws else ""
             pooled_row(b.result, "Subtotal", "subtotal", wtxt, False, group=b.name)
-            if b.result.q_df > 0:  # no heterogeneity to report for a single study
-                note_rows(heterogeneity_text(b.result), b.name, left_space)
+            note_rows(heterogeneity_text(b.result), b.name, left_space)
     body_bottom = y
 
     if spec.result is not None or spec.common is not None:
@@ -649,28 +693,42 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     texts.extend(tick_items[i] for i in keep)
     y += lh / 2 + 0.04
 
-    # favours labels: abut the null, stay on the page, stack if they collide
-    fl, fr = spec.favours
-    if fl or fr:
-        left_t = f"← {fl}" if fl else ""
-        right_t = f"{fr} →" if fr else ""
-        wl, wr = text_width(left_t, small), text_width(right_t, small)
-        yc = y + lh / 2
-        lx = max(null_x - 0.08, _MARGIN + wl)
-        rx = min(null_x + 0.08, width - _MARGIN - wr)
-        if left_t and right_t and lx > rx - 0.06:
-            texts.append(TextItem(lx, yc, left_t, "right", small, color="#333333", role="favours"))
-            y += lh
-            texts.append(TextItem(rx, y + lh / 2, right_t, "left", small, color="#333333",
+    # favours labels: abut the null, each under its own half (wrapped to it), on the page;
+    # stacked if they would still collide (an explicit xlim with the null near an edge)
+    left_t, right_t = fav_texts
+    if left_t or right_t:
+        slh = line_height(small)
+
+        def fav_lines(t_, room):
+            if not t_:
+                return []
+            if text_width(t_, small) <= room:
+                return [t_]
+            # two lines of about equal width read better than a greedy wrap's long + short
+            words = t_.split(" ")
+            splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+            fits = [sp for sp in splits if max(text_width(x_, small) for x_ in sp) <= room]
+            if fits:
+                return list(min(fits, key=lambda sp: max(text_width(x_, small) for x_ in sp)))
+            widest_word = max(text_width(w_, small) for w_ in words)
+            return wrap(t_, max(room, widest_word), small)
+
+        ll = fav_lines(left_t, null_x - _FAV_OFF - panel_x0)
+        rl = fav_lines(right_t, panel_x1 - null_x - _FAV_OFF)
+        wl = max([text_width(t_, small) for t_ in ll] + [0.0])
+        wr = max([text_width(t_, small) for t_ in rl] + [0.0])
+        lx = max(null_x - _FAV_OFF, _MARGIN + wl)
+        rx = min(null_x + _FAV_OFF, width - _MARGIN - wr)
+        y_r = y
+        if ll and rl and lx > rx - 0.06:
+            y_r = y + len(ll) * slh
+        for i, t_ in enumerate(ll):
+            texts.append(TextItem(lx, y + (i + 0.5) * slh, t_, "right", small, color="#333333",
                                   role="favours"))
-        else:
-            if left_t:
-                texts.append(TextItem(lx, yc, left_t, "right", small, color="#333333",
-                                      role="favours"))
-            if right_t:
-                texts.append(TextItem(rx, yc, right_t, "left", small, color="#333333",
-                                      role="favours"))
-        y += lh
+        for i, t_ in enumerate(rl):
+            texts.append(TextItem(rx, y_r + (i + 0.5) * slh, t_, "left", small, color="#333333",
+                                  role="favours"))
+        y = max(y + len(ll) * slh, y_r + len(rl) * slh) + (lh - slh)
     axis_label = spec.axis_label
     if axis_label is None:
         name = MEASURE_NAMES.get(spec.measure.upper(), spec.measure)

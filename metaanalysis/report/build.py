@@ -23,7 +23,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,18 @@ def _inline_svg(svg: bytes, prefix: str, label: str) -> str:
     from markupsafe import escape
 
     s = s.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
+    # natural size in CSS px (1 pt = 4/3 px): the CSS never shrinks a plot below it, so the
+    # smallest plot text (7.5 pt) stays 10 px and a wide plot scrolls in its .plot-scroll
+    end = s.index(">") + 1  # the root <svg ...> tag only
+    s = _SVG_SIZE.sub(lambda m: f'{m.group(1)}="{_pt_to_px(m.group(2))}px"', s[:end]) + s[end:]
     return s
+
+
+_SVG_SIZE = re.compile(r'(?<=\s)(width|height)="([0-9.]+)pt"')
+
+
+def _pt_to_px(v: str) -> str:
+    return f"{float(v) * 4 / 3:.2f}".rstrip("0").rstrip(".")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +262,42 @@ class _Ctx:
         who = _short_author(_s(r.get("authors")))
         base = _s(r.get("trial_id"))
         return f"{base} ({who} {year})" if year else f"{base} ({who})"
+
+    def report_labels(self, a: str, b: str) -> tuple[str, str]:
+        """Labels of two reports of one trial that tell them apart (sensitivity swaps).
+
+        ``ABCSG-18 final analysis (Gnant 2022)`` vs ``ABCSG-18 primary DFS analysis (Gnant 2019)``:
+        the registry's ``report`` column without its trailing year; where both rows name the same
+        report, the part of ``endpoint_detail`` in which they differ (e.g. "censored at
+        cross-over ..."); as a last resort the row id.
+        """
+        ra, rb = self.rows[a], self.rows[b]
+
+        def rep(r):
+            return re.sub(r"[\s,;]*\b(19|20)\d\d$", "", _s(r.get("report")).strip())
+
+        def detail(r):
+            return re.sub(r"\s*\([^)]*\)", "", _s(r.get("endpoint_detail"))).strip()
+
+        da, db = rep(ra), rep(rb)
+        if da == db:
+            ta, tb = detail(ra), detail(rb)
+            n = len(os.path.commonprefix([ta, tb]))
+            if (ta + " ")[n] not in " ,;" or (tb + " ")[n] not in " ,;":
+                n = max(ta.rfind(" ", 0, n), 0)  # differ inside a word: keep whole words
+            xa, xb = ta[n:].strip(" ,;"), tb[n:].strip(" ,;")
+            da, db = ", ".join(x for x in (da, xa) if x), ", ".join(x for x in (db, xb) if x)
+        if da == db:
+            da, db = f"{da} {a}".strip(), f"{db} {b}".strip()
+
+        def lab(rid, desc):
+            r = self.rows[rid]
+            year = _opt_int(r.get("year"))
+            who = _short_author(_s(r.get("authors")))
+            base = " ".join(x for x in (_s(r.get("trial_id")), desc) if x)
+            return f"{base} ({who} {year})" if year else f"{base} ({who})"
+
+        return lab(a, da), lab(b, db)
 
 
 def _tr(measure: str):
@@ -609,7 +656,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         yy, vv = yi.copy(), vi.copy()
         j = pooled_ids.index(sw.replace)
         yy[j], vv[j] = y2, v2
-        item = {"name": f"{ctx.label(sw.with_)} instead of {ctx.label(sw.replace)}",
+        item = {"name": "{} instead of {}".format(*ctx.report_labels(sw.with_, sw.replace)),
                 "description": sw.reason, "k": k, "rows": [sw.with_ if r == sw.replace else r for r in pooled_ids]}
         if k >= 2:
             r_ = _pool(yy, vv, s)
@@ -665,11 +712,16 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         fav = (f"Favours {a.favours[0]}", f"Favours {a.favours[1]}")
         sg0 = next((g for g in subgroups if g["raw"] is not None), None)
         if sg0 is not None and res is not None:
+            cols = ("Tumour type", "Design")
+            drop = {"tumour_type": 0, "design": 1}.get(sg0["variable"])
+            if drop is not None:  # the subgroup headers already name it
+                cols = cols[:drop] + cols[drop + 1:]
+                rows = tuple(replace(rw, cells=rw.cells[:drop] + rw.cells[drop + 1:]) for rw in rows)
             blocks = tuple(
                 SubgroupBlock(g, tuple(rw for rw, l_ in zip(rows, sg0["labels"]) if l_ == g), r_)
                 for g, r_ in sg0["raw"].groups.items())
             sgr = sg0["raw"]
-            forest_spec = ForestSpec(measure=measure, columns=("Tumour type", "Design"), result=res,
+            forest_spec = ForestSpec(measure=measure, columns=cols, result=res,
                                      subgroups=blocks, favours=fav, level=s.level, footnotes=tuple(foot),
                                      subgroup_test=SubgroupTest(sgr.q_between, sgr.q_between_df,
                                                                 sgr.q_between_pvalue),
