@@ -171,6 +171,21 @@ def test_flatiron_p_value_combination(built):
     assert "What this can and cannot mean" in html and "≤" in html
 
 
+def test_one_study_rows_show_the_reported_ci(built):
+    # os-placebo by setting: ABCSG-18 alone in "adjuvant"; registry ABCSG18-OS-2022 reports
+    # HR 0.80 (0.64-1.01), p = 0.065; a k = 1 refit gives 0.64-1.00 from the SE
+    out, _ = built
+    html = (out / "os-placebo.html").read_text(encoding="utf-8")
+    sub = html[html.index('id="h-sub"'):html.index('id="h-funnel"')]
+    row = re.search(r'<th scope="row">adjuvant</th>(.*?)</tr>', sub, re.S).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[:5] == ["1", "0.80", "0.64 to 1.01", "0.065", "–"], cells
+    # cumulative: the first step is one study (nmCRPC-BMFS, reported 1.01 (0.85-1.20), p 0.91)
+    cum = html[html.index("Cumulative, by publication year"):html.index('id="h-sub"')]
+    first = re.search(r"<tbody>\s*<tr>(.*?)</tr>", cum, re.S).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", first)[:4] == ["1", "1.01", "0.85 to 1.20", "–"]
+
+
 def test_every_table_is_in_a_scroll_wrapper(built):
     # a table wider than a phone (390 px) must scroll inside its own box, never the page
     # (flatiron-ici's p-value combination tables were not wrapped: page 421 px wide at 390 px)

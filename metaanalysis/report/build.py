@@ -358,6 +358,16 @@ FOOTNOTE_MARKS = {
 }
 
 
+def _as_reported(st: dict) -> dict:
+    """Estimate, CI and p of a one-study row as in the Studies table (reported, not refitted).
+
+    A k = 1 "pooled" result recomputes the CI from the SE (ABCSG-18 OS: reported 0.64-1.01,
+    refitted 0.64-1.00); a table row holding one study shows what the study reported.
+    """
+    return {"estimate": st["estimate"], "ci": st["ci"] + (f" ({st['ci_note']})" if st["ci_note"] else ""),
+            "p": st["p"]}
+
+
 def _res_summary(res, measure: str) -> dict:
     """Preformatted numbers of one MetaResult for tables."""
     est, ci = _est_ci_text(measure, res.estimate, res.ci_lower, res.ci_upper)
@@ -582,7 +592,8 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         for j, r_ in enumerate(sens.cumulative(yi, vi, order=years, method=s.method, test=s.test,
                                                level=s.level, pi=s.pi)):
             st = studies[int(idx[j])]
-            cum.append({"added": st["label"], "year": st["year"], **_res_summary(r_, measure), "raw": r_})
+            cum.append({"added": st["label"], "year": st["year"], **_res_summary(r_, measure), "raw": r_,
+                        **(_as_reported(st) if r_.k == 1 else {})})
 
     # ---- subgroups ----------------------------------------------------------------------
     subgroups = []
@@ -596,8 +607,10 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
         sg = sens.subgroups(yi, vi, labels, method=s.method, test=s.test, level=s.level, pi=s.pi)
         groups = []
         for g, r_ in sg.groups.items():
+            members = [st for st, l_ in zip(studies, labels) if l_ == g]
             groups.append({"name": g, **_res_summary(r_, measure),
-                           "studies": ", ".join(st["label"] for st, l_ in zip(studies, labels) if l_ == g)})
+                           **(_as_reported(members[0]) if r_.k == 1 else {}),
+                           "studies": ", ".join(st["label"] for st in members)})
         singles = sum(1 for r_ in sg.groups.values() if r_.k == 1)
         subgroups.append({
             "variable": var, "groups": groups, "q": fmt_num(sg.q_between, 2), "df": sg.q_between_df,
@@ -621,8 +634,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
             item.update(note="no studies left")
         elif kk == 1:
             j = sel[0]
-            e_, c_ = _est_ci_text(measure, yi[j], yi[j] - z * math.sqrt(vi[j]), yi[j] + z * math.sqrt(vi[j]))
-            item.update(estimate=e_, ci=c_, pi="–", tau2="–", i2="–", p="–",
+            item.update(pi="–", tau2="–", i2="–", **_as_reported(studies[j]),
                         note=f"single study: {studies[j]['label']}")
         else:
             r_ = _pool(yi[sel], vi[sel], s, **kw)
