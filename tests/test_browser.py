@@ -100,6 +100,15 @@ def test_every_page_in_chromium(site, browser, viewport):
         for tag, label, fw, fh in figs:
             if not (fw > 0 and fh > 0):
                 problems.append(f"{name}: <{tag}> {label[:60]!r} rendered {fw}x{fh}")
+        # plot text: glyphs are paths in viewBox units (pt); the smallest plot text is 7.5 pt
+        # (forest footnotes), which must render at >= 9.5 CSS px whatever the viewport
+        scales = page.eval_on_selector_all(
+            "figure.plot svg",
+            "els => els.map(e => [e.getAttribute('aria-label') || '',"
+            " e.getBoundingClientRect().width / e.viewBox.baseVal.width])")
+        for label, scale in scales:
+            if 7.5 * scale < 9.5:
+                problems.append(f"{name}: {label[:60]!r} smallest text {7.5 * scale:.1f}px (< 9.5px)")
         # nothing wider than the viewport forces the page to scroll sideways, except inside a
         # scroll container (wide tables and plots are wrapped so they scroll on their own)
         sw = page.evaluate("document.documentElement.scrollWidth")
@@ -124,4 +133,23 @@ def test_analysis_pages_show_a_forest_plot(site, browser):
         boxes = page.eval_on_selector_all(
             "svg[aria-label^='Forest plot']", "els => els.map(e => e.getBoundingClientRect().height)")
         assert len(boxes) == 1 and boxes[0] > 100, (j.stem, boxes)
+    ctx.close()
+
+
+def test_plots_fit_the_printed_page(site, browser):
+    """Print CSS: plots are not scrolled but scaled down to the page width (no clipped plot)."""
+    ctx = browser.new_context(viewport={"width": 700, "height": 900})
+    page = ctx.new_page()
+    page.emulate_media(media="print")
+    seen = 0
+    for path in pages(site):
+        page.goto(path.as_uri())
+        rows = page.eval_on_selector_all(
+            "figure.plot svg",
+            "els => els.map(e => [e.getBoundingClientRect().width, e.closest('main').clientWidth,"
+            " e.getBoundingClientRect().height])")
+        for w, main_w, h in rows:
+            seen += 1
+            assert 0 < w <= main_w + 0.5 and h > 0, (path.name, w, main_w, h)
+    assert seen == 7  # one forest plot per analysis in trials/analyses.toml
     ctx.close()
