@@ -71,6 +71,15 @@ class MetaResult:
     vi: tuple[float, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
+    @property
+    def tau_ci_lower(self) -> float | None:
+        """Q-profile CI for τ: the square root of the τ² bounds (metafor ``confint``)."""
+        return None if self.tau2_ci_lower is None else math.sqrt(self.tau2_ci_lower)
+
+    @property
+    def tau_ci_upper(self) -> float | None:
+        return None if self.tau2_ci_upper is None else math.sqrt(self.tau2_ci_upper)
+
     def to_dict(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Plain-Python dict (JSON-ready: NaN/inf become None).
 

@@ -479,3 +479,12 @@ def test_sj_identical_effects_tau2_exactly_zero(pad):
     V = np.array([[0.1, 0.2, 0.3] + [np.nan] * pad])
     r = pool_many(Y, V, method="SJ").row(0)
     assert r.tau2 == 0.0 and r.i2 == 0.0
+
+
+def test_tau_ci_is_sqrt_of_tau2_ci_bcg():
+    # metafor 3.8-1, ../shared/reference/metafor_bcg_output.txt, confint(res): tau 0.3460 to 1.0543
+    # (default tolerance); with tight tolerance the tau^2 bounds are 0.119718 / 1.111479.
+    r = pool(BCG_YI, BCG_VI, method="REML", test="knha")
+    assert r.tau_ci_lower == pytest.approx(np.sqrt(r.tau2_ci_lower), rel=1e-15)
+    assert round(r.tau_ci_lower, 3) == 0.346 and round(r.tau_ci_upper, 4) == 1.0543
+    assert "tau_ci_lower" not in r.to_dict()      # derived: not a stored field

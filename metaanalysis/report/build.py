@@ -554,6 +554,7 @@ def _analysis_model(ctx: _Ctx, a, plan, registry, panels: dict | None = None) ->
             "stat_name": "t" if res.df is not None else "z",
             "tau": fmt_num(res.tau, 4),
             "tau2_ci": fmt_ci(res.tau2_ci_lower, res.tau2_ci_upper, 4),
+            "tau_ci": fmt_ci(res.tau_ci_lower, res.tau_ci_upper, 4),
             "i2_ci": fmt_ci(res.i2_ci_lower, res.i2_ci_upper, 1),
             "h2": fmt_num(res.h2, 2), "h2_ci": fmt_ci(res.h2_ci_lower, res.h2_ci_upper, 2),
             "q": fmt_num(res.q, 2), "q_df": res.q_df, "q_p": fmt_p(res.q_pvalue),
