@@ -147,10 +147,10 @@ def result_field_names() -> tuple[str, ...]:
 # ---------------------------------------------------------------------------
 
 def fmt_num(x: float | None, digits: int = 2) -> str:
-    """Format a number with fixed decimals; ``None``/NaN as an en dash.
+    """Format a number with fixed decimals; ``None``/NaN as an en dash, ±inf as ±∞.
 
-    Uses a true minus sign (U+2212) only in :func:`fmt_num_typeset`; plain text
-    keeps ASCII '-' so output can be parsed back.
+    Negative numbers keep the ASCII '-' so text, CSV and JSON output can be parsed back
+    (the plots typeset U+2212 themselves); ``-0.00`` is printed as ``0.00``.
     """
     if x is None:
         return "–"
