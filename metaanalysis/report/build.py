@@ -915,8 +915,8 @@ def _render_plots_all(models: list[dict]) -> list[dict]:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
     try:
-        futures = [ex.submit(_render_plots, x) for x in inputs]
-        try:
+        try:  # submit too: a worker killed by on_sigint breaks the pool for later submits
+            futures = [ex.submit(_render_plots, x) for x in inputs]
             out = [f.result() for f in futures]
         except BrokenProcessPool:
             if interrupted:
