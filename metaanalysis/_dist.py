@@ -66,3 +66,14 @@ def combine_pvalues(p, method: str = "fisher") -> tuple[float, float]:
         z = float(norm_isf(p).sum() / np.sqrt(p.size))
         return z, float(norm_sf(z))
     raise ValueError(f"method must be 'fisher' or 'stouffer', got {method!r}")
+
+
+def z_crit(level: float = 0.95) -> float:
+    """Two-sided standard-normal critical value z_{1-(1-level)/2} (1.959963984540054 at 0.95).
+
+    The one normal quantile of the package: effects, pooling captions and plots call it.
+    ``level`` follows :func:`metaanalysis.vocab.as_level` (0.95 or 95).
+    """
+    from .vocab import as_level
+
+    return float(norm_isf((1.0 - as_level(level)) / 2.0))

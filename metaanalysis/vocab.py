@@ -1,0 +1,355 @@
+"""The one vocabulary: measures, τ² methods, tests, prediction-interval conventions, citations,
+minimum-k rules, the confidence-level rule and the flag codes.
+
+Every other layer reads these tables: the registry schema's enumerations (a test proves they
+agree), plan validation, the command line's choices and help, the pooling engine's argument
+checks, the methods text, plot captions and the report templates. Nothing here formats a
+number for display or knows about files.
+
+Codes are canonical in the case shown (``"REML"``, ``"knha"``); user input is matched
+case-insensitively by :func:`canonical_method`, :func:`canonical_test` and
+:func:`canonical_pi`.
+
+References
+----------
+Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package.
+J Stat Softw 36(3). doi:10.18637/jss.v036.i03 (the method and test codes are metafor's).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+# ---------------------------------------------------------------------------------------------
+# measures
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One effect measure.
+
+    Attributes
+    ----------
+    code : str
+        Registry / plan code (``"HR"``).
+    name : str
+        Full name, capitalised as an axis title (``"Hazard ratio"``).
+    log_scale : bool
+        Analysed on the natural-log scale (ratios and GMR); else on the natural scale.
+    comparative : bool
+        A between-group effect a CI or p-value can be converted for (so it can be pooled).
+    null : float or None
+        The no-effect value on the natural scale (1 for ratios, 0 for differences); None
+        where "no effect" has no meaning (a proportion, a bare p-value).
+    lower_is : {"benefit", "harm", ""}
+        Which side of the null a value below it usually means for time-to-event harms
+        (deaths, relapses): only a default for "favours" wording the plan can override.
+    """
+
+    code: str
+    name: str
+    log_scale: bool
+    comparative: bool
+    null: float | None
+    lower_is: str = ""
+
+    @property
+    def scale(self) -> str:
+        """``"log"`` or ``"identity"``: the scale pooling works on."""
+        return "log" if self.log_scale else "identity"
+
+
+MEASURES: dict[str, Measure] = {m.code: m for m in (
+    Measure("HR", "Hazard ratio", True, True, 1.0, "benefit"),
+    Measure("OR", "Odds ratio", True, True, 1.0, "benefit"),
+    Measure("RR", "Risk ratio", True, True, 1.0, "benefit"),
+    Measure("RD", "Risk difference", False, True, 0.0, "benefit"),
+    Measure("MD", "Mean difference", False, True, 0.0),
+    Measure("SMD", "Standardised mean difference", False, True, 0.0),
+    Measure("GMR", "Geometric mean ratio (within group)", True, False, 1.0),
+    Measure("PROP", "Proportion", False, False, None),
+    Measure("PVAL", "p-value only", False, False, None),
+)}
+#: Comparative ratio measures (log scale, null 1).
+RATIO_MEASURES = frozenset(c for c, m in MEASURES.items() if m.comparative and m.log_scale)
+#: Measures analysed on the log scale: the ratios and GMR (descriptive, never pooled).
+LOG_MEASURES = frozenset(c for c, m in MEASURES.items() if m.log_scale)
+#: Comparative difference measures (natural scale, null 0).
+DIFFERENCE_MEASURES = frozenset(c for c, m in MEASURES.items() if m.comparative and not m.log_scale)
+#: Measures a CI or p-value can be converted for, and so the ones a plan may pool.
+EFFECT_MEASURES = RATIO_MEASURES | DIFFERENCE_MEASURES
+#: Pooled measures in the order plans and help list them.
+POOLABLE_MEASURES: tuple[str, ...] = tuple(c for c, m in MEASURES.items() if m.comparative)
+
+
+def measure(code: str) -> Measure:
+    """The :class:`Measure` of ``code`` (case-insensitive); ValueError naming the known codes."""
+    m = MEASURES.get(str(code).upper())
+    if m is None:
+        raise ValueError(f"unknown measure {code!r}; use one of {', '.join(MEASURES)}")
+    return m
+
+
+def is_log_scale(code: str) -> bool:
+    """True for measures analysed on the log scale; ValueError for measures without a scale."""
+    m = measure(code)
+    if not (m.comparative or m.log_scale):
+        raise ValueError(f"measure {code!r} has no analysis scale here; use one of "
+                         f"{', '.join(sorted(EFFECT_MEASURES))}")
+    return m.log_scale
+
+
+def to_natural(code: str, x: float | None) -> float | None:
+    """Analysis scale → natural scale (exp for log-scale measures); None/NaN/inf → None."""
+    if x is None or not math.isfinite(x):
+        return None
+    return math.exp(x) if measure(code).log_scale else float(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# methods, tests, prediction intervals (with citations)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A method with its full name, one citation and the metafor argument that selects it."""
+
+    code: str
+    name: str
+    citation: str
+    doi: str
+    metafor: str
+
+
+TAU2_ESTIMATORS: dict[str, MethodInfo] = {m.code: m for m in [
+    MethodInfo("REML", "restricted maximum-likelihood estimator",
+               "Viechtbauer W. Bias and efficiency of meta-analytic variance estimators in the "
+               "random-effects model. J Educ Behav Stat 2005;30:261-93.",
+               "10.3102/10769986030003261", 'method = "REML"'),
+    MethodInfo("DL", "DerSimonian-Laird method-of-moments estimator",
+               "DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials 1986;7:177-88.",
+               "10.1016/0197-2456(86)90046-2", 'method = "DL"'),
+    MethodInfo("ML", "maximum-likelihood estimator",
+               "Hardy RJ, Thompson SG. A likelihood approach to meta-analysis with random effects. "
+               "Stat Med 1996;15:619-29.",
+               "10.1002/(SICI)1097-0258(19960330)15:6<619::AID-SIM188>3.0.CO;2-A", 'method = "ML"'),
+    MethodInfo("PM", "Paule-Mandel estimator",
+               "Paule RC, Mandel J. Consensus values and weighting factors. "
+               "J Res Natl Bur Stand 1982;87:377-85.",
+               "10.6028/jres.087.022", 'method = "PM"'),
+    MethodInfo("EB", "empirical Bayes estimator (identical to Paule-Mandel without moderators)",
+               "Morris CN. Parametric empirical Bayes inference: theory and applications. "
+               "J Am Stat Assoc 1983;78:47-55.",
+               "10.1080/01621459.1983.10477920", 'method = "EB"'),
+    MethodInfo("HS", "Hunter-Schmidt estimator",
+               "Hunter JE, Schmidt FL. Methods of Meta-Analysis. 2nd ed. Sage; 2004.",
+               "", 'method = "HS"'),
+    MethodInfo("SJ", "Sidik-Jonkman estimator",
+               "Sidik K, Jonkman JN. Simple heterogeneity variance estimation for meta-analysis. "
+               "J R Stat Soc C 2005;54:367-84.",
+               "10.1111/j.1467-9876.2005.00489.x", 'method = "SJ"'),
+    MethodInfo("HE", "Hedges (unweighted method-of-moments) estimator",
+               "Hedges LV, Olkin I. Statistical Methods for Meta-Analysis. Academic Press; 1985.",
+               "", 'method = "HE"'),
+]}
+COMMON_EFFECT = MethodInfo("FE", "common-effect (fixed-effect) inverse-variance model",
+                           "Hedges LV, Olkin I. Statistical Methods for Meta-Analysis. Academic Press; 1985.",
+                           "", 'method = "FE"')
+#: Every ``method=`` code: the τ² estimators (random effects) and ``"FE"`` (common effect).
+METHODS: dict[str, MethodInfo] = {**TAU2_ESTIMATORS, "FE": COMMON_EFFECT}
+#: τ² estimators side by side in the estimator-sensitivity panel (the plan's own first).
+ESTIMATOR_PANEL: tuple[str, ...] = ("DL", "REML", "ML", "PM", "EB", "HS", "SJ", "HE")
+
+TESTS: dict[str, MethodInfo] = {m.code: m for m in [
+    MethodInfo("z", "Wald-type z test and confidence interval",
+               "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw 2010;36(3).",
+               "10.18637/jss.v036.i03", 'test = "z"'),
+    MethodInfo("knha", "Hartung-Knapp-Sidik-Jonkman (HKSJ) adjustment with a t distribution on k-1 df",
+               "Knapp G, Hartung J. Improved tests for a random effects meta-regression with a single "
+               "covariate. Stat Med 2003;22:2693-710.",
+               "10.1002/sim.1482", 'test = "knha"'),
+    MethodInfo("adhoc", "HKSJ with the variance multiplier floored at 1 (ad hoc variant)",
+               "Knapp G, Hartung J. Stat Med 2003;22:2693-710; Jackson D et al. Stat Med 2017;36:3923-34.",
+               "10.1002/sim.7411", 'test = "adhoc"'),
+]}
+#: Tests shown side by side in the estimator panel.
+PANEL_TESTS: tuple[str, ...] = ("z", "knha")
+#: Tests that use a t distribution on k − 1 df (the HKSJ family).
+T_TESTS = frozenset({"knha", "adhoc"})
+
+PREDICTION_INTERVALS: dict[str, MethodInfo] = {m.code: m for m in [
+    MethodInfo("metafor", "prediction interval using the test's critical value (t with k-1 df under HKSJ, "
+               "normal under z; metafor's default)",
+               "Viechtbauer W. J Stat Softw 2010;36(3).", "10.18637/jss.v036.i03", "predict(res)"),
+    MethodInfo("riley", "prediction interval using a t distribution with k-2 df (Higgins/Riley; "
+               "Cochrane Handbook 10.10.4.3)",
+               "Riley RD, Higgins JPT, Deeks JJ. Interpretation of random effects meta-analyses. BMJ 2011;342:d549.",
+               "10.1136/bmj.d549", 'predict(res, pi.type = "riley")'),
+]}
+
+HETEROGENEITY = MethodInfo(
+    "qprofile", "Q-profile confidence intervals for τ², I² and H²",
+    "Viechtbauer W. Confidence intervals for the amount of heterogeneity in meta-analysis. "
+    "Stat Med 2007;26:37-52.", "10.1002/sim.2514", "confint(res)")
+
+I2_DEFINITION = MethodInfo(
+    "i2", "I² = τ² / (τ² + s²) with s² the typical within-study variance",
+    "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med 2002;21:1539-58.",
+    "10.1002/sim.1186", "")
+
+EGGER = MethodInfo(
+    "egger", "Egger's regression test for funnel-plot asymmetry",
+    "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, "
+    "graphical test. BMJ 1997;315:629-34.", "10.1136/bmj.315.7109.629", "regtest(res)")
+
+SMALL_STUDY = MethodInfo(
+    "sterne2011", "funnel plots and asymmetry tests need at least 10 studies",
+    "Sterne JAC et al. Recommendations for examining and interpreting funnel plot asymmetry in "
+    "meta-analyses of randomised controlled trials. BMJ 2011;343:d4002.", "10.1136/bmj.d4002", "")
+
+HKSJ_NARROW = MethodInfo(
+    "rover2015", "the HKSJ interval can be narrower than the Wald z interval when q < 1",
+    "Röver C, Knapp G, Friede T. Hartung-Knapp-Sidik-Jonkman approach and its modification for "
+    "random-effects meta-analysis with few studies. BMC Med Res Methodol 2015;15:99.",
+    "10.1186/s12874-015-0091-1", 'test = "adhoc"')
+
+# ---------------------------------------------------------------------------------------------
+# minimum-k rules and other thresholds
+# ---------------------------------------------------------------------------------------------
+
+#: Below this many studies τ² (and so I², the PI and HKSJ) is very imprecise: with 2–4 studies
+#: the Q-profile CI of τ² typically spans 0 to several times the estimate
+#: (Cochrane Handbook v6.4 ch. 10.10.4; Veroniki et al. 2016, doi:10.1002/jrsm.1164).
+FEW_STUDIES = 5
+#: Funnel plots and Egger's test need >= 10 studies (Sterne et al. 2011, doi:10.1136/bmj.d4002).
+FUNNEL_MIN_K = 10
+EGGER_MIN_K = FUNNEL_MIN_K
+#: Riley's prediction interval uses t(k − 2): not estimable below 3 studies.
+RILEY_MIN_K = 3
+#: Leave-one-out needs at least 3 studies (each refit must still pool 2).
+LEAVE_ONE_OUT_MIN_K = 3
+#: τ² at or below this is reported as zero (the estimators' own floor is exactly 0).
+TAU2_ZERO = 1e-10
+
+# ---------------------------------------------------------------------------------------------
+# the one confidence-level rule
+# ---------------------------------------------------------------------------------------------
+
+#: Lowest confidence level accepted (as a fraction): anything lower is a typo, not a CI.
+LEVEL_MIN = 0.5
+
+
+def as_level(level: float) -> float:
+    """The one level rule: a fraction in [0.5, 1), or a percentage in [50, 100) (as metafor
+    accepts ``level = 95``), returned as a fraction.
+
+    Parameters
+    ----------
+    level : float
+        0.95 or 95.
+
+    Returns
+    -------
+    float
+        The level as a fraction (0.95).
+
+    Raises
+    ------
+    ValueError
+        Outside both ranges (0, 1, 1.5, 100, NaN, ...), with what to write instead.
+    """
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"level must be a number such as 0.95 or 95, got {level!r}") from None
+    if 100 * LEVEL_MIN <= lv < 100:
+        lv /= 100
+    if not LEVEL_MIN <= lv < 1:
+        raise ValueError(f"level must be a confidence level in [{LEVEL_MIN:g}, 1) or a percentage in "
+                         f"[{100 * LEVEL_MIN:g}, 100), e.g. 0.95 or 95; got {level!r}")
+    return lv
+
+
+# ---------------------------------------------------------------------------------------------
+# case-insensitive codes
+# ---------------------------------------------------------------------------------------------
+
+
+def _code(kind: str, value: str, table: Iterable[str]) -> str:
+    options = list(table)
+    low = {o.lower(): o for o in options}
+    hit = low.get(str(value).strip().lower())
+    if hit is not None:
+        return hit
+    close = difflib.get_close_matches(str(value).lower(), list(low), n=1, cutoff=0.6)
+    hint = f"; did you mean {low[close[0]]!r}?" if close else ""
+    raise ValueError(f"{kind} must be one of {', '.join(options)}; got {value!r}{hint}")
+
+
+def canonical_method(value: str) -> str:
+    """Canonical ``method=`` code (``"reml"`` → ``"REML"``); ValueError listing the valid ones."""
+    return _code("method", value, METHODS)
+
+
+def canonical_test(value: str) -> str:
+    """Canonical ``test=`` code (``"KNHA"`` → ``"knha"``); ValueError listing the valid ones."""
+    return _code("test", value, TESTS)
+
+
+def canonical_pi(value: str) -> str:
+    """Canonical ``pi=`` code (``"Riley"`` → ``"riley"``); ValueError listing the valid ones."""
+    return _code("pi", value, PREDICTION_INTERVALS)
+
+
+# ---------------------------------------------------------------------------------------------
+# flag codes: what an analysis says about itself (the render layer owns the words)
+# ---------------------------------------------------------------------------------------------
+
+
+class Flag(str, enum.Enum):
+    """Stable codes of the caveats an analysis carries; values are what JSON and CSV write."""
+
+    SINGLE_STUDY = "single-study"
+    FEW_STUDIES = "few-studies"
+    NO_FUNNEL = "no-funnel"
+    DERIVED_SE = "derived-se"
+    POST_HOC = "post-hoc"
+    UNCONFIRMED = "unconfirmed"
+    TAU2_ZERO = "tau2-zero"
+    HKSJ_NARROWER = "hksj-narrower"
+    K2_T1 = "k2-t1"
+    NOT_POOLABLE = "not-poolable"
+    MISSING_EVIDENCE = "missing-evidence"
+
+
+class StudyFlag(str, enum.Enum):
+    """Stable codes of what is special about one study row in an analysis."""
+
+    SE_FROM_P = "se-from-p"                # SE derived from a reported p-value
+    EFFECT_DERIVED = "effect-derived"      # effect derived from another source (e.g. a 2x2 table)
+    IMPRECISE_P = "imprecise-p"            # rounded or bounded p-value
+    UNCONFIRMED = "unconfirmed"            # registry status is not "confirmed"
+    POST_HOC = "post-hoc"                  # post hoc subgroup
+    OBSERVATIONAL = "observational"
+    PRESPECIFIED_SUBGROUP = "prespecified-subgroup"
+    NOT_FOR_POOLING = "not-for-pooling"    # use_for_pooling = no
+    INCLUDED_BY_PLAN = "included-by-plan"  # an explicit include line with a reason
+
+
+#: Registry design values → the study flag they raise (designs not listed raise none).
+DESIGN_FLAGS: dict[str, StudyFlag] = {
+    "RCT post hoc subgroup": StudyFlag.POST_HOC,
+    "observational": StudyFlag.OBSERVATIONAL,
+    "RCT prespecified subgroup": StudyFlag.PRESPECIFIED_SUBGROUP,
+}
+#: Registry ``design`` values (the schema's enumeration must equal this).
+DESIGNS: tuple[str, ...] = ("RCT", "RCT post hoc subgroup", "RCT prespecified subgroup", "observational",
+                            "single-arm")
+#: Registry ``status`` values: the evidence rule of trials/README.md.
+STATUSES: tuple[str, ...] = ("confirmed", "unconfirmed", "missing")
