@@ -125,6 +125,11 @@ class MethodInfo:
     citation: str
     doi: str
     metafor: str
+    short: str = ""     # the short name tables use ("HKSJ"); the code where empty
+
+    @property
+    def label(self) -> str:
+        return self.short or self.code
 
 
 TAU2_ESTIMATORS: dict[str, MethodInfo] = {m.code: m for m in [
@@ -169,14 +174,14 @@ ESTIMATOR_PANEL: tuple[str, ...] = ("DL", "REML", "ML", "PM", "EB", "HS", "SJ", 
 TESTS: dict[str, MethodInfo] = {m.code: m for m in [
     MethodInfo("z", "Wald-type z test and confidence interval",
                "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw 2010;36(3).",
-               "10.18637/jss.v036.i03", 'test = "z"'),
+               "10.18637/jss.v036.i03", 'test = "z"', "z"),
     MethodInfo("knha", "Hartung-Knapp-Sidik-Jonkman (HKSJ) adjustment with a t distribution on k-1 df",
                "Knapp G, Hartung J. Improved tests for a random effects meta-regression with a single "
                "covariate. Stat Med 2003;22:2693-710.",
-               "10.1002/sim.1482", 'test = "knha"'),
+               "10.1002/sim.1482", 'test = "knha"', "HKSJ"),
     MethodInfo("adhoc", "HKSJ with the variance multiplier floored at 1 (ad hoc variant)",
                "Knapp G, Hartung J. Stat Med 2003;22:2693-710; Jackson D et al. Stat Med 2017;36:3923-34.",
-               "10.1002/sim.7411", 'test = "adhoc"'),
+               "10.1002/sim.7411", 'test = "adhoc"', "HKSJ ad hoc"),
 ]}
 #: Tests shown side by side in the estimator panel.
 PANEL_TESTS: tuple[str, ...] = ("z", "knha")
@@ -326,6 +331,10 @@ class Flag(str, enum.Enum):
     K2_T1 = "k2-t1"
     NOT_POOLABLE = "not-poolable"
     MISSING_EVIDENCE = "missing-evidence"
+
+
+#: Flags that inform rather than caution (shown in a neutral style).
+INFO_FLAGS = frozenset({Flag.SINGLE_STUDY, Flag.NO_FUNNEL})
 
 
 class StudyFlag(str, enum.Enum):

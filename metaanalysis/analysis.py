@@ -1,0 +1,611 @@
+"""Run an analysis plan on a registry: the typed, frozen result tree.
+
+``run_plan(registry, plan) -> Evidence`` computes every analysis of the plan (main model, its
+Wald z companion, estimator panel, leave-one-out, cumulative, subgroups, sensitivity scenarios)
+and every narrative section's p-value combinations, from :func:`metaanalysis.pool`,
+:func:`metaanalysis.pool_many` and :mod:`metaanalysis.sensitivity`. The tree holds numbers,
+registry row ids and enum codes (:class:`metaanalysis.vocab.Flag`, :class:`StudyFlag`,
+:class:`ScenarioKind`): no display strings. Reports, JSON, CSV and ``to_frame()`` all render
+from it; nothing downstream recomputes a statistic.
+
+Example
+-------
+>>> from metaanalysis.analysis import analyse
+>>> ev = analyse("trials/registry.csv", "trials/analyses.toml")   # doctest: +SKIP
+>>> ev.to_frame()[["k", "estimate", "ci_lower", "ci_upper"]]        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import vocab
+from .results import MetaResult
+from .sensitivity import SubgroupResult
+from .vocab import Flag, StudyFlag
+
+__all__ = ["Evidence", "AnalysisResult", "NarrativeResult", "CombinationResult", "StudyEffect",
+           "RowEffect", "Caveat", "Scenario", "ScenarioKind", "PanelRow", "LeaveOneOut",
+           "CumulativeStep", "SubgroupAnalysis", "run_plan", "analyse"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the result types
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowEffect:
+    """A registry row's effect on the analysis scale (:func:`metaanalysis.registry.effects_table`).
+
+    ``yi``/``vi`` are None when the row cannot be pooled (``reason`` says why).
+    """
+
+    row_id: str
+    yi: float | None
+    vi: float | None
+    se_source: str        # "ci", "p", "2x2" or "" when not poolable
+    derived: bool
+    imprecise: bool
+    reason: str
+
+    @property
+    def poolable(self) -> bool:
+        return self.yi is not None and self.vi is not None and self.vi > 0
+
+
+@dataclass(frozen=True)
+class StudyEffect:
+    """One pooled study of an analysis.
+
+    ``weight`` is the study's percentage weight in the main model (None for a single study);
+    ``flags`` are the study's caveats in display order.
+    """
+
+    row_id: str
+    yi: float
+    vi: float
+    weight: float | None
+    flags: tuple[StudyFlag, ...]
+    se_source: str
+    year: int
+    included_reason: str = ""
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.vi)
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """A flag an analysis carries, with the registry rows it concerns (if any)."""
+
+    flag: Flag
+    rows: tuple[str, ...] = ()
+
+    @property
+    def severity(self) -> str:
+        """``"info"`` or ``"caution"`` (:data:`metaanalysis.vocab.INFO_FLAGS`)."""
+        return "info" if self.flag in vocab.INFO_FLAGS else "caution"
+
+
+@dataclass(frozen=True)
+class PanelRow:
+    """One τ² estimator of the estimator-sensitivity panel: its result under each panel test."""
+
+    method: str
+    results: Mapping[str, MetaResult]
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    omitted: str          # row id left out
+    result: MetaResult
+
+
+@dataclass(frozen=True)
+class CumulativeStep:
+    added: str            # row id added at this step
+    year: int
+    result: MetaResult
+
+
+@dataclass(frozen=True)
+class SubgroupAnalysis:
+    """Subgroups by one registry column; ``result`` is None when fewer than 2 levels are pooled.
+
+    ``labels`` holds each pooled study's level, in the order of :attr:`AnalysisResult.studies`.
+    """
+
+    variable: str
+    labels: tuple[str, ...]
+    result: SubgroupResult | None
+
+    @property
+    def single_study_groups(self) -> int:
+        return 0 if self.result is None else sum(r.k == 1 for r in self.result.groups.values())
+
+
+class ScenarioKind(str, enum.Enum):
+    """Kinds of sensitivity scenario; values are the plan's ``sensitivity`` option names."""
+
+    EXCLUDE_DERIVED = "exclude-derived"
+    EXCLUDE_POST_HOC = "exclude-post-hoc"
+    EXCLUDE_UNCONFIRMED = "exclude-unconfirmed"
+    COMMON_EFFECT = "common-effect"
+    SWAP = "swap"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A sensitivity scenario: the rows it pools and its result.
+
+    ``result`` is None for fewer than 2 rows (one row is shown as reported). ``swap`` names
+    the plan's swap for :attr:`ScenarioKind.SWAP`.
+    """
+
+    kind: ScenarioKind
+    rows: tuple[str, ...]
+    result: MetaResult | None
+    swap: Any = None
+
+    @property
+    def k(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything computed for one analysis of the plan.
+
+    Attributes
+    ----------
+    analysis : metaanalysis.plan.Analysis
+        The plan entry (id, title, measure, settings, favours, ...).
+    studies : tuple of StudyEffect
+        Pooled studies, by publication year then registry order.
+    not_pooled : tuple of RowEffect
+        Selected rows without a usable effect and SE.
+    result : MetaResult or None
+        The main model (None for k < 2).
+    z_result : MetaResult or None
+        The same model with the Wald z test, when the plan's test is not z.
+    caveats : tuple of Caveat
+    panel, leave_one_out, cumulative, subgroups, scenarios : tuples of their result types
+    """
+
+    analysis: Any
+    studies: tuple[StudyEffect, ...]
+    not_pooled: tuple[RowEffect, ...]
+    result: MetaResult | None
+    z_result: MetaResult | None
+    caveats: tuple[Caveat, ...]
+    panel: tuple[PanelRow, ...]
+    leave_one_out: tuple[LeaveOneOut, ...]
+    cumulative: tuple[CumulativeStep, ...]
+    subgroups: tuple[SubgroupAnalysis, ...]
+    scenarios: tuple[Scenario, ...]
+
+    @property
+    def id(self) -> str:
+        return self.analysis.id
+
+    @property
+    def k(self) -> int:
+        return len(self.studies)
+
+    @property
+    def measure(self) -> str:
+        return self.analysis.measure
+
+    @property
+    def settings(self):
+        return self.analysis.settings
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        return tuple(c.flag for c in self.caveats)
+
+    def caveat(self, flag: Flag) -> Caveat | None:
+        return next((c for c in self.caveats if c.flag is flag), None)
+
+    def to_frame(self):
+        """One row per pooled study: ``row_id, year, yi, vi, se, weight, se_source, flags``
+        plus the natural-scale ``estimate, ci_lower, ci_upper`` (normal CI at the plan's level)."""
+        import pandas as pd
+
+        from ._dist import z_crit
+
+        z = z_crit(self.settings.level)
+        recs = [{"row_id": s.row_id, "year": s.year, "yi": s.yi, "vi": s.vi, "se": s.se,
+                 "weight": s.weight, "se_source": s.se_source,
+                 "flags": ";".join(f.value for f in s.flags),
+                 "estimate": vocab.to_natural(self.measure, s.yi),
+                 "ci_lower": vocab.to_natural(self.measure, s.yi - z * s.se),
+                 "ci_upper": vocab.to_natural(self.measure, s.yi + z * s.se)} for s in self.studies]
+        return pd.DataFrame(recs, columns=["row_id", "year", "yi", "vi", "se", "weight", "se_source",
+                                           "flags", "estimate", "ci_lower", "ci_upper"])
+
+
+@dataclass(frozen=True)
+class CombinationResult:
+    """Fisher and Stouffer combination of one-sided p-values (:func:`metaanalysis._dist.combine_pvalues`).
+
+    ``p_one_sided`` are in the combination's stated direction, one per row; ``upper_bound`` is
+    True when any input p was an upper bound (p < x), so the combined p is one too.
+    """
+
+    combination: Any
+    p_one_sided: tuple[float, ...]
+    sided: tuple[int, ...]
+    upper_bound: bool
+    fisher_stat: float
+    fisher_df: int
+    fisher_p: float
+    stouffer_z: float
+    stouffer_p: float
+
+
+@dataclass(frozen=True)
+class NarrativeResult:
+    """A narrative section of the plan (evidence shown, not pooled) and its combinations."""
+
+    narrative: Any
+    combinations: tuple[CombinationResult, ...]
+
+    @property
+    def id(self) -> str:
+        return self.narrative.id
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """The whole plan run on the registry: the root of the result tree."""
+
+    registry: Any
+    plan: Any
+    effects: Mapping[str, RowEffect]
+    analyses: tuple[AnalysisResult, ...]
+    narratives: tuple[NarrativeResult, ...]
+
+    def analysis(self, analysis_id: str) -> AnalysisResult:
+        return next(a for a in self.analyses if a.id == analysis_id)
+
+    def to_frame(self):
+        """One row per analysis: settings, k, flags and the main result's fields
+        (natural-scale ``estimate``/CI/PI for ratio measures, analysis-scale ``yi``)."""
+        import pandas as pd
+
+        return pd.DataFrame([summary_record(a) for a in self.analyses])
+
+
+def summary_record(a: AnalysisResult) -> dict[str, Any]:
+    """The flat record of one analysis that ``results.csv`` and :meth:`Evidence.to_frame` share."""
+    s, m, res = a.settings, a.measure, a.result
+    rec: dict[str, Any] = {"analysis_id": a.id, "title": a.analysis.title, "endpoint": a.analysis.endpoint,
+                           "measure": m, "k": a.k, "method": s.method, "test": s.test, "pi": s.pi,
+                           "level": s.level, "single_study": a.k == 1,
+                           "rows": ";".join(st.row_id for st in a.studies),
+                           "flags": ";".join(f.value for f in a.flags)}
+    if res is not None:
+        nat = {f: vocab.to_natural(m, getattr(res, f)) for f in ("ci_lower", "ci_upper", "pi_lower", "pi_upper")
+               if getattr(res, f) is not None}
+        rec.update(estimate=vocab.to_natural(m, res.estimate), **nat, pvalue=res.pvalue, yi=res.estimate,
+                   se=res.se, tau2=res.tau2, tau2_ci_lower=res.tau2_ci_lower, tau2_ci_upper=res.tau2_ci_upper,
+                   i2=res.i2, i2_ci_lower=res.i2_ci_lower, i2_ci_upper=res.i2_ci_upper, q=res.q,
+                   q_df=res.q_df, q_pvalue=res.q_pvalue)
+    elif a.k == 1:
+        st = a.studies[0]
+        rec.update(estimate=vocab.to_natural(m, st.yi), yi=st.yi, se=st.se)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# running the plan
+# ---------------------------------------------------------------------------------------------
+
+
+def analyse(registry_path, plan_path) -> Evidence:
+    """Load and check a registry and a plan, then :func:`run_plan` them.
+
+    Raises
+    ------
+    metaanalysis.problems.ProblemError
+        A bad registry or plan (every problem with file, line and column).
+    """
+    from .plan import load_plan
+    from .registry import load_registry
+
+    registry = load_registry(registry_path)
+    return run_plan(registry, load_plan(plan_path, registry))
+
+
+def run_plan(registry, plan) -> Evidence:
+    """Compute every analysis and narrative section of ``plan`` on ``registry``.
+
+    Parameters
+    ----------
+    registry : metaanalysis.registry.Registry
+    plan : metaanalysis.plan.Plan
+        A plan checked against this registry (:func:`metaanalysis.plan.load_plan`).
+
+    Returns
+    -------
+    Evidence
+    """
+    from .registry import effects_table
+
+    ctx = _Rows(registry, _row_effects(effects_table(registry)))
+    selected = {a.id: _pooled_effects(ctx, a) for a in plan.analyses}
+    panels = _estimator_panels(plan.analyses, selected)
+    analyses = tuple(_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})) for a in plan.analyses)
+    narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine))
+                       for n in plan.narratives)
+    return Evidence(registry, plan, ctx.effects, analyses, narratives)
+
+
+def _row_effects(table) -> dict[str, RowEffect]:
+    out = {}
+    for e in table.to_dict("records"):
+        y, v = _opt_float(e.get("yi")), _opt_float(e.get("vi"))
+        rid = str(e["row_id"])
+        out[rid] = RowEffect(rid, y, v, e.get("se_source") or "", bool(e.get("derived")),
+                             bool(e.get("imprecise")), _text(e.get("reason")))
+    return out
+
+
+class _Rows:
+    """Registry rows by id, their registry order and their effects."""
+
+    def __init__(self, registry, effects: dict[str, RowEffect]):
+        recs = registry.df.to_dict("records")
+        self.rows = {_text(r["row_id"]): r for r in recs}
+        self.order = {_text(r["row_id"]): i for i, r in enumerate(recs)}
+        self.effects = effects
+
+    def value(self, rid: str, column: str) -> str:
+        return _text(self.rows[rid].get(column))
+
+    def year(self, rid: str) -> int:
+        y = _opt_float(self.rows[rid].get("year"))
+        return int(y) if y is not None else 0
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    try:
+        if v != v:  # NaN, pandas NA
+            return ""
+    except (TypeError, ValueError):
+        return ""
+    return str(v).strip()
+
+
+def _opt_float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _pooled_effects(ctx: _Rows, a) -> tuple[list[str], list[RowEffect], np.ndarray, np.ndarray]:
+    """Rows of analysis ``a`` with a usable (yi, vi), ordered by year; and those without."""
+    order = sorted(a.rows, key=lambda r: (ctx.year(r), ctx.order[r]))
+    ids = [r for r in order if ctx.effects[r].poolable]
+    not_pooled = [ctx.effects[r] for r in order if not ctx.effects[r].poolable]
+    yi = np.array([ctx.effects[r].yi for r in ids], dtype=float)
+    vi = np.array([ctx.effects[r].vi for r in ids], dtype=float)
+    return ids, not_pooled, yi, vi
+
+
+def _pool(yi, vi, s, **kw) -> MetaResult:
+    from .pooling import pool
+
+    return pool(yi, vi, method=kw.get("method", s.method), test=kw.get("test", s.test), level=s.level,
+                pi=kw.get("pi", s.pi))
+
+
+def _estimator_panels(analyses, selected) -> dict[str, dict[tuple[str, str], MetaResult]]:
+    """The estimator panel of every analysis at once: one ``pool_many`` per (method, test).
+
+    Row i of ``pool_many`` is ``pool`` on analysis i (NaN-padded), so batching changes no number.
+    """
+    from .pooling import pool_many
+
+    groups: dict[tuple, list] = {}
+    for a in analyses:
+        ids, _, yi, vi = selected[a.id]
+        if "estimators" in a.sensitivity and len(ids) >= 2:
+            groups.setdefault((a.settings.level, a.settings.pi), []).append((a.id, yi, vi))
+    out: dict[str, dict] = {}
+    for (level, pi), items in groups.items():
+        kmax = max(len(y) for _, y, _ in items)
+        Y = np.full((len(items), kmax), np.nan)
+        V = np.full((len(items), kmax), np.nan)
+        for i, (_, y, v) in enumerate(items):
+            Y[i, : len(y)], V[i, : len(v)] = y, v
+        for m in vocab.ESTIMATOR_PANEL:
+            for t in vocab.PANEL_TESTS:
+                res = pool_many(Y, V, method=m, test=t, level=level, pi=pi)
+                for i, (aid, _, _) in enumerate(items):
+                    out.setdefault(aid, {})[(m, t)] = res.row(i)
+    return out
+
+
+def _run_analysis(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResult:
+    s = a.settings
+    res = _pool(yi, vi, s) if len(ids) >= 2 else None
+    zres = _pool(yi, vi, s, test="z") if res is not None and s.test != "z" else None
+    inc = {c.row_id: c.reason for c in a.included}
+    weights = list(res.weights) if res is not None else [None] * len(ids)
+    studies = tuple(StudyEffect(rid, float(yi[i]), float(vi[i]), weights[i], _study_flags(ctx, rid, rid in inc),
+                                ctx.effects[rid].se_source, ctx.year(rid), inc.get(rid, ""))
+                    for i, rid in enumerate(ids))
+    return AnalysisResult(
+        analysis=a, studies=studies, not_pooled=tuple(not_pooled), result=res, z_result=zres,
+        caveats=_caveats(a, studies, not_pooled, res, zres),
+        panel=_panel(a, yi, vi, panel),
+        leave_one_out=_leave_one_out(a, studies, yi, vi),
+        cumulative=_cumulative(a, studies, yi, vi),
+        subgroups=tuple(_subgroup(ctx, a, studies, yi, vi, var) for var in a.subgroup),
+        scenarios=_scenarios(ctx, a, studies, yi, vi),
+    )
+
+
+def _study_flags(ctx: _Rows, rid: str, included: bool) -> tuple[StudyFlag, ...]:
+    """A study's caveats in display order: derivation, precision, status, design, plan."""
+    e = ctx.effects[rid]
+    flags = []
+    if e.derived:
+        flags.append(StudyFlag.SE_FROM_P if e.se_source == "p" else StudyFlag.EFFECT_DERIVED)
+    if e.imprecise:
+        flags.append(StudyFlag.IMPRECISE_P)
+    if ctx.value(rid, "status") != "confirmed":
+        flags.append(StudyFlag.UNCONFIRMED)
+    design = vocab.DESIGN_FLAGS.get(ctx.value(rid, "design"))
+    if design is not None:
+        flags.append(design)
+    if ctx.value(rid, "use_for_pooling") == "no":
+        flags.append(StudyFlag.NOT_FOR_POOLING)
+    if included:
+        flags.append(StudyFlag.INCLUDED_BY_PLAN)
+    return tuple(flags)
+
+
+def _with(studies, *flags: StudyFlag) -> tuple[str, ...]:
+    return tuple(s.row_id for s in studies if any(f in s.flags for f in flags))
+
+
+def _caveats(a, studies, not_pooled, res, zres) -> tuple[Caveat, ...]:
+    """The analysis's flags, each computed from the numbers it describes (Cochrane Handbook ch. 10)."""
+    k, s = len(studies), a.settings
+    out = []
+    if k == 1:
+        out.append(Caveat(Flag.SINGLE_STUDY))
+    if 2 <= k < vocab.FEW_STUDIES:
+        out.append(Caveat(Flag.FEW_STUDIES))
+    if 2 <= k < vocab.FUNNEL_MIN_K:
+        out.append(Caveat(Flag.NO_FUNNEL))
+    for flag, study_flags in ((Flag.DERIVED_SE, (StudyFlag.SE_FROM_P,)),
+                              (Flag.POST_HOC, (StudyFlag.POST_HOC, StudyFlag.OBSERVATIONAL)),
+                              (Flag.UNCONFIRMED, (StudyFlag.UNCONFIRMED,))):
+        rows = _with(studies, *study_flags)
+        if rows:
+            out.append(Caveat(flag, rows))
+    if res is not None:
+        if res.tau2 <= vocab.TAU2_ZERO and k < vocab.FUNNEL_MIN_K:
+            out.append(Caveat(Flag.TAU2_ZERO))
+        if zres is not None and s.test in vocab.T_TESTS and \
+                res.ci_upper - res.ci_lower < zres.ci_upper - zres.ci_lower - 1e-12:
+            out.append(Caveat(Flag.HKSJ_NARROWER))
+        if k == 2 and s.test in vocab.T_TESTS:
+            out.append(Caveat(Flag.K2_T1))
+    if not_pooled:
+        out.append(Caveat(Flag.NOT_POOLABLE, tuple(e.row_id for e in not_pooled)))
+    if a.missing:
+        out.append(Caveat(Flag.MISSING_EVIDENCE, tuple(a.missing)))
+    return tuple(out)
+
+
+def _panel(a, yi, vi, batched) -> tuple[PanelRow, ...]:
+    if len(yi) < 2 or "estimators" not in a.sensitivity:
+        return ()
+    s = a.settings
+    return tuple(PanelRow(m, {t: batched.get((m, t)) or _pool(yi, vi, s, method=m, test=t)
+                              for t in vocab.PANEL_TESTS})
+                 for m in vocab.ESTIMATOR_PANEL)
+
+
+def _leave_one_out(a, studies, yi, vi) -> tuple[LeaveOneOut, ...]:
+    if len(studies) < vocab.LEAVE_ONE_OUT_MIN_K or "leave-one-out" not in a.sensitivity:
+        return ()
+    from .sensitivity import leave_one_out
+
+    s = a.settings
+    fits = leave_one_out(yi, vi, method=s.method, test=s.test, level=s.level, pi=s.pi)
+    return tuple(LeaveOneOut(st.row_id, r) for st, r in zip(studies, fits))
+
+
+def _cumulative(a, studies, yi, vi) -> tuple[CumulativeStep, ...]:
+    if len(studies) < 2 or "cumulative" not in a.sensitivity:
+        return ()
+    from .sensitivity import cumulative
+
+    s = a.settings
+    years = [st.year for st in studies]
+    idx = np.argsort(np.asarray(years), kind="stable")
+    fits = cumulative(yi, vi, order=years, method=s.method, test=s.test, level=s.level, pi=s.pi)
+    return tuple(CumulativeStep(studies[int(idx[j])].row_id, studies[int(idx[j])].year, r)
+                 for j, r in enumerate(fits))
+
+
+def _subgroup(ctx: _Rows, a, studies, yi, vi, var: str) -> SubgroupAnalysis:
+    labels = tuple(ctx.value(st.row_id, var) or "(empty)" for st in studies)
+    if len(studies) < 2 or len(set(labels)) < 2:
+        return SubgroupAnalysis(var, labels, None)
+    from .sensitivity import subgroups
+
+    s = a.settings
+    return SubgroupAnalysis(var, labels, subgroups(yi, vi, list(labels), method=s.method, test=s.test,
+                                                   level=s.level, pi=s.pi))
+
+
+#: Exclusion scenarios: the plan option and the study flags whose rows each leaves out.
+_EXCLUSIONS = ((ScenarioKind.EXCLUDE_DERIVED, (StudyFlag.SE_FROM_P,)),
+               (ScenarioKind.EXCLUDE_POST_HOC, (StudyFlag.POST_HOC, StudyFlag.OBSERVATIONAL)),
+               (ScenarioKind.EXCLUDE_UNCONFIRMED, (StudyFlag.UNCONFIRMED,)))
+
+
+def _scenarios(ctx: _Rows, a, studies, yi, vi) -> tuple[Scenario, ...]:
+    """Exclusion, common-effect and swap scenarios in the plan's order of kinds."""
+    s, ids = a.settings, [st.row_id for st in studies]
+    out = []
+
+    def fit(kind, keep, **kw):
+        sel = [ids.index(r) for r in keep]
+        res = _pool(yi[sel], vi[sel], s, **kw) if len(sel) >= 2 else None
+        out.append(Scenario(kind, tuple(keep), res))
+
+    if len(ids) >= 2:
+        for kind, flags in _EXCLUSIONS:
+            if kind.value in a.sensitivity:
+                keep = [st.row_id for st in studies if not any(f in st.flags for f in flags)]
+                if len(keep) < len(ids):
+                    fit(kind, keep)
+        if ScenarioKind.COMMON_EFFECT.value in a.sensitivity:
+            fit(ScenarioKind.COMMON_EFFECT, ids, method="FE", test="z")
+    for sw in a.swaps:
+        e = ctx.effects.get(sw.with_)
+        if sw.replace not in ids or e is None or e.yi is None or e.vi is None:
+            continue
+        yy, vv = yi.copy(), vi.copy()
+        j = ids.index(sw.replace)
+        yy[j], vv[j] = e.yi, e.vi
+        res = _pool(yy, vv, s) if len(ids) >= 2 else None
+        out.append(Scenario(ScenarioKind.SWAP, tuple(sw.with_ if r == sw.replace else r for r in ids), res, sw))
+    return tuple(out)
+
+
+def _combine(registry, c) -> CombinationResult:
+    """Fisher and Stouffer over the rows' one-sided p-values (Fisher 1932; Stouffer et al. 1949).
+
+    A two-sided p is halved (the one-sided p in the stated direction); the plan has refused
+    rows whose p-value is only a lower bound (p > x), so every input is exact or an upper bound.
+    """
+    from ._dist import combine_pvalues
+
+    pvs = [registry.p_values[rid] for rid in c.rows]
+    if any(pv.is_lower_bound for pv in pvs):  # the plan refuses these: reaching here is a bug
+        raise ValueError(f"combination {c.label!r} holds a p-value that is only a lower bound")
+    p1 = tuple(pv.value / 2 if pv.sided == 2 else pv.value for pv in pvs)
+    fisher = combine_pvalues(p1, method="fisher")
+    stouffer = combine_pvalues(p1, method="stouffer")
+    return CombinationResult(c, p1, tuple(pv.sided for pv in pvs), any(pv.is_upper_bound for pv in pvs),
+                             fisher[0], 2 * len(p1), fisher[1], stouffer[0], stouffer[1])

@@ -1,0 +1,134 @@
+"""Machine-readable outputs written from the result tree: one JSON per page, ``results.csv``.
+
+Numbers are written as numbers (NaN/inf as null), flags as their stable codes
+(:class:`metaanalysis.vocab.Flag`, :class:`~metaanalysis.vocab.StudyFlag`); the human-readable
+warning sentences are carried alongside for readers of the JSON. CSV cells are neutralised
+against spreadsheet formula injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from typing import Any
+
+from .. import vocab
+from ..analysis import AnalysisResult, Evidence, NarrativeResult, summary_record
+
+__all__ = ["analysis_json", "narrative_json", "results_csv", "neutralise_cell", "CSV_FIELDS"]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iu":
+        return int(v)
+    if hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "b":
+        return bool(v)
+    return f if math.isfinite(f) else None
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralise_cell(v: Any) -> str:
+    """A CSV cell safe from spreadsheet formula injection (OWASP "CSV injection").
+
+    Text starting with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) is prefixed
+    with a single quote; plain numbers such as ``-0.22`` stay numbers.
+    """
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ""
+    if isinstance(v, int):
+        return str(v)
+    s = str(v)
+    if s and s[0] in "=+-@\t\r" and not _NUMBER.match(s):
+        return "'" + s
+    return s
+
+
+def dumps(obj: dict) -> bytes:
+    """Deterministic JSON (sorted keys, 2-space indent, UTF-8, no NaN)."""
+    return (json.dumps(_jsonable(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+            + "\n").encode("utf-8")
+
+
+def _rd(r) -> dict | None:
+    return r.to_dict() if r is not None else None
+
+
+def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
+    """Every number of one analysis: the main result, each study, each sensitivity analysis."""
+    s = a.settings
+    labels = {st["row_id"]: st["label"] for st in view["studies"]}
+    return dumps({
+        "id": a.id, "title": a.analysis.title, "endpoint": a.analysis.endpoint, "measure": a.measure,
+        "scale": vocab.measure(a.measure).scale,
+        "settings": {"method": s.method, "test": s.test, "pi": s.pi, "level": s.level},
+        "k": a.k, "single_study": a.k == 1, "result": _rd(a.result),
+        "studies": [{"row_id": st.row_id, "label": labels[st.row_id], "yi": st.yi, "vi": st.vi,
+                     "weight": st.weight, "flags": [f.value for f in st.flags], "se_source": st.se_source}
+                    for st in a.studies],
+        "not_poolable": view["not_poolable"],
+        "warnings": [w["text"] for w in view["warnings"]],
+        "warning_codes": [c.flag.value for c in a.caveats],
+        "estimator_panel": [{"method": p.method, **{t: _rd(r) for t, r in p.results.items()}} for p in a.panel],
+        "leave_one_out": [{"omitted": lab["omitted"], "omitted_row_id": x.omitted, "result": _rd(x.result)}
+                          for x, lab in zip(a.leave_one_out, view["loo"])],
+        "cumulative": [{"added": lab["added"], "added_row_id": x.added, "year": x.year, "result": _rd(x.result)}
+                       for x, lab in zip(a.cumulative, view["cum"])],
+        "subgroups": [_subgroup_json(g, v) for g, v in zip(a.subgroups, view["subgroups"])],
+        "sensitivity": [{"name": v["name"], "kind": sc.kind.value, "description": v["description"], "k": sc.k,
+                         "rows": list(sc.rows), "result": _rd(sc.result), "note": v.get("note", "")}
+                        for sc, v in zip(a.scenarios, view["scenarios"])],
+        "left_out": view["left_out"],
+        "missing_evidence": list(a.analysis.missing),
+        "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256,
+    })
+
+
+def _subgroup_json(g, v: dict) -> dict:
+    r = g.result
+    return {"variable": g.variable, "note": v["note"],
+            "groups": {name: _rd(x) for name, x in r.groups.items()} if r else {},
+            "q_between": r.q_between if r else None, "q_between_df": r.q_between_df if r else None,
+            "q_between_pvalue": r.q_between_pvalue if r else None}
+
+
+def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence) -> bytes:
+    """A narrative section: the rows as shown and each combination's numbers."""
+    return dumps({**view, "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256})
+
+
+CSV_FIELDS = ("analysis_id", "title", "endpoint", "measure", "k", "method", "test", "pi", "level",
+              "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "pvalue", "yi", "se",
+              "tau2", "tau2_ci_lower", "tau2_ci_upper", "i2", "i2_ci_lower", "i2_ci_upper", "q", "q_df",
+              "q_pvalue", "single_study", "rows", "warnings", "flags")
+
+
+def results_csv(ev: Evidence, views: list[dict]) -> bytes:
+    """One row per analysis: natural-scale estimate, CI and PI; τ², I², Q with their CIs; flags."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for a, view in zip(ev.analyses, views):
+        rec = {**summary_record(a), "warnings": " | ".join(x["text"] for x in view["warnings"])}
+        w.writerow([neutralise_cell(rec.get(f)) for f in CSV_FIELDS])
+    return buf.getvalue().encode("utf-8")

@@ -1,0 +1,135 @@
+"""Figures of an analysis: forest and funnel plot specifications from the result tree, SVG inlining.
+
+:func:`forest_spec` lays the studies, subgroups and pooled result of an
+:class:`~metaanalysis.analysis.AnalysisResult` into a :class:`metaanalysis.plots.ForestSpec`;
+:func:`render_figures` draws them (the slow step, run in worker processes by the report
+builder) and returns markup ready to inline in a page.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from .. import vocab
+from ..results import MetaResult
+from . import words
+
+__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg"]
+
+
+@dataclass(frozen=True)
+class FigureInput:
+    """What drawing one analysis's figures needs (small and picklable for worker processes)."""
+
+    id: str
+    title: str
+    measure: str
+    forest: object | None      # metaanalysis.plots.ForestSpec
+    result: MetaResult | None
+
+
+def figure_input(a, view: dict) -> FigureInput:
+    return FigureInput(a.id, a.analysis.title, a.measure, forest_spec(a, view), a.result)
+
+
+def _forest_row(st: dict, a, rows_ci):
+    from ..plots import ForestRow
+
+    return ForestRow(label=st["label"], yi=st["yi"], vi=st["vi"], ci=rows_ci(st["row_id"]),
+                     weight=st["weight"] if a.result is not None else None,
+                     cells=(st["tumour"], st["design"]), marks=st["marks"], pooled=a.result is not None)
+
+
+def forest_spec(a, view: dict):
+    """The forest plot of an analysis (None without studies); subgroups by its first subgroup variable.
+
+    A study's CI is drawn as reported when it was reported at the analysis's level, else from its SE.
+    """
+    if a.k == 0:
+        return None
+    from ..plots import ForestSpec, SubgroupBlock, SubgroupTest
+
+    m, s = a.measure, a.settings
+    log = vocab.measure(m).log_scale
+
+    def reported_ci(rid):
+        st = next(x for x in view["studies"] if x["row_id"] == rid)
+        lo, hi, lev = st["ci_reported"]
+        if lo is None or hi is None or lev != 100 * s.level:
+            return None
+        return (math.log(lo), math.log(hi)) if log else (lo, hi)
+
+    rows = tuple(_forest_row(st, a, reported_ci) for st in view["studies"])
+    used = "".join(st["marks"] for st in view["studies"])
+    foot = words.footnotes(used)
+    fav = (f"Favours {a.analysis.favours[0]}", f"Favours {a.analysis.favours[1]}")
+    sg = next((g for g in a.subgroups if g.result is not None), None)
+    if sg is None or a.result is None:
+        return ForestSpec(measure=m, rows=rows, columns=("Tumour type", "Design"), result=a.result,
+                          favours=fav, level=s.level, footnotes=foot)
+    cols = ("Tumour type", "Design")
+    drop = {"tumour_type": 0, "design": 1}.get(sg.variable)
+    if drop is not None:  # the subgroup headers already name it
+        cols = cols[:drop] + cols[drop + 1:]
+        rows = tuple(replace(rw, cells=rw.cells[:drop] + rw.cells[drop + 1:]) for rw in rows)
+    blocks = tuple(SubgroupBlock(g, tuple(rw for rw, lab in zip(rows, sg.labels) if lab == g), r)
+                   for g, r in sg.result.groups.items())
+    test = SubgroupTest(sg.result.q_between, sg.result.q_between_df, sg.result.q_between_pvalue)
+    return ForestSpec(measure=m, columns=cols, result=a.result, subgroups=blocks, favours=fav, level=s.level,
+                      footnotes=foot, subgroup_test=test,
+                      label_header=f"Study (by {sg.variable.replace('_', ' ')})")
+
+
+def render_figures(fig: FigureInput) -> dict[str, str]:
+    """Inline SVG markup of the forest plot and, from 10 studies on, the funnel plot."""
+    from ..plots import layout_forest, render_forest
+
+    out = {"forest_svg": "", "funnel_svg": ""}
+    if fig.forest is not None:
+        svg = render_forest(layout_forest(fig.forest), format="svg")
+        out["forest_svg"] = inline_svg(svg, f"forest-{fig.id}", f"Forest plot: {fig.title}")
+    res = fig.result
+    if res is not None and res.k >= vocab.FUNNEL_MIN_K:
+        from ..plots import FunnelSpec, layout_funnel, render_funnel
+
+        spec = FunnelSpec(yi=res.yi, vi=res.vi, measure=fig.measure, result=res, level=res.level)
+        svg = render_funnel(layout_funnel(spec), format="svg")
+        out["funnel_svg"] = inline_svg(svg, f"funnel-{fig.id}", f"Funnel plot: {fig.title}")
+    return out
+
+
+_SVG_HEAD = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.S)
+_SVG_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+def inline_svg(svg: bytes, prefix: str, label: str) -> str:
+    """SVG bytes -> markup for inlining in HTML (no XML prolog, comments or metadata).
+
+    Comments are removed because matplotlib copies the drawn text into them; ids get a
+    per-figure prefix so two figures on one page cannot collide.
+    """
+    s = svg.decode("utf-8")
+    s = _SVG_HEAD.sub("", s, count=1)
+    s = _SVG_COMMENT.sub("", s)
+    s = _SVG_META.sub("", s)
+    s = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', s)
+    s = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}-{m.group(2)}"', s)
+    s = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", s)
+    from markupsafe import escape
+
+    s = s.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
+    # natural size in CSS px (1 pt = 4/3 px): the CSS never shrinks a plot below it, so the
+    # smallest plot text (7.5 pt) stays 10 px and a wide plot scrolls in its .plot-scroll
+    end = s.index(">") + 1  # the root <svg ...> tag only
+    s = _SVG_SIZE.sub(lambda m: f'{m.group(1)}="{_pt_to_px(m.group(2))}px"', s[:end]) + s[end:]
+    return s
+
+
+_SVG_SIZE = re.compile(r'(?<=\s)(width|height)="([0-9.]+)pt"')
+
+
+def _pt_to_px(v: str) -> str:
+    return f"{float(v) * 4 / 3:.2f}".rstrip("0").rstrip(".")

@@ -1,0 +1,86 @@
+"""HTML pages from the view model (jinja2, autoescaped, self-contained: inline CSS and SVG)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import format as fmt
+
+_HERE = Path(__file__).resolve().parent
+TEMPLATES = _HERE / "templates"
+STYLE = _HERE / "style.css"
+#: Packages whose versions every page's footer names.
+PACKAGES = ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2")
+
+
+def environment():
+    """The jinja2 environment: autoescape on, undefined names are errors."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)),
+                       autoescape=select_autoescape(enabled_extensions=("html", "j2", "html.j2"),
+                                                    default_for_string=True, default=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       keep_trailing_newline=True)
+
+
+def versions() -> list[tuple[str, str]]:
+    from importlib import metadata
+
+    out = []
+    for p in PACKAGES:
+        try:
+            out.append((p, metadata.version(p)))
+        except metadata.PackageNotFoundError:
+            out.append((p, "not installed"))
+    return out
+
+
+def build_date() -> str:
+    """``SOURCE_DATE_EPOCH`` as a date (reproducible builds); '' when unset or unreadable."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not sde:
+        return ""
+    try:
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(int(sde), tz=timezone.utc).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def common_context(registry, plan) -> dict[str, Any]:
+    """What every page's header and footer show."""
+    from markupsafe import Markup
+
+    return {
+        "css": Markup(STYLE.read_text(encoding="utf-8")), "plan_title": plan.title,
+        "plan_description": plan.description, "registry_sha256": registry.sha256, "plan_sha256": plan.sha256,
+        "registry_path": Path(registry.path).name, "plan_path": Path(plan.path).name,
+        "versions": versions(), "build_date": build_date(), "defaults": plan.defaults,
+        "fmt_num": fmt.fmt_num, "fmt_p": fmt.fmt_p, "pct": fmt.pct,
+        "nav": [(a.id, a.title) for a in plan.analyses] + [(n.id, n.title) for n in plan.narratives],
+    }
+
+
+class Pages:
+    """Renders the three page kinds with one environment and one common context."""
+
+    def __init__(self, registry, plan):
+        self.env = environment()
+        self.common = common_context(registry, plan)
+
+    def _render(self, template: str, page_id: str, **kw) -> bytes:
+        return self.env.get_template(template).render(**self.common, **kw, page_id=page_id).encode("utf-8")
+
+    def analysis(self, view: dict) -> bytes:
+        return self._render("analysis.html.j2", view["id"], a=view)
+
+    def narrative(self, view: dict) -> bytes:
+        return self._render("narrative.html.j2", view["id"], n=view)
+
+    def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str]) -> bytes:
+        return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
+                            input_problems=input_problems)

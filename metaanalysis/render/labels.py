@@ -1,0 +1,125 @@
+"""Names of registry rows as a reader sees them: "ABCSG-18 (Gnant 2015)".
+
+:class:`RowText` wraps the registry's rows for the renderers: cell text, study labels, labels
+that tell two reports of one trial apart, and the provenance record of a row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any
+
+__all__ = ["RowText", "cell", "short_author", "short_design"]
+
+_DESIGN_TEXT = {"RCT post hoc subgroup": "RCT, post hoc subgroup",
+                "RCT prespecified subgroup": "RCT, prespecified subgroup"}
+
+
+def cell(v: Any) -> str:
+    """A registry cell as text ('' for missing values)."""
+    if v is None:
+        return ""
+    try:
+        if v != v:  # NaN, pandas NA
+            return ""
+    except (TypeError, ValueError):
+        return ""
+    return str(v).strip()
+
+
+def opt_int(v: Any) -> int | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) else None
+
+
+def opt_float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def short_author(authors: str) -> str:
+    """First author's surname: "Gnant M, Pfeiler G, ..." -> "Gnant"; multi-word surnames kept."""
+    a = authors.split(",")[0].strip()
+    a = re.sub(r"\s+et al\.?$", "", a).strip()
+    parts = a.split()
+    if len(parts) > 1 and len(parts[-1]) <= 3 and parts[-1].replace(".", "").isupper():
+        parts = parts[:-1]
+    return " ".join(parts) or authors
+
+
+def short_design(design: str) -> str:
+    """A registry design value as table text."""
+    return _DESIGN_TEXT.get(design, design)
+
+
+class RowText:
+    """Registry rows by ``row_id``, as text for the renderers."""
+
+    def __init__(self, registry):
+        self.rows = {cell(r["row_id"]): r for r in registry.df.to_dict("records")}
+
+    def get(self, rid: str, column: str) -> str:
+        return cell(self.rows[rid].get(column))
+
+    def number(self, rid: str, column: str) -> float | None:
+        return opt_float(self.rows[rid].get(column))
+
+    def integer(self, rid: str, column: str) -> int | None:
+        return opt_int(self.rows[rid].get(column))
+
+    def label(self, rid: str, detail: str = "") -> str:
+        """``TRIAL [detail] (Author Year)``."""
+        year = self.integer(rid, "year")
+        who = short_author(self.get(rid, "authors"))
+        base = " ".join(x for x in (self.get(rid, "trial_id"), detail) if x)
+        return f"{base} ({who} {year})" if year else f"{base} ({who})"
+
+    def report_labels(self, a: str, b: str) -> tuple[str, str]:
+        """Labels of two reports of one trial that tell them apart (sensitivity swaps).
+
+        ``ABCSG-18 final analysis (Gnant 2022)`` vs ``ABCSG-18 primary DFS analysis (Gnant 2019)``:
+        the registry's ``report`` column without its trailing year; where both rows name the same
+        report, the part of ``endpoint_detail`` in which they differ; as a last resort the row id.
+        """
+        da, db = self._report(a), self._report(b)
+        if da == db:
+            xa, xb = _differing_tails(self._detail(a), self._detail(b))
+            da, db = ", ".join(x for x in (da, xa) if x), ", ".join(x for x in (db, xb) if x)
+        if da == db:
+            da, db = f"{da} {a}".strip(), f"{db} {b}".strip()
+        return self.label(a, da), self.label(b, db)
+
+    def _report(self, rid: str) -> str:
+        return re.sub(r"[\s,;]*\b(19|20)\d\d$", "", self.get(rid, "report").strip())
+
+    def _detail(self, rid: str) -> str:
+        return re.sub(r"\s*\([^)]*\)", "", self.get(rid, "endpoint_detail")).strip()
+
+    def publication(self, rid: str) -> dict[str, Any]:
+        """Who published the row where, with PubMed and doi.org links."""
+        pmid, doi = self.get(rid, "pmid"), self.get(rid, "doi")
+        return {
+            "row_id": rid, "authors": self.get(rid, "authors"), "trial_name": self.get(rid, "trial_name"),
+            "journal": self.get(rid, "journal"), "year": self.integer(rid, "year") or "",
+            "pmid": pmid, "pmid_url": f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else "",
+            "doi": doi, "doi_url": f"https://doi.org/{doi}" if doi else "",
+            "source_location": self.get(rid, "source_location"), "status": self.get(rid, "status"),
+            "rob": self.get(rid, "rob_overall"), "population": self.get(rid, "population"),
+            "notes": self.get(rid, "notes"), "line": int(self.rows[rid].get("source_line") or 0),
+        }
+
+
+def _differing_tails(ta: str, tb: str) -> tuple[str, str]:
+    """The parts of two texts after their common prefix, cut at a word boundary."""
+    n = len(os.path.commonprefix([ta, tb]))
+    if (ta + " ")[n] not in " ,;" or (tb + " ")[n] not in " ,;":
+        n = max(ta.rfind(" ", 0, n), 0)  # they differ inside a word: keep whole words
+    return ta[n:].strip(" ,;"), tb[n:].strip(" ,;")

@@ -1,0 +1,270 @@
+"""The view model: the analysis result tree as the text the templates print.
+
+:func:`analysis_view` and :func:`narrative_view` turn one :class:`~metaanalysis.analysis.AnalysisResult`
+or :class:`~metaanalysis.analysis.NarrativeResult` into plain dicts of strings (and the typed
+results the plots need). Templates only place these strings; they decide nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import vocab
+from .._dist import z_crit
+from ..analysis import AnalysisResult, CombinationResult, NarrativeResult, StudyEffect
+from ..results import MetaResult
+from . import words
+from .format import fmt_ci, fmt_num, fmt_p, fmt_p_eq, pct
+from .labels import RowText, short_design
+
+_SE_SOURCE_TEXT = {"ci": "CI", "p": "p-value", "2x2": "2×2 counts"}
+
+
+def natural(measure: str, x: float | None) -> float | None:
+    return vocab.to_natural(measure, x)
+
+
+def result_cells(res: MetaResult, measure: str) -> dict[str, Any]:
+    """Preformatted numbers of one MetaResult for a table row."""
+    one = res.k == 1   # nothing to say about heterogeneity or prediction with one study
+    pi = (words.natural_ci(measure, res.pi_lower, res.pi_upper)
+          if res.pi_lower is not None and res.pi_upper is not None else "–")
+    return {
+        "k": res.k, "estimate": fmt_num(natural(measure, res.estimate)),
+        "ci": words.natural_ci(measure, res.ci_lower, res.ci_upper), "pi": "–" if one else pi,
+        "p": fmt_p(res.pvalue), "tau2": "–" if one else fmt_num(res.tau2, 4),
+        "i2": "–" if one else fmt_num(res.i2, 1), "method": res.method, "test": res.test,
+        "se": fmt_num(res.se, 4),
+    }
+
+
+def study_view(st: StudyEffect, a: AnalysisResult, rows: RowText) -> dict[str, Any]:
+    """One row of the Studies table: what the study reported, and how its SE was obtained."""
+    rid, measure, level = st.row_id, a.measure, a.settings.level
+    lo, hi = rows.number(rid, "ci_lower"), rows.number(rid, "ci_upper")
+    if lo is not None and hi is not None:
+        ci, ci_level = fmt_ci(lo, hi), rows.number(rid, "ci_level")
+        ci_note = "" if ci_level in (None, 100 * level) else f"{fmt_num(ci_level, 0)}% CI as reported"
+    else:
+        z = z_crit(level)
+        ci, ci_note = words.natural_ci(measure, st.yi - z * st.se, st.yi + z * st.se), "derived"
+    n_i, n_c = rows.integer(rid, "n_int"), rows.integer(rid, "n_ctl")
+    e_i, e_c = rows.integer(rid, "events_int"), rows.integer(rid, "events_ctl")
+    fu = rows.number(rid, "followup_months")
+    est = rows.number(rid, "estimate")
+    flags = [words.study_flag_text(f, rows, rid, st.se_source) for f in st.flags]
+    return {
+        "row_id": rid, "label": rows.label(rid), "marks": words.marks(st.flags),
+        "yi": st.yi, "vi": st.vi, "se": st.se, "weight": st.weight,
+        "weight_txt": f"{fmt_num(st.weight, 1)}%" if st.weight is not None else "–",
+        "estimate": fmt_num(est if est is not None else natural(measure, st.yi)),
+        "ci": ci, "ci_note": ci_note, "ci_reported": (lo, hi, rows.number(rid, "ci_level")),
+        "p": rows.get(rid, "p_value") or "–",
+        "n": f"{n_i if n_i is not None else '–'} / {n_c if n_c is not None else '–'}",
+        "events": f"{e_i} / {e_c}" if e_i is not None and e_c is not None else "–",
+        "followup": f"{fmt_num(fu, 0)} mo" if fu is not None else "–",
+        "design": short_design(rows.get(rid, "design")), "tumour": rows.get(rid, "tumour_type"),
+        "setting": rows.get(rid, "setting"), "comparator": rows.get(rid, "comparator"),
+        "year": st.year, "flags": flags, "se_source": st.se_source,
+        "se_source_txt": _SE_SOURCE_TEXT.get(st.se_source, st.se_source),
+        "included_reason": st.included_reason,
+    }
+
+
+def as_reported(st: dict) -> dict[str, str]:
+    """Estimate, CI and p of a one-study row as in the Studies table (reported, not refitted).
+
+    A k = 1 "pooled" result recomputes the CI from the SE (ABCSG-18 OS: reported 0.64-1.01,
+    refitted 0.64-1.00); a table row holding one study shows what the study reported.
+    """
+    return {"estimate": st["estimate"], "ci": st["ci"] + (f" ({st['ci_note']})" if st["ci_note"] else ""),
+            "p": st["p"]}
+
+
+def main_view(a: AnalysisResult, studies: list[dict]) -> dict[str, Any] | None:
+    """The key result: the pooled model, or the single study as reported."""
+    res, m = a.result, a.measure
+    if res is None:
+        if a.k == 1:
+            return {"k": 1, **as_reported(studies[0]), "pi": "–", "single": True}
+        return None
+    return {
+        **result_cells(res, m),
+        "z": fmt_num(res.stat, 2), "df": fmt_num(res.df, 0) if res.df is not None else "–",
+        "p_eq": fmt_p_eq(res.pvalue), "stat_name": "t" if res.df is not None else "z",
+        "tau": fmt_num(res.tau, 4),
+        "tau2_ci": fmt_ci(res.tau2_ci_lower, res.tau2_ci_upper, 4),
+        "tau_ci": fmt_ci(res.tau_ci_lower, res.tau_ci_upper, 4),
+        "i2_ci": fmt_ci(res.i2_ci_lower, res.i2_ci_upper, 1),
+        "h2": fmt_num(res.h2, 2), "h2_ci": fmt_ci(res.h2_ci_lower, res.h2_ci_upper, 2),
+        "q": fmt_num(res.q, 2), "q_df": res.q_df, "q_p": fmt_p(res.q_pvalue),
+        "z_ci": words.natural_ci(m, a.z_result.ci_lower, a.z_result.ci_upper) if a.z_result else "",
+        "model": words.model_words(a.settings.method).replace("-", " "),
+    }
+
+
+def panel_view(a: AnalysisResult) -> list[dict[str, Any]]:
+    out = []
+    for row in a.panel:
+        item: dict[str, Any] = {"method": row.method, "main": row.method == a.settings.method}
+        for t, r in row.results.items():
+            item[t] = result_cells(r, a.measure)
+            item["tau2"], item["i2"] = fmt_num(r.tau2, 4), fmt_num(r.i2, 1)
+        out.append(item)
+    return out
+
+
+def sequence_views(a: AnalysisResult, rows: RowText, studies: list[dict]) -> tuple[list, list]:
+    """Leave-one-out and cumulative rows (a one-study step shows the study as reported)."""
+    by_id = {st["row_id"]: st for st in studies}
+    loo = [{"omitted": rows.label(x.omitted), **result_cells(x.result, a.measure)} for x in a.leave_one_out]
+    cum = [{"added": rows.label(x.added), "year": x.year, **result_cells(x.result, a.measure),
+            **(as_reported(by_id[x.added]) if x.result.k == 1 else {})} for x in a.cumulative]
+    return loo, cum
+
+
+def subgroup_views(a: AnalysisResult, rows: RowText, studies: list[dict]) -> list[dict[str, Any]]:
+    out = []
+    for sg in a.subgroups:
+        if sg.result is None:
+            out.append({"variable": sg.variable, "groups": [], "note": words.subgroup_note(sg.variable, 0, 0, False)})
+            continue
+        groups = []
+        for name, r in sg.result.groups.items():
+            members = [st for st, lab in zip(studies, sg.labels) if lab == name]
+            groups.append({"name": name, **result_cells(r, a.measure),
+                           **(as_reported(members[0]) if r.k == 1 else {}),
+                           "studies": ", ".join(st["label"] for st in members)})
+        out.append({"variable": sg.variable, "groups": groups, "q": fmt_num(sg.result.q_between, 2),
+                    "df": sg.result.q_between_df, "p": fmt_p(sg.result.q_between_pvalue),
+                    "note": words.subgroup_note(sg.variable, len(groups), sg.single_study_groups, True)})
+    return out
+
+
+def scenario_views(a: AnalysisResult, rows: RowText, studies: list[dict], effects) -> list[dict[str, Any]]:
+    by_id = {st["row_id"]: st for st in studies}
+    out = []
+    for sc in a.scenarios:
+        name, desc = words.scenario_name(sc, rows)
+        item: dict[str, Any] = {"name": name, "description": desc, "k": sc.k}
+        if sc.result is not None:
+            item.update(result_cells(sc.result, a.measure))
+        elif sc.k == 1 and sc.rows[0] in by_id:
+            st = by_id[sc.rows[0]]
+            item.update(pi="–", tau2="–", i2="–", **as_reported(st), note=f"single study: {st['label']}")
+        elif sc.k == 1:  # a one-study swap: the swapped-in report's own estimate and CI
+            e, z = effects[sc.rows[0]], z_crit(a.settings.level)
+            se = e.vi ** 0.5
+            item.update(estimate=fmt_num(natural(a.measure, e.yi)),
+                        ci=words.natural_ci(a.measure, e.yi - z * se, e.yi + z * se),
+                        pi="–", tau2="–", i2="–", p="–", note="single study")
+        else:
+            item.update(note="no studies left")
+        out.append(item)
+    return out
+
+
+def provenance_view(rows: RowText, rid: str, included_reason: str = "") -> dict[str, Any]:
+    return {
+        **rows.publication(rid), "label": rows.label(rid), "nct": rows.get(rid, "nct_id"),
+        "report": rows.get(rid, "report"), "analysis_population": rows.get(rid, "analysis_population"),
+        "intervention": rows.get(rid, "intervention"), "dose": rows.get(rid, "dose"),
+        "comparator": rows.get(rid, "comparator"), "endpoint_detail": rows.get(rid, "endpoint_detail"),
+        "included_reason": included_reason,
+    }
+
+
+def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
+    """Everything one analysis page prints, as text."""
+    plan_a, s = a.analysis, a.settings
+    studies = [study_view(st, a, rows) for st in a.studies]
+    inc = {c.row_id: c.reason for c in plan_a.included}
+    loo, cum = sequence_views(a, rows, studies)
+    warnings = [{"code": c.flag.value, "short": words.FLAG_LABELS[c.flag], "text": words.caveat_text(c, a, rows),
+                 "level": c.severity} for c in a.caveats]
+    pooled = a.k >= 2
+    return {
+        "id": a.id, "title": plan_a.title, "endpoint": plan_a.endpoint, "measure": a.measure,
+        "measure_name": vocab.measure(a.measure).name, "log_scale": vocab.measure(a.measure).log_scale,
+        "description": plan_a.description, "settings": s, "level_txt": pct(s.level), "k": a.k,
+        "test_short": vocab.TESTS[s.test].label, "k_selected": len(plan_a.rows), "studies": studies,
+        "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
+                          "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
+        "result": a.result, "main": main_view(a, studies), "warnings": warnings,
+        "panel": panel_view(a), "loo": loo, "cum": cum,
+        "subgroups": subgroup_views(a, rows, studies), "scenarios": scenario_views(a, rows, studies, effects),
+        "provenance": [provenance_view(rows, r, inc.get(r, "")) for r in
+                       [st.row_id for st in a.studies] + [e.row_id for e in a.not_pooled]],
+        "left_out": [{"row_id": c.row_id, "label": rows.label(c.row_id), "reason": c.reason,
+                      "explicit": c.explicit, "status": rows.get(c.row_id, "status")} for c in plan_a.left_out],
+        "missing": [provenance_view(rows, r) for r in plan_a.missing],
+        "forest_caption": words.forest_caption(a),
+        "funnel_note": words.funnel_note(a.k),
+        "methods_text": words.methods_text(s.method, s.test, s.pi, s.level, a.measure) if pooled else "",
+        "citations": [{"name": c.name, "citation": c.citation, "doi": c.doi,
+                       "doi_url": f"https://doi.org/{c.doi}" if c.doi else ""}
+                      for c in words.citations(s.method, s.test, s.pi)] if pooled else [],
+        "metafor_call": a.result.metafor_call if a.result is not None else "",
+        "favours": plan_a.favours,
+    }
+
+
+def _p_small(p: float) -> str:
+    return fmt_p(p, 0.0001) if p >= 0.0001 else f"{p:.1e}"
+
+
+def combination_view(c: CombinationResult, label_of, p_text) -> dict[str, Any]:
+    """One p-value combination: the inputs as reported and used, and both combined p-values."""
+    comb = c.combination
+
+    def combined(p: float) -> str:
+        return ("≤ " if c.upper_bound else "") + _p_small(p)
+
+    items = [{"label": label_of(rid), "row_id": rid, "p": p_text(rid), "sided": sided, "p_one": _p_small(p1)}
+             for rid, sided, p1 in zip(comb.rows, c.sided, c.p_one_sided)]
+    return {
+        "label": comb.label, "direction": comb.direction, "independent": comb.independent, "note": comb.note,
+        "items": items, "k": len(items), "bound": c.upper_bound,
+        "fisher_stat": fmt_num(c.fisher_stat, 2), "fisher_df": c.fisher_df, "fisher_p": combined(c.fisher_p),
+        "fisher_p_raw": c.fisher_p, "stouffer_z": fmt_num(c.stouffer_z, 2),
+        "stouffer_p": combined(c.stouffer_p), "stouffer_p_raw": c.stouffer_p,
+    }
+
+
+def narrative_view(nr: NarrativeResult, rows: RowText, effects) -> dict[str, Any]:
+    """A narrative page: each result as reported, why it is not pooled, and the combinations."""
+    n = nr.narrative
+    base = [rows.label(rid) for rid in n.rows]
+
+    def label_of(rid: str) -> str:
+        # several results of one study: say which cohort / subgroup each is
+        lab = rows.label(rid)
+        if base.count(lab) > 1 or any(rows.label(r2) == lab for c in n.combine for r2 in c.rows if r2 != rid):
+            extra, ep = rows.get(rid, "tumour_type"), rows.get(rid, "endpoint")
+            return f"{lab}: {ep}, {extra}" if extra else f"{lab}: {ep}"
+        return lab
+
+    return {"id": n.id, "title": n.title, "reason": n.reason, "text": n.text,
+            "rows": [_narrative_row(rows, rid, label_of(rid), effects[rid].reason) for rid in n.rows],
+            "combos": [combination_view(c, label_of, lambda r: rows.get(r, "p_value"))
+                       for c in nr.combinations]}
+
+
+def _narrative_row(rows: RowText, rid: str, label: str, why: str) -> dict[str, Any]:
+    m = rows.get(rid, "measure")
+    est, lo, hi = rows.number(rid, "estimate"), rows.number(rid, "ci_lower"), rows.number(rid, "ci_upper")
+    if m == "PROP" and est is not None:
+        est_txt = f"{fmt_num(100 * est, 0)}%"
+        ci_txt = fmt_ci(100 * lo, 100 * hi, 0) + " %" if lo is not None and hi is not None else "–"
+    else:
+        est_txt = fmt_num(est) if est is not None else "–"
+        ci_txt = fmt_ci(lo, hi) if lo is not None and hi is not None else "–"
+    ev, nn = rows.integer(rid, "events_int"), rows.integer(rid, "n_int")
+    return {
+        **rows.publication(rid), "label": label, "endpoint": rows.get(rid, "endpoint"),
+        "endpoint_detail": rows.get(rid, "endpoint_detail"), "measure": m, "estimate": est_txt, "ci": ci_txt,
+        "p": rows.get(rid, "p_value") or "–", "design": rows.get(rid, "design"),
+        "tumour": rows.get(rid, "tumour_type"),
+        "n": f"{ev}/{nn}" if ev is not None and nn is not None else (str(nn) if nn is not None else "–"),
+        "why": why or "not pooled by the plan",
+    }
