@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import vocab
+from . import cells, vocab
 from .results import MetaResult
 from .sensitivity import SubgroupResult
 from .vocab import Flag, StudyFlag
@@ -352,10 +352,10 @@ def run_plan(registry, plan) -> Evidence:
 def _row_effects(table) -> dict[str, RowEffect]:
     out = {}
     for e in table.to_dict("records"):
-        y, v = _opt_float(e.get("yi")), _opt_float(e.get("vi"))
+        y, v = cells.number(e.get("yi")), cells.number(e.get("vi"))
         rid = str(e["row_id"])
         out[rid] = RowEffect(rid, y, v, e.get("se_source") or "", bool(e.get("derived")),
-                             bool(e.get("imprecise")), _text(e.get("reason")))
+                             bool(e.get("imprecise")), cells.text(e.get("reason")))
     return out
 
 
@@ -364,35 +364,16 @@ class _Rows:
 
     def __init__(self, registry, effects: dict[str, RowEffect]):
         recs = registry.df.to_dict("records")
-        self.rows = {_text(r["row_id"]): r for r in recs}
-        self.order = {_text(r["row_id"]): i for i, r in enumerate(recs)}
+        self.rows = {cells.text(r["row_id"]): r for r in recs}
+        self.order = {cells.text(r["row_id"]): i for i, r in enumerate(recs)}
         self.effects = effects
 
     def value(self, rid: str, column: str) -> str:
-        return _text(self.rows[rid].get(column))
+        return cells.text(self.rows[rid].get(column))
 
     def year(self, rid: str) -> int:
-        y = _opt_float(self.rows[rid].get("year"))
+        y = cells.number(self.rows[rid].get("year"))
         return int(y) if y is not None else 0
-
-
-def _text(v: Any) -> str:
-    if v is None:
-        return ""
-    try:
-        if v != v:  # NaN, pandas NA
-            return ""
-    except (TypeError, ValueError):
-        return ""
-    return str(v).strip()
-
-
-def _opt_float(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _pooled_effects(ctx: _Rows, a) -> tuple[list[str], list[RowEffect], np.ndarray, np.ndarray]:

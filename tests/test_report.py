@@ -25,7 +25,8 @@ from metaanalysis.plan import load_plan
 from metaanalysis.problems import ProblemError
 from metaanalysis.registry import effects_table, load_registry
 from metaanalysis.report.output import MARKER
-from metaanalysis.report.build import build_reports, neutralise_cell
+from metaanalysis.report.build import build_reports
+from metaanalysis.render.data import neutralise_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "trials" / "registry.csv"
@@ -162,11 +163,17 @@ def test_flatiron_p_value_combination(built):
 
     out, _ = built
     js = json.loads((out / "flatiron-ici.json").read_text(encoding="utf-8"))
-    c = js["combos"][0]
+    c = js["combinations"][0]
     # registry lines 29-30: melanoma p = 0.0172, NSCLC p < 0.0001 (two-sided; halved, bound used)
-    ref = combine_pvalues([0.0172 / 2, 0.0001 / 2], method="fisher").pvalue
-    assert c["fisher_p_raw"] == pytest.approx(ref, rel=1e-12)
-    assert c["bound"] is True
+    assert c["p_one_sided"] == [0.0172 / 2, 0.0001 / 2] and c["sided"] == [2, 2]
+    ref = combine_pvalues([0.0172 / 2, 0.0001 / 2], method="fisher")
+    assert c["fisher"]["statistic"] == pytest.approx(ref.statistic, rel=1e-12)
+    assert c["fisher"]["pvalue"] == pytest.approx(ref.pvalue, rel=1e-12) and c["fisher"]["df"] == 4
+    ref = combine_pvalues([0.0172 / 2, 0.0001 / 2], method="stouffer")
+    assert c["stouffer"]["pvalue"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert c["upper_bound"] is True
+    rows = {r["row_id"]: r for r in js["rows"]}
+    assert rows["FLATIRON-ORR-2018-NSCLC"]["p"] == {"value": 0.0001, "relation": "<", "sided": 2}
     html = (out / "flatiron-ici.html").read_text(encoding="utf-8")
     assert "What this can and cannot mean" in html and "≤" in html
 

@@ -113,8 +113,35 @@ def _subgroup_json(g, v: dict) -> dict:
 
 
 def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence) -> bytes:
-    """A narrative section: the rows as shown and each combination's numbers."""
-    return dumps({**view, "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256})
+    """A narrative section: each row's reported numbers and each combination's statistics."""
+    from .labels import RowText
+
+    n, rows = nr.narrative, RowText(ev.registry)
+    labels = {r["row_id"]: r["label"] for r in view["rows"]}
+    return dumps({
+        "id": n.id, "title": n.title, "reason": n.reason, "text": n.text,
+        "rows": [_narrative_row(ev, rows, rid, labels[rid]) for rid in n.rows],
+        "combinations": [{
+            "label": c.combination.label, "rows": list(c.combination.rows), "direction": c.combination.direction,
+            "independent": c.combination.independent, "note": c.combination.note,
+            "p_one_sided": list(c.p_one_sided), "sided": list(c.sided), "upper_bound": c.upper_bound,
+            "fisher": {"statistic": c.fisher_stat, "df": c.fisher_df, "pvalue": c.fisher_p},
+            "stouffer": {"z": c.stouffer_z, "pvalue": c.stouffer_p},
+        } for c in nr.combinations],
+        "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256,
+    })
+
+
+def _narrative_row(ev: Evidence, rows, rid: str, label: str) -> dict[str, Any]:
+    pv = ev.registry.p_values.get(rid)
+    return {"row_id": rid, "label": label, "measure": rows.get(rid, "measure"),
+            "estimate": rows.number(rid, "estimate"), "ci_lower": rows.number(rid, "ci_lower"),
+            "ci_upper": rows.number(rid, "ci_upper"), "ci_level": rows.number(rid, "ci_level"),
+            "p_value": rows.get(rid, "p_value") or None,
+            "p": None if pv is None else {"value": pv.value, "relation": pv.relation, "sided": pv.sided},
+            "n_int": rows.integer(rid, "n_int"), "events_int": rows.integer(rid, "events_int"),
+            "status": rows.get(rid, "status"), "design": rows.get(rid, "design"),
+            "not_pooled_because": ev.effects[rid].reason or "not pooled by the plan"}
 
 
 CSV_FIELDS = ("analysis_id", "title", "endpoint", "measure", "k", "method", "test", "pi", "level",

@@ -6,43 +6,16 @@ that tell two reports of one trial apart, and the provenance record of a row.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Any
 
-__all__ = ["RowText", "cell", "short_author", "short_design"]
+from ..cells import integer, number, text as cell
+
+__all__ = ["RowText", "short_author", "short_design"]
 
 _DESIGN_TEXT = {"RCT post hoc subgroup": "RCT, post hoc subgroup",
                 "RCT prespecified subgroup": "RCT, prespecified subgroup"}
-
-
-def cell(v: Any) -> str:
-    """A registry cell as text ('' for missing values)."""
-    if v is None:
-        return ""
-    try:
-        if v != v:  # NaN, pandas NA
-            return ""
-    except (TypeError, ValueError):
-        return ""
-    return str(v).strip()
-
-
-def opt_int(v: Any) -> int | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return int(f) if math.isfinite(f) else None
-
-
-def opt_float(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def short_author(authors: str) -> str:
@@ -70,10 +43,10 @@ class RowText:
         return cell(self.rows[rid].get(column))
 
     def number(self, rid: str, column: str) -> float | None:
-        return opt_float(self.rows[rid].get(column))
+        return number(self.rows[rid].get(column))
 
     def integer(self, rid: str, column: str) -> int | None:
-        return opt_int(self.rows[rid].get(column))
+        return integer(self.rows[rid].get(column))
 
     def label(self, rid: str, detail: str = "") -> str:
         """``TRIAL [detail] (Author Year)``."""

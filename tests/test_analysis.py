@@ -1,0 +1,197 @@
+"""The analysis layer: run_plan(registry, plan) -> Evidence, a typed frozen result tree.
+
+Pooled numbers are checked against ``metaanalysis.pool`` on the same registry rows (itself checked
+against metafor 3.8-1 in tests/test_conformance.py); every caveat against the numbers it describes;
+captions and methods text against the measure and model they describe.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaanalysis import pool, vocab
+from metaanalysis.analysis import AnalysisResult, Evidence, analyse, run_plan
+from metaanalysis.plan import Settings, load_plan
+from metaanalysis.registry import load_registry
+from metaanalysis.render import words
+from metaanalysis.report.build import render_files
+from metaanalysis.vocab import Flag, StudyFlag
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "trials" / "registry.csv"
+PLAN = ROOT / "trials" / "analyses.toml"
+
+
+@pytest.fixture(scope="module")
+def ev() -> Evidence:
+    return analyse(REGISTRY, PLAN)
+
+
+def test_tree_is_frozen_and_in_plan_order(ev):
+    assert [a.id for a in ev.analyses] == [a.id for a in ev.plan.analyses]
+    assert [n.id for n in ev.narratives] == [n.id for n in ev.plan.narratives]
+    a = ev.analyses[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.result = None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.studies[0].weight = 1.0
+
+
+def test_main_result_is_pool_on_the_studies(ev):
+    for a in ev.analyses:
+        yi = np.array([s.yi for s in a.studies])
+        vi = np.array([s.vi for s in a.studies])
+        for s in a.studies:   # each study's effect is the registry row's effect
+            assert (s.yi, s.vi) == (ev.effects[s.row_id].yi, ev.effects[s.row_id].vi)
+        if a.k < 2:
+            assert a.result is None
+            continue
+        st = a.settings
+        ref = pool(yi, vi, method=st.method, test=st.test, level=st.level, pi=st.pi)
+        assert a.result.to_dict() == ref.to_dict(), a.id
+        assert sum(s.weight for s in a.studies) == pytest.approx(100.0, abs=1e-9)
+        if st.test != "z":
+            assert a.z_result.to_dict() == pool(yi, vi, method=st.method, test="z", level=st.level,
+                                                pi=st.pi).to_dict()
+
+
+def test_flags_are_codes_not_text(ev):
+    for a in ev.analyses:
+        assert all(isinstance(c.flag, Flag) for c in a.caveats)
+        for s in a.studies:
+            assert all(isinstance(f, StudyFlag) for f in s.flags)
+
+
+def test_every_caveat_is_computed_from_its_numbers(ev):
+    """Each flag appears exactly when the numbers say it is true (Cochrane Handbook ch. 10)."""
+    for a in ev.analyses:
+        k, res, z = a.k, a.result, a.z_result
+        f = set(a.flags)
+        assert (Flag.SINGLE_STUDY in f) == (k == 1), a.id
+        assert (Flag.FEW_STUDIES in f) == (2 <= k < 5), a.id
+        assert (Flag.K2_T1 in f) == (k == 2 and a.settings.test in ("knha", "adhoc")), a.id
+        assert (Flag.TAU2_ZERO in f) == (res is not None and res.tau2 <= 1e-10), a.id
+        narrower = (res is not None and z is not None
+                    and res.ci_upper - res.ci_lower < z.ci_upper - z.ci_lower - 1e-12)
+        assert (Flag.HKSJ_NARROWER in f) == narrower, a.id
+        derived = [s.row_id for s in a.studies if StudyFlag.SE_FROM_P in s.flags]
+        assert (a.caveat(Flag.DERIVED_SE).rows if derived else ()) == tuple(derived)
+
+
+def test_shipped_analyses_carry_the_expected_flags(ev):
+    # dfs: k = 2 under HKSJ (t with 1 df); ttbm and sre: HKSJ narrower than z with tau2 = 0
+    assert Flag.K2_T1 in ev.analysis("dfs").flags
+    assert {Flag.HKSJ_NARROWER, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
+    assert ev.analysis("fracture").flags[0] is Flag.SINGLE_STUDY
+
+
+def test_evidence_frame_matches_results_csv(ev):
+    files, _ = render_files(ev)
+    rows = list(csv.DictReader(io.StringIO(files["results.csv"].decode("utf-8"))))
+    frame = ev.to_frame()
+    assert list(frame["analysis_id"]) == [r["analysis_id"] for r in rows]
+    for (_, f), r in zip(frame.iterrows(), rows):
+        for col in ("k", "estimate", "ci_lower", "ci_upper", "tau2", "i2"):
+            if r[col] == "":
+                assert f.get(col) is None or (isinstance(f[col], float) and math.isnan(f[col]))
+            else:
+                assert float(r[col]) == pytest.approx(float(f[col]), rel=1e-15), (r["analysis_id"], col)
+        assert r["flags"] == f["flags"]
+    bmfs = frame.set_index("analysis_id").loc["bmfs"]
+    assert bmfs["estimate"] == pytest.approx(math.exp(ev.analysis("bmfs").result.estimate), rel=1e-15)
+
+
+def test_analysis_frame_per_study(ev):
+    a = ev.analysis("bmfs")
+    df = a.to_frame()
+    assert list(df["row_id"]) == [s.row_id for s in a.studies]
+    assert df["weight"].sum() == pytest.approx(100.0, abs=1e-9)
+    z = 1.959963984540054   # R: qnorm(0.975)
+    s0 = a.studies[0]
+    assert df["ci_upper"].iloc[0] == pytest.approx(math.exp(s0.yi + z * math.sqrt(s0.vi)), rel=1e-14)
+
+
+def test_flatiron_combination_uses_typed_p_values(ev):
+    from scipy.stats import combine_pvalues
+
+    c = ev.narratives[0].combinations[0] if ev.narratives[0].combinations else None
+    c = c or next(x for n in ev.narratives for x in n.combinations)
+    # registry lines 29-30: melanoma p = 0.0172, NSCLC p < 0.0001, both two-sided -> halved
+    assert c.p_one_sided == (0.0172 / 2, 0.0001 / 2)
+    assert c.upper_bound is True and c.fisher_df == 4
+    ref = combine_pvalues(list(c.p_one_sided), method="fisher")
+    assert c.fisher_stat == pytest.approx(ref.statistic, rel=1e-13)
+    assert c.fisher_p == pytest.approx(ref.pvalue, rel=1e-12)
+
+
+def _as(a: AnalysisResult, **kw) -> AnalysisResult:
+    return dataclasses.replace(a, analysis=dataclasses.replace(a.analysis, **kw))
+
+
+def test_caption_follows_measure_and_model(ev):
+    a = ev.analysis("bmfs")
+    cap = words.forest_caption(a)
+    assert "pooled random-effects estimate" in cap and "Log scale; HR < 1 favours denosumab." in cap
+    md = _as(a, measure="MD")
+    assert words.forest_caption(md).endswith("MD < 0 favours denosumab.") and "Log scale" not in \
+        words.forest_caption(md)
+    yi = np.array([s.yi for s in a.studies])
+    vi = np.array([s.vi for s in a.studies])
+    fe = dataclasses.replace(_as(a, settings=Settings(method="FE", test="z")),
+                             result=pool(yi, vi, method="FE", test="z"))
+    cap = words.forest_caption(fe)
+    assert "pooled common-effect estimate" in cap and "prediction interval" not in cap   # FE has no PI
+
+
+def test_methods_text_follows_measure_and_model():
+    t = words.methods_text("REML", "knha", "metafor", 0.95, "HR")
+    assert "random-effects model on the log scale" in t and "restricted maximum-likelihood" in t
+    assert "on the natural scale" in words.methods_text("REML", "z", "metafor", 0.9, "MD")
+    fe = words.methods_text("FE", "z", "metafor", 0.95, "SMD")
+    assert "common-effect (fixed-effect)" in fe and "τ²" not in fe
+
+
+def test_common_effect_page_says_so(tmp_path):
+    """A plan with method = "FE" gets a common-effect key result and caption (no random-effects words)."""
+    plan_text = PLAN.read_text(encoding="utf-8")
+    marker = 'id = "bmfs"'
+    assert marker in plan_text
+    plan_text = plan_text.replace(marker, marker + '\nmethod = "FE"\ntest = "z"', 1)
+    p = tmp_path / "analyses.toml"
+    p.write_text(plan_text, encoding="utf-8")
+    reg = load_registry(REGISTRY)
+    ev = run_plan(reg, load_plan(str(p), reg))
+    files, _ = render_files(ev)
+    html = files["bmfs.html"].decode("utf-8")
+    assert "Pooled HR (common effect)" in html and "pooled common-effect estimate" in html
+    assert "Why these settings" not in html   # the REML + HKSJ rationale would be false here
+
+
+def test_lower_bound_p_never_reaches_a_combination():
+    from types import SimpleNamespace
+
+    from metaanalysis.analysis import _combine
+    from metaanalysis.effects import PValue
+
+    pv = PValue(value=0.05, relation=">", decimals=2, sided=2)
+    reg = SimpleNamespace(p_values={"R1": pv, "R2": pv})
+    with pytest.raises(ValueError, match="lower bound"):
+        _combine(reg, SimpleNamespace(rows=("R1", "R2"), label="x"))
+
+
+def test_vocab_codes_are_case_insensitive():
+    assert vocab.canonical_method("reml") == "REML" and vocab.canonical_test("KNHA") == "knha"
+    assert vocab.canonical_pi("Riley") == "riley"
+    with pytest.raises(ValueError, match="did you mean 'REML'"):
+        vocab.canonical_method("REMLL")
+    assert vocab.as_level(95) == 0.95 and vocab.as_level(0.9) == 0.9
+    for bad in (0, 0.3, 1, 1.5, 100, 150, float("nan")):
+        with pytest.raises(ValueError, match="level"):
+            vocab.as_level(bad)
