@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(TESTSTAMP): $(STAMP)
-	$(PIP) install -e '.[test,browser,batch,dask]'
+	$(PIP) install -e '.[test,browser,batch,dask,crosscheck]'
 	@touch $@
 
 # Debian's Chromium is the real browser for the report test (Playwright drives it by path;
