@@ -19,9 +19,15 @@ def test_z_crit_matches_r():
     assert ef.z_crit(0.90) == pytest.approx(1.6448536269514715, abs=1e-14)  # R: qnorm(0.95)
 
 
-@pytest.mark.parametrize("level", [95, 1.0, 0.0, -0.5])
-def test_z_crit_refuses_percent_and_out_of_range(level):
-    with pytest.raises(ValueError, match="fraction"):
+def test_z_crit_accepts_percent_as_the_one_level_rule_says():
+    # vocab.as_level: 95 means 0.95 (as metafor's level = 95); R: qnorm(0.975)
+    assert ef.z_crit(95) == ef.z_crit(0.95) == pytest.approx(1.9599639845400536, abs=1e-15)
+    assert ef.z_crit(90) == pytest.approx(1.6448536269514715, abs=1e-14)  # R: qnorm(0.95)
+
+
+@pytest.mark.parametrize("level", [100, 1.0, 0.0, -0.5, 0.3, 30, 150, float("nan")])
+def test_z_crit_refuses_out_of_range(level):
+    with pytest.raises(ValueError, match="confidence level"):
         ef.z_crit(level)
 
 
