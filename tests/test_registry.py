@@ -11,14 +11,13 @@ status 32, year 35, pmid 36, doi 37, notes 40.
 import hashlib
 import math
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from metaanalysis import cli
+from metaanalysis import plan as plan_module
 from metaanalysis import registry as reg
 from metaanalysis.problems import Problem, ProblemError
 
@@ -257,8 +256,7 @@ def test_cli_calls_plan_validator_when_present(monkeypatch, capsys):
         calls.append((plan_path, len(registry)))
         return [Problem(plan_path, 3, 1, "error", "unknown row_id 'X'", "did you mean 'Y'?")]
 
-    monkeypatch.setitem(sys.modules, "metaanalysis.plan", types.SimpleNamespace(validate_plan=validate_plan))
-    monkeypatch.setattr(reg, "_plan_validator", lambda: validate_plan)
+    monkeypatch.setattr(plan_module, "validate_plan", validate_plan)  # what metaanalysis.inputs calls
     rc = cli.main(["validate", str(CORPUS / "valid_minimal.csv"), "--plan", "plan.toml"])
     out, err = capsys.readouterr()
     assert calls == [("plan.toml", 4)]
@@ -267,7 +265,7 @@ def test_cli_calls_plan_validator_when_present(monkeypatch, capsys):
 
 
 def test_plan_not_checked_when_registry_has_errors(monkeypatch, capsys):
-    monkeypatch.setattr(reg, "_plan_validator", lambda: (lambda p, r: pytest.fail("plan checked")))
+    monkeypatch.setattr(plan_module, "validate_plan", lambda p, r: pytest.fail("plan checked"))
     rc = cli.main(["validate", str(CORPUS / "empty.csv"), "--plan", "plan.toml"])
     out, _ = capsys.readouterr()
     assert rc == 1 and "plan plan.toml not checked (fix the registry first)" in out
