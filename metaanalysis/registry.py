@@ -148,6 +148,8 @@ class Registry:
     p_values : Mapping[str, effects.PValue]
         Every ``p_value`` cell parsed once (value, relation, decimals, ``sided`` from
         ``p_sided``), keyed by ``row_id``; rows without a p-value are absent.
+    schema : tuple of SchemaField
+        The Table Schema the registry was checked against (its enumerations serve the plan).
     """
 
     path: str
@@ -157,6 +159,7 @@ class Registry:
     columns: Mapping[str, int] = field(default_factory=dict)
     delimiter: str = ","
     p_values: Mapping[str, ef.PValue] = field(default_factory=dict)
+    schema: tuple[SchemaField, ...] = ()
 
     def __len__(self) -> int:
         return len(self.df)
@@ -476,8 +479,18 @@ class _Checker:
 
     # -- rules across columns and rows
     def _cross_row(self) -> None:
+        self._unique_columns()
         n = len(self.rows)
-        # unique columns (row_id)
+        row_ids = {self.rows[r]["row_id"] for r in range(n) if self.present(r, "row_id")}
+        trial_ids = {self.rows[r]["trial_id"] for r in range(n) if self.present(r, "trial_id")}
+        self._duplicate_rows()
+        for r in range(n):
+            self._row_rules(r, row_ids | trial_ids)
+        self._pooling_rule()
+
+    def _unique_columns(self) -> None:
+        """Columns the schema marks unique (row_id)."""
+        n = len(self.rows)
         for f in self.schema:
             if not f.unique:
                 continue
@@ -492,9 +505,10 @@ class _Checker:
                     self.bad[r].add(f.name)
                 else:
                     first[v] = r
-        row_ids = {self.rows[r]["row_id"] for r in range(n) if self.present(r, "row_id")}
-        trial_ids = {self.rows[r]["trial_id"] for r in range(n) if self.present(r, "trial_id")}
-        # duplicate rows (all but row_id equal)
+
+    def _duplicate_rows(self) -> None:
+        """Rows equal in every column but row_id."""
+        n = len(self.rows)
         seen: dict[tuple, int] = {}
         for r in range(n):
             if self.bad[r] and len(self.bad[r]) == len(self.schema):
@@ -506,56 +520,57 @@ class _Checker:
                         "delete the duplicate, or record what distinguishes it (report, analysis_population)")
             else:
                 seen[key] = r
-        for r in range(n):
-            row = self.rows[r]
-            # parent_row_id
-            if self.present(r, "parent_row_id"):
-                p = row["parent_row_id"]
-                if p == row.get("row_id"):
-                    self.at(r, "parent_row_id", "error", "a row cannot be its own parent", "leave parent_row_id empty")
-                elif p not in row_ids and p not in trial_ids:
-                    self.at(r, "parent_row_id", "error", f"parent_row_id {p!r} is neither a row_id nor a trial_id in this registry",
-                            suggest(p, sorted(row_ids | trial_ids), quote=True))
-            # status rules
-            st = row.get("status")
-            has_est = self.present(r, "estimate")
-            has_p = self.present(r, "p_value")
-            if st == "missing" and has_est:
-                self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
-                        "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
-            counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
-            if (st == "confirmed" and not has_est and not has_p and not counts
-                    and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):
-                self.at(r, "status", "error", "status is 'confirmed' but neither an estimate, a p-value nor 2x2 counts are given",
-                        "fill in the result, or set status to 'missing'")
-            m = row.get("measure")
-            if m == "PVAL" and has_est:
-                self.at(r, "estimate", "error", "measure PVAL means 'p-value only' but an estimate is given",
-                        "set measure to the estimate's measure (HR, OR, ...)")
-            if m == "PVAL" and not has_p and st != "missing" and "p_value" not in self.bad[r]:
-                self.at(r, "p_value", "error", "measure PVAL but no p-value", "fill in p_value or set status to 'missing'")
-            if self.present(r, "p_sided") and not has_p and "p_value" not in self.bad[r]:
-                self.at(r, "p_sided", "warning", "p_sided is given but p_value is empty")
-            # CI completeness and level
-            lo, hi = self.present(r, "ci_lower"), self.present(r, "ci_upper")
-            if lo != hi and "ci_lower" not in self.bad[r] and "ci_upper" not in self.bad[r]:
-                miss = "ci_upper" if lo else "ci_lower"
-                self.at(r, miss, "error", f"only one CI bound is given ({miss} is empty)", "give both bounds or neither")
-                self.bad[r].add(miss)
-            if lo and hi and not self.present(r, "ci_level") and "ci_level" not in self.bad[r]:
-                self.at(r, "ci_level", "error", "a CI is given but ci_level is empty", "ci_level is in percent: 95 for a 95% CI")
-                self.bad[r].add("ci_level")
-            if (lo or hi) and not has_est and "estimate" not in self.bad[r]:
-                self.at(r, "estimate", "error", "a CI is given without an estimate", "fill in the point estimate")
-            # counts
-            for ev, nn in (("events_int", "n_int"), ("events_ctl", "n_ctl")):
-                if self.present(r, ev) and self.present(r, nn) and row[ev] > row[nn]:
-                    self.at(r, ev, "error", f"{ev} {row[ev]} exceeds {nn} {row[nn]}", "events cannot exceed patients")
-                    self.bad[r].add(ev)
-            if row.get("design") == "single-arm" and self.present(r, "comparator") and row["comparator"].casefold() != "none":
-                self.at(r, "comparator", "warning", f"single-arm design with comparator {row['comparator']!r}",
-                        "write 'none' for studies without a comparator arm")
-        self._pooling_rule()
+
+    def _row_rules(self, r: int, known_ids: set) -> None:
+        """Rules across the columns of one row (parent, status, PVAL, CI completeness, counts)."""
+        row = self.rows[r]
+        # parent_row_id
+        if self.present(r, "parent_row_id"):
+            p = row["parent_row_id"]
+            if p == row.get("row_id"):
+                self.at(r, "parent_row_id", "error", "a row cannot be its own parent", "leave parent_row_id empty")
+            elif p not in known_ids:
+                self.at(r, "parent_row_id", "error", f"parent_row_id {p!r} is neither a row_id nor a trial_id in this registry",
+                        suggest(p, sorted(known_ids), quote=True))
+        # status rules
+        st = row.get("status")
+        has_est = self.present(r, "estimate")
+        has_p = self.present(r, "p_value")
+        if st == "missing" and has_est:
+            self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
+                    "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
+        counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
+        if (st == "confirmed" and not has_est and not has_p and not counts
+                and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):
+            self.at(r, "status", "error", "status is 'confirmed' but neither an estimate, a p-value nor 2x2 counts are given",
+                    "fill in the result, or set status to 'missing'")
+        m = row.get("measure")
+        if m == "PVAL" and has_est:
+            self.at(r, "estimate", "error", "measure PVAL means 'p-value only' but an estimate is given",
+                    "set measure to the estimate's measure (HR, OR, ...)")
+        if m == "PVAL" and not has_p and st != "missing" and "p_value" not in self.bad[r]:
+            self.at(r, "p_value", "error", "measure PVAL but no p-value", "fill in p_value or set status to 'missing'")
+        if self.present(r, "p_sided") and not has_p and "p_value" not in self.bad[r]:
+            self.at(r, "p_sided", "warning", "p_sided is given but p_value is empty")
+        # CI completeness and level
+        lo, hi = self.present(r, "ci_lower"), self.present(r, "ci_upper")
+        if lo != hi and "ci_lower" not in self.bad[r] and "ci_upper" not in self.bad[r]:
+            miss = "ci_upper" if lo else "ci_lower"
+            self.at(r, miss, "error", f"only one CI bound is given ({miss} is empty)", "give both bounds or neither")
+            self.bad[r].add(miss)
+        if lo and hi and not self.present(r, "ci_level") and "ci_level" not in self.bad[r]:
+            self.at(r, "ci_level", "error", "a CI is given but ci_level is empty", "ci_level is in percent: 95 for a 95% CI")
+            self.bad[r].add("ci_level")
+        if (lo or hi) and not has_est and "estimate" not in self.bad[r]:
+            self.at(r, "estimate", "error", "a CI is given without an estimate", "fill in the point estimate")
+        # counts
+        for ev, nn in (("events_int", "n_int"), ("events_ctl", "n_ctl")):
+            if self.present(r, ev) and self.present(r, nn) and row[ev] > row[nn]:
+                self.at(r, ev, "error", f"{ev} {row[ev]} exceeds {nn} {row[nn]}", "events cannot exceed patients")
+                self.bad[r].add(ev)
+        if row.get("design") == "single-arm" and self.present(r, "comparator") and row["comparator"].casefold() != "none":
+            self.at(r, "comparator", "warning", f"single-arm design with comparator {row['comparator']!r}",
+                    "write 'none' for studies without a comparator arm")
 
     def _pooling_rule(self) -> None:
         """At most one ``use_for_pooling = yes`` row per (patient_set, endpoint[, endpoint_detail for OTHER]).
@@ -710,7 +725,7 @@ def check_registry(path: str | Path, schema_path: str | Path | None = None) -> R
     if has_errors(problems) or table.raw is None:
         return RegistryCheck(problems, None, chk.n_rows)
     registry = Registry(path=str(path), sha256=table.sha256, df=chk.frame(), problems=problems,
-                        columns=dict(chk.colnum), delimiter=chk.delimiter, p_values=chk.p_values())
+                        columns=dict(chk.colnum), delimiter=chk.delimiter, p_values=chk.p_values(), schema=chk.schema)
     return RegistryCheck(problems, registry, chk.n_rows)
 
 
