@@ -2,8 +2,10 @@
 
 Everything here is pure, vectorised numpy (inputs broadcast; scalars in, 0-d arrays out).
 Ratio measures (HR, OR, RR) are analysed on the natural-log scale, difference measures
-(RD, MD, SMD) on their natural scale. ``level`` is a fraction (0.95), as everywhere in the
-package; the registry stores percent (95) and converts at its edge.
+(RD, MD, SMD) on their natural scale (the measure tables are :mod:`metaanalysis.vocab`'s).
+``level`` follows the one level rule :func:`metaanalysis.vocab.as_level` (0.95 or 95).
+:func:`effect_source` is the one decision of where a row's effect comes from (CI, then
+p-value, then 2x2 counts), used by the registry's warnings and by ``effects_table``.
 
 The consistency checks return typed :class:`EffectIssue` objects (never strings); the
 registry turns them into :class:`metaanalysis.problems.Problem` with line and column.

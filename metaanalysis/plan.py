@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .problems import Problem, ProblemError, has_errors, suggest
+from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
+from .table import read_file_bytes
 from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
                     canonical_pi, canonical_test)
 
@@ -804,18 +805,10 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def _read(path: str | Path) -> tuple[bytes | None, list[Problem]]:
-    shown = str(path)
-    p = Path(path)
-    try:
-        if p.is_dir():
-            return None, [Problem(shown, 0, 0, "error", "is a directory, not a plan file",
-                                  "give the path of the .toml file")]
-        return p.read_bytes(), []
-    except FileNotFoundError:
-        return None, [Problem(shown, 0, 0, "error", "no such file",
-                              "check the path (default: trials/analyses.toml)")]
-    except OSError as e:
-        return None, [Problem(shown, 0, 0, "error", f"cannot read the file: {e.strerror or e}")]
+    sink = ProblemSink(str(path))
+    raw = read_file_bytes(path, sink, what="a plan file", missing_hint="check the path (default: trials/analyses.toml)",
+                          directory_hint="give the path of the .toml file")
+    return raw, sink.items
 
 
 def _check(path: str | Path, registry) -> tuple[list[Problem], tuple | None, str]:

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import effects as ef
-from .problems import Problem, ProblemError, has_errors, suggest
+from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import MAX_FIELD_LENGTH, Table, is_plain_number, norm_header, parse_number, read_table
 from .vocab import EFFECT_MEASURES, as_level
 
@@ -181,20 +181,6 @@ class Registry:
 # --- problem collection --------------------------------------------------------------------
 
 
-class _Sink:
-    def __init__(self, path: str):
-        self.path = path
-        self.items: list[Problem] = []
-
-    def add(self, line: int, col: int, severity: str, message: str, hint: str = "", name: str = "") -> None:
-        self.items.append(Problem(self.path, int(line), int(col), severity, message, hint, name))
-
-    def error(self, line, col, message, hint="", name=""):
-        self.add(line, col, "error", message, hint, name)
-
-    def warning(self, line, col, message, hint="", name=""):
-        self.add(line, col, "warning", message, hint, name)
-
 class _Once:
     """Count occurrences of a quirk, remember the first; emit one warning at the end."""
 
@@ -229,7 +215,7 @@ class _Checker:
         self.path = path
         self.schema = schema
         self.by_name = {f.name: f for f in schema}
-        self.sink = _Sink(path)
+        self.sink = ProblemSink(path)
         self.colnum: dict[str, int] = {f.name: 0 for f in schema}
         self.rows: list[dict[str, Any]] = []
         self.lines: list[int] = []

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .problems import Problem, has_errors
+from .problems import Problem, ProblemSink, has_errors
 
-__all__ = ["Table", "read_table", "parse_number", "norm_header", "MAX_FIELD_LENGTH"]
+__all__ = ["Table", "read_table", "read_file_bytes", "parse_number", "is_plain_number", "norm_header",
+           "MAX_FIELD_LENGTH"]
 
 #: Longest accepted cell, in characters (a registry cell is a number or a note, not a document).
 MAX_FIELD_LENGTH = 2000
@@ -96,18 +97,6 @@ class Table:
         return self.delimiter == ";"
 
 
-class _Sink:
-    def __init__(self, path: str):
-        self.path = path
-        self.items: list[Problem] = []
-
-    def error(self, line, col, message, hint=""):
-        self.items.append(Problem(self.path, int(line), int(col), "error", message, hint))
-
-    def warning(self, line, col, message, hint=""):
-        self.items.append(Problem(self.path, int(line), int(col), "warning", message, hint))
-
-
 def norm_header(name: str) -> str:
     """Header name folded for matching: case, surrounding spaces, spaces/hyphens vs underscores."""
     return re.sub(r"[\s\-]+", "_", name.strip().casefold())
@@ -131,10 +120,17 @@ def is_plain_number(s: str) -> bool:
     return bool(_NUMBER_RE.match(s))
 
 
-def _read_bytes(p: Path, sink: _Sink, missing_hint: str, what: str) -> bytes | None:
+def read_file_bytes(path: str | Path, sink: ProblemSink, *, what: str, missing_hint: str,
+                    directory_hint: str = "give the path of the .csv file") -> bytes | None:
+    """The bytes of an input file, or None with the reason in ``sink`` (line and column 0).
+
+    Shared by every reader of an input file (registry and pool CSVs, the TOML plan), so a
+    missing file, a directory or an unreadable file is reported the same way everywhere.
+    """
+    p = Path(path)
     try:
         if p.is_dir():
-            sink.error(0, 0, f"is a directory, not {what}", "give the path of the .csv file")
+            sink.error(0, 0, f"is a directory, not {what}", directory_hint)
             return None
         return p.read_bytes()
     except FileNotFoundError:
@@ -146,7 +142,7 @@ def _read_bytes(p: Path, sink: _Sink, missing_hint: str, what: str) -> bytes | N
     return None
 
 
-def _decode(raw: bytes, sink: _Sink) -> tuple[str | None, tuple[int, int] | None]:
+def _decode(raw: bytes, sink: ProblemSink) -> tuple[str | None, tuple[int, int] | None]:
     """Bytes -> (text, (line, character) of the first non-UTF-8 byte when read as cp1252)."""
     if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
         try:
@@ -212,7 +208,7 @@ def _detect_delimiter(text: str, known: Iterable[str]) -> str:
     return best
 
 
-def _records(text: str, delimiter: str, sink: _Sink) -> list[tuple[int, tuple[str, ...]]] | None:
+def _records(text: str, delimiter: str, sink: ProblemSink) -> list[tuple[int, tuple[str, ...]]] | None:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     out = []
     prev = 0
@@ -266,8 +262,8 @@ def read_table(path: str | Path, known_columns: Iterable[str], *,
     """
     shown = str(path)
     known = list(known_columns)
-    sink = _Sink(shown)
-    raw = _read_bytes(Path(path), sink, missing_hint, what)
+    sink = ProblemSink(shown)
+    raw = read_file_bytes(path, sink, what=what, missing_hint=missing_hint)
     if raw is None:
         return Table(shown, None, problems=tuple(sink.items))
     text, cp1252_at = _decode(raw, sink)
