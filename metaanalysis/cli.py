@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "validate":
-            from .registry import cli_validate
+            from .validate_cli import cli_validate
 
             return cli_validate(args)
         if args.command == "pool":

@@ -2,8 +2,10 @@
 
 Everything here is pure, vectorised numpy (inputs broadcast; scalars in, 0-d arrays out).
 Ratio measures (HR, OR, RR) are analysed on the natural-log scale, difference measures
-(RD, MD, SMD) on their natural scale. ``level`` is a fraction (0.95), as everywhere in the
-package; the registry stores percent (95) and converts at its edge.
+(RD, MD, SMD) on their natural scale (the measure tables are :mod:`metaanalysis.vocab`'s).
+``level`` follows the one level rule :func:`metaanalysis.vocab.as_level` (0.95 or 95).
+:func:`effect_source` is the one decision of where a row's effect comes from (CI, then
+p-value, then 2x2 counts), used by the registry's warnings and by ``effects_table``.
 
 The consistency checks return typed :class:`EffectIssue` objects (never strings); the
 registry turns them into :class:`metaanalysis.problems.Problem` with line and column.
@@ -27,13 +29,8 @@ from typing import Literal
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-RATIO_MEASURES = frozenset({"HR", "OR", "RR"})
-#: measures analysed on the log scale: the comparative ratios and GMR, a within-group
-#: geometric mean ratio (descriptive: never pooled, so not in EFFECT_MEASURES)
-LOG_MEASURES = RATIO_MEASURES | {"GMR"}
-DIFFERENCE_MEASURES = frozenset({"RD", "MD", "SMD"})
-#: Measures a CI or p-value can be converted for (PROP / PVAL are not comparative effects).
-EFFECT_MEASURES = RATIO_MEASURES | DIFFERENCE_MEASURES
+from . import _dist
+from .vocab import DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, TWO_BY_TWO_MEASURES
 
 #: conv.wald's ``cifac``: allowed distance of the estimate from the CI midpoint, as a
 #: fraction of the CI width on the analysis scale (metafor R/conv.wald.r).
@@ -68,19 +65,15 @@ def null_value(measure: str) -> float:
 def z_crit(level: float = 0.95) -> float:
     """Two-sided standard-normal critical value ``z_{1-(1-level)/2}`` (1.959963984540054 for 0.95).
 
+    The package's one normal quantile, :func:`metaanalysis._dist.z_crit`.
+
     Parameters
     ----------
     level : float
-        Confidence level as a fraction in (0, 1).
+        Confidence level under the one level rule :func:`metaanalysis.vocab.as_level`:
+        a fraction in [0.5, 1) or a percentage in [50, 100) (0.95 or 95).
     """
-    level = float(level)
-    if not 0.0 < level < 1.0:
-        hint = " (pass a fraction: 0.95, not 95)" if 1.0 <= level < 100.0 else ""
-        raise ValueError(f"level must be a fraction in (0, 1), got {level!r}{hint}")
-    z = float(-ndtri((1.0 - level) / 2.0))
-    if not z > 0.0:  # a level so close to 0 that the CI has no width: no SE can be derived
-        raise ValueError(f"level {level!r} is too close to 0 to derive a standard error from a CI")
-    return z
+    return _dist.z_crit(level)
 
 
 def to_analysis_scale(x, measure: str = "HR") -> np.ndarray:
@@ -116,7 +109,7 @@ def from_ci(estimate, lower, upper, level: float = 0.95, measure: str = "HR"):
     estimate, lower, upper : array_like, natural scale (HR 0.82, not log)
         Broadcast together; NaN propagates.
     level : float
-        Confidence level of the CI as a fraction (0.95). The registry's ``ci_level`` is in percent.
+        Confidence level of the CI (0.95 or 95, :func:`metaanalysis.vocab.as_level`).
     measure : {"HR", "OR", "RR", "RD", "MD", "SMD"}
 
     Returns
@@ -127,7 +120,7 @@ def from_ci(estimate, lower, upper, level: float = 0.95, measure: str = "HR"):
     Raises
     ------
     ValueError
-        Non-positive ratio values, ``lower >= upper``, or a level outside (0, 1).
+        Non-positive ratio values, ``lower >= upper``, or a level outside the level rule.
     """
     est, lo, hi = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (estimate, lower, upper)))
     _check_positive(measure, estimate=est, lower=lo, upper=hi)
@@ -277,7 +270,7 @@ def from_2x2(ai, bi, ci, di, measure: str = "OR", cc: float = 0.5, add_to: str =
         OR ``1/a + 1/b + 1/c + 1/d``; RR ``1/a - 1/n1 + 1/c - 1/n2``;
         RD ``p1 (1 - p1) / n1 + p2 (1 - p2) / n2``.
     """
-    if measure not in ("OR", "RR", "RD"):
+    if measure not in TWO_BY_TWO_MEASURES:
         raise ValueError(f"from_2x2 computes OR, RR or RD, not {measure!r}")
     if add_to not in ("only0", "all", "if0all", "none"):
         raise ValueError(f"add_to must be 'only0', 'all', 'if0all' or 'none', not {add_to!r}")
@@ -331,12 +324,24 @@ _REL = {None: "=", "=": "=", "<": "<", "<=": "<=", "=<": "<=", "≤": "<=", ">":
 
 @dataclass(frozen=True)
 class PValue:
-    """A parsed p-value as printed: ``value``, ``relation`` ("=", "<", "<=", ">", ">=") and
-    ``decimals`` (decimal places the value was printed with; for ``1.5E-05`` this is 6)."""
+    """A parsed p-value as printed.
+
+    Attributes
+    ----------
+    value : float
+        The number (the bound for an inequality), in (0, 1].
+    relation : {"=", "<", "<=", ">", ">="}
+        Canonical relation (``≤``, ``=<`` -> ``"<="``; ``≥``, ``=>`` -> ``">="``).
+    decimals : int
+        Decimal places the value was printed with (for ``1.5E-05`` this is 6).
+    sided : {1, 2}
+        One- or two-sided test (the registry's ``p_sided``; 2 when not given).
+    """
 
     value: float
     relation: str
     decimals: int
+    sided: int = 2
 
     @property
     def is_inequality(self) -> bool:
@@ -346,6 +351,11 @@ class PValue:
     def is_upper_bound(self) -> bool:
         """``p < x`` / ``p <= x``: the true p is at most ``value`` (usable, conservatively)."""
         return self.relation in ("<", "<=")
+
+    @property
+    def is_lower_bound(self) -> bool:
+        """``p > x`` / ``p >= x``: the true p is at least ``value`` (no SE, not combinable)."""
+        return self.relation in (">", ">=")
 
 
 def parse_p_value(text: str) -> PValue:
@@ -393,6 +403,63 @@ def parse_p(text: str) -> tuple[float, bool, int]:
     """
     pv = parse_p_value(text)
     return pv.value, pv.is_inequality, pv.decimals
+
+
+# --- where an effect comes from ------------------------------------------------------------
+
+#: Effect sources in the order they are tried (:func:`effect_source`).
+EFFECT_SOURCES = ("ci", "p", "2x2")
+
+
+@dataclass(frozen=True)
+class EffectSource:
+    """Where one row's ``(yi, vi)`` comes from: ``source`` ("ci", "p", "2x2"), or None and ``reason``."""
+
+    source: str | None
+    reason: str | None = None
+
+
+def effect_source(measure: str, estimate: float | None, has_ci: bool, p: PValue | None,
+                  has_counts: bool, p_text: str = "") -> EffectSource:
+    """The one decision of how a row's effect is obtained: CI, else p-value, else 2x2 counts.
+
+    1. Estimate with a complete CI (both bounds and the level): ``"ci"`` (:func:`from_ci`).
+    2. Estimate with a p-value: ``"p"`` (:func:`from_p`), unless the p-value is a lower
+       bound (``p > x``), p = 1, or the estimate sits at the null: then not poolable.
+    3. All four 2x2 counts and a measure in :data:`~metaanalysis.vocab.TWO_BY_TWO_MEASURES`:
+       ``"2x2"`` (:func:`from_2x2`; the caller still drops double-zero tables).
+    4. Otherwise not poolable, with the reason.
+
+    Parameters
+    ----------
+    measure : str
+        A comparative measure (:data:`~metaanalysis.vocab.EFFECT_MEASURES`).
+    estimate : float or None
+        Natural scale; None or NaN when absent.
+    has_ci : bool
+        Both CI bounds and the CI level are given.
+    p : PValue or None
+    has_counts : bool
+        ``events_int, n_int, events_ctl, n_ctl`` are all given.
+    p_text : str
+        The p-value as written, quoted in the lower-bound reason.
+    """
+    has_est = estimate is not None and not math.isnan(estimate)
+    if has_est and has_ci:
+        return EffectSource("ci")
+    if has_est and p is not None:
+        if p.is_lower_bound:
+            return EffectSource(None, f"the p-value {p_text!r} is only a lower bound")
+        if p.value >= 1.0:
+            return EffectSource(None, "p = 1 carries no information about the standard error")
+        if to_analysis_scale(estimate, measure) == 0.0:
+            return EffectSource(None, f"{measure} {estimate:g} with only a p-value gives no standard error")
+        return EffectSource("p")
+    if has_counts and measure in TWO_BY_TWO_MEASURES:
+        return EffectSource("2x2")
+    if has_counts:
+        return EffectSource(None, f"{measure} needs a CI or p-value; 2x2 counts give OR, RR or RD only")
+    return EffectSource(None, "no CI, p-value or 2x2 counts" if has_est else "no estimate")
 
 
 # --- consistency checks -------------------------------------------------------------------
@@ -519,7 +586,7 @@ def check_p_vs_ci(estimate, lower, upper, level, p, relation, decimals, sided, m
         vals = (est[i], lo[i], hi[i], lev[i], pp[i])
         if m not in EFFECT_MEASURES or any(math.isnan(v) for v in vals):
             continue
-        if not (lo[i] < est[i] < hi[i]) or (m in LOG_MEASURES and lo[i] <= 0) or not 0 < lev[i] < 1:
+        if not (lo[i] < est[i] < hi[i]) or (m in LOG_MEASURES and lo[i] <= 0) or not LEVEL_MIN <= lev[i] < 1:
             continue
         if not 0 < pp[i] <= 1:
             continue

@@ -25,14 +25,16 @@ A single row is shown as a single-study result without pooling.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .problems import Problem, ProblemError, has_errors, suggest
+from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
+from .table import read_file_bytes
+from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
+                    canonical_pi, canonical_test)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -56,11 +58,9 @@ SENSITIVITY_OPTIONS: dict[str, str] = {
 }
 #: Registry columns an analysis may filter on (``select.<column> = [values]``).
 SELECT_COLUMNS = ("design", "comparator", "population", "tumour_type", "setting", "trial_id")
-POOLABLE_MEASURES = ("HR", "OR", "RR", "RD", "MD", "SMD")
-_ALL_MEASURES = POOLABLE_MEASURES + ("PROP", "PVAL")
-_METHODS = ("REML", "DL", "ML", "PM", "EB", "HS", "SJ", "HE", "FE")
-_TESTS = ("z", "knha", "adhoc")
-_PIS = ("metafor", "riley")
+#: Settings keys -> (canonical code of a case-insensitive name, the vocabulary table).
+_CODES = {"method": (canonical_method, METHODS), "test": (canonical_test, TESTS),
+          "pi": (canonical_pi, PREDICTION_INTERVALS)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED_IDS = {"index", "results", "readme", "style"}
 
@@ -302,15 +302,11 @@ class _Checker:
         self.endpoints = self._schema_enum("endpoint") or sorted({r["endpoint"] for r in self.rows.values()})
 
     def _schema_enum(self, name: str) -> list[str]:
-        try:
-            from .registry import load_schema
-
-            for f in load_schema():
-                if f.name == name and f.enum:
-                    return list(f.enum)
-        except Exception:  # schema unavailable: fall back to the registry's values
-            return []
-        return []
+        """The enumeration of a registry column in the schema the registry was checked against."""
+        for f in getattr(self.reg, "schema", ()):
+            if f.name == name and f.enum:
+                return list(f.enum)
+        return []  # no schema at hand: the caller falls back to the registry's values
 
     # -- problem helpers -----------------------------------------------------------------
     def err(self, where: tuple[int, int], msg: str, hint: str = "") -> None:
@@ -350,21 +346,23 @@ class _Checker:
     # -- settings ------------------------------------------------------------------------
     def settings(self, table: dict, path: tuple, base: dict) -> dict:
         out = dict(base)
-        for key, options in (("method", _METHODS), ("test", _TESTS), ("pi", _PIS)):
+        for key, (canonical, table_) in _CODES.items():
             if key in table:
                 v = table[key]
-                if isinstance(v, str) and v in options:
-                    out[key] = v
-                else:
+                try:
+                    if not isinstance(v, str):
+                        raise ValueError(v)
+                    out[key] = canonical(v)
+                except ValueError:  # method, test and pi names are matched case-insensitively
                     self.err(self.loc.at(*path, key), f"{key} = {v!r} is not supported",
-                             suggest(str(v), options))
+                             suggest(str(v), tuple(table_)))
         if "level" in table:
             v = table["level"]
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            lv = float(v) / 100 if ok and v > 1 else (float(v) if ok else 0.0)
-            if ok and 0.5 <= lv < 1:
-                out["level"] = lv
-            else:
+            try:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ValueError(v)
+                out["level"] = as_level(v)  # the one level rule: 0.95 or 95
+            except ValueError:
                 self.err(self.loc.at(*path, "level"), f"level = {v!r} must be a confidence level",
                          "e.g. level = 0.95 or 95")
         return out
@@ -452,90 +450,127 @@ class _Checker:
             self.err(here, "[[analysis]] must be a table")
             return None
         self.keys(t, _ANALYSIS_KEYS, path, "[[analysis]]")
-        aid = self.string(t, "id", path, f"analysis #{i + 1}")
-        if aid is not None:
-            if not _SLUG.match(aid) or aid in _RESERVED_IDS:
-                self.err(self.loc.at(*path, "id"), f"id {aid!r} is not a usable file name",
-                         "lower-case letters, digits and '-', e.g. \"os-placebo\"; not index or results")
-            elif aid in seen:
-                self.err(self.loc.at(*path, "id"), f"duplicate id {aid!r} (also on line {seen[aid]})",
-                         "ids name the report files and must be unique")
-            else:
-                seen[aid] = here[0]
+        aid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-', e.g. \"os-placebo\"; "
+                              "not index or results", "ids name the report files and must be unique")
         name = aid or f"analysis #{i + 1}"
         what = f"analysis {name!r}" if aid else name
         title = self.string(t, "title", path, what)
-        endpoint = self.string(t, "endpoint", path, what)
-        measure = self.string(t, "measure", path, what)
+        endpoint = self.endpoint(t, path, what)
+        measure = self.measure(t, path, what)
         desc = t.get("description", "")
         if not isinstance(desc, str):
             self.err(self.loc.at(*path, "description"), "description must be a string")
             desc = ""
-        if endpoint is not None and endpoint not in self.endpoints:
-            self.err(self.loc.at(*path, "endpoint"), f"unknown endpoint code {endpoint!r}",
-                     suggest(endpoint, self.endpoints))
-            endpoint = None
-        if measure is not None:
-            if measure not in _ALL_MEASURES:
-                self.err(self.loc.at(*path, "measure"), f"unknown measure {measure!r}",
-                         suggest(measure, POOLABLE_MEASURES))
-                measure = None
-            elif measure not in POOLABLE_MEASURES:
-                self.err(self.loc.at(*path, "measure"),
-                         f"measure {measure!r} cannot be pooled (no comparative effect with an SE)",
-                         "show such rows in a [[narrative]] section instead")
-                measure = None
         settings = self.settings(t, path, defaults)
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
-
-        select: dict[str, tuple[str, ...]] = {}
-        if "select" in t:
-            sel = t["select"]
-            if not isinstance(sel, dict):
-                self.err(self.loc.at(*path, "select"), "select must be a table of column = [values]",
-                         'e.g. select.design = ["RCT"]')
-            else:
-                for col, vals in sel.items():
-                    if col not in SELECT_COLUMNS:
-                        self.err(self.loc.at(*path, "select", col), f"cannot select on {col!r}",
-                                 suggest(col, SELECT_COLUMNS))
-                        continue
-                    vs = self.strings(sel, col, path + ("select",))
-                    if vs is None:
-                        continue
-                    known = sorted({r[col] for r in self.rows.values() if r.get(col)})
-                    knorm = {_norm(k) for k in known}
-                    for v in vs:
-                        if _norm(v) not in knorm:
-                            self.err(self.loc.find(path, f'"{v}"', path + ("select", col)),
-                                     f"select.{col}: no registry row has {col} = {v!r}",
-                                     suggest(v, known))
-                    select[col] = tuple(vs)
-
-        subgroup: tuple[str, ...] = ()
-        sg = self.strings(t, "subgroup", path)
-        if sg is not None:
-            good = []
-            for c in sg:
-                if c not in self.columns:
-                    self.err(self.loc.find(path, f'"{c}"', path + ("subgroup",)),
-                             f"subgroup {c!r} is not a registry column", suggest(c, self.columns))
-                else:
-                    good.append(c)
-            subgroup = tuple(good)
-
+        select = self.select(t, path)
+        subgroup = self.subgroup(t, path)
         includes = self.choices(t, "include", path)
         excludes = self.choices(t, "exclude", path)
         exc_ids = {r for r, _, _ in excludes}
         for rid, _, where in includes:
             if rid in exc_ids:
                 self.err(where, f"row {rid!r} is both included and excluded", "keep one of the two")
-
         if endpoint is None or measure is None:
             return None
-        # explicit includes must fit the question: same endpoint and measure, with numbers
-        ok_includes = []
+        inc_map = self.fitting_includes(includes, excludes, endpoint, measure)
+        rows, left, missing = self.resolve_rows(endpoint, measure, select, inc_map,
+                                                {rid: reason for rid, reason, _ in excludes})
+        self.patients_once(rows, inc_map, path, name)
+        if not rows:
+            self.err(self.loc.at(*path, "endpoint"),
+                     f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
+                     "check select/exclude, or include a row with a reason")
+        swaps = self.swaps(t, path, rows, endpoint, measure, name)
+        return Analysis(
+            id=aid or "", title=title or "", endpoint=endpoint, measure=measure, description=desc.strip(),
+            settings=Settings(**settings), rows=tuple(rows),
+            included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
+            left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
+            sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
+        )
+
+    def identifier(self, t: dict, path: tuple, seen: dict, line: int, usable: str, unique: str = "") -> str | None:
+        """The ``id`` of an [[analysis]] or [[narrative]]: a usable, unique file name."""
+        what = f"{path[0]} #{path[1] + 1}"
+        tid = self.string(t, "id", path, what)
+        if tid is None:
+            return None
+        if not _SLUG.match(tid) or tid in _RESERVED_IDS:
+            self.err(self.loc.at(*path, "id"), f"id {tid!r} is not a usable file name", usable)
+        elif tid in seen:
+            self.err(self.loc.at(*path, "id"), f"duplicate id {tid!r} (also on line {seen[tid]})", unique)
+        else:
+            seen[tid] = line
+        return tid
+
+    def endpoint(self, t: dict, path: tuple, what: str) -> str | None:
+        endpoint = self.string(t, "endpoint", path, what)
+        if endpoint is not None and endpoint not in self.endpoints:
+            self.err(self.loc.at(*path, "endpoint"), f"unknown endpoint code {endpoint!r}",
+                     suggest(endpoint, self.endpoints))
+            return None
+        return endpoint
+
+    def measure(self, t: dict, path: tuple, what: str) -> str | None:
+        measure = self.string(t, "measure", path, what)
+        if measure is None:
+            return None
+        if measure not in MEASURES:
+            self.err(self.loc.at(*path, "measure"), f"unknown measure {measure!r}",
+                     suggest(measure, POOLABLE_MEASURES))
+            return None
+        if measure not in POOLABLE_MEASURES:
+            self.err(self.loc.at(*path, "measure"),
+                     f"measure {measure!r} cannot be pooled (no comparative effect with an SE)",
+                     "show such rows in a [[narrative]] section instead")
+            return None
+        return measure
+
+    def select(self, t: dict, path: tuple) -> dict[str, tuple[str, ...]]:
+        select: dict[str, tuple[str, ...]] = {}
+        if "select" not in t:
+            return select
+        sel = t["select"]
+        if not isinstance(sel, dict):
+            self.err(self.loc.at(*path, "select"), "select must be a table of column = [values]",
+                     'e.g. select.design = ["RCT"]')
+            return select
+        for col, vals in sel.items():
+            if col not in SELECT_COLUMNS:
+                self.err(self.loc.at(*path, "select", col), f"cannot select on {col!r}",
+                         suggest(col, SELECT_COLUMNS))
+                continue
+            vs = self.strings(sel, col, path + ("select",))
+            if vs is None:
+                continue
+            known = sorted({r[col] for r in self.rows.values() if r.get(col)})
+            knorm = {_norm(k) for k in known}
+            for v in vs:
+                if _norm(v) not in knorm:
+                    self.err(self.loc.find(path, f'"{v}"', path + ("select", col)),
+                             f"select.{col}: no registry row has {col} = {v!r}", suggest(v, known))
+            select[col] = tuple(vs)
+        return select
+
+    def subgroup(self, t: dict, path: tuple) -> tuple[str, ...]:
+        sg = self.strings(t, "subgroup", path)
+        if sg is None:
+            return ()
+        good = []
+        for c in sg:
+            if c not in self.columns:
+                self.err(self.loc.find(path, f'"{c}"', path + ("subgroup",)),
+                         f"subgroup {c!r} is not a registry column", suggest(c, self.columns))
+            else:
+                good.append(c)
+        return tuple(good)
+
+    def fitting_includes(self, includes, excludes, endpoint: str, measure: str) -> dict[str, tuple]:
+        """Explicit includes that fit the question (same endpoint and measure, with numbers):
+        ``row_id -> (reason, where)``; also warns about excludes of another endpoint."""
+        inc_map: dict[str, tuple] = {}
         for rid, reason, where in includes:
             r = self.rows[rid]
             if r["endpoint"] != endpoint:
@@ -548,13 +583,14 @@ class _Checker:
                 self.err(where, f"include {rid!r}: the row has status 'missing' (no numbers to pool)",
                          "extract the result into the registry first")
             else:
-                ok_includes.append((rid, reason, where))
+                inc_map[rid] = (reason, where)
         for rid, reason, where in excludes:
             if self.rows[rid]["endpoint"] != endpoint:
                 self.warn(where, f"exclude {rid!r} has no effect: its endpoint is {self.rows[rid]['endpoint']}")
+        return inc_map
 
-        inc_map = {rid: (reason, where) for rid, reason, where in ok_includes}
-        exc_map = {rid: reason for rid, reason, _ in excludes}
+    def resolve_rows(self, endpoint: str, measure: str, select: dict, inc_map: dict, exc_map: dict):
+        """Row selection (module docstring, rules 1-5) -> (rows, left out with why, missing evidence)."""
         rows: list[str] = []
         left: list[RowChoice] = []
         missing: list[str] = []
@@ -586,8 +622,10 @@ class _Checker:
                 left.append(RowChoice(rid, "use_for_pooling = no (another report or a subgroup of this trial)"))
                 continue
             rows.append(rid)
+        return rows, left, missing
 
-        # the same patients may enter an analysis once
+    def patients_once(self, rows: list[str], inc_map: dict, path: tuple, name: str) -> None:
+        """The same patients may enter an analysis once (one row per patient_set)."""
         by_set: dict[str, list[str]] = {}
         for rid in rows:
             by_set.setdefault(self.rows[rid]["patient_set"], []).append(rid)
@@ -599,60 +637,55 @@ class _Checker:
                          f"analysis {name!r} would pool {len(rids)} rows of patient_set {ps!r} "
                          f"({', '.join(rids)}): the same patients would count twice",
                          "keep one: exclude the others with a reason; use swap for a sensitivity analysis")
-        if not rows:
-            self.err(self.loc.at(*path, "endpoint"),
-                     f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
-                     "check select/exclude, or include a row with a reason")
 
-        swaps = []
+    def swaps(self, t: dict, path: tuple, rows: list[str], endpoint: str, measure: str, name: str) -> list[Swap]:
         sw = t.get("swap", [])
         if isinstance(sw, dict):
             sw = [sw]
         if not isinstance(sw, list):
             self.err(self.loc.at(*path, "swap"), "swap must be a list of {replace, with, reason}")
             sw = []
-        for j, it in enumerate(sw):
-            where = self.loc.at(*path, "swap")
-            if not isinstance(it, dict):
-                self.err(where, f"swap entries must be tables {{replace, with, reason}}, got {it!r}")
-                continue
-            if isinstance(it.get("replace"), str):
-                where = self.loc.find(path, f'"{it["replace"]}"', path + ("swap",))
-            for k in it:
-                if k not in _SWAP_KEYS:
-                    self.err(where, f"unknown key {k!r} in swap entry", suggest(k, _SWAP_KEYS))
-            a = self.row_ref(it.get("replace"), where)
-            b = self.row_ref(it.get("with"), where)
-            reason = it.get("reason")
-            if not isinstance(reason, str) or not reason.strip():
-                self.err(where, "swap entry has no reason", "say why the other report is a sensible alternative")
-                continue
-            if a is None or b is None:
-                continue
-            if a not in rows:
-                self.err(where, f"swap: {a!r} is not among the pooled rows of {name!r}",
-                         f"pooled rows: {', '.join(rows)}")
-                continue
-            rb = self.rows[b]
-            if rb["endpoint"] != endpoint or rb["measure"] != measure:
-                self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
-                continue
-            if rb["patient_set"] != self.rows[a]["patient_set"]:
-                self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
-                         "swap replaces one report of a trial by another report of the same trial")
-                continue
-            if rb["status"] == "missing":
-                self.err(where, f"swap: {b!r} has status 'missing'")
-                continue
-            swaps.append(Swap(a, b, reason.strip()))
+        out = []
+        for it in sw:
+            swap = self.swap(it, path, rows, endpoint, measure, name)
+            if swap is not None:
+                out.append(swap)
+        return out
 
-        return Analysis(
-            id=aid or "", title=title or "", endpoint=endpoint, measure=measure, description=desc.strip(),
-            settings=Settings(**settings), rows=tuple(rows),
-            included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
-            left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
-            sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
-        )
+    def swap(self, it: Any, path: tuple, rows: list[str], endpoint: str, measure: str, name: str) -> Swap | None:
+        where = self.loc.at(*path, "swap")
+        if not isinstance(it, dict):
+            self.err(where, f"swap entries must be tables {{replace, with, reason}}, got {it!r}")
+            return None
+        if isinstance(it.get("replace"), str):
+            where = self.loc.find(path, f'"{it["replace"]}"', path + ("swap",))
+        for k in it:
+            if k not in _SWAP_KEYS:
+                self.err(where, f"unknown key {k!r} in swap entry", suggest(k, _SWAP_KEYS))
+        a = self.row_ref(it.get("replace"), where)
+        b = self.row_ref(it.get("with"), where)
+        reason = it.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            self.err(where, "swap entry has no reason", "say why the other report is a sensible alternative")
+            return None
+        if a is None or b is None:
+            return None
+        if a not in rows:
+            self.err(where, f"swap: {a!r} is not among the pooled rows of {name!r}",
+                     f"pooled rows: {', '.join(rows)}")
+            return None
+        rb = self.rows[b]
+        if rb["endpoint"] != endpoint or rb["measure"] != measure:
+            self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
+            return None
+        if rb["patient_set"] != self.rows[a]["patient_set"]:
+            self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
+                     "swap replaces one report of a trial by another report of the same trial")
+            return None
+        if rb["status"] == "missing":
+            self.err(where, f"swap: {b!r} has status 'missing'")
+            return None
+        return Swap(a, b, reason.strip())
 
     # -- narrative -----------------------------------------------------------------------
     def narrative(self, i: int, t: dict, seen: dict):
@@ -662,15 +695,7 @@ class _Checker:
             self.err(here, "[[narrative]] must be a table")
             return None
         self.keys(t, _NARRATIVE_KEYS, path, "[[narrative]]")
-        nid = self.string(t, "id", path, f"narrative #{i + 1}")
-        if nid is not None:
-            if not _SLUG.match(nid) or nid in _RESERVED_IDS:
-                self.err(self.loc.at(*path, "id"), f"id {nid!r} is not a usable file name",
-                         "lower-case letters, digits and '-'; not index or results")
-            elif nid in seen:
-                self.err(self.loc.at(*path, "id"), f"duplicate id {nid!r} (also on line {seen[nid]})")
-            else:
-                seen[nid] = here[0]
+        nid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-'; not index or results")
         title = self.string(t, "title", path, nid or f"narrative #{i + 1}")
         reason = self.string(t, "reason", path, nid or f"narrative #{i + 1}")
         text = t.get("text", "")
@@ -684,52 +709,59 @@ class _Checker:
                 rows.append(ok)
         if "rows" not in t:
             self.err(here, f"narrative {nid!r} has no 'rows'", 'rows = ["ROW-ID", ...]')
-        combos = []
         cl = t.get("combine", [])
         if isinstance(cl, dict):
             cl = [cl]
         if not isinstance(cl, list):
             self.err(self.loc.at(*path, "combine"), "combine must be a list of tables")
             cl = []
-        for j, c in enumerate(cl):
-            cpath = path + ("combine", j)
-            cwhere = self.loc.at(*cpath)
-            if not isinstance(c, dict):
-                self.err(cwhere, "combine entries must be tables")
-                continue
-            self.keys(c, _COMBINE_KEYS, cpath, "[[narrative.combine]]")
-            label = self.string(c, "label", cpath, "combine entry")
-            direction = self.string(c, "direction", cpath, "combine entry")
-            crow = []
-            for rid in self.strings(c, "rows", cpath) or []:
-                ok = self.row_ref(rid, self.loc.find(path, f'"{rid}"', cpath + ("rows",)))
-                if ok:
-                    crow.append(ok)
-            rwhere = self.loc.at(*cpath, "rows")
-            if len(crow) < 2:
-                self.err(rwhere, "a p-value combination needs at least two results")
-                continue
-            eps = {self.rows[r]["endpoint"] for r in crow}
-            if len(eps) > 1:
-                self.err(rwhere, f"combined results must share one endpoint, got {', '.join(sorted(eps))}")
-            nop = [r for r in crow if not self.rows[r]["p_value"]]
-            if nop:
-                self.err(rwhere, f"no p-value in the registry for {', '.join(nop)}")
-            bad = [r for r in crow if self.rows[r]["p_value"].startswith(">")]
-            if bad:
-                self.err(rwhere, f"p-value of {', '.join(bad)} is a lower bound: it cannot be combined")
-            sets = [self.rows[r]["patient_set"] for r in crow]
-            indep = c.get("independent")
-            if len(set(sets)) < len(sets) and not (isinstance(indep, str) and indep.strip()):
-                self.err(rwhere, "results of one patient_set are combined as if independent",
-                         'state why they are disjoint patients: independent = "..."')
-            note = c.get("note", "")
-            if label and direction:
-                combos.append(Combination(label, tuple(crow), direction,
-                                          indep.strip() if isinstance(indep, str) else "",
-                                          note.strip() if isinstance(note, str) else ""))
+        combos = [c for c in (self.combination(path, j, c) for j, c in enumerate(cl)) if c is not None]
         return Narrative(id=nid or "", title=title or "", rows=tuple(rows), reason=reason or "",
                          text=text.strip(), combine=tuple(combos), line=here[0])
+
+    def combination(self, path: tuple, j: int, c: Any) -> Combination | None:
+        """One ``[[narrative.combine]]``: independent results with exact (or upper-bound) p-values."""
+        cpath = path + ("combine", j)
+        if not isinstance(c, dict):
+            self.err(self.loc.at(*cpath), "combine entries must be tables")
+            return None
+        self.keys(c, _COMBINE_KEYS, cpath, "[[narrative.combine]]")
+        label = self.string(c, "label", cpath, "combine entry")
+        direction = self.string(c, "direction", cpath, "combine entry")
+        crow: list[str] = []
+        ref: dict[str, tuple[int, int]] = {}
+        for rid in self.strings(c, "rows", cpath) or []:
+            where = self.loc.find(path, f'"{rid}"', cpath + ("rows",))
+            ok = self.row_ref(rid, where)
+            if ok:
+                crow.append(ok)
+                ref.setdefault(ok, where)
+        rwhere = self.loc.at(*cpath, "rows")
+        if len(crow) < 2:
+            self.err(rwhere, "a p-value combination needs at least two results")
+            return None
+        eps = {self.rows[r]["endpoint"] for r in crow}
+        if len(eps) > 1:
+            self.err(rwhere, f"combined results must share one endpoint, got {', '.join(sorted(eps))}")
+        p_values = self.reg.p_values
+        nop = [r for r in crow if r not in p_values]
+        if nop:
+            self.err(rwhere, f"no p-value in the registry for {', '.join(nop)}")
+        for r in dict.fromkeys(crow):
+            if r in p_values and p_values[r].is_lower_bound:
+                self.err(ref[r], f"p-value {self.rows[r]['p_value']!r} of {r} is a lower bound: it cannot be combined",
+                         "Fisher and Stouffer need the p-value itself; 'p > x' only says it is at least x: "
+                         "find the exact p-value in the source or leave the result out of the combination")
+        sets = [self.rows[r]["patient_set"] for r in crow]
+        indep = c.get("independent")
+        if len(set(sets)) < len(sets) and not (isinstance(indep, str) and indep.strip()):
+            self.err(rwhere, "results of one patient_set are combined as if independent",
+                     'state why they are disjoint patients: independent = "..."')
+        note = c.get("note", "")
+        if not (label and direction):
+            return None
+        return Combination(label, tuple(crow), direction, indep.strip() if isinstance(indep, str) else "",
+                           note.strip() if isinstance(note, str) else "")
 
     # -- whole file ----------------------------------------------------------------------
     def run(self, doc: dict):
@@ -773,18 +805,10 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def _read(path: str | Path) -> tuple[bytes | None, list[Problem]]:
-    shown = str(path)
-    p = Path(path)
-    try:
-        if p.is_dir():
-            return None, [Problem(shown, 0, 0, "error", "is a directory, not a plan file",
-                                  "give the path of the .toml file")]
-        return p.read_bytes(), []
-    except FileNotFoundError:
-        return None, [Problem(shown, 0, 0, "error", "no such file",
-                              "check the path (default: trials/analyses.toml)")]
-    except OSError as e:
-        return None, [Problem(shown, 0, 0, "error", f"cannot read the file: {e.strerror or e}")]
+    sink = ProblemSink(str(path))
+    raw = read_file_bytes(path, sink, what="a plan file", missing_hint="check the path (default: trials/analyses.toml)",
+                          directory_hint="give the path of the .toml file")
+    return raw, sink.items
 
 
 def _check(path: str | Path, registry) -> tuple[list[Problem], tuple | None, str]:

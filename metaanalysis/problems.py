@@ -50,6 +50,23 @@ class ProblemError(Exception):
         return [p for p in self.problems if p.severity == "error"]
 
 
+class ProblemSink:
+    """Collects the problems of one file as a reader finds them (``sink.error(line, col, ...)``)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.items: list[Problem] = []
+
+    def add(self, line: int, col: int, severity: Severity, message: str, hint: str = "", name: str = "") -> None:
+        self.items.append(Problem(self.path, int(line), int(col), severity, message, hint, name))
+
+    def error(self, line: int, col: int, message: str, hint: str = "", name: str = "") -> None:
+        self.add(line, col, "error", message, hint, name)
+
+    def warning(self, line: int, col: int, message: str, hint: str = "", name: str = "") -> None:
+        self.add(line, col, "warning", message, hint, name)
+
+
 def has_errors(problems: Iterable[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
 

@@ -6,7 +6,9 @@ dtypes, each row's source line, the warnings, the file's SHA-256) or raises
 ``validate_registry(path)`` returns the problems and never raises for data problems.
 ``effects_table(registry)`` gives per row ``yi, vi`` via :mod:`metaanalysis.effects`.
 
-The column contract is the Frictionless Table Schema ``trials/schema.json``
+The file is read by :func:`metaanalysis.table.read_table` (encodings, separators, physical
+line numbers); this module checks the cells against the column contract, the Frictionless
+Table Schema ``trials/schema.json``
 (https://specs.frictionlessdata.io/table-schema/). Lines are 1-based physical lines as an
 editor shows them (the header is line 1; a quoted field spanning lines counts every line);
 columns are 1-based CSV field numbers (0 = the whole line or file).
@@ -30,14 +32,11 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
 
 from __future__ import annotations
 
-import csv
 import difflib
-import hashlib
-import io
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,7 +44,9 @@ import numpy as np
 import pandas as pd
 
 from . import effects as ef
-from .problems import Problem, ProblemError, has_errors, suggest
+from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
+from .table import MAX_FIELD_LENGTH, Table, is_plain_number, norm_header, parse_number, read_table
+from .vocab import EFFECT_MEASURES, as_level
 
 __all__ = [
     "Registry",
@@ -54,21 +55,19 @@ __all__ = [
     "load_registry",
     "validate_registry",
     "effects_table",
-    "cli_validate",
+    "check_registry",
+    "RegistryCheck",
     "MAX_FIELD_LENGTH",
 ]
 
-#: Longest accepted cell, in characters (a registry cell is a number or a note, not a document).
-MAX_FIELD_LENGTH = 2000
 _SCHEMA_CANDIDATES = (
     Path(__file__).resolve().parent / "data" / "registry_schema.json",
     Path(__file__).resolve().parent.parent / "trials" / "schema.json",
 )
 # Line breaks and tabs are allowed inside quoted cells; other C0/C1 control characters never.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _DOI_PREFIX_RE = re.compile(r"(?i)^(?:https?://)?(?:dx\.)?doi\.org/|^doi:\s*")
-_DECIMAL_COMMA_RE = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+_COUNT_COLUMNS = ("events_int", "n_int", "events_ctl", "n_ctl")
 _PATTERN_HINTS = {
     "row_id": "letters, digits, '-' and '_' only, e.g. ABCSG18-DFS-2019",
     "nct_id": "NCT followed by 8 digits, e.g. NCT00556374 (empty if none)",
@@ -146,6 +145,11 @@ class Registry:
     columns : Mapping[str, int]
         Schema column -> its 1-based column number in the file (0 when absent).
     delimiter : str
+    p_values : Mapping[str, effects.PValue]
+        Every ``p_value`` cell parsed once (value, relation, decimals, ``sided`` from
+        ``p_sided``), keyed by ``row_id``; rows without a p-value are absent.
+    schema : tuple of SchemaField
+        The Table Schema the registry was checked against (its enumerations serve the plan).
     """
 
     path: str
@@ -154,6 +158,8 @@ class Registry:
     problems: tuple[Problem, ...] = ()
     columns: Mapping[str, int] = field(default_factory=dict)
     delimiter: str = ","
+    p_values: Mapping[str, ef.PValue] = field(default_factory=dict)
+    schema: tuple[SchemaField, ...] = ()
 
     def __len__(self) -> int:
         return len(self.df)
@@ -175,21 +181,6 @@ class Registry:
 # --- problem collection --------------------------------------------------------------------
 
 
-class _Sink:
-    def __init__(self, path: str):
-        self.path = path
-        self.items: list[Problem] = []
-
-    def add(self, line: int, col: int, severity: str, message: str, hint: str = "", name: str = "") -> None:
-        self.items.append(Problem(self.path, int(line), int(col), severity, message, hint, name))
-
-    def error(self, line, col, message, hint="", name=""):
-        self.add(line, col, "error", message, hint, name)
-
-    def warning(self, line, col, message, hint="", name=""):
-        self.add(line, col, "warning", message, hint, name)
-
-
 class _Once:
     """Count occurrences of a quirk, remember the first; emit one warning at the end."""
 
@@ -203,122 +194,8 @@ class _Once:
             self.first = (line, col, name)
 
 
-def _norm_header(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", name.strip().casefold())
-
-
-# --- reading bytes -> text -> records --------------------------------------------------------
-
-
-@dataclass
-class _Parsed:
-    text: str | None = None
-    delimiter: str = ","
-    records: list[tuple[int, list[str]]] = field(default_factory=list)  # (start line, fields)
-    cp1252_at: tuple[int, int] | None = None  # (line, character) of the first non-UTF-8 byte
-
-
-def _decode(raw: bytes, sink: _Sink, parsed: _Parsed) -> str | None:
-    if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
-        try:
-            text = raw.decode("utf-16")
-        except UnicodeDecodeError:
-            sink.error(1, 0, "file starts with a UTF-16 byte-order mark but is not valid UTF-16",
-                       "save the sheet as 'CSV UTF-8'")
-            return None
-        sink.warning(1, 0, "file is UTF-16 (Excel 'Unicode text'); read as such", "save the sheet as 'CSV UTF-8'")
-        return text.lstrip("\ufeff")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        line = raw.count(b"\n", 0, nul) + 1
-        sink.error(line, 0, "this is not a text file (NUL byte found)",
-                   "export the registry as CSV (UTF-8), not as .xlsx or another binary format")
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        pos = e.start
-        line = raw.count(b"\n", 0, pos) + 1
-        char = pos - (raw.rfind(b"\n", 0, pos) + 1) + 1
-        try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError as e2:
-            pos = e2.start  # report the byte that neither encoding can read
-            line = raw.count(b"\n", 0, pos) + 1
-            char = pos - (raw.rfind(b"\n", 0, pos) + 1) + 1
-            col = raw.decode("latin-1").splitlines()[line - 1][: char - 1].count(",") + 1
-            sink.error(line, col, f"not UTF-8 text: byte 0x{raw[pos]:02X} at character {char} cannot be decoded "
-                       "(nor as Windows-1252)", "save the file as 'CSV UTF-8'")
-            return None
-        parsed.cp1252_at = (line, char)
-        return text
-
-
-def _split_header_line(text: str) -> str:
-    # The header never holds quoted line breaks in practice; use the first non-blank line.
-    for ln in text.splitlines():
-        if ln.strip():
-            return ln
-    return ""
-
-
-def _detect_delimiter(text: str, schema_names: set[str]) -> tuple[str, int]:
-    """Pick the separator whose header fields match the most schema columns -> (delimiter, matches)."""
-    header = _split_header_line(text)
-    norm = {_norm_header(n) for n in schema_names}
-    best, best_hits = ",", -1
-    for d in (",", ";", "\t"):
-        if d != "," and d not in header:
-            continue
-        try:
-            fields = next(csv.reader([header], delimiter=d))
-        except (csv.Error, StopIteration):
-            continue
-        hits = sum(_norm_header(f.lstrip("\ufeff")) in norm for f in fields)
-        if hits > best_hits:
-            best, best_hits = d, hits
-    return best, best_hits
-
-
-def _records(text: str, delimiter: str, sink: _Sink) -> list[tuple[int, list[str]]] | None:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    out = []
-    prev = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            msg = str(e)
-            if "field larger than field limit" in msg:
-                sink.error(prev + 1, 0, f"a field longer than {csv.field_size_limit()} characters",
-                           f"cells hold at most {MAX_FIELD_LENGTH} characters; an unclosed quote?")
-            elif "unexpected end of data" in msg:
-                sink.error(prev + 1, 0, "a quoted field is never closed (the file ends inside quotes)",
-                           'close the quote; a literal " inside a quoted field is written ""')
-            else:
-                sink.error(reader.line_num, 0, f"malformed CSV: {msg}",
-                           'quote fields that contain the separator, and write a literal " as ""')
-            return None
-        start = prev + 1
-        prev = reader.line_num
-        out.append((start, fields))
-    return out
-
 
 # --- cell parsing --------------------------------------------------------------------------
-
-
-def _parse_number(s: str, decimal_comma: bool) -> tuple[float | None, str | None, bool]:
-    """-> (value, error message, used decimal comma)."""
-    if _NUMBER_RE.match(s):
-        return float(s), None, False
-    if decimal_comma and _DECIMAL_COMMA_RE.match(s):
-        return float(s.replace(",", ".")), None, True
-    return None, f"{s!r} is not a number", False
 
 
 def _number_hint(s: str, decimal_comma: bool) -> str:
@@ -330,7 +207,6 @@ def _number_hint(s: str, decimal_comma: bool) -> str:
         return "leave the cell empty when the value is unknown"
     return "a plain number such as 0.82 or 1.5E-05"
 
-
 # --- the validator -----------------------------------------------------------------------
 
 
@@ -339,7 +215,7 @@ class _Checker:
         self.path = path
         self.schema = schema
         self.by_name = {f.name: f for f in schema}
-        self.sink = _Sink(path)
+        self.sink = ProblemSink(path)
         self.colnum: dict[str, int] = {f.name: 0 for f in schema}
         self.rows: list[dict[str, Any]] = []
         self.lines: list[int] = []
@@ -358,38 +234,16 @@ class _Checker:
         return name not in self.bad[r] and self.rows[r].get(name) is not None
 
     # -- stages
-    def run(self, raw: bytes) -> None:
-        parsed = _Parsed()
-        text = _decode(raw, self.sink, parsed)
-        if text is None:
+    def run(self, table: Table) -> None:
+        self.sink.items.extend(table.problems)
+        if not table.ok:
             return
-        if not text.strip():
-            self.sink.error(1, 0, "the file is empty",
-                            "the first line must be the header: " + ",".join(f.name for f in self.schema[:4]) + ",...")
-            return
-        d, hits = _detect_delimiter(text, set(self.by_name))
-        self.delimiter = d
-        records = _records(text, d, self.sink)
-        if records is None:
-            return
-        records = [(ln, f) for ln, f in records if any(x.strip() for x in f)]
-        if not records:
-            self.sink.error(1, 0, "the file has no header and no rows")
-            return
-        hline, header = records[0]
-        if d != ",":
-            name = {";": "';'", "\t": "tab"}[d]
-            self.sink.warning(hline, 0, f"fields are separated by {name}, not ','; read as {name}-separated",
-                              "export as 'CSV UTF-8 (comma delimited)'")
-        if parsed.cp1252_at:
-            line, char = parsed.cp1252_at
-            col = self._col_at(text, line, char, d)
-            self.sink.warning(line, col, f"not UTF-8: the first non-UTF-8 byte is at line {line}, character {char}; "
-                              "read the file as Windows-1252 (cp1252)", "save the file as 'CSV UTF-8' to be sure of accents")
+        self.delimiter = table.delimiter
+        hline, header = table.records[0]
         if not self._header(hline, header):
             return
         self.ok_header = True
-        data = records[1:]
+        data = table.rows
         if not data:
             self.sink.error(hline + 1, 0, "the registry has a header but no data rows", "add one row per reported result")
             return
@@ -397,17 +251,10 @@ class _Checker:
         self._cross_row()
         self._effects()
 
-    @staticmethod
-    def _col_at(text: str, line: int, char: int, d: str) -> int:
-        lines = text.splitlines()
-        if line - 1 >= len(lines):
-            return 0
-        return lines[line - 1][: max(char - 1, 0)].count(d) + 1
-
-    def _header(self, hline: int, header: list[str]) -> bool:
+    def _header(self, hline: int, header: tuple[str, ...]) -> bool:
         sink = self.sink
         names = [h.lstrip("\ufeff") for h in header]
-        norm_schema = {_norm_header(f.name): f.name for f in self.schema}
+        norm_schema = {norm_header(f.name): f.name for f in self.schema}
         self.fileindex: dict[int, str | None] = {}
         self.unnamed: list[int] = []
         self.header_line = hline
@@ -419,7 +266,7 @@ class _Checker:
             s = raw.strip()
             if s != raw:
                 spaced += 1
-            target = s if s in self.by_name else norm_schema.get(_norm_header(s))
+            target = s if s in self.by_name else norm_schema.get(norm_header(s))
             if target is None:
                 if s == "":
                     self.unnamed.append(j)
@@ -458,13 +305,13 @@ class _Checker:
                 sink.warning(hline, 0, f"optional column '{f.name}' is missing; treated as empty", hint, f.name)
         missing_names = [f.name for f in missing]
         for j, u in unknown:
-            close = difflib.get_close_matches(_norm_header(u), missing_names, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(norm_header(u), missing_names, n=1, cutoff=0.6)
             if close:
                 continue  # reported with the missing column, with this one as the hint
             sink.warning(hline, j, f"unknown column '{u}' (ignored)", "not in trials/schema.json", u)
         return not any(f.required for f in missing) and not has_errors(sink.items)
 
-    def _rows(self, data: list[tuple[int, list[str]]], width: int) -> None:
+    def _rows(self, data: tuple[tuple[int, tuple[str, ...]], ...], width: int) -> None:
         sink = self.sink
         spaces, commas, ragged, unnamed = _Once(), _Once(), _Once(), _Once()
         decimal_comma = self.delimiter == ";"
@@ -546,7 +393,7 @@ class _Checker:
                 err("required value is empty", f"fill in {name}" + (f": {f.description}" if f.description else ""))
             return
         if f.type == "string":
-            if s[0] in "=@" or (s[0] in "+-" and not _NUMBER_RE.match(s)):
+            if s[0] in "=@" or (s[0] in "+-" and not is_plain_number(s)):
                 sink.warning(line, col, f"text starts with {s[0]!r} and may run as a spreadsheet formula",
                              "prefix it with an apostrophe in the sheet or reword it", name)
             if name == "p_value":
@@ -564,7 +411,7 @@ class _Checker:
             row[name] = s
             return
         # numbers and integers
-        v, msg, used_comma = _parse_number(s, decimal_comma)
+        v, msg, used_comma = parse_number(s, decimal_comma)
         if v is None:
             err(f"{msg} ({name} is {'a whole number' if f.type == 'integer' else 'numeric'})", _number_hint(s, decimal_comma))
             return
@@ -597,6 +444,9 @@ class _Checker:
         if name == "ci_level" and v < 1:
             err(f"ci_level {s} looks like a fraction; the registry stores percent", f"write {v * 100:g} for a {v:.0%} CI")
             return
+        if name == "ci_level" and not _is_level(v):
+            err(f"ci_level {s} is not a confidence level (50 to below 100 percent)", "ci_level is in percent: 95 for a 95% CI")
+            return
         row[name] = v
 
     def _p_value(self, r, s, err, line, col) -> None:
@@ -615,8 +465,18 @@ class _Checker:
 
     # -- rules across columns and rows
     def _cross_row(self) -> None:
+        self._unique_columns()
         n = len(self.rows)
-        # unique columns (row_id)
+        row_ids = {self.rows[r]["row_id"] for r in range(n) if self.present(r, "row_id")}
+        trial_ids = {self.rows[r]["trial_id"] for r in range(n) if self.present(r, "trial_id")}
+        self._duplicate_rows()
+        for r in range(n):
+            self._row_rules(r, row_ids | trial_ids)
+        self._pooling_rule()
+
+    def _unique_columns(self) -> None:
+        """Columns the schema marks unique (row_id)."""
+        n = len(self.rows)
         for f in self.schema:
             if not f.unique:
                 continue
@@ -631,9 +491,10 @@ class _Checker:
                     self.bad[r].add(f.name)
                 else:
                     first[v] = r
-        row_ids = {self.rows[r]["row_id"] for r in range(n) if self.present(r, "row_id")}
-        trial_ids = {self.rows[r]["trial_id"] for r in range(n) if self.present(r, "trial_id")}
-        # duplicate rows (all but row_id equal)
+
+    def _duplicate_rows(self) -> None:
+        """Rows equal in every column but row_id."""
+        n = len(self.rows)
         seen: dict[tuple, int] = {}
         for r in range(n):
             if self.bad[r] and len(self.bad[r]) == len(self.schema):
@@ -645,56 +506,57 @@ class _Checker:
                         "delete the duplicate, or record what distinguishes it (report, analysis_population)")
             else:
                 seen[key] = r
-        for r in range(n):
-            row = self.rows[r]
-            # parent_row_id
-            if self.present(r, "parent_row_id"):
-                p = row["parent_row_id"]
-                if p == row.get("row_id"):
-                    self.at(r, "parent_row_id", "error", "a row cannot be its own parent", "leave parent_row_id empty")
-                elif p not in row_ids and p not in trial_ids:
-                    self.at(r, "parent_row_id", "error", f"parent_row_id {p!r} is neither a row_id nor a trial_id in this registry",
-                            suggest(p, sorted(row_ids | trial_ids), quote=True))
-            # status rules
-            st = row.get("status")
-            has_est = self.present(r, "estimate")
-            has_p = self.present(r, "p_value")
-            if st == "missing" and has_est:
-                self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
-                        "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
-            counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
-            if (st == "confirmed" and not has_est and not has_p and not counts
-                    and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):
-                self.at(r, "status", "error", "status is 'confirmed' but neither an estimate, a p-value nor 2x2 counts are given",
-                        "fill in the result, or set status to 'missing'")
-            m = row.get("measure")
-            if m == "PVAL" and has_est:
-                self.at(r, "estimate", "error", "measure PVAL means 'p-value only' but an estimate is given",
-                        "set measure to the estimate's measure (HR, OR, ...)")
-            if m == "PVAL" and not has_p and st != "missing" and "p_value" not in self.bad[r]:
-                self.at(r, "p_value", "error", "measure PVAL but no p-value", "fill in p_value or set status to 'missing'")
-            if self.present(r, "p_sided") and not has_p and "p_value" not in self.bad[r]:
-                self.at(r, "p_sided", "warning", "p_sided is given but p_value is empty")
-            # CI completeness and level
-            lo, hi = self.present(r, "ci_lower"), self.present(r, "ci_upper")
-            if lo != hi and "ci_lower" not in self.bad[r] and "ci_upper" not in self.bad[r]:
-                miss = "ci_upper" if lo else "ci_lower"
-                self.at(r, miss, "error", f"only one CI bound is given ({miss} is empty)", "give both bounds or neither")
-                self.bad[r].add(miss)
-            if lo and hi and not self.present(r, "ci_level") and "ci_level" not in self.bad[r]:
-                self.at(r, "ci_level", "error", "a CI is given but ci_level is empty", "ci_level is in percent: 95 for a 95% CI")
-                self.bad[r].add("ci_level")
-            if (lo or hi) and not has_est and "estimate" not in self.bad[r]:
-                self.at(r, "estimate", "error", "a CI is given without an estimate", "fill in the point estimate")
-            # counts
-            for ev, nn in (("events_int", "n_int"), ("events_ctl", "n_ctl")):
-                if self.present(r, ev) and self.present(r, nn) and row[ev] > row[nn]:
-                    self.at(r, ev, "error", f"{ev} {row[ev]} exceeds {nn} {row[nn]}", "events cannot exceed patients")
-                    self.bad[r].add(ev)
-            if row.get("design") == "single-arm" and self.present(r, "comparator") and row["comparator"].casefold() != "none":
-                self.at(r, "comparator", "warning", f"single-arm design with comparator {row['comparator']!r}",
-                        "write 'none' for studies without a comparator arm")
-        self._pooling_rule()
+
+    def _row_rules(self, r: int, known_ids: set) -> None:
+        """Rules across the columns of one row (parent, status, PVAL, CI completeness, counts)."""
+        row = self.rows[r]
+        # parent_row_id
+        if self.present(r, "parent_row_id"):
+            p = row["parent_row_id"]
+            if p == row.get("row_id"):
+                self.at(r, "parent_row_id", "error", "a row cannot be its own parent", "leave parent_row_id empty")
+            elif p not in known_ids:
+                self.at(r, "parent_row_id", "error", f"parent_row_id {p!r} is neither a row_id nor a trial_id in this registry",
+                        suggest(p, sorted(known_ids), quote=True))
+        # status rules
+        st = row.get("status")
+        has_est = self.present(r, "estimate")
+        has_p = self.present(r, "p_value")
+        if st == "missing" and has_est:
+            self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
+                    "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
+        counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
+        if (st == "confirmed" and not has_est and not has_p and not counts
+                and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):
+            self.at(r, "status", "error", "status is 'confirmed' but neither an estimate, a p-value nor 2x2 counts are given",
+                    "fill in the result, or set status to 'missing'")
+        m = row.get("measure")
+        if m == "PVAL" and has_est:
+            self.at(r, "estimate", "error", "measure PVAL means 'p-value only' but an estimate is given",
+                    "set measure to the estimate's measure (HR, OR, ...)")
+        if m == "PVAL" and not has_p and st != "missing" and "p_value" not in self.bad[r]:
+            self.at(r, "p_value", "error", "measure PVAL but no p-value", "fill in p_value or set status to 'missing'")
+        if self.present(r, "p_sided") and not has_p and "p_value" not in self.bad[r]:
+            self.at(r, "p_sided", "warning", "p_sided is given but p_value is empty")
+        # CI completeness and level
+        lo, hi = self.present(r, "ci_lower"), self.present(r, "ci_upper")
+        if lo != hi and "ci_lower" not in self.bad[r] and "ci_upper" not in self.bad[r]:
+            miss = "ci_upper" if lo else "ci_lower"
+            self.at(r, miss, "error", f"only one CI bound is given ({miss} is empty)", "give both bounds or neither")
+            self.bad[r].add(miss)
+        if lo and hi and not self.present(r, "ci_level") and "ci_level" not in self.bad[r]:
+            self.at(r, "ci_level", "error", "a CI is given but ci_level is empty", "ci_level is in percent: 95 for a 95% CI")
+            self.bad[r].add("ci_level")
+        if (lo or hi) and not has_est and "estimate" not in self.bad[r]:
+            self.at(r, "estimate", "error", "a CI is given without an estimate", "fill in the point estimate")
+        # counts
+        for ev, nn in (("events_int", "n_int"), ("events_ctl", "n_ctl")):
+            if self.present(r, ev) and self.present(r, nn) and row[ev] > row[nn]:
+                self.at(r, ev, "error", f"{ev} {row[ev]} exceeds {nn} {row[nn]}", "events cannot exceed patients")
+                self.bad[r].add(ev)
+        if row.get("design") == "single-arm" and self.present(r, "comparator") and row["comparator"].casefold() != "none":
+            self.at(r, "comparator", "warning", f"single-arm design with comparator {row['comparator']!r}",
+                    "write 'none' for studies without a comparator arm")
 
     def _pooling_rule(self) -> None:
         """At most one ``use_for_pooling = yes`` row per (patient_set, endpoint[, endpoint_detail for OTHER]).
@@ -732,7 +594,8 @@ class _Checker:
                 r = desc[issue.index]
                 if issue.severity == "error" or self.rows[r]["measure"] == "GMR":
                     self.at(r, issue.field, issue.severity, issue.message, issue.hint)
-        idx = [r for r in range(len(self.rows)) if self.rows[r].get("measure") in ef.EFFECT_MEASURES]
+        self._p_sidedness()
+        idx = [r for r in range(len(self.rows)) if self.rows[r].get("measure") in EFFECT_MEASURES]
         if not idx:
             return
 
@@ -748,7 +611,7 @@ class _Checker:
             issues = ef.check_p_vs_ci(
                 col("estimate", pidx), col("ci_lower", pidx), col("ci_upper", pidx), col("ci_level", pidx) / 100.0,
                 [p.value for p in pv], [p.relation for p in pv], [p.decimals for p in pv],
-                np.nan_to_num(col("p_sided", pidx), nan=2.0), [self.rows[r]["measure"] for r in pidx])
+                [p.sided for p in pv], [self.rows[r]["measure"] for r in pidx])
             for issue in issues:
                 self.at(pidx[issue.index], issue.field, issue.severity, issue.message, issue.hint)
         # what cannot be pooled, said early
@@ -758,12 +621,33 @@ class _Checker:
                 continue
             if not self.present(r, "estimate") and not self.present(r, "events_int"):
                 continue  # nothing extracted: the status rules speak for it
-            reason = _not_poolable_reason(row, self.present, r)
+            reason = self._not_poolable_reason(r)
             if reason:
                 self.at(r, "estimate", "warning", f"not poolable: {reason}",
                         "add the CI, an exact p-value or the 2x2 counts if the source has them")
 
+    def _p_sidedness(self) -> None:
+        """Give every parsed p-value its sidedness (``p_sided``, 2 when empty or invalid)."""
+        for r, row in enumerate(self.rows):
+            if "_p" in row and self.present(r, "p_sided"):
+                row["_p"] = replace(row["_p"], sided=int(row["p_sided"]))
+
+    def _not_poolable_reason(self, r: int) -> str | None:
+        """Why a row with an effect measure cannot give (yi, vi), or None (:func:`effects.effect_source`)."""
+        row = self.rows[r]
+
+        def given(*names: str) -> bool:
+            return all(self.present(r, n) for n in names)
+
+        return ef.effect_source(row["measure"], row["estimate"] if given("estimate") else None,
+                                given("ci_lower", "ci_upper", "ci_level"), row.get("_p"),
+                                given(*_COUNT_COLUMNS), row.get("p_value") or "").reason
+
     # -- output
+    def p_values(self) -> dict[str, ef.PValue]:
+        """``row_id`` -> typed p-value, for rows with a readable p-value."""
+        return {row["row_id"]: row["_p"] for row in self.rows if "_p" in row and row.get("row_id") is not None}
+
     def frame(self) -> pd.DataFrame:
         data: dict[str, Any] = {}
         for f in self.schema:
@@ -778,60 +662,62 @@ class _Checker:
         return pd.DataFrame(data)
 
 
-def _not_poolable_reason(row: Mapping[str, Any], present, r: int) -> str | None:
-    """Why a row with an effect measure cannot give (yi, vi), or None."""
-    m = row.get("measure")
-    has_est = present(r, "estimate")
-    if has_est and present(r, "ci_lower") and present(r, "ci_upper") and present(r, "ci_level"):
-        return None
-    pv = row.get("_p")
-    if has_est and pv is not None:
-        if pv.relation in (">", ">="):
-            return f"the p-value {row['p_value']!r} is only a lower bound"
-        if pv.value >= 1.0:
-            return "p = 1 carries no information about the standard error"
-        if ef.to_analysis_scale(row["estimate"], m) == 0.0:
-            return f"{m} {row['estimate']:g} with only a p-value gives no standard error"
-        return None
-    counts = all(present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
-    if counts and m in ("OR", "RR", "RD"):
-        return None
-    if counts:
-        return f"{m} needs a CI or p-value; 2x2 counts give OR, RR or RD only"
-    if not has_est:
-        return "no estimate"
-    return "no CI, p-value or 2x2 counts"
+def _is_level(percent: float) -> bool:
+    """``ci_level`` (percent) obeys the one level rule (:func:`metaanalysis.vocab.as_level`)."""
+    try:
+        as_level(percent)
+    except ValueError:
+        return False
+    return True
 
 
 # --- public API -------------------------------------------------------------------------------
 
 
-def _check(path: str | Path, schema_path=None) -> tuple[_Checker, bytes | None]:
-    shown = str(path)
-    chk = _Checker(shown, load_schema(schema_path))
-    p = Path(path)
-    try:
-        if p.is_dir():
-            chk.sink.error(0, 0, "is a directory, not a registry CSV", "give the path of the .csv file")
-            return chk, None
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        chk.sink.error(0, 0, "no such file", "check the path (default: trials/registry.csv)")
-        return chk, None
-    except PermissionError:
-        chk.sink.error(0, 0, "permission denied: cannot read the file")
-        return chk, None
-    except OSError as e:
-        chk.sink.error(0, 0, f"cannot read the file: {e.strerror or e}")
-        return chk, None
-    chk.run(raw)
-    return chk, raw
+@dataclass(frozen=True, eq=False)
+class RegistryCheck:
+    """Everything one reading of a registry found.
+
+    Attributes
+    ----------
+    problems : tuple of Problem
+        Errors and warnings, sorted by line and column.
+    registry : Registry or None
+        The checked registry; None when there is at least one error.
+    n_rows : int
+        Data rows read (also when there are errors; 0 when the file could not be read).
+    """
+
+    problems: tuple[Problem, ...]
+    registry: Registry | None
+    n_rows: int
+
+
+def check_registry(path: str | Path, schema_path: str | Path | None = None) -> RegistryCheck:
+    """Read and check the registry once; never raises for data problems.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV (see the module docstring for the accepted spreadsheet quirks).
+    schema_path : str or Path, optional
+        Table Schema to check against (default: the project's ``trials/schema.json``).
+    """
+    chk = _Checker(str(path), load_schema(schema_path))
+    table = read_table(path, [f.name for f in chk.schema], what="a registry CSV",
+                       missing_hint="check the path (default: trials/registry.csv)")
+    chk.run(table)
+    problems = tuple(sorted(chk.sink.items))
+    if has_errors(problems) or table.raw is None:
+        return RegistryCheck(problems, None, chk.n_rows)
+    registry = Registry(path=str(path), sha256=table.sha256, df=chk.frame(), problems=problems,
+                        columns=dict(chk.colnum), delimiter=chk.delimiter, p_values=chk.p_values(), schema=chk.schema)
+    return RegistryCheck(problems, registry, chk.n_rows)
 
 
 def validate_registry(path: str | Path, schema_path: str | Path | None = None) -> list[Problem]:
     """Every problem in the registry (errors and warnings), sorted by line and column; never raises for data problems."""
-    chk, _ = _check(path, schema_path)
-    return sorted(chk.sink.items)
+    return list(check_registry(path, schema_path).problems)
 
 
 def load_registry(path: str | Path, schema_path: str | Path | None = None) -> Registry:
@@ -847,35 +733,34 @@ def load_registry(path: str | Path, schema_path: str | Path | None = None) -> Re
     Returns
     -------
     Registry
-        With ``.df``, ``.problems`` (warnings only), ``.sha256``, ``.path``.
+        With ``.df``, ``.problems`` (warnings only), ``.sha256``, ``.path``, ``.p_values``.
 
     Raises
     ------
     ProblemError
         With all problems (errors and warnings) when there is at least one error.
     """
-    chk, raw = _check(path, schema_path)
-    problems = sorted(chk.sink.items)
-    if has_errors(problems) or raw is None:
-        raise ProblemError(problems)
-    return Registry(
-        path=str(path),
-        sha256=hashlib.sha256(raw).hexdigest(),
-        df=chk.frame(),
-        problems=tuple(problems),
-        columns=dict(chk.colnum),
-        delimiter=chk.delimiter,
-    )
+    checked = check_registry(path, schema_path)
+    if checked.registry is None:
+        raise ProblemError(checked.problems)
+    return checked.registry
+
+
+#: Why rows of the non-comparative measures never give (yi, vi).
+_NOT_COMPARATIVE = {"PROP": "single-arm proportion: no comparative effect",
+                    "GMR": "within-group geometric mean ratio: no comparative effect",
+                    "PVAL": "p-value only: no effect estimate"}
 
 
 def effects_table(registry: Registry) -> pd.DataFrame:
     """Per registry row: the effect on the analysis scale and how it was obtained.
 
-    Source order: estimate + CI (``se_source = "ci"``, :func:`effects.from_ci`), else estimate
-    + p-value (``"p"``, :func:`effects.from_p`; ``derived`` and possibly ``imprecise``), else
-    2x2 counts for OR / RR / RD (``"2x2"``, :func:`effects.from_2x2`, metafor's ``add=1/2,
-    to="only0"``; double-zero studies are not poolable), else not poolable (``reason``).
-    Rows with status ``missing`` or measure PROP / PVAL are never poolable.
+    The source is decided by :func:`effects.effect_source`: estimate + CI (``se_source =
+    "ci"``, :func:`effects.from_ci`), else estimate + p-value (``"p"``, :func:`effects.from_p`;
+    ``derived`` and possibly ``imprecise``), else 2x2 counts for OR / RR / RD (``"2x2"``,
+    :func:`effects.from_2x2`, metafor's ``add=1/2, to="only0"``; double-zero studies are not
+    poolable), else not poolable (``reason``). Rows with status ``missing`` or measure
+    PROP / GMR / PVAL are never poolable.
 
     Returns
     -------
@@ -884,133 +769,59 @@ def effects_table(registry: Registry) -> pd.DataFrame:
         source_line`` in registry order; ``yi``/``vi`` NaN and ``se_source`` None when not poolable.
     """
     df = registry.df
-    k = len(df)
-    yi = np.full(k, np.nan)
-    vi = np.full(k, np.nan)
-    source: list[str | None] = [None] * k
-    derived = np.zeros(k, dtype=bool)
-    imprecise = np.zeros(k, dtype=bool)
-    reason: list[str | None] = [None] * k
-
-    def num(c):
-        return df[c].to_numpy(dtype=float, na_value=np.nan)
-
-    est, lo, hi, lev = num("estimate"), num("ci_lower"), num("ci_upper"), num("ci_level")
-    sided = df["p_sided"].to_numpy(dtype=float, na_value=np.nan)
-    counts = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in ("events_int", "n_int", "events_ctl", "n_ctl")}
-    for i in range(k):
-        m = df.at[i, "measure"]
-        st = df.at[i, "status"]
-        if st == "missing":
-            reason[i] = "result not extracted (status missing)"
-            continue
-        if m not in ef.EFFECT_MEASURES:
-            reason[i] = {"PROP": "single-arm proportion: no comparative effect",
-                         "GMR": "within-group geometric mean ratio: no comparative effect",
-                         "PVAL": "p-value only: no effect estimate"}.get(m, f"measure {m}")
-            continue
-        if not math.isnan(est[i]) and not math.isnan(lo[i]) and not math.isnan(hi[i]) and not math.isnan(lev[i]):
-            y, v = ef.from_ci(est[i], lo[i], hi[i], level=lev[i] / 100.0, measure=m)
-            yi[i], vi[i], source[i] = float(y), float(v), "ci"
-            continue
-        ptext = df.at[i, "p_value"]
-        if not math.isnan(est[i]) and not pd.isna(ptext):
-            pv = ef.parse_p_value(str(ptext))
-            if pv.relation in (">", ">="):
-                reason[i] = f"the p-value {ptext!r} is only a lower bound"
-                continue
-            try:
-                y, v, flags = ef.from_p(est[i], pv.value, sided=2 if math.isnan(sided[i]) else int(sided[i]),
-                                        measure=m, p_is_inequality=pv.is_inequality, p_decimals=pv.decimals)
-            except ValueError as e:
-                reason[i] = str(e)
-                continue
-            yi[i], vi[i], source[i] = float(y), float(v), "p"
-            derived[i] = True
-            imprecise[i] = bool(flags[ef.IMPRECISE])
-            continue
-        c = [counts[n][i] for n in ("events_int", "n_int", "events_ctl", "n_ctl")]
-        if m in ("OR", "RR", "RD") and not any(math.isnan(x) for x in c):
-            ai, n1, ci, n2 = c
-            if ef.is_double_zero(ai, n1 - ai, ci, n2 - ci) and m != "RD":
-                reason[i] = "no events (or only events) in both arms: the ratio is not estimable"
-                continue
-            y, v = ef.from_2x2(ai, n1 - ai, ci, n2 - ci, measure=m)
-            yi[i], vi[i], source[i] = float(y), float(v), "2x2"
-            derived[i] = True
-            continue
-        reason[i] = "no CI, p-value or 2x2 counts" if not math.isnan(est[i]) else "no estimate"
+    cols = {c: df[c].to_numpy(dtype=float, na_value=np.nan)
+            for c in ("estimate", "ci_lower", "ci_upper", "ci_level") + _COUNT_COLUMNS}
+    out = [_row_effect(df.at[i, "measure"], df.at[i, "status"],
+                       {c: float(v[i]) for c, v in cols.items()}, registry.p_values.get(str(df.at[i, "row_id"])),
+                       df.at[i, "p_value"])
+           for i in range(len(df))]
     return pd.DataFrame({
         "row_id": df["row_id"].astype(str).to_numpy(),
         "measure": df["measure"].astype(str).to_numpy(),
-        "yi": yi,
-        "vi": vi,
-        "se_source": pd.Series(source, dtype=object),
-        "derived": derived,
-        "imprecise": imprecise,
-        "reason": pd.Series(reason, dtype=object),
+        "yi": np.array([e.yi for e in out], dtype=float),
+        "vi": np.array([e.vi for e in out], dtype=float),
+        "se_source": pd.Series([e.source for e in out], dtype=object),
+        "derived": np.array([e.derived for e in out], dtype=bool),
+        "imprecise": np.array([e.imprecise for e in out], dtype=bool),
+        "reason": pd.Series([e.reason for e in out], dtype=object),
         "source_line": df["source_line"].to_numpy(),
     })
 
 
-def cli_validate(args) -> int:
-    """``metaanalysis validate [PATH] [--plan PLAN]``.
-
-    Prints every problem as ``PATH:LINE:COLUMN: error|warning: message (hint)`` to stderr and
-    a one-line summary to stdout. Returns 0 when there are no errors (warnings allowed),
-    1 on data errors, 2 when the path does not exist or is a directory.
-    """
-    import sys
-
-    path = args.path
-    p = Path(path)
-    if not p.exists() or p.is_dir():
-        what = "is a directory" if p.is_dir() else "does not exist"
-        print(f"metaanalysis validate: {path} {what}; give the registry CSV (default trials/registry.csv)", file=sys.stderr)
-        return 2
-    chk, raw = _check(path)
-    problems = sorted(chk.sink.items)
-    plan_problems: list[Problem] = []
-    plan_note = ""
-    validate_plan = None
-    if getattr(args, "plan", None):
-        validate_plan = _plan_validator()
-        if validate_plan is not None:
-            if has_errors(problems) or raw is None:
-                plan_note = f"; plan {args.plan} not checked (fix the registry first)"
-            else:
-                reg = Registry(path=str(path), sha256=hashlib.sha256(raw).hexdigest(), df=chk.frame(),
-                               problems=tuple(problems), columns=dict(chk.colnum), delimiter=chk.delimiter)
-                try:
-                    plan_problems = list(validate_plan(args.plan, reg) or [])
-                except ProblemError as e:
-                    plan_problems = list(e.problems)
-    for prob in problems + sorted(plan_problems):
-        print(prob.format(), file=sys.stderr)
-
-    def counts(ps):
-        e = sum(q.severity == "error" for q in ps)
-        w = len(ps) - e
-        return e, f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}"
-
-    n_reg, reg_text = counts(problems)
-    summary = f"{path}: {chk.n_rows} rows, {reg_text}"
-    n_plan = 0
-    if getattr(args, "plan", None) and validate_plan is not None and not plan_note:
-        n_plan, plan_text = counts(plan_problems)
-        summary += f"; plan {args.plan}: {plan_text}"
-    print(summary + plan_note)
-    n_err = n_reg + n_plan
-    return 1 if n_err else 0
+@dataclass(frozen=True)
+class _RowEffect:
+    yi: float = math.nan
+    vi: float = math.nan
+    source: str | None = None
+    derived: bool = False
+    imprecise: bool = False
+    reason: str | None = None
 
 
-def _plan_validator():
-    """``metaanalysis.plan.validate_plan`` if that module exists yet, else None."""
-    # TODO: drop the fallback once metaanalysis/plan.py (another helper) has landed.
-    try:
-        from . import plan as _plan  # type: ignore[attr-defined]
-    except ModuleNotFoundError as e:
-        if e.name in ("metaanalysis.plan", f"{__package__}.plan"):
-            return None
-        raise
-    return getattr(_plan, "validate_plan", None)
+def _row_effect(m: str, status: str, x: Mapping[str, float], pv: ef.PValue | None, ptext) -> _RowEffect:
+    """One row of :func:`effects_table` (``x``: the numeric cells, NaN when empty)."""
+    if status == "missing":
+        return _RowEffect(reason="result not extracted (status missing)")
+    if m not in EFFECT_MEASURES:
+        return _RowEffect(reason=_NOT_COMPARATIVE.get(m, f"measure {m}"))
+    est = x["estimate"]
+    has_ci = not any(math.isnan(x[c]) for c in ("ci_lower", "ci_upper", "ci_level"))
+    has_counts = not any(math.isnan(x[c]) for c in _COUNT_COLUMNS)
+    choice = ef.effect_source(m, est, has_ci, pv, has_counts, "" if pd.isna(ptext) else str(ptext))
+    if choice.source == "ci":
+        y, v = ef.from_ci(est, x["ci_lower"], x["ci_upper"], level=x["ci_level"] / 100.0, measure=m)
+        return _RowEffect(float(y), float(v), "ci")
+    if choice.source == "p":
+        try:
+            y, v, flags = ef.from_p(est, pv.value, sided=pv.sided, measure=m,
+                                    p_is_inequality=pv.is_inequality, p_decimals=pv.decimals)
+        except ValueError as e:
+            return _RowEffect(reason=str(e))
+        return _RowEffect(float(y), float(v), "p", True, bool(flags[ef.IMPRECISE]))
+    if choice.source == "2x2":
+        ai, n1, ci, n2 = (x[c] for c in _COUNT_COLUMNS)
+        if ef.is_double_zero(ai, n1 - ai, ci, n2 - ci) and m != "RD":
+            return _RowEffect(reason="no events (or only events) in both arms: the ratio is not estimable")
+        y, v = ef.from_2x2(ai, n1 - ai, ci, n2 - ci, measure=m)
+        return _RowEffect(float(y), float(v), "2x2", True)
+    return _RowEffect(reason=choice.reason)

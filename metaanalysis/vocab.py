@@ -83,6 +83,8 @@ LOG_MEASURES = frozenset(c for c, m in MEASURES.items() if m.log_scale)
 DIFFERENCE_MEASURES = frozenset(c for c, m in MEASURES.items() if m.comparative and not m.log_scale)
 #: Measures a CI or p-value can be converted for, and so the ones a plan may pool.
 EFFECT_MEASURES = RATIO_MEASURES | DIFFERENCE_MEASURES
+#: Measures computed from 2x2 counts (metafor ``escalc``: log OR, log RR, RD).
+TWO_BY_TWO_MEASURES: tuple[str, ...] = ("OR", "RR", "RD")
 #: Pooled measures in the order plans and help list them.
 POOLABLE_MEASURES: tuple[str, ...] = tuple(c for c, m in MEASURES.items() if m.comparative)
 

@@ -19,9 +19,15 @@ def test_z_crit_matches_r():
     assert ef.z_crit(0.90) == pytest.approx(1.6448536269514715, abs=1e-14)  # R: qnorm(0.95)
 
 
-@pytest.mark.parametrize("level", [95, 1.0, 0.0, -0.5])
-def test_z_crit_refuses_percent_and_out_of_range(level):
-    with pytest.raises(ValueError, match="fraction"):
+def test_z_crit_accepts_percent_as_the_one_level_rule_says():
+    # vocab.as_level: 95 means 0.95 (as metafor's level = 95); R: qnorm(0.975)
+    assert ef.z_crit(95) == ef.z_crit(0.95) == pytest.approx(1.9599639845400536, abs=1e-15)
+    assert ef.z_crit(90) == pytest.approx(1.6448536269514715, abs=1e-14)  # R: qnorm(0.95)
+
+
+@pytest.mark.parametrize("level", [100, 1.0, 0.0, -0.5, 0.3, 30, 150, float("nan")])
+def test_z_crit_refuses_out_of_range(level):
+    with pytest.raises(ValueError, match="confidence level"):
         ef.z_crit(level)
 
 
@@ -237,3 +243,24 @@ def test_check_p_vs_ci_inequality_and_significance():
     # row 0: z_ci = 6.2 >= z(1e-4) = 3.9: fine; row 1: CI crosses 1 but p < 1e-4; row 2: CI excludes 1 (CI-implied p = 0.038) but p = 0.06
     assert [i.index for i in issues] == [1, 2]
     assert "significance" in issues[1].message
+
+
+# --- the one effect-source decision (CI -> p -> 2x2) ---------------------------------------
+
+@pytest.mark.parametrize("args, source, reason", [
+    # (measure, estimate, has_ci, p, has_counts) -> the first source that applies
+    (("HR", 0.8, True, ef.PValue(0.01, "=", 2), True), "ci", None),
+    (("HR", 0.8, False, ef.PValue(0.01, "=", 2), True), "p", None),
+    (("HR", 0.8, False, ef.PValue(0.001, "<", 3), False), "p", None),
+    (("OR", None, True, None, True), "2x2", None),           # a CI without an estimate is not used
+    (("RD", float("nan"), False, None, True), "2x2", None),
+    (("HR", 0.8, False, ef.PValue(0.05, ">", 2), False), None, "the p-value '>0.05' is only a lower bound"),
+    (("HR", 0.8, False, ef.PValue(1.0, "=", 0), False), None, "p = 1 carries no information about the standard error"),
+    (("MD", 0.0, False, ef.PValue(0.5, "=", 1), False), None, "MD 0 with only a p-value gives no standard error"),
+    (("HR", None, False, None, True), None, "HR needs a CI or p-value; 2x2 counts give OR, RR or RD only"),
+    (("HR", 0.8, False, None, False), None, "no CI, p-value or 2x2 counts"),
+    (("HR", None, False, None, False), None, "no estimate"),
+])
+def test_effect_source_order(args, source, reason):
+    got = ef.effect_source(*args, p_text=">0.05")
+    assert (got.source, got.reason) == (source, reason)

@@ -162,3 +162,68 @@ def test_plan_sha256_is_of_the_bytes(tmp_path, registry):
     shutil.copy(PLAN, copy)
     plan = load_plan(str(copy), registry)
     assert plan.sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
+
+
+def test_method_test_and_pi_names_are_case_insensitive(tmp_path, registry):
+    plan = tmp_path / "p.toml"
+    plan.write_text('[defaults]\nmethod = "reml"\ntest = "KNHA"\npi = "Riley"\nlevel = 90\n\n'
+                    '[[analysis]]\nid = "bmfs"\ntitle = "BMFS"\nendpoint = "BMFS"\nmeasure = "HR"\nmethod = "dl"\n',
+                    encoding="utf-8")
+    p = load_plan(str(plan), registry)
+    # stored as the vocabulary's canonical codes; level 90 is 0.90 (vocab.as_level)
+    assert (p.defaults.method, p.defaults.test, p.defaults.pi, p.defaults.level) == ("REML", "knha", "riley", 0.90)
+    assert p.analyses[0].settings.method == "DL"
+
+
+# Every way the registry accepts of writing a lower bound (p > x): the plan must refuse to
+# combine it as if it were the p-value itself (Fisher/Stouffer need exact or upper-bound p).
+LOWER_BOUNDS = [">0.05", ">=0.05", "≥0.05", "=>0.05", "p>0.05", "p > .05", "P >= 0.05", "> 0.05", "p-value > 0.05"]
+_COMBINE_PLAN = (
+    '[[narrative]]\nid = "flatiron"\ntitle = "Flatiron"\n'
+    'rows = ["FLATIRON-ORR-2018-MEL", "FLATIRON-ORR-2018-NSCLC"]\nreason = "no comparator arm"\n'
+    '[[narrative.combine]]\nlabel = "ORR"\n'
+    'rows = ["FLATIRON-ORR-2018-NSCLC", "FLATIRON-ORR-2018-MEL"]\n'
+    'direction = "higher response"\nindependent = "disjoint cohorts"\n')
+
+
+def _registry_with_p(tmp_path, row_id: str, p_text: str):
+    """trials/registry.csv with one row's p_value replaced (a CSV copy, read by load_registry)."""
+    import csv
+    import io
+
+    text = REGISTRY.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    col = rows[0].index("p_value")
+    for r in rows[1:]:
+        if r and r[0] == row_id:
+            r[col] = p_text
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path = tmp_path / "registry.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return load_registry(path)
+
+
+@pytest.mark.parametrize("p_text", LOWER_BOUNDS)
+def test_combine_refuses_a_lower_bound_p_value(tmp_path, p_text):
+    reg = _registry_with_p(tmp_path, "FLATIRON-ORR-2018-MEL", p_text)
+    pv = reg.p_values["FLATIRON-ORR-2018-MEL"]
+    assert pv.is_lower_bound and not pv.is_upper_bound and pv.value == 0.05
+    plan = tmp_path / "p.toml"
+    plan.write_text(_COMBINE_PLAN, encoding="utf-8")
+    probs = validate_plan(str(plan), reg)
+    # one error, at the row's reference in the combine's rows (line 8, the second string, column 36)
+    assert [(p.severity, p.line, p.column) for p in probs] == [("error", 8, 36)], probs
+    assert "FLATIRON-ORR-2018-MEL" in probs[0].message and "lower bound" in probs[0].message
+    assert "exact p-value" in probs[0].hint
+    with pytest.raises(ProblemError):
+        load_plan(str(plan), reg)
+
+
+@pytest.mark.parametrize("p_text", ["0.05", "<0.05", "≤0.05", "p = 0.05"])
+def test_combine_accepts_exact_and_upper_bound_p_values(tmp_path, p_text):
+    reg = _registry_with_p(tmp_path, "FLATIRON-ORR-2018-MEL", p_text)
+    assert not reg.p_values["FLATIRON-ORR-2018-MEL"].is_lower_bound
+    plan = tmp_path / "p.toml"
+    plan.write_text(_COMBINE_PLAN, encoding="utf-8")
+    assert validate_plan(str(plan), reg) == []

@@ -11,14 +11,15 @@ status 32, year 35, pmid 36, doi 37, notes 40.
 import hashlib
 import math
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from metaanalysis import cli
+from metaanalysis import effects as ef
+from metaanalysis import plan as plan_module
 from metaanalysis import registry as reg
 from metaanalysis.problems import Problem, ProblemError
 
@@ -257,8 +258,7 @@ def test_cli_calls_plan_validator_when_present(monkeypatch, capsys):
         calls.append((plan_path, len(registry)))
         return [Problem(plan_path, 3, 1, "error", "unknown row_id 'X'", "did you mean 'Y'?")]
 
-    monkeypatch.setitem(sys.modules, "metaanalysis.plan", types.SimpleNamespace(validate_plan=validate_plan))
-    monkeypatch.setattr(reg, "_plan_validator", lambda: validate_plan)
+    monkeypatch.setattr(plan_module, "validate_plan", validate_plan)  # what metaanalysis.inputs calls
     rc = cli.main(["validate", str(CORPUS / "valid_minimal.csv"), "--plan", "plan.toml"])
     out, err = capsys.readouterr()
     assert calls == [("plan.toml", 4)]
@@ -267,7 +267,7 @@ def test_cli_calls_plan_validator_when_present(monkeypatch, capsys):
 
 
 def test_plan_not_checked_when_registry_has_errors(monkeypatch, capsys):
-    monkeypatch.setattr(reg, "_plan_validator", lambda: (lambda p, r: pytest.fail("plan checked")))
+    monkeypatch.setattr(plan_module, "validate_plan", lambda p, r: pytest.fail("plan checked"))
     rc = cli.main(["validate", str(CORPUS / "empty.csv"), "--plan", "plan.toml"])
     out, _ = capsys.readouterr()
     assert rc == 1 and "plan plan.toml not checked (fix the registry first)" in out
@@ -278,3 +278,62 @@ def test_project_registry_validates():
     path = ROOT / "trials" / "registry.csv"
     assert path.is_file(), "trials/registry.csv is part of the project"
     assert cli.main(["validate", str(path)]) == 0
+
+
+def _valid_with(tmp_path, column: str, value: str, row: int = 0) -> Path:
+    """valid_minimal.csv with one cell changed (row 0 is on line 2)."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO((CORPUS / "valid_minimal.csv").read_text(encoding="utf-8"), newline="")))
+    rows[row + 1][rows[0].index(column)] = value
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path = tmp_path / "registry.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("level", ["30", "1", "49.9"])
+def test_ci_level_follows_the_one_level_rule(tmp_path, level):
+    # vocab.as_level: a confidence level is 50 to below 100 percent (a 30% CI is a typo, and
+    # from_ci could not use it); ci_level is column 21, row 0 on line 2
+    probs = reg.validate_registry(_valid_with(tmp_path, "ci_level", level))
+    errors = [(p.line, p.column, p.message) for p in probs if p.severity == "error"]
+    assert errors == [(2, 21, f"ci_level {level} is not a confidence level (50 to below 100 percent)")]
+
+
+def test_ci_level_50_and_90_are_levels(tmp_path):
+    for level in ("50", "90"):
+        assert not [p for p in reg.validate_registry(_valid_with(tmp_path, "ci_level", level))
+                    if p.severity == "error" and p.column_name == "ci_level"]
+
+
+def test_p_values_are_typed_once_with_sidedness(tmp_path):
+    path = _valid_with(tmp_path, "p_sided", "1", row=1)
+    r = reg.load_registry(path)
+    # valid_minimal.csv: ABCSG18-DFS-2019 p 0.026 (two-sided), ABCSG18-DFS-2022 p 0.016 made one-sided
+    assert r.p_values["ABCSG18-DFS-2019"] == ef.PValue(0.026, "=", 3, 2)
+    assert r.p_values["ABCSG18-DFS-2022"].sided == 1
+    assert set(r.p_values) == {rid for rid, p in zip(r.df["row_id"], r.df["p_value"]) if not pd.isna(p)}
+
+
+@pytest.mark.parametrize("text, relation", [(">0.05", ">"), (">=0.05", ">="), ("≥0.05", ">="), ("=>0.05", ">="),
+                                            ("p>0.05", ">"), ("p > .05", ">"), ("<0.05", "<"), ("≤0.05", "<=")])
+def test_p_value_bounds_are_typed(text, relation):
+    pv = ef.parse_p_value(text)
+    assert (pv.value, pv.relation) == (0.05, relation)
+    assert pv.is_lower_bound == (relation in (">", ">="))
+    assert pv.is_upper_bound == (relation in ("<", "<="))
+
+
+def test_validate_inputs_report(tmp_path):
+    from metaanalysis.inputs import PLAN_NOT_CHECKED_REGISTRY_ERRORS, validate_inputs
+
+    ok = validate_inputs(ROOT / "trials" / "registry.csv", ROOT / "trials" / "analyses.toml")
+    assert ok.plan_checked and ok.ok and ok.problems == () and ok.n_rows == 38  # trials/registry.csv: 38 rows
+    broken = validate_inputs(CORPUS / "empty.csv", "plan.toml")
+    assert not broken.plan_checked and broken.plan_not_checked == PLAN_NOT_CHECKED_REGISTRY_ERRORS
+    assert broken.n_errors == 1 and not broken.ok
+    alone = validate_inputs(CORPUS / "valid_minimal.csv")
+    assert alone.plan_path is None and not alone.plan_checked and alone.plan_not_checked == ""
