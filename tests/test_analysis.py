@@ -86,9 +86,10 @@ def test_every_caveat_is_computed_from_its_numbers(ev):
 
 
 def test_shipped_analyses_carry_the_expected_flags(ev):
-    # dfs: k = 2 under HKSJ (t with 1 df); ttbm and sre: HKSJ narrower than z with tau2 = 0
+    # dfs, ttbm: k = 2 under HKSJ (t with 1 df); sre: HKSJ narrower than z (q < 1) with tau2 = 0
     assert Flag.K2_T1 in ev.analysis("dfs").flags
-    assert {Flag.HKSJ_NARROWER, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
+    assert {Flag.K2_T1, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
+    assert {Flag.HKSJ_NARROWER, Flag.TAU2_ZERO} <= set(ev.analysis("sre-zoledronic").flags)
     assert ev.analysis("fracture").flags[0] is Flag.SINGLE_STUDY
 
 

@@ -96,7 +96,7 @@ def test_single_study_fracture(built):
     assert js["k"] == 1 and js["result"] is None
     st = js["studies"][0]
     assert math.exp(st["yi"]) == pytest.approx(0.50, abs=1e-12)      # registry line 2: HR 0.50
-    assert "SE derived from p-value" in st["flags"]
+    assert "se-from-p" in st["flags"]           # a stable code (metaanalysis.vocab.StudyFlag)
     html = (out / "fracture.html").read_text(encoding="utf-8")
     assert "Single study, not pooled" in html
     # the subtitle says "not pooled" once (it used to add "· no pooling")
@@ -231,7 +231,7 @@ def test_plots_have_their_natural_size_in_px_and_scroll(built):
     # matplotlib writes width/height in pt; inlined, they are px (1 pt = 4/3 px) so the CSS
     # never shrinks a plot (smallest plot text 7.5 pt = 10 px) and a wide one scrolls
     out, _ = built
-    css = (ROOT / "metaanalysis" / "report" / "style.css").read_text(encoding="utf-8")
+    css = (ROOT / "metaanalysis" / "render" / "style.css").read_text(encoding="utf-8")
     assert ".plot-scroll { overflow-x: auto; }" in css
     assert re.search(r"figure\.plot svg \{[^}]*max-width: none", css)
     seen = 0
