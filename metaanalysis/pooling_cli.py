@@ -6,89 +6,80 @@ are exactly :data:`metaanalysis.results.RESULT_FIELDS` (``weights`` in file orde
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
 
 from .problems import Problem, ProblemError
 from .results import RESULT_FIELDS
+from .table import parse_number, read_table
 
 
 def read_yi_vi(path: str):
     """Read ``yi`` and ``vi``/``sei`` columns from a CSV, reporting problems by line/column.
+
+    The file is read by :func:`metaanalysis.table.read_table` (the registry's reader: encodings,
+    ``;`` exports with decimal commas, physical line numbers) and each number by its strict
+    parser (no ``1_000``, ``nan`` or ``inf``).
 
     Returns
     -------
     studies : list of str
     yi, vi : list of float
     """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise ProblemError([Problem(path, 0, 0, "error", "file not found", "check the path")])
-    except IsADirectoryError:
-        raise ProblemError([Problem(path, 0, 0, "error", "is a directory, not a CSV file", "")])
-    except OSError as e:
-        raise ProblemError([Problem(path, 0, 0, "error", f"cannot read: {e.strerror}", "")])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ProblemError([Problem(path, line, col, "error", "not UTF-8 text",
-                                    "save the file as 'CSV UTF-8' in your spreadsheet")])
-    first = text.split("\n", 1)[0]
-    delim = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    rows = list(reader)
-    while rows and not any(c.strip() for c in rows[-1]):
-        rows.pop()
-    if not rows:
-        raise ProblemError([Problem(path, 1, 0, "error", "empty file", "expected a header: yi,vi[,study]")])
-    header = [h.strip().lower() for h in rows[0]]
-    probs: list[Problem] = []
-    if "yi" not in header:
-        probs.append(Problem(path, 1, 0, "error", "no 'yi' column", f"found columns: {', '.join(header)}"))
-    if "vi" not in header and "sei" not in header:
-        probs.append(Problem(path, 1, 0, "error", "no 'vi' or 'sei' column",
-                             "give sampling variances (vi) or standard errors (sei)"))
-    if probs:
-        raise ProblemError(probs)
-    iy = header.index("yi")
-    use_se = "vi" not in header
+    t = read_table(path, ("yi", "vi", "sei", "study"), missing_hint="check the path")
+    if not t.ok:
+        raise ProblemError(t.problems)
+    header = [h.strip().lower() for h in t.header]
+    _check_header(path, t.header_line, header)
+    iy, use_se = header.index("yi"), "vi" not in header
     iv = header.index("sei" if use_se else "vi")
     ist = header.index("study") if "study" in header else None
-    studies, yi, vi = [], [], []
-    for ln, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        vals = []
-        for idx, name in ((iy, "yi"), (iv, "sei" if use_se else "vi")):
-            cell = row[idx].strip() if idx < len(row) else ""
-            try:
-                x = float(cell.replace(",", ".") if delim == ";" else cell)
-            except ValueError:
-                probs.append(Problem(path, ln, idx + 1, "error", f"{name} is not a number: {cell!r}",
-                                     "use a plain number such as -0.22 or 0.0139", name))
-                continue
-            if not math.isfinite(x):
-                probs.append(Problem(path, ln, idx + 1, "error", f"{name} must be finite", "", name))
-            elif name != "yi" and x <= 0:
-                probs.append(Problem(path, ln, idx + 1, "error", f"{name} must be > 0, got {cell}",
-                                     "a variance or standard error of 0 or less is impossible", name))
-            vals.append(x)
-        if len(vals) == 2:
+    studies, yi, vi, probs = [], [], [], []
+    for ln, row in t.rows:
+        vals = [_number(path, ln, row, idx, name, t.decimal_comma, probs)
+                for idx, name in ((iy, "yi"), (iv, "sei" if use_se else "vi"))]
+        if None not in vals:
             yi.append(vals[0])
             vi.append(vals[1] ** 2 if use_se else vals[1])
-            studies.append(row[ist].strip() if ist is not None and ist < len(row) else f"study {ln - 1}")
+            studies.append(row[ist].strip() if ist is not None and ist < len(row) else f"study {ln - t.header_line}")
     if not probs and not yi:
-        probs.append(Problem(path, 2, 0, "error", "no data rows", "add at least one row with yi and vi"))
+        probs.append(Problem(path, t.header_line + 1, 0, "error", "no data rows",
+                             "add at least one row with yi and vi"))
     if probs:
         raise ProblemError(probs)
     return studies, yi, vi
+
+
+def _check_header(path: str, line: int, header: list[str]) -> None:
+    probs = []
+    if "yi" not in header:
+        probs.append(Problem(path, line, 0, "error", "no 'yi' column", f"found columns: {', '.join(header)}"))
+    if "vi" not in header and "sei" not in header:
+        probs.append(Problem(path, line, 0, "error", "no 'vi' or 'sei' column",
+                             "give sampling variances (vi) or standard errors (sei)"))
+    if probs:
+        raise ProblemError(probs)
+
+
+def _number(path, ln, row, idx, name, decimal_comma, probs) -> float | None:
+    """One cell as a finite number (> 0 for vi/sei), else None with the problem in ``probs``."""
+    cell = row[idx].strip() if idx < len(row) else ""
+    x, _, _ = parse_number(cell, decimal_comma)
+    if x is None:
+        what = "must be finite" if cell.lower().lstrip("+-") in ("nan", "inf", "infinity") else \
+            f"is not a number: {cell!r}"
+        probs.append(Problem(path, ln, idx + 1, "error", f"{name} {what}",
+                             "use a plain number such as -0.22 or 0.0139", name))
+        return None
+    if not math.isfinite(x):
+        probs.append(Problem(path, ln, idx + 1, "error", f"{name} must be finite", "", name))
+        return None
+    if name != "yi" and x <= 0:
+        probs.append(Problem(path, ln, idx + 1, "error", f"{name} must be > 0, got {cell}",
+                             "a variance or standard error of 0 or less is impossible", name))
+        return None
+    return x
 
 
 def cli_pool(args) -> int:

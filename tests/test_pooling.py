@@ -420,6 +420,8 @@ def test_cli_pool_text_and_sei(tmp_path, capsys):
     ("x,vi\n0.1,0.2\n", ":1:0: error"),
     ("", ":1:0: error"),
     ("yi,vi\n", ":2:0: error"),
+    ("yi,vi\n0.1,0.2\n-0_2,0.1\n", ":3:1: error"),     # Python's float() would read -2.0
+    ("yi,vi\n0.1,0.2\n0.3,1e400\n", ":3:2: error"),    # overflows to inf
 ])
 def test_cli_bad_file_exits_1_with_location(tmp_path, capsys, text, where):
     p = _write_csv(tmp_path, text)
@@ -433,7 +435,7 @@ def test_cli_bad_file_exits_1_with_location(tmp_path, capsys, text, where):
 def test_cli_missing_file_exits_1(tmp_path, capsys):
     rc = cli_main(["pool", str(tmp_path / "nope.csv")])
     err = capsys.readouterr().err
-    assert rc == 1 and "nope.csv:0:0: error: file not found" in err
+    assert rc == 1 and "nope.csv:0:0: error: no such file" in err
 
 
 def test_cli_bad_method_exits_2(tmp_path, capsys):
