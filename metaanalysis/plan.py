@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import read_file_bytes
 from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
@@ -267,18 +268,6 @@ class _Locator:
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-
-def _s(v: Any) -> str:
-    """Registry cell -> stripped string ('' for missing)."""
-    if v is None:
-        return ""
-    try:
-        if v != v:  # NaN / pd.NA raise or are unequal
-            return ""
-    except (TypeError, ValueError):
-        return ""
-    return str(v).strip()
-
 
 def _norm(s: str) -> str:
     return " ".join(s.split()).casefold()
