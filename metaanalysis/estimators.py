@@ -27,13 +27,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vocab
+
 __all__ = [
     "TAU2_METHODS", "Tau2Fit", "prepare", "estimate_tau2", "q_gen",
     "solve_decreasing",
 ]
 
-#: Estimators of τ² accepted by ``method=`` (besides "FE", the common-effect model).
-TAU2_METHODS = ("DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
+#: Estimators of τ² accepted by ``method=`` (besides "FE", the common-effect model), in the
+#: vocabulary's order and canonical case.
+TAU2_METHODS: tuple[str, ...] = tuple(vocab.TAU2_ESTIMATORS)
 
 _GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ²)
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
@@ -448,4 +451,4 @@ def estimate_tau2(Y, V, mask, k, method: str) -> Tau2Fit:
     if method in ("ML", "REML", "PM", "EB"):
         tau2, it, conv = _iterative(method, Y, V, mask, k)
         return Tau2Fit(tau2, _se_iterative(method, Y, V, mask, k, tau2), it, conv)
-    raise ValueError(f"unknown method {method!r}; choose one of FE, {', '.join(TAU2_METHODS)}")
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(vocab.METHODS)}")
