@@ -47,10 +47,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .._dist import z_crit
 from ..results import MetaResult, fmt_num, fmt_p, pct
 from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
-from ._text import (finite, line_height, save_figure, text_width, typeset, wrap,
-                    z_crit)
+from ._text import finite, line_height, save_figure, text_width, typeset, wrap
 
 # --------------------------------------------------------------------------
 # Input

@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._dist import z_crit
 from ..results import MetaResult, fmt_num
 from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
-from ._text import finite, save_figure, typeset, z_crit
+from ._text import finite, save_figure, typeset
 
 
 def funnel_allowed(k: int, min_k: int = 10) -> tuple[bool, str]:
