@@ -49,7 +49,7 @@ from typing import Sequence
 
 from .._dist import z_crit
 from ..results import MetaResult, fmt_num, fmt_p, pct
-from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
+from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
 from ._text import finite, line_height, save_figure, text_width, typeset, wrap
 
 # --------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def _axis(spec: ForestSpec, log: bool, z: float, sides: tuple[float, float] = (0
     label fits under its own half.
     """
     rows = _all_rows(spec)
-    null = 0.0
+    null = null_value(spec.measure)
     pts = [null] + [r.yi for r in rows if finite(r.yi)]
     cis = [_row_ci(r, z) for r in rows]
     lows = [c[0] for c in cis if finite(c[0])]
@@ -677,7 +677,8 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     # ---- axis ------------------------------------------------------------
     y += 0.05
     axis_y = y
-    null_x = xo(0.0)
+    null = null_value(spec.measure)
+    null_x = xo(null)
     tick_x = tuple(xo(v) for v in ticks.values)
     y += 0.06 + lh / 2  # tick marks + half a line
     tick_items = [TextItem(tx, y, typeset(lab), "center", fs, role="tick")
@@ -688,7 +689,7 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
     while any(tick_items[keep[i]].bbox[2] + 0.05 > tick_items[keep[i + 1]].bbox[0]
               for i in range(len(keep) - 1)):
         step += 1
-        null_i = min(range(len(ticks.values)), key=lambda i: abs(ticks.values[i]))
+        null_i = min(range(len(ticks.values)), key=lambda i: abs(ticks.values[i] - null))
         keep = [i for i in range(len(tick_items)) if (i - null_i) % step == 0]
     texts.extend(tick_items[i] for i in keep)
     y += lh / 2 + 0.04
@@ -729,10 +730,7 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
             texts.append(TextItem(rx, y_r + (i + 0.5) * slh, t_, "left", small, color="#333333",
                                   role="favours"))
         y = max(y + len(ll) * slh, y_r + len(rl) * slh) + (lh - slh)
-    axis_label = spec.axis_label
-    if axis_label is None:
-        name = MEASURE_NAMES.get(spec.measure.upper(), spec.measure)
-        axis_label = f"{name} (log scale)" if log else name
+    axis_label = axis_title(spec.measure) if spec.axis_label is None else spec.axis_label
     if axis_label:
         texts.append(TextItem((panel_x0 + panel_x1) / 2, y + lh / 2, axis_label, "center", small,
                               color="#333333", role="axis_label"))
