@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _dist as dist
 from . import vocab
-from .estimators import estimate_tau2, prepare, q_gen, solve_decreasing
+from .estimators import ITERATIVE_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
 from .results import MetaResult
 
 __all__ = ["pool", "pool_many", "PoolArrays", "check_args", "METHODS", "TESTS", "PI_TYPES"]
@@ -160,7 +160,7 @@ def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
     ctl = ""
     if tau2 is not None:
         ctl = f", tau2 = {float(tau2)!r}"
-    elif method in ("REML", "ML", "EB", "PM"):
+    elif method in ITERATIVE_METHODS:
         ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
     call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
             f'test = "{test}", level = {lv}{ctl}); predict(res)')

@@ -535,3 +535,14 @@ def test_tau_ci_is_sqrt_of_tau2_ci_bcg():
     assert r.tau_ci_lower == pytest.approx(np.sqrt(r.tau2_ci_lower), rel=1e-15)
     assert round(r.tau_ci_lower, 3) == 0.346 and round(r.tau_ci_upper, 4) == 1.0543
     assert "tau_ci_lower" not in r.to_dict()      # derived: not a stored field
+
+
+def test_engine_vocabulary_is_the_vocab_module():
+    # issue #10: one vocabulary; the engine's lists are the vocab's tables, not copies of them
+    from metaanalysis import estimators, sensitivity, vocab
+
+    assert METHODS == tuple(vocab.METHODS) and "FE" in METHODS
+    assert TESTS == tuple(vocab.TESTS) and PI_TYPES == tuple(vocab.PREDICTION_INTERVALS)
+    assert estimators.TAU2_METHODS == tuple(vocab.TAU2_ESTIMATORS)
+    assert sensitivity.EGGER_MIN_K == vocab.EGGER_MIN_K == 10   # Sterne et al. 2011
+    assert set(estimators.ITERATIVE_METHODS) < set(estimators.TAU2_METHODS)
