@@ -27,13 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vocab
+
 __all__ = [
-    "TAU2_METHODS", "Tau2Fit", "prepare", "estimate_tau2", "q_gen",
+    "TAU2_METHODS", "ITERATIVE_METHODS", "Tau2Fit", "prepare", "estimate_tau2", "q_gen",
     "solve_decreasing",
 ]
 
-#: Estimators of τ² accepted by ``method=`` (besides "FE", the common-effect model).
-TAU2_METHODS = ("DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
+#: Estimators of τ² accepted by ``method=`` (besides "FE", the common-effect model), in the
+#: vocabulary's order and canonical case.
+TAU2_METHODS: tuple[str, ...] = tuple(vocab.TAU2_ESTIMATORS)
+#: The estimators solved iteratively (the rest are closed forms); metafor needs tight
+#: ``control`` settings to reproduce them to 1e-12.
+ITERATIVE_METHODS = ("ML", "REML", "PM", "EB")
 
 _GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ²)
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
@@ -445,7 +451,7 @@ def estimate_tau2(Y, V, mask, k, method: str) -> Tau2Fit:
     if method in closed:
         tau2, se = closed[method](Y, V, mask, k)
         return Tau2Fit(tau2, se, np.zeros(m, int), np.ones(m, bool))
-    if method in ("ML", "REML", "PM", "EB"):
+    if method in ITERATIVE_METHODS:
         tau2, it, conv = _iterative(method, Y, V, mask, k)
         return Tau2Fit(tau2, _se_iterative(method, Y, V, mask, k, tau2), it, conv)
-    raise ValueError(f"unknown method {method!r}; choose one of FE, {', '.join(TAU2_METHODS)}")
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(vocab.METHODS)}")

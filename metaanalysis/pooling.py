@@ -29,29 +29,43 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dist as dist
-from .estimators import TAU2_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
+from . import vocab
+from .estimators import ITERATIVE_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
 from .results import MetaResult
 
-__all__ = ["pool", "pool_many", "PoolArrays", "METHODS", "TESTS", "PI_TYPES"]
+__all__ = ["pool", "pool_many", "PoolArrays", "check_args", "METHODS", "TESTS", "PI_TYPES"]
 
-METHODS = ("FE",) + TAU2_METHODS
-TESTS = ("z", "knha", "adhoc")
-PI_TYPES = ("metafor", "riley")
+#: ``method=`` codes in their canonical case (the vocabulary's τ² estimators, then "FE").
+METHODS: tuple[str, ...] = tuple(vocab.METHODS)
+#: ``test=`` codes in their canonical case.
+TESTS: tuple[str, ...] = tuple(vocab.TESTS)
+#: ``pi=`` prediction-interval conventions.
+PI_TYPES: tuple[str, ...] = tuple(vocab.PREDICTION_INTERVALS)
 
 
-def _check_args(method, test, level, pi):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if test not in TESTS:
-        raise ValueError(f"test must be one of {', '.join(TESTS)}; got {test!r}")
-    if pi not in PI_TYPES:
-        raise ValueError(f"pi must be one of {', '.join(PI_TYPES)}; got {pi!r}")
-    lv = float(level)
-    if lv > 1:  # metafor accepts level=95 as well as 0.95
-        lv = lv / 100
-    if not 0 < lv < 1:
-        raise ValueError(f"level must be in (0, 1) (or a percentage in (0, 100)); got {level!r}")
-    return lv
+def check_args(method: str, test: str, level: float, pi: str) -> tuple[str, str, float, str]:
+    """Validate and canonicalise the arguments shared by pooling and its sensitivity analyses.
+
+    Parameters
+    ----------
+    method, test, pi : str
+        Codes matched case-insensitively (``"reml"`` → ``"REML"``, ``"KNHA"`` → ``"knha"``).
+    level : float
+        Confidence level as a fraction or a percentage (0.95 or 95).
+
+    Returns
+    -------
+    (method, test, level, pi)
+        Canonical codes and the level as a fraction.
+
+    Raises
+    ------
+    ValueError
+        An unknown code (the message lists the valid ones) or a level outside
+        :func:`metaanalysis.vocab.as_level`'s range.
+    """
+    return (vocab.canonical_method(method), vocab.canonical_test(test), vocab.as_level(level),
+            vocab.canonical_pi(pi))
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,7 @@ class PoolArrays:
         vi = tuple(float(x) for x in self.vi[i][present])
         k = int(self.k[i])
         notes = []
-        if self.pi == "riley" and k < 3:
+        if self.pi == "riley" and k < vocab.RILEY_MIN_K:
             notes.append("prediction interval not estimable with fewer than 3 studies (Riley t(k-2))")
         if self.method != "FE" and k == 1:
             notes.append("k = 1: tau^2 cannot be estimated and is set to 0")
@@ -146,7 +160,7 @@ def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
     ctl = ""
     if tau2 is not None:
         ctl = f", tau2 = {float(tau2)!r}"
-    elif method in ("REML", "ML", "EB", "PM"):
+    elif method in ITERATIVE_METHODS:
         ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
     call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
             f'test = "{test}", level = {lv}{ctl}); predict(res)')
@@ -181,6 +195,108 @@ def _qprofile(Y, V, mask, k, crit):
     return out
 
 
+def _tau2_fit(Y0, V0, mask, k, method: str, tau2: float | None):
+    """τ² per analysis: estimated by ``method``, or the fixed ``tau2`` for every row.
+
+    Returns
+    -------
+    Tau2Fit
+        Arrays of shape (m,); a fixed τ² keeps the common-effect fit's SE, iterations
+        and convergence (none of them apply to a value given by the caller).
+    """
+    if tau2 is None:
+        return estimate_tau2(Y0, V0, mask, k, method)
+    if not (np.isfinite(tau2) and tau2 >= 0):
+        raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
+    fit = estimate_tau2(Y0, V0, mask, k, "FE")
+    return type(fit)(np.full(Y0.shape[0], float(tau2)), fit.se, fit.iterations, fit.converged)
+
+
+def _heterogeneity(Y0, V0, mask, k, tau2, common_effect: bool):
+    """Cochran's Q with its df and p-value, s², I² (%) and H², each of shape (m,).
+
+    I² and H² are τ²-based with s² metafor's typical within-study variance (Higgins &
+    Thompson 2002, doi:10.1002/sim.1186); for the common-effect model they come from Q,
+    as in metafor. Call inside ``np.errstate(divide="ignore", invalid="ignore")``.
+    """
+    m = Y0.shape[0]
+    w0 = np.where(mask, 1.0 / V0, 0.0)
+    # k = 1: Q is 0 by definition (metafor), not the rounding noise of (y − μ̂)²
+    q = np.where(k > 1, np.maximum(q_gen(Y0, V0, mask, np.zeros(m)), 0.0), 0.0)
+    q_df = k - 1
+    q_p = np.where(q_df > 0, dist.chi2_sf(q, np.maximum(q_df, 1)), 1.0)
+    sw0 = w0.sum(-1)
+    s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
+    if common_effect:
+        i2 = np.where((q > 0) & (k > 1), np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
+        h2 = np.where(q_df > 0, q / q_df, 1.0)
+    else:
+        i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
+        h2 = np.where(k > 1, (tau2 + s2) / s2, 1.0)
+    return q, q_df, q_p, s2, i2, h2
+
+
+def _inference(Y0, w, est, se, k, test: str, alpha: float):
+    """Test of the pooled estimate and its CI, each of shape (m,).
+
+    ``test="z"``: Wald z; ``"knha"``/``"adhoc"``: the SE times √(Σwᵢ(yᵢ−μ̂)²/(k−1)) (floored
+    at 1 for adhoc) with t on k − 1 df (Knapp & Hartung 2003, doi:10.1002/sim.1482); with
+    k = 1 metafor falls back to z, and so do we. Call inside ``np.errstate``.
+
+    Returns
+    -------
+    se, df, crit, stat, pval, ci_lo, ci_hi
+        ``df`` is NaN where the z test is used; ``crit`` is the two-sided critical value.
+    """
+    use_t = (k > 1) if test != "z" else np.zeros(Y0.shape[0], dtype=bool)
+    df = np.where(use_t, k - 1, np.nan).astype(float)
+    if test != "z":
+        rss = (w * (Y0 - est[:, None]) ** 2).sum(-1)
+        # metafor: s2w = 0 when RSS <= machine epsilon (e.g. identical yi)
+        s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(k - 1, 1))
+        if test == "adhoc":
+            s2w = np.maximum(s2w, 1.0)
+        se = np.where(use_t, se * np.sqrt(s2w), se)
+    df1 = np.where(use_t, df, 1.0)
+    crit = np.where(use_t, dist.t_isf(alpha / 2, df1), dist.norm_isf(alpha / 2))
+    stat = est / se
+    pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
+    return se, df, crit, stat, pval, est - crit * se, est + crit * se
+
+
+def _prediction_interval(est, se, tau2, k, crit, pi: str, common_effect: bool, alpha: float):
+    """Prediction-interval bounds ``(lower, upper)``, each of shape (m,) (NaN where none).
+
+    ``pi="metafor"`` uses the test's critical value ``crit``; ``"riley"`` t(k − 2) (Riley et
+    al. 2011, doi:10.1136/bmj.d549), NaN below :data:`metaanalysis.vocab.RILEY_MIN_K`.
+    The common-effect model has no between-study distribution to predict from (metafor
+    gives none). Call inside ``np.errstate``.
+    """
+    if pi == "metafor":
+        pcrit = crit
+    else:
+        riley = k >= vocab.RILEY_MIN_K
+        pcrit = np.where(riley, dist.t_isf(alpha / 2, np.where(riley, k - 2, 1)), np.nan)
+    half = pcrit * np.sqrt(se**2 + tau2)
+    if common_effect:
+        half = np.full(est.shape[0], np.nan)
+    return est - half, est + half
+
+
+def _tau2_cis(Y0, V0, mask, k, common_effect: bool, alpha: float):
+    """Q-profile CI of τ² ``(lower, upper)`` (Viechtbauer 2007, doi:10.1002/sim.2514).
+
+    Shape (m,) each; NaN for the common-effect model and for k = 1.
+    """
+    m = Y0.shape[0]
+    if common_effect:
+        return np.full(m, np.nan), np.full(m, np.nan)
+    dfq = np.maximum(k - 1, 1)
+    t_lo = _qprofile(Y0, V0, mask, k, dist.chi2_isf(alpha / 2, dfq))
+    t_hi = _qprofile(Y0, V0, mask, k, dist.chi2_ppf(alpha / 2, dfq))
+    return np.where(k > 1, t_lo, np.nan), np.where(k > 1, t_hi, np.nan)
+
+
 def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.95,
               pi: str = "metafor", tau2: float | None = None) -> PoolArrays:
     """Pool m meta-analyses at once.
@@ -191,10 +307,11 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         Effect sizes (analysis scale, e.g. log HR) and sampling variances (squared SE);
         NaN-pad rows with fewer than k studies.
     method : {"REML", "DL", "ML", "PM", "EB", "HS", "SJ", "HE", "FE"}
-        τ² estimator, or "FE" for the common-effect model.
+        τ² estimator, or "FE" for the common-effect model (any case: ``"reml"`` is "REML").
     test : {"z", "knha", "adhoc"}
+        Any case.
     level : float
-        Confidence level, e.g. 0.95.
+        Confidence level, 0.95 or 95 (:func:`metaanalysis.vocab.as_level`).
     pi : {"metafor", "riley"}
         Prediction-interval convention (see module docstring).
     tau2 : float, optional
@@ -204,98 +321,42 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     Returns
     -------
     PoolArrays
-        ``.row(i)`` gives the :class:`MetaResult` of analysis i.
+        ``.row(i)`` gives the :class:`MetaResult` of analysis i; ``method``/``test``/``pi``
+        are the canonical codes and ``level`` a fraction.
 
     Notes
     -----
     Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package.
     J Stat Softw 36(3). doi:10.18637/jss.v036.i03
     """
-    level = _check_args(method, test, level, pi)
-    Yr = np.atleast_2d(np.asarray(Y, dtype=float))
-    Vr = np.atleast_2d(np.asarray(V, dtype=float))
-    Y0, V0, mask, k = prepare(Yr, Vr)
-    m = Y0.shape[0]
+    method, test, level, pi = check_args(method, test, level, pi)
+    Y0, V0, mask, k = prepare(np.atleast_2d(np.asarray(Y, dtype=float)),
+                              np.atleast_2d(np.asarray(V, dtype=float)))
     alpha = 1 - level
-
-    tau2_fixed = None if tau2 is None else float(tau2)
-    if tau2 is None:
-        fit = estimate_tau2(Y0, V0, mask, k, method)
-    else:
-        if not (np.isfinite(tau2) and tau2 >= 0):
-            raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
-        fit = estimate_tau2(Y0, V0, mask, k, "FE")
-        fit = type(fit)(np.full(m, float(tau2)), fit.se, fit.iterations, fit.converged)
-    tau2 = fit.tau2
-    w = np.where(mask, 1.0 / (V0 + tau2[:, None]), 0.0)
+    common_effect = method == "FE"
+    fit = _tau2_fit(Y0, V0, mask, k, method, tau2)
+    t2 = fit.tau2
+    w = np.where(mask, 1.0 / (V0 + t2[:, None]), 0.0)
     sw = w.sum(-1)
     est = (w * Y0).sum(-1) / sw
-    se = np.sqrt(1.0 / sw)
-
-    w0 = np.where(mask, 1.0 / V0, 0.0)
-    # k = 1: Q is 0 by definition (metafor), not the rounding noise of (y − μ̂)²
-    q = np.where(k > 1, np.maximum(q_gen(Y0, V0, mask, np.zeros(m)), 0.0), 0.0)
-    q_df = k - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        q_p = np.where(q_df > 0, dist.chi2_sf(q, np.maximum(q_df, 1)), 1.0)
-        sw0 = w0.sum(-1)
-        s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
-        if method == "FE":
-            i2 = np.where((q > 0) & (k > 1), np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
-            h2 = np.where(q_df > 0, q / q_df, 1.0)
-        else:
-            i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
-            h2 = np.where(k > 1, (tau2 + s2) / s2, 1.0)
-
-        # t-based tests need k >= 2; with k = 1 metafor falls back to z, and so do we
-        use_t = (k > 1) if test != "z" else np.zeros(m, dtype=bool)
-        df = np.where(use_t, k - 1, np.nan).astype(float)
-        if test != "z":
-            rss = (w * (Y0 - est[:, None]) ** 2).sum(-1)
-            # metafor: s2w = 0 when RSS <= machine epsilon (e.g. identical yi)
-            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(k - 1, 1))
-            if test == "adhoc":
-                s2w = np.maximum(s2w, 1.0)
-            se = np.where(use_t, se * np.sqrt(s2w), se)
-        df1 = np.where(use_t, df, 1.0)
-        crit = np.where(use_t, dist.t_isf(alpha / 2, df1), dist.norm_isf(alpha / 2))
-        stat = est / se
-        pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
-        ci_lo = est - crit * se
-        ci_hi = est + crit * se
-
-        # prediction interval
-        if pi == "metafor":
-            pcrit = crit
-        else:
-            pcrit = np.where(k >= 3, dist.t_isf(alpha / 2, np.where(k >= 3, k - 2, 1)), np.nan)
-        half = pcrit * np.sqrt(se**2 + tau2)
-        if method == "FE":  # no between-study distribution to predict from (metafor gives none)
-            half = np.full(m, np.nan)
-        pi_lo, pi_hi = est - half, est + half
-
-        # Q-profile CIs (random-effects models only)
-        if method == "FE":
-            t_lo = t_hi = np.full(m, np.nan)
-        else:
-            dfq = np.maximum(k - 1, 1)
-            t_lo = _qprofile(Y0, V0, mask, k, dist.chi2_isf(alpha / 2, dfq))
-            t_hi = _qprofile(Y0, V0, mask, k, dist.chi2_ppf(alpha / 2, dfq))
-            t_lo = np.where(k > 1, t_lo, np.nan)
-            t_hi = np.where(k > 1, t_hi, np.nan)
+        q, q_df, q_p, s2, i2, h2 = _heterogeneity(Y0, V0, mask, k, t2, common_effect)
+        se, df, crit, stat, pval, ci_lo, ci_hi = _inference(Y0, w, est, np.sqrt(1.0 / sw), k,
+                                                            test, alpha)
+        pi_lo, pi_hi = _prediction_interval(est, se, t2, k, crit, pi, common_effect, alpha)
+        t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, common_effect, alpha)
         i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
         h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
-
-    weights = np.where(mask, 100 * w / sw[:, None], np.nan)
     return PoolArrays(
         method=method, test=test, level=level, pi=pi, k=k,
         estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
-        tau2=tau2, tau2_se=fit.se, tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(tau2),
+        tau2=t2, tau2_se=fit.se, tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(t2),
         i2=i2, i2_ci_lower=i2_lo, i2_ci_upper=i2_hi, h2=h2, h2_ci_lower=h2_lo, h2_ci_upper=h2_hi,
-        q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi, weights=weights,
+        q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi,
+        weights=np.where(mask, 100 * w / sw[:, None], np.nan),
         converged=fit.converged, iterations=fit.iterations,
         yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
-        tau2_fixed=tau2_fixed,
+        tau2_fixed=None if tau2 is None else float(tau2),
     )
 
 

@@ -13,17 +13,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dist as dist
-from .pooling import METHODS, pool, pool_many
+from . import vocab
+from .pooling import check_args, pool, pool_many
 from .results import MetaResult
 
 __all__ = [
     "leave_one_out", "cumulative", "influence", "egger", "subgroups", "SubgroupResult",
-    "meta_regression", "EGGER_MIN_K",
+    "meta_regression", "MetaRegression", "EGGER_MIN_K", "REGRESSION_METHODS",
 ]
 
 #: Below this many studies Egger's test has too little power to be interpreted
-#: (Sterne et al. 2011, doi:10.1136/bmj.d4002; Cochrane Handbook 13.3.5.4).
-EGGER_MIN_K = 10
+#: (Sterne et al. 2011, doi:10.1136/bmj.d4002; Cochrane Handbook 13.3.5.4): the vocabulary's rule.
+EGGER_MIN_K = vocab.EGGER_MIN_K
+#: τ² estimators :func:`meta_regression` implements (what Egger's test and common-τ² subgroups need).
+REGRESSION_METHODS = ("FE", "DL", "ML", "REML")
 
 
 def _arrays(yi, vi):
@@ -40,12 +43,15 @@ def leave_one_out(yi, vi, *, method="REML", test="z", level=0.95, pi="metafor") 
     Parameters
     ----------
     yi, vi : array_like, shape (k,)
+    method, test, level, pi
+        As for :func:`metaanalysis.pooling.pool` (codes in any case; level 0.95 or 95).
 
     Returns
     -------
     list of MetaResult, length k
         Entry i is the fit without study i.
     """
+    method, test, level, pi = check_args(method, test, level, pi)
     yi, vi = _arrays(yi, vi)
     k = yi.size
     if k < 2:
@@ -65,11 +71,14 @@ def cumulative(yi, vi, *, order=None, method="REML", test="z", level=0.95,
     yi, vi : array_like, shape (k,)
     order : array_like, shape (k,), optional
         Sort key (e.g. publication year); stable sort, input order by default.
+    method, test, level, pi
+        As for :func:`metaanalysis.pooling.pool`.
 
     Returns
     -------
     list of MetaResult, length k, in the sorted order.
     """
+    method, test, level, pi = check_args(method, test, level, pi)
     yi, vi = _arrays(yi, vi)
     k = yi.size
     idx = np.arange(k) if order is None else np.argsort(np.asarray(order), kind="stable")
@@ -86,6 +95,12 @@ def cumulative(yi, vi, *, order=None, method="REML", test="z", level=0.95,
 def influence(yi, vi, *, method="REML", test="z") -> dict[str, np.ndarray]:
     """Case-deletion diagnostics (metafor ``influence.rma.uni``).
 
+    Parameters
+    ----------
+    yi, vi : array_like, shape (k,)
+    method, test
+        As for :func:`metaanalysis.pooling.pool` (the diagnostics use no level or PI).
+
     Returns
     -------
     dict of ndarray, each shape (k,)
@@ -97,6 +112,7 @@ def influence(yi, vi, *, method="REML", test="z") -> dict[str, np.ndarray]:
     Viechtbauer W, Cheung MW-L (2010). Outlier and influence diagnostics for
     meta-analysis. Res Synth Methods 1:112-125. doi:10.1002/jrsm.11
     """
+    method, test, _, _ = check_args(method, test, 0.95, "metafor")
     yi, vi = _arrays(yi, vi)
     full = pool(yi, vi, method=method, test=test)
     k = yi.size
@@ -143,9 +159,10 @@ def _proj(w, X):
 def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
     """Meta-regression with design matrix ``X`` (k × p), τ² by ``method``.
 
-    Supports FE, DL, ML and REML (the estimators Egger's test and subgroup
-    models need); REML/ML are maximised globally over a grid, then refined by
-    Brent's method on the score.
+    Supports :data:`REGRESSION_METHODS` (FE, DL, ML and REML: the estimators Egger's test
+    and subgroup models need; codes in any case); REML/ML are maximised globally over a
+    grid, then refined by Brent's method on the score. ``test`` as for
+    :func:`metaanalysis.pooling.pool`.
 
     Notes
     -----
@@ -153,6 +170,9 @@ def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
     """
     from scipy import optimize  # lazy: only meta-regression needs it
 
+    method, test, _, _ = check_args(method, test, 0.95, "metafor")
+    if method not in REGRESSION_METHODS:
+        raise ValueError(f"meta_regression supports {', '.join(REGRESSION_METHODS)}; got {method!r}")
     yi, vi = _arrays(yi, vi)
     X = np.asarray(X, dtype=float)
     k, p = X.shape
@@ -165,7 +185,7 @@ def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
     elif method == "DL":
         trP = np.trace(P0)
         tau2 = max(0.0, (qe - (k - p)) / trP)
-    elif method in ("REML", "ML"):
+    else:  # REML or ML (method is one of REGRESSION_METHODS)
         def ll(t):
             w = 1.0 / (vi + t)
             P, XtWX = _proj(w, X)
@@ -203,14 +223,12 @@ def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
             else:
                 tau2 = optimize.minimize_scalar(lambda t: -ll(t), bounds=(lo, hi), method="bounded",
                                                 options={"xatol": 1e-14}).x
-    else:
-        raise ValueError(f"meta_regression supports FE, DL, ML, REML; got {method!r}")
     w = 1.0 / (vi + tau2)
     P, XtWX = _proj(w, X)
     vb = np.linalg.inv(XtWX)
     beta = vb @ X.T @ (w * yi)
     df = None
-    if test in ("knha", "adhoc"):
+    if test in vocab.T_TESTS:
         s2w = float(yi @ P @ yi) / (k - p)
         if test == "adhoc":
             s2w = max(s2w, 1.0)
@@ -231,6 +249,11 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
         effect as SE → 0. ``"lm"``: the classic Egger et al. (1997) weighted regression
         (``lm(yi ~ sei, weights = 1/vi)``; the slope is Egger's intercept), t test with
         k − 2 df — computed with statsmodels WLS, which matches R's ``lm``.
+    method, test, level
+        As for :func:`metaanalysis.pooling.pool` (the ``"rma"`` form; ``method`` outside
+        :data:`REGRESSION_METHODS` is refused); ``level`` sets the limit estimate's CI.
+    min_k : int
+        Fewest studies for an interpretable test (default :data:`metaanalysis.vocab.EGGER_MIN_K`).
     enforce_min_k : bool
         Refuse (ValueError) below ``min_k`` studies instead of returning with
         ``underpowered=True``.
@@ -246,6 +269,7 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
     -----
     Egger M et al. (1997). BMJ 315:629-634. doi:10.1136/bmj.315.7109.629
     """
+    method, test, level, _ = check_args(method, test, level, "metafor")
     yi, vi = _arrays(yi, vi)
     k = yi.size
     if k < 3:
@@ -313,23 +337,25 @@ def subgroups(yi, vi, groups, *, method="REML", test="z", level=0.95, pi="metafo
     yi, vi : array_like, shape (k,)
     groups : array_like of str, shape (k,)
         Subgroup label per study; order of first appearance is kept.
+    method, test, level, pi
+        As for :func:`metaanalysis.pooling.pool`.
     common_tau2 : bool
         False (default): a separate τ² per subgroup (Cochrane's default). True: one τ²
-        estimated from the mixed-effects model with subgroup as moderator, shared by all.
+        estimated from the mixed-effects model with subgroup as moderator, shared by all
+        (by ``method`` where :func:`meta_regression` has it, else REML).
     """
+    method, test, level, pi = check_args(method, test, level, pi)
     yi, vi = _arrays(yi, vi)
     g = np.asarray(groups).astype(str)
     if g.shape != yi.shape:
         raise ValueError("groups must have one label per study")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
     labels = list(dict.fromkeys(g.tolist()))
     if len(labels) < 2:
         raise ValueError("subgroup analysis needs at least 2 subgroups")
     tau2_c = None
     if common_tau2:
         X = np.column_stack([(g == lab).astype(float) for lab in labels])
-        mr = meta_regression(yi, vi, X, method=method if method in ("FE", "DL", "ML", "REML") else "REML",
+        mr = meta_regression(yi, vi, X, method=method if method in REGRESSION_METHODS else "REML",
                              test=test)
         tau2_c = mr.tau2
     res = {}

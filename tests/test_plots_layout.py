@@ -397,3 +397,37 @@ def test_favours_labels_under_their_half(hrs, fav):
     lay = layout_forest(ForestSpec(rows=rows, favours=fav))
     _fav_check(lay)
     assert_no_text_overlap(lay)
+
+
+@pytest.mark.parametrize("measure,title", [
+    ("HR", "Hazard ratio (log scale)"), ("or", "Odds ratio (log scale)"),
+    ("RR", "Risk ratio (log scale)"), ("RD", "Risk difference"), ("MD", "Mean difference"),
+    ("SMD", "Standardised mean difference"),
+])
+def test_axis_title_and_null_follow_the_measure(measure, title):
+    # issue #10: names, scale and null come from metaanalysis.vocab (not a plot-local table)
+    from metaanalysis import vocab
+
+    m = vocab.measure(measure)
+    rows = tuple(ForestRow(f"S{i}", y, vi=0.02) for i, y in enumerate((0.3, 0.5, 0.9)))
+    lay = layout_forest(ForestSpec(measure=measure, rows=rows))
+    assert lay.log is m.log_scale
+    assert [t.text for t in lay.texts if t.role == "axis_label"] == [title]
+    null = math.log(m.null) if m.log_scale else m.null          # 0 on the analysis scale
+    assert lay.null_x == pytest.approx(lay.x_of(null), abs=1e-12)
+    tick_at_null = lay.ticks.labels[lay.ticks.values.index(null)]
+    assert float(tick_at_null) == m.null                       # "1" for ratios, "0" for differences
+    fun = layout_funnel(FunnelSpec(yi=(0.3, 0.5, 0.9), vi=(0.02, 0.03, 0.05), measure=measure))
+    assert fun.xlabel == title and fun.log is m.log_scale
+    assert dict((lab, pts) for lab, _, pts in fun.lines)["null"] == ((null, 0.0), (null, fun.ylim[1]))
+
+
+@pytest.mark.parametrize("measure", ["PROP", "PVAL", "IRR", "ROM", "XYZ"])
+def test_measures_without_a_null_or_unknown_are_refused(measure):
+    # a proportion or a bare p-value has no null to centre a forest or funnel plot on; IRR and
+    # ROM are not in the vocabulary (no caller used them)
+    rows = (ForestRow("S1", 0.2, vi=0.01),)
+    with pytest.raises(ValueError, match="measure"):
+        layout_forest(ForestSpec(measure=measure, rows=rows))
+    with pytest.raises(ValueError, match="measure"):
+        layout_funnel(FunnelSpec(yi=(0.2, 0.3), vi=(0.01, 0.02), measure=measure))

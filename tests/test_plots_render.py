@@ -93,3 +93,38 @@ def test_render_does_not_touch_global_rcparams(bcg_layout):
     before = dict(matplotlib.rcParams)
     render_forest(bcg_layout, format="svg")
     assert dict(matplotlib.rcParams) == before
+
+
+_BACKEND_PROBE = """
+import matplotlib
+{select}
+before = {read}
+import metaanalysis.plots
+from metaanalysis.plots import layout_forest, layout_funnel, render_forest, render_funnel
+from metaanalysis.plots.examples import bcg_spec, funnel_example
+render_forest(layout_forest(bcg_spec()), format="svg")
+render_forest(layout_forest(bcg_spec()), format="png", dpi=40)
+render_funnel(layout_funnel(funnel_example()), format="png", dpi=40)
+after = {read}
+print(repr(before), repr(after))
+assert after is before or after == before, (before, after)
+"""
+
+
+@pytest.mark.parametrize("select,read", [
+    # nothing chosen yet: the backend must still be unresolved (the auto sentinel) afterwards
+    ("", "dict.__getitem__(matplotlib.rcParams, 'backend')"),
+    # a program that chose a backend keeps it
+    ("matplotlib.use('pdf')", "matplotlib.get_backend()"),
+])
+def test_plots_select_no_backend(select, read):
+    # issue #10: no matplotlib.use() at import; rendering attaches its own SVG/Agg canvas to the
+    # figure, so importing and drawing leave the importing program's backend alone
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    code = _BACKEND_PROBE.format(select=select, read=read)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    if not select:
+        assert "object object" in out.stdout  # really unresolved before and after

@@ -222,7 +222,7 @@ def test_shape_errors():
 
 
 @pytest.mark.parametrize("kw,names", [
-    ({"method": "reml"}, METHODS),
+    ({"method": "REMLX"}, METHODS),
     ({"method": "SA"}, METHODS),
     ({"test": "t"}, TESTS),
     ({"pi": "higgins"}, PI_TYPES),
@@ -234,6 +234,53 @@ def test_unknown_names_list_the_valid_ones(kw, names):
     assert repr(next(iter(kw.values()))) in msg
     for n in names:
         assert n in msg
+
+
+@pytest.mark.parametrize("kw,canonical", [
+    ({"method": "reml", "test": "KNHA"}, ("REML", "knha", "metafor")),
+    ({"method": "Dl", "test": "Z", "pi": "Riley"}, ("DL", "z", "riley")),
+    ({"method": "fe", "test": "AdHoc"}, ("FE", "adhoc", "metafor")),
+    ({"method": " pm ", "pi": "METAFOR"}, ("PM", "z", "metafor")),
+])
+def test_codes_are_case_insensitive(kw, canonical):
+    # issue #10: method/test/pi codes are matched case-insensitively and stored canonical
+    r = pool(BCG_YI, BCG_VI, **kw)
+    assert (r.method, r.test, r.pi) == canonical
+    ref = pool(BCG_YI, BCG_VI, method=canonical[0], test=canonical[1], pi=canonical[2])
+    assert r == ref                                    # same fit, same metafor_call
+    assert f'method = "{canonical[0]}"' in r.metafor_call
+    many = pool_many(BCG_YI[None], BCG_VI[None], **kw)
+    assert (many.method, many.test, many.pi) == canonical
+
+
+def test_sensitivity_codes_are_case_insensitive():
+    yi, vi = BCG_YI, BCG_VI
+    lo = leave_one_out(yi, vi, method="dl", test="Knha", level=95, pi="RILEY")
+    assert lo == leave_one_out(yi, vi, method="DL", test="knha", level=0.95, pi="riley")
+    assert {(r.method, r.test, r.level, r.pi) for r in lo} == {("DL", "knha", 0.95, "riley")}
+    cu = cumulative(yi, vi, method="reml", test="ADHOC")
+    assert cu == cumulative(yi, vi, method="REML", test="adhoc")
+    e1, e2 = egger(yi, vi, method="ml", test="KNHA", level=90), egger(yi, vi, method="ML", test="knha",
+                                                                       level=0.9)
+    assert e1 == e2
+    g = ["a"] * 6 + ["b"] * 7
+    s1 = subgroups(yi, vi, g, method="reml", test="KNHA", common_tau2=True)
+    s2 = subgroups(yi, vi, g, method="REML", test="knha", common_tau2=True)
+    assert s1 == s2 and s1.groups["a"].method == "REML" and s1.groups["a"].test == "knha"
+
+
+@pytest.mark.parametrize("call", [
+    lambda y, v: leave_one_out(y, v, method="SA"),
+    lambda y, v: cumulative(y, v, test="t"),
+    lambda y, v: egger(y, v, test="t"),
+    lambda y, v: egger(y, v, level=150),
+    lambda y, v: subgroups(y, v, ["a"] * 6 + ["b"] * 7, pi="higgins"),
+    lambda y, v: subgroups(y, v, ["a"] * 6 + ["b"] * 7, level=0),
+])
+def test_sensitivity_checks_arguments_as_pool_does(call):
+    # the same check as pool(): an unknown code or level is refused, never silently replaced
+    with pytest.raises(ValueError, match="method|test|pi|level"):
+        call(BCG_YI, BCG_VI)
 
 
 @pytest.mark.parametrize("level", [0, 1, 100, -5, 150])
@@ -490,3 +537,14 @@ def test_tau_ci_is_sqrt_of_tau2_ci_bcg():
     assert r.tau_ci_lower == pytest.approx(np.sqrt(r.tau2_ci_lower), rel=1e-15)
     assert round(r.tau_ci_lower, 3) == 0.346 and round(r.tau_ci_upper, 4) == 1.0543
     assert "tau_ci_lower" not in r.to_dict()      # derived: not a stored field
+
+
+def test_engine_vocabulary_is_the_vocab_module():
+    # issue #10: one vocabulary; the engine's lists are the vocab's tables, not copies of them
+    from metaanalysis import estimators, sensitivity, vocab
+
+    assert METHODS == tuple(vocab.METHODS) and "FE" in METHODS
+    assert TESTS == tuple(vocab.TESTS) and PI_TYPES == tuple(vocab.PREDICTION_INTERVALS)
+    assert estimators.TAU2_METHODS == tuple(vocab.TAU2_ESTIMATORS)
+    assert sensitivity.EGGER_MIN_K == vocab.EGGER_MIN_K == 10   # Sterne et al. 2011
+    assert set(estimators.ITERATIVE_METHODS) < set(estimators.TAU2_METHODS)

@@ -1,5 +1,6 @@
 """Axis scales and readable tick choice for forest and funnel plots.
 
+Which measures are ratios, their names and null values come from :mod:`metaanalysis.vocab`.
 Ratio measures (HR, OR, RR) are drawn on the log scale and labelled on the
 natural scale with plain decimals from fixed "nice" ladders (0.25, 0.5, 1, 2,
 4 or 0.5, 0.75, 1, 1.5, 2, ...), never in scientific notation. Difference
@@ -17,27 +18,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import vocab
 from ..results import fmt_num
 
-RATIO_MEASURES = frozenset({"HR", "OR", "RR", "IRR", "ROM"})
-LINEAR_MEASURES = frozenset({"RD", "MD", "SMD"})
+#: Measures a forest or funnel plot can show: those with a no-effect value to draw.
+PLOTTED_MEASURES = frozenset(c for c, m in vocab.MEASURES.items() if m.null is not None)
 
-MEASURE_NAMES = {
-    "HR": "Hazard ratio", "OR": "Odds ratio", "RR": "Risk ratio", "IRR": "Rate ratio",
-    "ROM": "Ratio of means", "RD": "Risk difference", "MD": "Mean difference",
-    "SMD": "Standardised mean difference",
-}
+
+def plotted_measure(code: str) -> vocab.Measure:
+    """The vocabulary's :class:`~metaanalysis.vocab.Measure` of ``code`` (any case).
+
+    Raises
+    ------
+    ValueError
+        For codes the vocabulary does not know and for measures without a null value
+        (a proportion, a bare p-value): a plot has nothing to centre on.
+    """
+    m = vocab.measure(code)
+    if m.null is None:
+        raise ValueError(f"measure {code!r} has no null value to plot against; use one of "
+                         f"{', '.join(sorted(PLOTTED_MEASURES))}")
+    return m
 
 
 def is_ratio(measure: str) -> bool:
-    """True for measures analysed on the log scale (null at 1)."""
-    m = measure.upper()
-    if m in RATIO_MEASURES:
-        return True
-    if m in LINEAR_MEASURES:
-        return False
-    raise ValueError(f"unknown measure {measure!r}; use one of "
-                     f"{sorted(RATIO_MEASURES | LINEAR_MEASURES)}")
+    """True for measures drawn on a log axis (the ratios, null at 1)."""
+    return plotted_measure(measure).log_scale
+
+
+def null_value(measure: str) -> float:
+    """The no-effect value on the analysis scale (log 1 = 0 for ratios, 0 for differences)."""
+    m = plotted_measure(measure)
+    return math.log(m.null) if m.log_scale else float(m.null)
+
+
+def axis_title(measure: str) -> str:
+    """Default axis title: the measure's name, with "(log scale)" for log-scale measures."""
+    m = plotted_measure(measure)
+    return f"{m.name} (log scale)" if m.log_scale else m.name
 
 
 def _ladder(mantissas, e_lo=-6, e_hi=6):

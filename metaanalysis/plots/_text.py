@@ -5,6 +5,11 @@ Text extents come from the font file itself (FreeType via
 is deterministic, fast and identical whatever backend later draws it. Every
 plot uses one font, DejaVu Sans (shipped inside matplotlib, so always present).
 
+No backend is selected, at import or later: renderers draw on a bare
+:class:`matplotlib.figure.Figure` and :func:`save_figure` attaches an explicit SVG or
+Agg canvas to it, so importing the plots never changes ``matplotlib.get_backend()``
+of the program that imports them.
+
 Reference: Hunter JD (2007). Matplotlib: A 2D graphics environment.
 Computing in Science & Engineering 9(3):90-95, doi:10.1109/MCSE.2007.55.
 """
@@ -17,11 +22,8 @@ import threading
 from functools import lru_cache
 
 import matplotlib
-
-matplotlib.use("Agg")  # never pick an interactive backend; we only write files
-
-from matplotlib.font_manager import FontProperties  # noqa: E402
-from matplotlib.textpath import TextToPath  # noqa: E402
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 
 FONT_FAMILY = "DejaVu Sans"
 #: Measured widths are padded by this factor plus 0.5 pt: Agg hints glyphs at
@@ -104,7 +106,9 @@ def typeset(s: str) -> str:
 def save_figure(fig, path, fmt: str, dpi: int) -> bytes:
     """Write ``fig`` as deterministic SVG or PNG bytes (and to ``path`` if given).
 
-    Determinism: fixed SVG hash salt, no date/creator metadata, no PNG
+    The figure gets its own canvas (:class:`~matplotlib.backends.backend_svg.FigureCanvasSVG`
+    or :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`), so no global backend is
+    involved. Determinism: fixed SVG hash salt, no date/creator metadata, no PNG
     'Software' chunk. ``svg.fonttype='path'`` draws glyphs as outlines so the
     text looks exactly as measured by the layout, whatever fonts the viewer
     has (a substituted font would change widths and could make labels
@@ -113,6 +117,11 @@ def save_figure(fig, path, fmt: str, dpi: int) -> bytes:
     fmt = fmt.lower()
     if fmt not in ("svg", "png"):
         raise ValueError(f"format must be 'svg' or 'png', not {fmt!r}")
+    if fmt == "svg":
+        from matplotlib.backends.backend_svg import FigureCanvasSVG as Canvas
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg as Canvas
+    Canvas(fig)  # attaches itself as fig.canvas
     buf = io.BytesIO()
     if fmt == "svg":
         meta = {"Date": None, "Creator": None, "Format": None, "Type": None}
@@ -132,15 +141,6 @@ def save_figure(fig, path, fmt: str, dpi: int) -> bytes:
         with open(path, "wb") as fh:
             fh.write(data)
     return data
-
-
-def z_crit(level: float) -> float:
-    """Two-sided standard-normal critical value for a ``level`` interval."""
-    from statistics import NormalDist
-
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), not {level!r}")
-    return NormalDist().inv_cdf(1 - (1 - level) / 2)
 
 
 def finite(x) -> bool:

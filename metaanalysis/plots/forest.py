@@ -47,10 +47,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .._dist import z_crit
 from ..results import MetaResult, fmt_num, fmt_p, pct
-from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
-from ._text import (finite, line_height, save_figure, text_width, typeset, wrap,
-                    z_crit)
+from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
+from ._text import finite, line_height, save_figure, text_width, typeset, wrap
 
 # --------------------------------------------------------------------------
 # Input
@@ -382,7 +382,7 @@ def _axis(spec: ForestSpec, log: bool, z: float, sides: tuple[float, float] = (0
     label fits under its own half.
     """
     rows = _all_rows(spec)
-    null = 0.0
+    null = null_value(spec.measure)
     pts = [null] + [r.yi for r in rows if finite(r.yi)]
     cis = [_row_ci(r, z) for r in rows]
     lows = [c[0] for c in cis if finite(c[0])]
@@ -429,6 +429,434 @@ def _box_half(weight: float | None, wmax: float, row_h: float) -> float:
     return max(_BOX_MIN_HALF, hmax * math.sqrt(max(weight, 0.0) / wmax))
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Everything the rows of one forest plot share: text style, columns and the x mapping.
+
+    Built once by :func:`_grid` before any row is laid out; inches, origin top-left.
+    """
+
+    spec: ForestSpec
+    log: bool
+    z: float                          # critical value of the study whiskers
+    lh: float                         # line height of body text
+    label_x: float
+    label_w: float
+    col_x: tuple[float, ...]          # centres of the extra columns
+    col_w: tuple[float, ...]
+    col_head: tuple[tuple[str, ...], ...]
+    wt_x: float                       # right edge of the weight column
+    est_x: float                      # right edge of the estimate column
+    panel_x0: float
+    panel_x1: float
+    width: float
+    ticks: Ticks
+    wmax: float                       # largest study weight (box scaling)
+
+    @property
+    def fs(self) -> float:
+        return self.spec.font_size
+
+    @property
+    def small(self) -> float:
+        return self.spec.font_size - 1
+
+    def xo(self, v: float) -> float:
+        """Analysis-scale value → inches."""
+        lo, hi = self.ticks.lo, self.ticks.hi
+        return self.panel_x0 + (v - lo) / (hi - lo) * (self.panel_x1 - self.panel_x0)
+
+    def clipx(self, a: float, b: float) -> tuple[float, float, bool, bool]:
+        """Interval [a, b] → (x0, x1, clipped left, clipped right) within the panel."""
+        lo, hi = self.ticks.lo, self.ticks.hi
+        tol = 0.002 * (hi - lo)  # an overshoot this small is invisible: no arrow
+        return (max(self.xo(a), self.panel_x0), min(self.xo(b), self.panel_x1),
+                a < lo - tol, b > hi + tol)
+
+
+def _natural(log: bool, v: float) -> float:
+    return math.exp(v) if log else v
+
+
+def _interval_text(log: bool, lo: float, hi: float, nd: int) -> str:
+    """``[0.64, 1.01]`` on the natural scale."""
+    return typeset(f"[{fmt_num(_natural(log, lo), nd)}, {fmt_num(_natural(log, hi), nd)}]")
+
+
+def _est_text(log: bool, y: float, lo: float, hi: float, nd: int) -> str:
+    """``0.80 [0.64, 1.01]`` on the natural scale."""
+    return typeset(f"{fmt_num(_natural(log, y), nd)} [{fmt_num(_natural(log, lo), nd)}, "
+                   f"{fmt_num(_natural(log, hi), nd)}]")
+
+
+def _weight_text(w: float | None) -> str:
+    return "–" if w is None or not finite(w) else f"{fmt_num(w, 1)}%"
+
+
+def _label_width(spec: ForestSpec) -> float:
+    """Width of the label column: the widest label, at most ``max_label_width`` (long study
+    labels wrap) but never narrower than a bold pooled-row label."""
+    fs = spec.font_size
+    pooled_labels = [model_label(r) for r in (spec.result, spec.common) if r is not None]
+    if spec.result is not None and spec.show_pi and finite(spec.result.pi_lower):
+        pooled_labels.append("Prediction interval")
+    if any(_has_subtotal(b) for b in spec.subgroups):
+        pooled_labels.append("Subtotal")
+    label_texts = [r.label + r.marks for r in _all_rows(spec)]
+    need = max([text_width(s, fs) for s in label_texts] +
+               [text_width(s, fs, True) for s in pooled_labels] +
+               [text_width(spec.label_header, fs, True)] +
+               [text_width(b.name, fs, True) for b in spec.subgroups] + [0.5])
+    return min(need, max(spec.max_label_width,
+                         max([text_width(s, fs, True) for s in pooled_labels] + [0.0])))
+
+
+def _extra_columns(spec: ForestSpec) -> tuple[list[float], list[list[str]]]:
+    """Widths and wrapped header lines of the extra text columns (a word is never broken)."""
+    fs = spec.font_size
+    col_w = []
+    col_head: list[list[str]] = []
+    for j, h in enumerate(spec.columns):
+        cells = [r.cells[j] for r in _all_rows(spec) if r.cells]
+        cw = min(max([text_width(c, fs) for c in cells] + [0.3]), spec.max_cell_width)
+        words = max(text_width(w, fs, True) for w in (h.split() or [""]))
+        cell_words = [text_width(w, fs) for c in cells for w in c.split()]
+        cw = max([cw, words] + cell_words)
+        lines = wrap(h, cw, fs, True)
+        col_w.append(max([cw] + [text_width(s, fs, True) for s in lines]))
+        col_head.append(lines)
+    return col_w, col_head
+
+
+def _est_header(spec: ForestSpec) -> str:
+    return f"{spec.measure} [{pct(spec.level)} CI]"
+
+
+def _number_widths(spec: ForestSpec, log: bool, z: float) -> tuple[float, float]:
+    """Widths of the weight and the estimate [CI] columns (widest measured cell)."""
+    fs, nd = spec.font_size, spec.digits
+    est_cells = [_est_text(log, r.yi, *_row_ci(r, z), nd) for r in _all_rows(spec)]
+    for res in _results(spec):
+        est_cells.append(_est_text(log, res.estimate, res.ci_lower, res.ci_upper, nd))
+    if spec.result is not None and finite(spec.result.pi_lower):
+        est_cells.append(_interval_text(log, spec.result.pi_lower, spec.result.pi_upper, nd))
+    est_w = max([text_width(s, fs) for s in est_cells] + [text_width(_est_header(spec), fs, True)])
+    w_cells = [_weight_text(r.weight) for r in _all_rows(spec)] + ["100.0%"]
+    wt_w = max([text_width(s, fs) for s in w_cells] + [text_width("Weight", fs, True)])
+    return wt_w, est_w
+
+
+def _favours_texts(spec: ForestSpec) -> tuple[str, str]:
+    return (f"← {spec.favours[0]}" if spec.favours[0] else "",
+            f"{spec.favours[1]} →" if spec.favours[1] else "")
+
+
+def _grid(spec: ForestSpec) -> _Grid:
+    """Measure the columns, place them left to right and choose the axis."""
+    log = is_ratio(spec.measure)
+    z = z_crit(spec.level)
+    ncol = len(spec.columns)
+    for r in _all_rows(spec):
+        if len(r.cells) not in (0, ncol):
+            raise ValueError(f"row {r.label!r} has {len(r.cells)} cells for {ncol} columns")
+    label_w = _label_width(spec)
+    col_w, col_head = _extra_columns(spec)
+    wt_w, est_w = _number_widths(spec, log, z)
+    x = _MARGIN
+    label_x = x
+    x += label_w + _GAP
+    col_x = []
+    for cw in col_w:
+        col_x.append(x + cw / 2)  # centred
+        x += cw + _GAP
+    panel_x0 = x
+    panel_x1 = panel_x0 + spec.plot_width
+    x = panel_x1 + _GAP
+    wt_x = x + wt_w  # right-aligned
+    x = wt_x + _GAP
+    est_x = x + est_w  # right-aligned
+    # each favours label under its own half: that half gets at least the label's width (up to
+    # _FAV_MAX of the panel; a longer label wraps to that width)
+    sides = tuple(min((text_width(t_, spec.font_size - 1) + _FAV_OFF + 0.04) / spec.plot_width,
+                      _FAV_MAX) if t_ else 0.0 for t_ in _favours_texts(spec))
+    wmax = max([r.weight for r in _all_rows(spec) if r.weight is not None and finite(r.weight)]
+               + [0.0])
+    return _Grid(spec=spec, log=log, z=z, lh=line_height(spec.font_size), label_x=label_x,
+                 label_w=label_w, col_x=tuple(col_x), col_w=tuple(col_w),
+                 col_head=tuple(tuple(h) for h in col_head), wt_x=wt_x, est_x=est_x,
+                 panel_x0=panel_x0, panel_x1=panel_x1, width=est_x + _MARGIN,
+                 ticks=_axis(spec, log, z, sides), wmax=wmax)
+
+
+@dataclass
+class _Page:
+    """What the layout has placed so far, top to bottom; ``y`` is the next free line (in)."""
+
+    y: float = _MARGIN
+    texts: list[TextItem] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    whiskers: list[Whisker] = field(default_factory=list)
+    diamonds: list[Diamond] = field(default_factory=list)
+    pi_bars: list[Whisker] = field(default_factory=list)
+    bands: list[Band] = field(default_factory=list)
+    hlines: list[tuple[float, float, float]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    band_i: int = 0                   # study rows since the last subgroup header (banding)
+
+    def rule(self, g: _Grid) -> None:
+        """A full-width horizontal rule with a small gap above and below."""
+        self.y += 0.06
+        self.hlines.append((_MARGIN, g.width - _MARGIN, self.y))
+        self.y += 0.06
+
+
+def _title_and_headers(page: _Page, g: _Grid) -> None:
+    """The title (wrapped to the page) and the column headers, bottom-aligned, then a rule."""
+    spec, fs, lh = g.spec, g.fs, g.lh
+    tsize = fs + 2
+    if spec.title:
+        for line in wrap(spec.title, g.width - 2 * _MARGIN, tsize, True):
+            page.y += line_height(tsize) / 2
+            page.texts.append(TextItem(_MARGIN, page.y, line, "left", tsize, True, role="title"))
+            page.y += line_height(tsize) / 2
+        page.y += 0.12
+    nhead = max([1] + [len(h) for h in g.col_head])
+    head_bottom = page.y + nhead * lh
+    last = head_bottom - lh / 2
+    texts = page.texts
+    texts.append(TextItem(g.label_x, last, spec.label_header, "left", fs, True, role="header"))
+    for cx, lines in zip(g.col_x, g.col_head):
+        for i, s in enumerate(lines):
+            texts.append(TextItem(cx, last - (len(lines) - 1 - i) * lh, s, "center", fs, True,
+                                  role="header"))
+    texts.append(TextItem(g.wt_x, last, "Weight", "right", fs, True, role="header"))
+    texts.append(TextItem(g.est_x, last, _est_header(spec), "right", fs, True, role="header"))
+    page.y = head_bottom
+    page.rule(g)
+
+
+def _study_row(page: _Page, g: _Grid, r: ForestRow, group: str | None) -> None:
+    """One study: wrapped label and cells, weight, estimate text, whisker and box."""
+    fs, lh = g.fs, g.lh
+    lines = wrap(r.label + r.marks, g.label_w, fs)
+    cell_lines = [wrap(c, cw, fs) for c, cw in zip(r.cells, g.col_w)]
+    nl = max([len(lines)] + [len(c) for c in cell_lines])
+    h = nl * lh + _ROW_PAD
+    y = page.y
+    yc = y + h / 2
+    if g.spec.banding and page.band_i % 2 == 1:
+        page.bands.append(Band(y, y + h))
+    page.band_i += 1
+    texts = page.texts
+    top = yc - (len(lines) - 1) * lh / 2
+    for i, s in enumerate(lines):
+        texts.append(TextItem(g.label_x, top + i * lh, s, "left", fs, role="label"))
+    for cx, cl in zip(g.col_x, cell_lines):
+        ctop = yc - (len(cl) - 1) * lh / 2
+        for i, s in enumerate(cl):
+            texts.append(TextItem(cx, ctop + i * lh, s, "center", fs, role="cell"))
+    texts.append(TextItem(g.wt_x, yc, _weight_text(r.weight if r.pooled else None), "right", fs,
+                          role="weight"))
+    a, b = _row_ci(r, g.z)
+    if finite(a) and finite(b):
+        texts.append(TextItem(g.est_x, yc, _est_text(g.log, r.yi, a, b, g.spec.digits), "right",
+                              fs, role="estimate"))
+        x0, x1, cl, cr = g.clipx(a, b)
+        if x1 > x0 or cl or cr:
+            page.whiskers.append(Whisker(x0, x1, yc, cl, cr))
+    if g.ticks.lo <= r.yi <= g.ticks.hi:
+        page.boxes.append(Box(g.xo(r.yi), yc, _box_half(r.weight if r.pooled else None, g.wmax,
+                                                        lh + _ROW_PAD), filled=r.pooled))
+    page.rows.append(Row("study", yc, r.label, group))
+    page.y += h
+
+
+def _pooled_row(page: _Page, g: _Grid, res: MetaResult, label: str, kind: str, weight: str,
+                bold: bool, filled: bool = True, group: str | None = None) -> None:
+    """A pooled result (overall, common-effect or subtotal): label, weight, text and diamond."""
+    fs, lh = g.fs, g.lh
+    lines = wrap(label, g.label_w, fs, bold)
+    h = len(lines) * lh + _ROW_PAD
+    yc = page.y + h / 2
+    top = yc - (len(lines) - 1) * lh / 2
+    for i, s in enumerate(lines):
+        page.texts.append(TextItem(g.label_x, top + i * lh, s, "left", fs, bold, role="label"))
+    if weight:
+        page.texts.append(TextItem(g.wt_x, yc, weight, "right", fs, bold, role="weight"))
+    page.texts.append(TextItem(g.est_x, yc, _est_text(g.log, res.estimate, res.ci_lower,
+                                                      res.ci_upper, g.spec.digits),
+                               "right", fs, bold, role="estimate"))
+    x0, x1, cl, cr = g.clipx(res.ci_lower, res.ci_upper)
+    xc = min(max(g.xo(res.estimate), g.panel_x0), g.panel_x1)
+    page.diamonds.append(Diamond(x0, xc, x1, yc, _DIAMOND_HH, filled, cl, cr))
+    page.rows.append(Row(kind, yc, label, group))
+    page.y += h
+
+
+def _note_rows(page: _Page, g: _Grid, s: str, group: str | None, maxw: float) -> None:
+    """A small grey note (heterogeneity, tests) wrapped to ``maxw`` inches."""
+    small = g.small
+    for line in wrap(s, maxw, small):
+        h = line_height(small) + 0.03
+        page.texts.append(TextItem(g.label_x, page.y + h / 2, line, "left", small,
+                                   color="#444444", role="note"))
+        page.rows.append(Row("note", page.y + h / 2, line, group))
+        page.y += h
+
+
+def _subgroup_block(page: _Page, g: _Grid, b: SubgroupBlock, body_top: float) -> None:
+    """Header, study rows, subtotal diamond and heterogeneity note of one subgroup."""
+    if page.y > body_top + 1e-9:
+        page.y += 0.08
+    for s in wrap(b.name, g.label_w, g.fs, True):
+        h = g.lh + _ROW_PAD / 2
+        page.texts.append(TextItem(g.label_x, page.y + h / 2, s, "left", g.fs, True,
+                                   role="subgroup"))
+        page.rows.append(Row("subgroup", page.y + h / 2, s, b.name))
+        page.y += h
+    page.band_i = 0
+    for r in b.rows:
+        _study_row(page, g, r, b.name)
+    if _has_subtotal(b):
+        ws = [r.weight for r in b.rows if r.pooled and r.weight is not None]
+        wtxt = f"{fmt_num(sum(ws), 1)}%" if ws else ""
+        _pooled_row(page, g, b.result, "Subtotal", "subtotal", wtxt, False, group=b.name)
+        _note_rows(page, g, heterogeneity_text(b.result), b.name, g.panel_x0 - _GAP - g.label_x)
+
+
+def _pooled_rows(page: _Page, g: _Grid) -> None:
+    """Under a rule: the random-effects diamond, the common-effect diamond and the PI bar."""
+    spec = g.spec
+    if spec.result is not None or spec.common is not None:
+        page.rule(g)
+    if spec.result is not None:
+        _pooled_row(page, g, spec.result, model_label(spec.result), "pooled", "100.0%", True)
+    if spec.common is not None:
+        _pooled_row(page, g, spec.common, model_label(spec.common), "common", "", False,
+                    filled=False)
+    res = spec.result
+    if res is not None and spec.show_pi and finite(res.pi_lower) and finite(res.pi_upper):
+        h = g.lh + _ROW_PAD
+        yc = page.y + h / 2
+        page.texts.append(TextItem(g.label_x, yc, "Prediction interval", "left", g.fs,
+                                   role="label"))
+        page.texts.append(TextItem(g.est_x, yc, _interval_text(g.log, res.pi_lower, res.pi_upper,
+                                                               spec.digits),
+                                   "right", g.fs, role="estimate"))
+        x0, x1, cl, cr = g.clipx(res.pi_lower, res.pi_upper)
+        page.pi_bars.append(Whisker(x0, x1, yc, cl, cr))
+        page.rows.append(Row("pi", yc, "Prediction interval"))
+        page.y += h
+
+
+def _tick_labels(page: _Page, g: _Grid, tick_x: tuple[float, ...], null: float) -> None:
+    """Tick labels under the axis, every n-th one (counted from the null) where neighbours
+    would touch (narrow panels)."""
+    ticks = g.ticks
+    tick_items = [TextItem(tx, page.y, typeset(lab), "center", g.fs, role="tick")
+                  for tx, lab in zip(tick_x, ticks.labels)]
+    keep = list(range(len(tick_items)))
+    step = 1
+    while any(tick_items[keep[i]].bbox[2] + 0.05 > tick_items[keep[i + 1]].bbox[0]
+              for i in range(len(keep) - 1)):
+        step += 1
+        null_i = min(range(len(ticks.values)), key=lambda i: abs(ticks.values[i] - null))
+        keep = [i for i in range(len(tick_items)) if (i - null_i) % step == 0]
+    page.texts.extend(tick_items[i] for i in keep)
+
+
+def _favours_lines(t_: str, room: float, small: float) -> list[str]:
+    """One favours label as lines no wider than ``room`` where its words allow."""
+    if not t_:
+        return []
+    if text_width(t_, small) <= room:
+        return [t_]
+    # two lines of about equal width read better than a greedy wrap's long + short
+    words = t_.split(" ")
+    splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+    fits = [sp for sp in splits if max(text_width(x_, small) for x_ in sp) <= room]
+    if fits:
+        return list(min(fits, key=lambda sp: max(text_width(x_, small) for x_ in sp)))
+    widest_word = max(text_width(w_, small) for w_ in words)
+    return wrap(t_, max(room, widest_word), small)
+
+
+def _favours(page: _Page, g: _Grid, null_x: float) -> None:
+    """Favours labels: abut the null, each under its own half (wrapped to it), on the page;
+    stacked if they would still collide (an explicit xlim with the null near an edge)."""
+    left_t, right_t = _favours_texts(g.spec)
+    if not (left_t or right_t):
+        return
+    small, y = g.small, page.y
+    slh = line_height(small)
+    ll = _favours_lines(left_t, null_x - _FAV_OFF - g.panel_x0, small)
+    rl = _favours_lines(right_t, g.panel_x1 - null_x - _FAV_OFF, small)
+    wl = max([text_width(t_, small) for t_ in ll] + [0.0])
+    wr = max([text_width(t_, small) for t_ in rl] + [0.0])
+    lx = max(null_x - _FAV_OFF, _MARGIN + wl)
+    rx = min(null_x + _FAV_OFF, g.width - _MARGIN - wr)
+    y_r = y
+    if ll and rl and lx > rx - 0.06:
+        y_r = y + len(ll) * slh
+    for i, t_ in enumerate(ll):
+        page.texts.append(TextItem(lx, y + (i + 0.5) * slh, t_, "right", small, color="#333333",
+                                   role="favours"))
+    for i, t_ in enumerate(rl):
+        page.texts.append(TextItem(rx, y_r + (i + 0.5) * slh, t_, "left", small, color="#333333",
+                                   role="favours"))
+    page.y = max(y + len(ll) * slh, y_r + len(rl) * slh) + (g.lh - slh)
+
+
+def _axis_rows(page: _Page, g: _Grid) -> tuple[float, float, tuple[float, ...]]:
+    """Axis line position, tick labels, favours labels and the axis title.
+
+    Returns
+    -------
+    axis_y, null_x, tick_x
+        The axis line's y, the null's x and the ticks' x (inches).
+    """
+    lh = g.lh
+    page.y += 0.05
+    axis_y = page.y
+    null = null_value(g.spec.measure)
+    null_x = g.xo(null)
+    tick_x = tuple(g.xo(v) for v in g.ticks.values)
+    page.y += 0.06 + lh / 2  # tick marks + half a line
+    _tick_labels(page, g, tick_x, null)
+    page.y += lh / 2 + 0.04
+    _favours(page, g, null_x)
+    spec = g.spec
+    axis_label = axis_title(spec.measure) if spec.axis_label is None else spec.axis_label
+    if axis_label:
+        page.texts.append(TextItem((g.panel_x0 + g.panel_x1) / 2, page.y + lh / 2, axis_label,
+                                   "center", g.small, color="#333333", role="axis_label"))
+        page.y += lh
+    page.y += 0.1
+    return axis_y, null_x, tick_x
+
+
+def _notes(page: _Page, g: _Grid) -> None:
+    """Heterogeneity, overall-effect and subgroup-difference lines, then footnotes, full width."""
+    spec = g.spec
+    full = g.width - 2 * _MARGIN
+    notes: list[str] = []
+    if spec.result is not None:
+        notes += [heterogeneity_text(spec.result), overall_test_text(spec.result)]
+    if spec.subgroup_test is not None:
+        notes.append(subgroup_test_text(spec.subgroup_test))
+    for s in notes:
+        _note_rows(page, g, s, None, full)
+    if spec.footnotes:
+        page.y += 0.06
+        fsize = g.small - 0.5
+        for s in spec.footnotes:
+            for line in wrap(s, full, fsize):
+                h = line_height(fsize) + 0.02
+                page.texts.append(TextItem(_MARGIN, page.y + h / 2, line, "left", fsize,
+                                           color="#444444", role="footnote"))
+                page.y += h
+
+
 def layout_forest(spec: ForestSpec) -> ForestLayout:
     """Compute the full geometry of a forest plot without drawing it.
 
@@ -443,327 +871,24 @@ def layout_forest(spec: ForestSpec) -> ForestLayout:
         overlaps: long labels wrap at ``spec.max_label_width`` and every
         column is as wide as its widest measured cell.
     """
-    log = is_ratio(spec.measure)
-    z = z_crit(spec.level)
-    fs = spec.font_size
-    small = fs - 1
-    lh = line_height(fs)
-    tr = math.exp if log else (lambda v: v)
-    nd = spec.digits
-    ncol = len(spec.columns)
-    for r in _all_rows(spec):
-        if len(r.cells) not in (0, ncol):
-            raise ValueError(f"row {r.label!r} has {len(r.cells)} cells for {ncol} columns")
-
-    def est_text(y, lo, hi):
-        return typeset(f"{fmt_num(tr(y), nd)} [{fmt_num(tr(lo), nd)}, {fmt_num(tr(hi), nd)}]")
-
-    def weight_text(w):
-        return "–" if w is None or not finite(w) else f"{fmt_num(w, 1)}%"
-
-    # ---- column widths (measured) -------------------------------------
-    pooled_labels = [model_label(r) for r in (spec.result, spec.common) if r is not None]
-    if spec.result is not None and spec.show_pi and finite(spec.result.pi_lower):
-        pooled_labels.append("Prediction interval")
-    if any(_has_subtotal(b) for b in spec.subgroups):
-        pooled_labels.append("Subtotal")
-    label_texts = [r.label + r.marks for r in _all_rows(spec)]
-    need = max([text_width(s, fs) for s in label_texts] +
-               [text_width(s, fs, True) for s in pooled_labels] +
-               [text_width(spec.label_header, fs, True)] +
-               [text_width(b.name, fs, True) for b in spec.subgroups] + [0.5])
-    label_w = min(need, max(spec.max_label_width,
-                            max([text_width(s, fs, True) for s in pooled_labels] + [0.0])))
-
-    col_w = []
-    col_head: list[list[str]] = []
-    for j, h in enumerate(spec.columns):
-        cells = [r.cells[j] for r in _all_rows(spec) if r.cells]
-        cw = min(max([text_width(c, fs) for c in cells] + [0.3]), spec.max_cell_width)
-        words = max(text_width(w, fs, True) for w in (h.split() or [""]))
-        cell_words = [text_width(w, fs) for c in cells for w in c.split()]
-        cw = max([cw, words] + cell_words)
-        lines = wrap(h, cw, fs, True)
-        col_w.append(max([cw] + [text_width(s, fs, True) for s in lines]))
-        col_head.append(lines)
-
-    est_header = f"{spec.measure} [{pct(spec.level)} CI]"
-    est_cells = [est_text(r.yi, *_row_ci(r, z)) for r in _all_rows(spec)]
-    for res in _results(spec):
-        est_cells.append(est_text(res.estimate, res.ci_lower, res.ci_upper))
-    if spec.result is not None and finite(spec.result.pi_lower):
-        est_cells.append(typeset(f"[{fmt_num(tr(spec.result.pi_lower), nd)}, "
-                                 f"{fmt_num(tr(spec.result.pi_upper), nd)}]"))
-    est_w = max([text_width(s, fs) for s in est_cells] + [text_width(est_header, fs, True)])
-    w_cells = [weight_text(r.weight) for r in _all_rows(spec)] + ["100.0%"]
-    wt_w = max([text_width(s, fs) for s in w_cells] + [text_width("Weight", fs, True)])
-
-    x = _MARGIN
-    label_x = x
-    x += label_w + _GAP
-    col_x = []
-    for cw in col_w:
-        col_x.append(x + cw / 2)  # centred
-        x += cw + _GAP
-    panel_x0 = x
-    panel_x1 = panel_x0 + spec.plot_width
-    x = panel_x1 + _GAP
-    wt_x = x + wt_w  # right-aligned
-    x = wt_x + _GAP
-    est_x = x + est_w  # right-aligned
-    width = est_x + _MARGIN
-
-    # ---- axis --------------------------------------------------------
-    fav_texts = (f"← {spec.favours[0]}" if spec.favours[0] else "",
-                 f"{spec.favours[1]} →" if spec.favours[1] else "")
-    # each favours label under its own half: that half gets at least the label's width (up to
-    # _FAV_MAX of the panel; a longer label wraps to that width)
-    sides = tuple(min((text_width(t_, small) + _FAV_OFF + 0.04) / spec.plot_width, _FAV_MAX)
-                  if t_ else 0.0 for t_ in fav_texts)
-    ticks = _axis(spec, log, z, sides)
-    lo, hi = ticks.lo, ticks.hi
-
-    def xo(v: float) -> float:
-        return panel_x0 + (v - lo) / (hi - lo) * (panel_x1 - panel_x0)
-
-    tol = 0.002 * (hi - lo)  # an overshoot this small is invisible: no arrow
-
-    def clipx(a: float, b: float):
-        return (max(xo(a), panel_x0), min(xo(b), panel_x1), a < lo - tol, b > hi + tol)
-
-    texts: list[TextItem] = []
-    boxes: list[Box] = []
-    whiskers: list[Whisker] = []
-    diamonds: list[Diamond] = []
-    pi_bars: list[Whisker] = []
-    bands: list[Band] = []
-    hlines: list[tuple[float, float, float]] = []
-    rows_out: list[Row] = []
-
-    # ---- title -------------------------------------------------------
-    y = _MARGIN
-    tsize = fs + 2
-    if spec.title:
-        for line in wrap(spec.title, width - 2 * _MARGIN, tsize, True):
-            y += line_height(tsize) / 2
-            texts.append(TextItem(_MARGIN, y, line, "left", tsize, True, role="title"))
-            y += line_height(tsize) / 2
-        y += 0.12
-
-    # ---- headers (bottom-aligned) -------------------------------------
-    nhead = max([1] + [len(h) for h in col_head])
-    head_bottom = y + nhead * lh
-    last = head_bottom - lh / 2
-    texts.append(TextItem(label_x, last, spec.label_header, "left", fs, True, role="header"))
-    for cx, lines in zip(col_x, col_head):
-        for i, s in enumerate(lines):
-            texts.append(TextItem(cx, last - (len(lines) - 1 - i) * lh, s, "center", fs, True,
-                                  role="header"))
-    texts.append(TextItem(wt_x, last, "Weight", "right", fs, True, role="header"))
-    texts.append(TextItem(est_x, last, est_header, "right", fs, True, role="header"))
-    y = head_bottom + 0.06
-    hlines.append((_MARGIN, width - _MARGIN, y))
-    y += 0.06
-    body_top = y
-    single_h = lh + _ROW_PAD
-    wmax = max([r.weight for r in _all_rows(spec) if r.weight is not None and finite(r.weight)]
-               + [0.0])
-
-    band_i = [0]
-
-    def study_row(r: ForestRow, group: str | None):
-        nonlocal y
-        lines = wrap(r.label + r.marks, label_w, fs)
-        cell_lines = [wrap(c, cw, fs) for c, cw in zip(r.cells, col_w)]
-        nl = max([len(lines)] + [len(c) for c in cell_lines])
-        h = nl * lh + _ROW_PAD
-        yc = y + h / 2
-        if spec.banding and band_i[0] % 2 == 1:
-            bands.append(Band(y, y + h))
-        band_i[0] += 1
-        top = yc - (len(lines) - 1) * lh / 2
-        for i, s in enumerate(lines):
-            texts.append(TextItem(label_x, top + i * lh, s, "left", fs, role="label"))
-        for cx, cl in zip(col_x, cell_lines):
-            ctop = yc - (len(cl) - 1) * lh / 2
-            for i, s in enumerate(cl):
-                texts.append(TextItem(cx, ctop + i * lh, s, "center", fs, role="cell"))
-        texts.append(TextItem(wt_x, yc, weight_text(r.weight if r.pooled else None), "right", fs,
-                              role="weight"))
-        a, b = _row_ci(r, z)
-        if finite(a) and finite(b):
-            texts.append(TextItem(est_x, yc, est_text(r.yi, a, b), "right", fs, role="estimate"))
-            x0, x1, cl, cr = clipx(a, b)
-            if x1 > x0 or cl or cr:
-                whiskers.append(Whisker(x0, x1, yc, cl, cr))
-        if lo <= r.yi <= hi:
-            boxes.append(Box(xo(r.yi), yc, _box_half(r.weight if r.pooled else None, wmax,
-                                                     single_h), filled=r.pooled))
-        rows_out.append(Row("study", yc, r.label, group))
-        y += h
-
-    def pooled_row(res: MetaResult, label: str, kind: str, weight: str, bold: bool,
-                   filled: bool = True, group: str | None = None):
-        nonlocal y
-        lines = wrap(label, label_w, fs, bold)
-        h = len(lines) * lh + _ROW_PAD
-        yc = y + h / 2
-        top = yc - (len(lines) - 1) * lh / 2
-        for i, s in enumerate(lines):
-            texts.append(TextItem(label_x, top + i * lh, s, "left", fs, bold, role="label"))
-        if weight:
-            texts.append(TextItem(wt_x, yc, weight, "right", fs, bold, role="weight"))
-        texts.append(TextItem(est_x, yc, est_text(res.estimate, res.ci_lower, res.ci_upper),
-                              "right", fs, bold, role="estimate"))
-        x0, x1, cl, cr = clipx(res.ci_lower, res.ci_upper)
-        xc = min(max(xo(res.estimate), panel_x0), panel_x1)
-        diamonds.append(Diamond(x0, xc, x1, yc, _DIAMOND_HH, filled, cl, cr))
-        rows_out.append(Row(kind, yc, label, group))
-        y += h
-
-    def note_rows(s: str, group: str | None, maxw: float):
-        nonlocal y
-        for line in wrap(s, maxw, small):
-            h = line_height(small) + 0.03
-            texts.append(TextItem(label_x, y + h / 2, line, "left", small, color="#444444",
-                                  role="note"))
-            rows_out.append(Row("note", y + h / 2, line, group))
-            y += h
-
+    g = _grid(spec)
+    page = _Page()
+    _title_and_headers(page, g)
+    body_top = page.y
     for r in spec.rows:
-        study_row(r, None)
-
-    left_space = panel_x0 - _GAP - label_x
+        _study_row(page, g, r, None)
     for b in spec.subgroups:
-        if y > body_top + 1e-9:
-            y += 0.08
-        for s in wrap(b.name, label_w, fs, True):
-            h = lh + _ROW_PAD / 2
-            texts.append(TextItem(label_x, y + h / 2, s, "left", fs, True, role="subgroup"))
-            rows_out.append(Row("subgroup", y + h / 2, s, b.name))
-            y += h
-        band_i[0] = 0
-        for r in b.rows:
-            study_row(r, b.name)
-        if _has_subtotal(b):
-            ws = [r.weight for r in b.rows if r.pooled and r.weight is not None]
-            wtxt = f"{fmt_num(sum(ws), 1)}%" if ws else ""
-            pooled_row(b.result, "Subtotal", "subtotal", wtxt, False, group=b.name)
-            note_rows(heterogeneity_text(b.result), b.name, left_space)
-    body_bottom = y
-
-    if spec.result is not None or spec.common is not None:
-        y += 0.06
-        hlines.append((_MARGIN, width - _MARGIN, y))
-        y += 0.06
-    if spec.result is not None:
-        pooled_row(spec.result, model_label(spec.result), "pooled", "100.0%", True)
-    if spec.common is not None:
-        pooled_row(spec.common, model_label(spec.common), "common", "", False, filled=False)
-    res = spec.result
-    if res is not None and spec.show_pi and finite(res.pi_lower) and finite(res.pi_upper):
-        h = lh + _ROW_PAD
-        yc = y + h / 2
-        texts.append(TextItem(label_x, yc, "Prediction interval", "left", fs, role="label"))
-        texts.append(TextItem(est_x, yc, typeset(f"[{fmt_num(tr(res.pi_lower), nd)}, "
-                                                 f"{fmt_num(tr(res.pi_upper), nd)}]"),
-                              "right", fs, role="estimate"))
-        x0, x1, cl, cr = clipx(res.pi_lower, res.pi_upper)
-        pi_bars.append(Whisker(x0, x1, yc, cl, cr))
-        rows_out.append(Row("pi", yc, "Prediction interval"))
-        y += h
-    del body_bottom
-
-    # ---- axis ------------------------------------------------------------
-    y += 0.05
-    axis_y = y
-    null_x = xo(0.0)
-    tick_x = tuple(xo(v) for v in ticks.values)
-    y += 0.06 + lh / 2  # tick marks + half a line
-    tick_items = [TextItem(tx, y, typeset(lab), "center", fs, role="tick")
-                  for tx, lab in zip(tick_x, ticks.labels)]
-    # thin tick labels if neighbours would touch (narrow panels)
-    keep = list(range(len(tick_items)))
-    step = 1
-    while any(tick_items[keep[i]].bbox[2] + 0.05 > tick_items[keep[i + 1]].bbox[0]
-              for i in range(len(keep) - 1)):
-        step += 1
-        null_i = min(range(len(ticks.values)), key=lambda i: abs(ticks.values[i]))
-        keep = [i for i in range(len(tick_items)) if (i - null_i) % step == 0]
-    texts.extend(tick_items[i] for i in keep)
-    y += lh / 2 + 0.04
-
-    # favours labels: abut the null, each under its own half (wrapped to it), on the page;
-    # stacked if they would still collide (an explicit xlim with the null near an edge)
-    left_t, right_t = fav_texts
-    if left_t or right_t:
-        slh = line_height(small)
-
-        def fav_lines(t_, room):
-            if not t_:
-                return []
-            if text_width(t_, small) <= room:
-                return [t_]
-            # two lines of about equal width read better than a greedy wrap's long + short
-            words = t_.split(" ")
-            splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
-            fits = [sp for sp in splits if max(text_width(x_, small) for x_ in sp) <= room]
-            if fits:
-                return list(min(fits, key=lambda sp: max(text_width(x_, small) for x_ in sp)))
-            widest_word = max(text_width(w_, small) for w_ in words)
-            return wrap(t_, max(room, widest_word), small)
-
-        ll = fav_lines(left_t, null_x - _FAV_OFF - panel_x0)
-        rl = fav_lines(right_t, panel_x1 - null_x - _FAV_OFF)
-        wl = max([text_width(t_, small) for t_ in ll] + [0.0])
-        wr = max([text_width(t_, small) for t_ in rl] + [0.0])
-        lx = max(null_x - _FAV_OFF, _MARGIN + wl)
-        rx = min(null_x + _FAV_OFF, width - _MARGIN - wr)
-        y_r = y
-        if ll and rl and lx > rx - 0.06:
-            y_r = y + len(ll) * slh
-        for i, t_ in enumerate(ll):
-            texts.append(TextItem(lx, y + (i + 0.5) * slh, t_, "right", small, color="#333333",
-                                  role="favours"))
-        for i, t_ in enumerate(rl):
-            texts.append(TextItem(rx, y_r + (i + 0.5) * slh, t_, "left", small, color="#333333",
-                                  role="favours"))
-        y = max(y + len(ll) * slh, y_r + len(rl) * slh) + (lh - slh)
-    axis_label = spec.axis_label
-    if axis_label is None:
-        name = MEASURE_NAMES.get(spec.measure.upper(), spec.measure)
-        axis_label = f"{name} (log scale)" if log else name
-    if axis_label:
-        texts.append(TextItem((panel_x0 + panel_x1) / 2, y + lh / 2, axis_label, "center", small,
-                              color="#333333", role="axis_label"))
-        y += lh
-    y += 0.1
-
-    # ---- notes under the plot, full width --------------------------------
-    full = width - 2 * _MARGIN
-    notes: list[str] = []
-    if res is not None:
-        notes += [heterogeneity_text(res), overall_test_text(res)]
-    if spec.subgroup_test is not None:
-        notes.append(subgroup_test_text(spec.subgroup_test))
-    for s in notes:
-        note_rows(s, None, full)
-    if spec.footnotes:
-        y += 0.06
-        for s in spec.footnotes:
-            for line in wrap(s, full, small - 0.5):
-                h = line_height(small - 0.5) + 0.02
-                texts.append(TextItem(_MARGIN, y + h / 2, line, "left", small - 0.5,
-                                      color="#444444", role="footnote"))
-                y += h
-    height = y + _MARGIN
-
+        _subgroup_block(page, g, b, body_top)
+    _pooled_rows(page, g)
+    axis_y, null_x, tick_x = _axis_rows(page, g)
+    _notes(page, g)
     return ForestLayout(
-        width=width, height=height, log=log, xlim=(lo, hi), ticks=ticks,
-        panel=(panel_x0, body_top, panel_x1, axis_y), null_x=null_x,
-        null_y=(body_top, axis_y), axis_y=axis_y, texts=tuple(texts), boxes=tuple(boxes),
-        whiskers=tuple(whiskers), diamonds=tuple(diamonds), pi_bars=tuple(pi_bars),
-        bands=tuple(bands), hlines=tuple(hlines), rows=tuple(rows_out), tick_x=tick_x,
+        width=g.width, height=page.y + _MARGIN, log=g.log, xlim=(g.ticks.lo, g.ticks.hi),
+        ticks=g.ticks, panel=(g.panel_x0, body_top, g.panel_x1, axis_y), null_x=null_x,
+        null_y=(body_top, axis_y), axis_y=axis_y, texts=tuple(page.texts),
+        boxes=tuple(page.boxes), whiskers=tuple(page.whiskers), diamonds=tuple(page.diamonds),
+        pi_bars=tuple(page.pi_bars), bands=tuple(page.bands), hlines=tuple(page.hlines),
+        rows=tuple(page.rows), tick_x=tick_x,
     )
 
 

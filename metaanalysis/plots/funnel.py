@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._dist import z_crit
 from ..results import MetaResult, fmt_num
-from ._scale import MEASURE_NAMES, Ticks, choose_ticks, is_ratio
-from ._text import finite, save_figure, typeset, z_crit
+from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
+from ._text import finite, save_figure, typeset
 
 
 def funnel_allowed(k: int, min_k: int = 10) -> tuple[bool, str]:
@@ -119,6 +120,7 @@ def layout_funnel(spec: FunnelSpec) -> FunnelLayout:
     FunnelLayout
     """
     log = is_ratio(spec.measure)
+    c = null_value(spec.measure)  # contours are significance against the null, centred on it
     if len(spec.yi) != len(spec.vi) or not spec.yi:
         raise ValueError("yi and vi must be non-empty and of equal length")
     se = [math.sqrt(v) for v in spec.vi]
@@ -128,12 +130,12 @@ def layout_funnel(spec: FunnelSpec) -> FunnelLayout:
     ytop = yt.hi
     est = spec.result.estimate if spec.result is not None else None
     zc = z_crit(spec.level)
-    req = [0.0] + yi + ([est] if est is not None else [])
+    req = [c] + yi + ([est] if est is not None else [])
     des = list(req)
     if est is not None:
         des += [est - zc * ytop, est + zc * ytop]
     zmax = z_crit(1 - min(spec.contours))
-    des += [-zmax * ytop, zmax * ytop]
+    des += [c - zmax * ytop, c + zmax * ytop]
     xt = choose_ticks(min(req), max(req), min(des), max(des), log)
     lo, hi = xt.lo, xt.hi
 
@@ -145,16 +147,16 @@ def layout_funnel(spec: FunnelSpec) -> FunnelLayout:
         lab = (f"{fmt_num(levels[i + 1], 2)} < p ≤ {fmt_num(a, 2)}" if z_out is not None
                else f"p ≤ {fmt_num(a, 2)}")
         for sgn in (-1, 1):
-            inner = [(sgn * z_in * 0.0, 0.0), (sgn * z_in * ytop, ytop)]
+            inner = [(c, 0.0), (c + sgn * z_in * ytop, ytop)]
             if z_out is None:
                 edge = lo if sgn < 0 else hi
-                outer = [(sgn * max(abs(edge), z_in * ytop) * 1.0, ytop), (edge, 0.0)]
+                outer = [(c + sgn * max(abs(edge - c), z_in * ytop), ytop), (edge, 0.0)]
                 poly = inner + outer
             else:
-                poly = inner + [(sgn * z_out * ytop, ytop), (0.0, 0.0)]
+                poly = inner + [(c + sgn * z_out * ytop, ytop), (c, 0.0)]
             regions.append((lab, _SHADES[min(i, len(_SHADES) - 1)], tuple(poly)))
 
-    lines = [("null", "null", ((0.0, 0.0), (0.0, ytop)))]
+    lines = [("null", "null", ((c, 0.0), (c, ytop)))]
     if est is not None:
         lines.append(("Pooled estimate", "estimate", ((est, 0.0), (est, ytop))))
         lines.append((f"Pseudo {round(spec.level * 100)}% CI", "pseudo",
@@ -163,12 +165,11 @@ def layout_funnel(spec: FunnelSpec) -> FunnelLayout:
         b0, b1 = float(spec.egger_intercept), float(spec.egger_slope)
         lines.append(("Egger regression", "egger", ((b0, 0.0), (b0 + b1 * ytop, ytop))))
 
-    name = MEASURE_NAMES.get(spec.measure.upper(), spec.measure)
     return FunnelLayout(
         width=spec.width, height=spec.height, title=spec.title, log=log, xlim=(lo, hi),
         ylim=(0.0, ytop), xticks=xt, yticks=yt.values, ytick_labels=yt.labels,
         points=tuple(zip(yi, se)), regions=tuple(regions), lines=tuple(lines),
-        xlabel=f"{name} (log scale)" if log else name)
+        xlabel=axis_title(spec.measure))
 
 
 def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
