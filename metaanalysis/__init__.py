@@ -13,7 +13,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-from .results import MetaResult, fmt_num, fmt_p  # noqa: E402
+from .render.format import fmt_num, fmt_p  # noqa: E402
+from .results import MetaResult  # noqa: E402
 
 
 def __getattr__(name):

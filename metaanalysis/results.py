@@ -1,4 +1,4 @@
-"""Result types and the one formatter for numbers and p-values.
+"""The result type of one meta-analysis (formatting lives in :mod:`metaanalysis.render.format`).
 
 Every renderer (text, JSON, HTML, plots) reads these frozen dataclasses; nothing
 downstream recomputes a statistic. Field names follow metafor's ``rma.uni``
@@ -91,107 +91,44 @@ class MetaResult:
         d = asdict(self)
         if keys is not None:
             d = {k: d[k] for k in keys}
-        return {k: _jsonable(v) for k, v in d.items()}
+        return {k: jsonable(v) for k, v in d.items()}
 
     def summary(self, transform: str | None = None) -> str:
-        """metafor-like text summary; ``transform="exp"`` shows ratio scale."""
-        f = fmt_num
-        lines = [
-            f"{'Common-effect' if self.method == 'FE' else 'Random-effects'} model "
-            f"(k = {self.k}; tau^2 estimator: {self.method}; test: {self.test})",
-            "",
-            f"tau^2 = {f(self.tau2, 4)}"
-            + (f" (SE = {f(self.tau2_se, 4)})" if self.tau2_se is not None else "")
-            + (f", {pct(self.level)} CI {f(self.tau2_ci_lower, 4)} to {f(self.tau2_ci_upper, 4)}"
-               if self.tau2_ci_lower is not None else ""),
-            f"I^2 = {f(self.i2, 2)}%   H^2 = {f(self.h2, 2)}",
-            f"Q(df = {self.q_df}) = {f(self.q, 4)}, {fmt_p_eq(self.q_pvalue)}",
-            "",
-        ]
-        tr = (lambda x: x) if transform is None else getattr(np, transform)
-        lines.append(
-            f"estimate = {f(tr(self.estimate), 4)}  "
-            f"[{f(tr(self.ci_lower), 4)}, {f(tr(self.ci_upper), 4)}]  "
-            f"se = {f(self.se, 4)}  {fmt_p_eq(self.pvalue)}"
-        )
-        if self.pi_lower is not None:
-            lines.append(
-                f"prediction interval ({self.pi}): "
-                f"[{f(tr(self.pi_lower), 4)}, {f(tr(self.pi_upper), 4)}]"
-            )
-        for n in self.notes:
-            lines.append(f"note: {n}")
-        return "\n".join(lines)
+        """metafor-like text summary; ``transform="exp"`` shows ratio scale
+        (:func:`metaanalysis.render.text.summary_text`)."""
+        from .render.text import summary_text
+
+        return summary_text(self, transform)
+
+    def to_frame(self):
+        """One-row pandas DataFrame of the scalar fields (:data:`RESULT_FIELDS` without
+        ``weights`` and ``metafor_call``), for notebooks and ``pd.concat`` across results."""
+        import pandas as pd
+
+        keys = tuple(k for k in RESULT_FIELDS if k not in ("weights", "metafor_call")) + ("pi",)
+        return pd.DataFrame([self.to_dict(keys)], columns=list(keys))
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
+def jsonable(v: Any) -> Any:
+    """Plain-Python, JSON-ready value: numpy scalars unwrapped, NaN/inf -> None, dicts and
+    sequences converted recursively, anything else not a number kept or stringified."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
         return bool(v)
-    return v
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f if math.isfinite(f) else None
 
 
 def result_field_names() -> tuple[str, ...]:
     """All dataclass field names of :class:`MetaResult` (public + renderer extras)."""
     return tuple(f.name for f in fields(MetaResult))
-
-
-# ---------------------------------------------------------------------------
-# The one formatter for numbers and p-values
-# ---------------------------------------------------------------------------
-
-def fmt_num(x: float | None, digits: int = 2) -> str:
-    """Format a number with fixed decimals; ``None``/NaN as an en dash, ±inf as ±∞.
-
-    Negative numbers keep the ASCII '-' so text, CSV and JSON output can be parsed back
-    (the plots typeset U+2212 themselves); ``-0.00`` is printed as ``0.00``.
-    """
-    if x is None:
-        return "–"
-    try:
-        xf = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(xf):
-        return "–" if math.isnan(xf) else ("∞" if xf > 0 else "−∞")
-    s = f"{xf:.{digits}f}"
-    if s.startswith("-") and float(s) == 0.0:
-        s = s[1:]  # no "-0.00"
-    return s
-
-
-def fmt_p(p: float | None, threshold: float = 0.001) -> str:
-    """Format a p-value: ``<0.001`` below ``threshold``, else 3 decimals (2 above 0.1)."""
-    if p is None:
-        return "–"
-    pf = float(p)
-    if not math.isfinite(pf):
-        return "–"
-    if pf < threshold:
-        return f"<{threshold:g}"
-    if pf >= 0.1:
-        return f"{pf:.2f}"
-    return f"{pf:.3f}"
-
-
-def fmt_p_eq(p: float | None, threshold: float = 0.001) -> str:
-    """``"p = 0.026"`` or ``"p < 0.001"`` (for running text)."""
-    s = fmt_p(p, threshold)
-    return f"p < {s[1:]}" if s.startswith("<") else f"p = {s}"
-
-
-def fmt_ci(lo: float | None, hi: float | None, digits: int = 2) -> str:
-    """``"0.71 to 0.97"`` (Cochrane style; avoids ambiguity with negative numbers)."""
-    return f"{fmt_num(lo, digits)} to {fmt_num(hi, digits)}"
-
-
-def pct(level: float) -> str:
-    """``0.95 -> "95%"``."""
-    v = 100 * float(level)
-    return f"{v:.0f}%" if abs(v - round(v)) < 1e-9 else f"{v:g}%"

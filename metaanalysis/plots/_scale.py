@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import vocab
-from ..results import fmt_num
+from ..render.format import fmt_num
 
 #: Measures a forest or funnel plot can show: those with a no-effect value to draw.
 PLOTTED_MEASURES = frozenset(c for c, m in vocab.MEASURES.items() if m.null is not None)

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .._dist import z_crit
-from ..results import MetaResult, fmt_num, fmt_p, pct
+from ..render.format import fmt_num, fmt_p, pct
+from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
 from ._text import finite, line_height, save_figure, text_width, typeset, wrap
 

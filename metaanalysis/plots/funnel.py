@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass
 
 from .._dist import z_crit
-from ..results import MetaResult, fmt_num
+from ..render.format import fmt_num
+from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
 from ._text import finite, save_figure, typeset
 

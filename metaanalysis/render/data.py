@@ -17,28 +17,9 @@ from typing import Any
 
 from .. import vocab
 from ..analysis import AnalysisResult, Evidence, NarrativeResult, summary_record
+from ..results import jsonable
 
 __all__ = ["analysis_json", "narrative_json", "results_csv", "neutralise_cell", "CSV_FIELDS"]
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, int):
-        return v
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iu":
-        return int(v)
-    if hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "b":
-        return bool(v)
-    return f if math.isfinite(f) else None
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -66,7 +47,7 @@ def neutralise_cell(v: Any) -> str:
 
 def dumps(obj: dict) -> bytes:
     """Deterministic JSON (sorted keys, 2-space indent, UTF-8, no NaN)."""
-    return (json.dumps(_jsonable(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (json.dumps(jsonable(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
             + "\n").encode("utf-8")
 
 
