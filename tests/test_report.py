@@ -433,9 +433,10 @@ def test_autoescape_every_field(tmp_path):
         assert f"[{f}]" in everything, f
 
 
-def test_parallel_and_serial_plot_rendering_are_identical(tmp_path, monkeypatch):
-    monkeypatch.setenv("METAANALYSIS_JOBS", "1")
-    build_reports(REGISTRY, PLAN, tmp_path / "serial")
-    monkeypatch.setenv("METAANALYSIS_JOBS", "2")
-    build_reports(REGISTRY, PLAN, tmp_path / "forked")
+def test_parallel_and_serial_plot_rendering_are_identical(tmp_path):
+    from metaanalysis.runtime import fork_is_safe
+
+    assert fork_is_safe(), "this test process cannot fork: jobs=2 would render serially too"
+    build_reports(REGISTRY, PLAN, tmp_path / "serial", jobs=1)
+    build_reports(REGISTRY, PLAN, tmp_path / "forked", jobs=2)
     assert _snapshot(tmp_path / "serial") == _snapshot(tmp_path / "forked")

@@ -30,7 +30,8 @@ from typing import Any
 from ..problems import Problem
 from ..results import fmt_ci, fmt_num, fmt_p, fmt_p_eq, pct
 from .._dist import norm_isf
-from .output import check_out_dir, worker_init, write_tree_atomic
+from ..runtime import fork_workers, run_forked
+from .output import check_out_dir, write_tree_atomic
 
 __all__ = ["BuildSummary", "build_reports", "cli_report", "neutralise_cell", "ESTIMATOR_PANEL"]
 
@@ -860,76 +861,20 @@ def _env():
     return env
 
 
-def _plot_jobs(n_tasks: int) -> int:
-    """Worker processes for plot rendering (the slow part of a build).
-
-    ``METAANALYSIS_JOBS`` overrides. Parallel only where it is safe: fork available, not a
-    daemon process (e.g. a multiprocessing/Dask worker), no other threads in this process
-    (forking a threaded process can inherit a held lock).
-    """
-    import multiprocessing as mp
-    import threading
-
-    env = os.environ.get("METAANALYSIS_JOBS", "").strip()
-    if env.isdigit():
-        return max(1, min(int(env), n_tasks))
-    if (n_tasks < 3 or "fork" not in mp.get_all_start_methods() or mp.current_process().daemon
-            or threading.active_count() > 1):
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4, n_tasks))
+def _plot_jobs(n_tasks: int, jobs: int | None = None) -> int:
+    """Worker processes for plot rendering (the slow part of a build): ``jobs`` if given, else
+    up to min(CPUs, 4); 1 where forking is unsafe (see :func:`metaanalysis.runtime.fork_workers`)."""
+    return fork_workers(n_tasks, jobs)
 
 
 def _plot_input(model: dict) -> dict:
     return {k: model[k] for k in ("id", "title", "forest_spec", "k", "result", "measure")}
 
 
-def _render_plots_all(models: list[dict]) -> list[dict]:
+def _render_plots_all(models: list[dict], jobs: int | None = None) -> list[dict]:
     """SVG markup of every analysis's plots; the same bytes serially or in forked workers."""
     inputs = [_plot_input(m) for m in models]
-    jobs = _plot_jobs(len(inputs))
-    if jobs <= 1:
-        return [_render_plots(x) for x in inputs]
-    import multiprocessing as mp
-    import signal
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    # fork: workers inherit the imported modules and fonts (no re-import cost); worker_init
-    # makes them die with this process and ignore Ctrl-C, which is handled here instead:
-    # an asynchronous KeyboardInterrupt could land inside the executor's own locks, so the
-    # handler only records it and kills the workers, and the main thread raises it below.
-    ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=worker_init,
-                             initargs=(os.getpid(),))
-    interrupted: list[int] = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(signum)
-        for proc in list((getattr(ex, "_processes", None) or {}).values()):
-            proc.kill()
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    try:
-        try:  # submit too: a worker killed by on_sigint breaks the pool for later submits
-            futures = [ex.submit(_render_plots, x) for x in inputs]
-            out = [f.result() for f in futures]
-        except BrokenProcessPool:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            # a worker died of something else (e.g. out of memory): render here instead
-            out = [_render_plots(x) for x in inputs]
-        if interrupted:
-            raise KeyboardInterrupt
-        return out
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-        ex.shutdown(wait=True)
+    return run_forked(_render_plots, inputs, _plot_jobs(len(inputs), jobs))
 
 
 def _render_plots(model: dict) -> dict:
@@ -1013,7 +958,7 @@ def _csv_row(model: dict) -> list:
     return [neutralise_cell(row.get(f)) for f in _CSV_FIELDS]
 
 
-def _render_all(registry, plan) -> tuple[dict[str, bytes], list[str]]:
+def _render_all(registry, plan, jobs: int | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Every output file as bytes (nothing written yet) and the warning list."""
     from ..registry import effects_table
 
@@ -1034,7 +979,7 @@ def _render_all(registry, plan) -> tuple[dict[str, bytes], list[str]]:
     warnings: list[str] = []
     panels = _estimator_panels(ctx, plan.analyses)
     models = [_analysis_model(ctx, a, plan, registry, panels) for a in plan.analyses]
-    for model, svgs in zip(models, _render_plots_all(models)):
+    for model, svgs in zip(models, _render_plots_all(models, jobs)):
         model.update(svgs)
     for a, model in zip(plan.analyses, models):
         warnings += [f"{a.id}: {w['text']}" for w in model["warnings"]]
@@ -1072,7 +1017,7 @@ def _render_all(registry, plan) -> tuple[dict[str, bytes], list[str]]:
 # ---------------------------------------------------------------------------------------------
 
 def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike,
-                  out_dir: str | os.PathLike) -> BuildSummary:
+                  out_dir: str | os.PathLike, *, jobs: int | None = None) -> BuildSummary:
     """Build ``index.html``, one HTML + JSON page per analysis and narrative, and ``results.csv``.
 
     Parameters
@@ -1080,6 +1025,9 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     registry_path : path of the registry CSV (``trials/registry.csv``)
     plan_path : path of the analysis plan TOML (``trials/analyses.toml``)
     out_dir : directory to (re)create; ``README.md`` already in it is kept
+    jobs : worker processes for the plots (>= 1; 1 renders in this process); None chooses
+        up to min(CPUs, 4). Forked workers are used only where forking is safe, and the
+        outputs are the same bytes whatever the number.
 
     Returns
     -------
@@ -1089,6 +1037,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     ------
     ProblemError
         Bad registry or plan; nothing is written.
+    ValueError
+        ``jobs`` < 1.
     """
     from ..plan import load_plan
     from ..registry import load_registry
@@ -1096,7 +1046,7 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    files, warnings = _render_all(registry, plan)
+    files, warnings = _render_all(registry, plan, jobs)
     write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
