@@ -301,3 +301,32 @@ def test_sigint_while_plot_workers_run_is_clean(good, tmp_path):
     assert snapshot(out) == good[1]
     assert siblings(out) == [], siblings(out)
 
+
+def test_sigint_while_batch_workers_run_is_clean(tmp_path):
+    """``metaanalysis batch -j 2`` shares the report's Ctrl-C handling (metaanalysis/runtime.py):
+    the workers are killed at once, exit 130 with one message and no traceback, no worker left,
+    no stamp for an interrupted directory; the next run builds everything and tidies up."""
+    from test_batch import synth
+
+    dirs = [synth.make_registry_dir(tmp_path / "in" / n, 30, seed=i, k_max=12) for i, n in enumerate("ab")]
+    out = tmp_path / "out"
+    cmd = [str(CONSOLE), "batch", *map(str, dirs), "-j", "2", "--out", str(out)]
+    proc = start(cmd, tmp_path)
+    t_end = time.monotonic() + 60
+    while len(session_procs(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < t_end:
+        time.sleep(0.002)  # until both batch workers run
+    assert proc.poll() is None, "the batch ended before its workers were seen"
+    time.sleep(1.0)  # inside the builds
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    survivors = wait_session_gone(proc.pid)
+    err = stderr_of(tmp_path)
+    assert survivors == []
+    assert err.strip() == "metaanalysis: interrupted; outputs left as they were", err
+    assert proc.returncode == 130
+    stamped = sorted(p.parent.name for p in out.glob("*/.inputs.sha256"))
+    assert stamped != ["a", "b"], "both builds finished before Ctrl-C: nothing was interrupted"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{2 - len(stamped)} built" in again.stdout and f"{len(stamped)} unchanged" in again.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b"]  # no .a.build-* left over
