@@ -46,14 +46,15 @@ def test_cpu_count_is_the_affinity_mask():
 
 def test_fork_workers_automatic_choice(monkeypatch):
     """min(CPUs, 4, tasks), serial below 3 tasks (the rule report/build.py always used)."""
-    assert fork_is_safe()  # pytest runs tests in one thread of a non-daemon process
+    monkeypatch.setattr(runtime, "fork_is_safe", lambda: True)
     monkeypatch.setattr(runtime, "cpu_count", lambda: 8)
     assert [fork_workers(n) for n in (0, 1, 2, 3, 4, 5, 100)] == [1, 1, 1, 3, 4, 4, 4]
     monkeypatch.setattr(runtime, "cpu_count", lambda: 2)
     assert [fork_workers(n) for n in (2, 3, 100)] == [1, 2, 2]
 
 
-def test_fork_workers_explicit_jobs():
+def test_fork_workers_explicit_jobs(monkeypatch):
+    monkeypatch.setattr(runtime, "fork_is_safe", lambda: True)
     assert [fork_workers(n, 2) for n in (1, 2, 3, 50)] == [1, 2, 2, 2]
     assert fork_workers(50, 16) == 16  # not capped by the CPUs: the caller asked
     with pytest.raises(ValueError, match="at least 1"):
@@ -61,19 +62,35 @@ def test_fork_workers_explicit_jobs():
 
 
 def test_no_fork_where_it_is_unsafe(monkeypatch):
-    """A second thread (or a daemon process) means serial, whatever was asked."""
+    monkeypatch.setattr(runtime, "fork_is_safe", lambda: False)
+    assert fork_workers(50) == 1 and fork_workers(50, 4) == 1
+
+
+def test_fork_is_safe_rules(monkeypatch):
+    """Fork only from a single-threaded, non-daemon process where fork exists. (This pytest
+    process may hold threads other tests left behind, so its thread count is set here.)"""
+    monkeypatch.setattr(runtime.threading, "active_count", lambda: 1)
+    assert fork_is_safe()
+    monkeypatch.setattr(runtime.threading, "active_count", lambda: 2)
+    assert not fork_is_safe()
+    monkeypatch.setattr(runtime.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(runtime.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert not fork_is_safe()
+    monkeypatch.undo()
+    monkeypatch.setattr(runtime.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(runtime.multiprocessing.current_process(), "daemon", True, raising=False)
+    assert not fork_is_safe()
+
+
+def test_a_real_second_thread_makes_forking_unsafe():
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()
     try:
         assert not fork_is_safe()
-        assert fork_workers(50) == 1 and fork_workers(50, 4) == 1
     finally:
         stop.set()
         t.join()
-    assert fork_is_safe()
-    monkeypatch.setattr(runtime.multiprocessing.current_process(), "daemon", True, raising=False)
-    assert not fork_is_safe()
 
 
 def test_run_forked_uses_workers_and_keeps_the_order():
