@@ -137,21 +137,15 @@ def profile_build(d: Path, out: Path) -> dict:
 
     reg, plan = find_inputs(d)
     shutil.rmtree(out, ignore_errors=True)
-    # Plots serially in this process: in forked plot workers cProfile would not see them.
-    old_jobs = os.environ.get("METAANALYSIS_JOBS")
-    os.environ["METAANALYSIS_JOBS"] = "1"
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
     from metaanalysis.report.build import build_reports  # its imports are part of a worker's first build
 
-    build_reports(str(reg), str(plan), str(out))
+    # Plots serially in this process (jobs=1): in forked plot workers cProfile would not see them.
+    build_reports(str(reg), str(plan), str(out), jobs=1)
     prof.disable()
     wall = time.perf_counter() - t0
-    if old_jobs is None:
-        os.environ.pop("METAANALYSIS_JOBS", None)
-    else:
-        os.environ["METAANALYSIS_JOBS"] = old_jobs
     st = pstats.Stats(prof)
     groups = {g: 0.0 for g in GROUPS}
     for func, (_cc, _nc, _tt, _ct, callers) in st.stats.items():
@@ -174,38 +168,30 @@ def profile_build(d: Path, out: Path) -> dict:
 def plots_share(d: Path, out: Path, repeat: int = 2) -> dict:
     """Wall time of a warm in-process build (plots serial) with and without plots, no profiler.
 
-    "Without" replaces ``report.build._render_plots`` by a stub returning empty SVG (the pages are
+    "Without" replaces ``report.build.render_figures`` by a stub returning empty SVG (the pages are
     otherwise the same); best of ``repeat`` each, after one warm-up build that pays the imports.
     """
     from metaanalysis.batch import find_inputs
     from metaanalysis.report import build as rb
 
     reg, plan = find_inputs(d)
-    old_jobs = os.environ.get("METAANALYSIS_JOBS")
-    os.environ["METAANALYSIS_JOBS"] = "1"
+    rb.build_reports(str(reg), str(plan), str(out), jobs=1)  # warm-up: imports, font cache
+
+    def best():
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            rb.build_reports(str(reg), str(plan), str(out), jobs=1)
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    with_plots = best()
+    real = rb.render_figures
+    rb.render_figures = lambda fig: {"forest_svg": "", "funnel_svg": ""}
     try:
-        rb.build_reports(str(reg), str(plan), str(out))  # warm-up: imports, font cache
-
-        def best():
-            ts = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                rb.build_reports(str(reg), str(plan), str(out))
-                ts.append(time.perf_counter() - t0)
-            return min(ts)
-
-        with_plots = best()
-        real = rb._render_plots
-        rb._render_plots = lambda model: {"forest_svg": "", "funnel_svg": ""}
-        try:
-            without = best()
-        finally:
-            rb._render_plots = real
+        without = best()
     finally:
-        if old_jobs is None:
-            os.environ.pop("METAANALYSIS_JOBS", None)
-        else:
-            os.environ["METAANALYSIS_JOBS"] = old_jobs
+        rb.render_figures = real
     return {"with_plots_s": with_plots, "without_plots_s": without,
             "plots_share": (with_plots - without) / with_plots}
 

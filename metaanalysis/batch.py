@@ -55,7 +55,8 @@ __all__ = [
 
 #: File (inside ``OUT/<name>/``) holding the inputs' SHA-256 of the last successful build.
 STAMP_NAME = ".inputs.sha256"
-#: ``module:function`` called as ``f(registry_path, plan_path, out_dir)`` for one directory.
+#: ``module:function`` called as ``f(registry_path, plan_path, out_dir, jobs=plot_jobs)`` for one
+#: directory (``jobs``: :attr:`BatchJob.plot_jobs`, worker processes it may use; None = its choice).
 DEFAULT_BUILDER = "metaanalysis.report.build:build_reports"
 REGISTRY_NAME = "registry.csv"
 PLAN_NAME = "analyses.toml"
@@ -92,8 +93,8 @@ class BatchJob:
     builder : str
         ``module:function`` that builds one directory (default :data:`DEFAULT_BUILDER`).
     plot_jobs : int, optional
-        Processes the report builder may use for plots inside this job (sets
-        ``METAANALYSIS_JOBS`` in a batch worker unless the user set it); None = the builder's choice.
+        Processes the report builder may use for plots inside this job (passed to the builder
+        as ``jobs=``); None = the builder's choice.
     """
 
     name: str
@@ -395,9 +396,6 @@ def build_one(job: BatchJob) -> JobResult:
     from .problems import ProblemError
 
     os.environ.setdefault("MPLBACKEND", "Agg")  # workers have no display
-    if job.plot_jobs is not None:
-        # Directories already run in parallel: share the CPUs instead of N x the builder's own pool.
-        os.environ.setdefault("METAANALYSIS_JOBS", str(job.plot_jobs))
     t0 = time.perf_counter()
     base = dict(name=job.name, src=job.src, out_dir=job.out_dir)
     try:
@@ -406,7 +404,7 @@ def build_one(job: BatchJob) -> JobResult:
         digest = inputs_hash(job.registry, job.plan)
         build = _load_builder(job.builder)
         Path(job.out_dir).parent.mkdir(parents=True, exist_ok=True)
-        summary = build(job.registry, job.plan, job.out_dir)
+        summary = build(job.registry, job.plan, job.out_dir, jobs=job.plot_jobs)
         _write_stamp(Path(job.out_dir), digest)
     except ProblemError as e:
         lines = tuple(p.format() for p in (e.errors or e.problems)) or (str(e),)
@@ -431,13 +429,6 @@ def _crashed(job: BatchJob, why: str) -> JobResult:
 # --- executors ---------------------------------------------------------------------------------
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _run_inprocess(jobs: Sequence[BatchJob]) -> Iterator[JobResult]:
     for job in jobs:
         yield build_one(job)
@@ -446,20 +437,23 @@ def _run_inprocess(jobs: Sequence[BatchJob]) -> Iterator[JobResult]:
 def _run_processes(jobs: Sequence[BatchJob], n: int) -> Iterator[JobResult]:
     """Worker processes ("spawn": no forked copies of threads or open plot state).
 
-    If a worker dies (segfault, OOM kill) the pool is broken for every pending job; those are
-    retried one at a time, each in a fresh single-worker pool, so only the culprit fails.
+    Each of the ``n`` workers may use ``CPUs // n`` processes for its plots, so batch workers
+    x plot workers never exceed the CPUs. If a worker dies (segfault, OOM kill) the pool is
+    broken for every pending job; those are retried one at a time, each in a fresh
+    single-worker pool, so only the culprit fails. Ctrl-C kills the workers and raises
+    ``KeyboardInterrupt`` (:class:`metaanalysis.runtime.WorkerPool`); a directory whose build
+    was killed keeps its previous reports and no stamp, so the next run builds it again.
     """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("spawn")
+    from .runtime import WorkerPool, cpu_count
+
     n = min(n, len(jobs))
-    share = max(1, _cpus() // n)
+    share = max(1, cpu_count() // n)
     jobs = [dataclasses.replace(j, plot_jobs=share) for j in jobs]
     retry: list[BatchJob] = []
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
-    try:
+    with WorkerPool(n, "spawn") as pool:
         pending = {pool.submit(build_one, j): j for j in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -468,17 +462,14 @@ def _run_processes(jobs: Sequence[BatchJob], n: int) -> Iterator[JobResult]:
                 try:
                     yield fut.result()
                 except BrokenProcessPool:
-                    retry.append(job)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+                    retry.append(job)  # unless interrupted: leaving the pool raises then
     for job in retry:
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+        with WorkerPool(1, "spawn") as solo:
             try:
                 yield solo.submit(build_one, job).result()
             except BrokenProcessPool as e:
-                yield _crashed(job, str(e) or "process pool broken")
+                if not solo.interrupted:
+                    yield _crashed(job, str(e) or "process pool broken")
 
 
 def _dask_client(address: str):

@@ -28,11 +28,12 @@ _spec.loader.exec_module(synth)
 
 # A stand-in builder (same contract as metaanalysis.report.build.build_reports): validates the
 # registry for real (so a bad registry raises the real ProblemError), writes one file per
-# analysis atomically. Importable by "spawn" workers as ``test_batch:fake_build``.
+# analysis atomically, and the plot workers it was given (``jobs``) into jobs.txt. Importable by
+# "spawn" workers as ``test_batch:fake_build``.
 FAKE = "test_batch:fake_build"
 
 
-def fake_build(registry_path, plan_path, out_dir):
+def fake_build(registry_path, plan_path, out_dir, *, jobs=None):
     reg = load_registry(registry_path)
     ids = [ln.split('"')[1] for ln in Path(plan_path).read_text().splitlines() if ln.startswith("id = ")]
     out = Path(out_dir)
@@ -42,17 +43,18 @@ def fake_build(registry_path, plan_path, out_dir):
     for a in ids:
         (tmp / f"{a}.html").write_text(f"<p>{a} of {len(reg)} rows</p>")
     (tmp / "index.html").write_text("<p>" + ", ".join(ids) + "</p>")
+    (tmp / "jobs.txt").write_text(repr(jobs))
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
     return SimpleNamespace(n_analyses=len(ids))
 
 
-def crash_build(registry_path, plan_path, out_dir):
+def crash_build(registry_path, plan_path, out_dir, *, jobs=None):
     """Kills its worker process when the registry directory is named 'crash'."""
     if Path(registry_path).parent.name == "crash":
         os._exit(3)
-    return fake_build(registry_path, plan_path, out_dir)
+    return fake_build(registry_path, plan_path, out_dir, jobs=jobs)
 
 
 BAD_LINE = 3  # header is line 1; row 2 of the file is line 3
@@ -158,6 +160,19 @@ def test_two_worker_processes(three):
     assert any(ln.endswith("s)") and "built alpha (2 analyses, " in ln for ln in lines)
     assert (out / "beta" / "a0002.html").is_file() and (out / "alpha" / batch.STAMP_NAME).is_file()
     assert any("FAILED gamma: " in ln for ln in lines)
+
+
+def test_builder_gets_its_share_of_the_cpus(three):
+    """With N batch workers each builder may use CPUs // N plot workers (at least 1), passed as
+    ``jobs=``; in-process the builder chooses (``jobs=None``)."""
+    from metaanalysis.runtime import cpu_count
+
+    a, b, _, out = three
+    batch.run_batch([a, b], out / "two", jobs=2, builder=FAKE, stream=io.StringIO())
+    share = max(1, cpu_count() // 2)
+    assert [(out / "two" / n / "jobs.txt").read_text() for n in ("alpha", "beta")] == [repr(share)] * 2
+    batch.run_batch([a, b], out / "one", jobs=1, builder=FAKE, stream=io.StringIO())
+    assert [(out / "one" / n / "jobs.txt").read_text() for n in ("alpha", "beta")] == ["None"] * 2
 
 
 def test_worker_crash_fails_only_that_directory(tmp_path):

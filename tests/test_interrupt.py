@@ -92,12 +92,11 @@ def site_with_previous_build(good, tmp_path: Path) -> Path:
     return out
 
 
-def start(cmd: list[str], tmp_path: Path, env: dict | None = None) -> subprocess.Popen:
+def start(cmd: list[str], tmp_path: Path) -> subprocess.Popen:
     """Start in a new session; output to files (orphaned workers could hold pipes open forever)."""
     so = open(tmp_path / "stdout.txt", "w")
     se = open(tmp_path / "stderr.txt", "w")
-    proc = subprocess.Popen(cmd, stdout=so, stderr=se, text=True, start_new_session=True,
-                            env=None if env is None else {**os.environ, **env})
+    proc = subprocess.Popen(cmd, stdout=so, stderr=se, text=True, start_new_session=True)
     so.close()
     se.close()
     return proc
@@ -151,6 +150,21 @@ def test_sigkill_process_group_after_delay(delay, good, tmp_path):
     next_build_cleans_up(out, good[1])
 
 
+# The CLI with two CPUs, so that it forks two plot workers on any machine (the automatic choice
+# is min(CPUs, 4, analyses)); only the child is patched, not the code under test.
+_TWO_CPUS = textwrap.dedent("""
+    import sys
+    import metaanalysis.runtime as runtime
+    runtime.cpu_count = lambda: 2
+    from metaanalysis.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def start_with_plot_workers(out: Path, tmp_path: Path) -> subprocess.Popen:
+    return start([sys.executable, "-c", _TWO_CPUS, *ARGS, "--out", str(out)], tmp_path)
+
+
 def _wait_for_workers(proc: subprocess.Popen) -> bool:
     """Poll until the build has forked its plot workers (True) or has ended (False)."""
     while proc.poll() is None:
@@ -164,8 +178,8 @@ def test_sigkill_main_process_while_plot_workers_run(good, tmp_path):
     """``kill -9 PID`` of the build (the OOM killer does this) while forked plot workers run:
     the workers must not outlive it (they would hold the caller's stdout/stderr open forever)."""
     out = site_with_previous_build(good, tmp_path)
-    proc = start([str(CONSOLE), *ARGS, "--out", str(out)], tmp_path, env={"METAANALYSIS_JOBS": "2"})
-    assert _wait_for_workers(proc), "the build never forked plot workers with METAANALYSIS_JOBS=2"
+    proc = start_with_plot_workers(out, tmp_path)
+    assert _wait_for_workers(proc), "the build never forked plot workers with 2 CPUs"
     proc.kill()
     proc.wait(timeout=60)
     survivors = wait_session_gone(proc.pid)
@@ -275,8 +289,8 @@ def test_sigint_while_plot_workers_run_is_clean(good, tmp_path):
     """Ctrl-C in a terminal signals the whole foreground process group, workers included:
     exit 130 with one message, no traceback from the parent or the workers, nothing left."""
     out = site_with_previous_build(good, tmp_path)
-    proc = start([str(CONSOLE), *ARGS, "--out", str(out)], tmp_path, env={"METAANALYSIS_JOBS": "2"})
-    assert _wait_for_workers(proc), "the build never forked plot workers with METAANALYSIS_JOBS=2"
+    proc = start_with_plot_workers(out, tmp_path)
+    assert _wait_for_workers(proc), "the build never forked plot workers with 2 CPUs"
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
     survivors = wait_session_gone(proc.pid)
@@ -286,3 +300,33 @@ def test_sigint_while_plot_workers_run_is_clean(good, tmp_path):
     assert proc.returncode == 130, (proc.returncode, err)
     assert snapshot(out) == good[1]
     assert siblings(out) == [], siblings(out)
+
+
+def test_sigint_while_batch_workers_run_is_clean(tmp_path):
+    """``metaanalysis batch -j 2`` shares the report's Ctrl-C handling (metaanalysis/runtime.py):
+    the workers are killed at once, exit 130 with one message and no traceback, no worker left,
+    no stamp for an interrupted directory; the next run builds everything and tidies up."""
+    from test_batch import synth
+
+    dirs = [synth.make_registry_dir(tmp_path / "in" / n, 30, seed=i, k_max=12) for i, n in enumerate("ab")]
+    out = tmp_path / "out"
+    cmd = [str(CONSOLE), "batch", *map(str, dirs), "-j", "2", "--out", str(out)]
+    proc = start(cmd, tmp_path)
+    t_end = time.monotonic() + 60
+    while len(session_procs(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < t_end:
+        time.sleep(0.002)  # until both batch workers run
+    assert proc.poll() is None, "the batch ended before its workers were seen"
+    time.sleep(1.0)  # inside the builds
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    survivors = wait_session_gone(proc.pid)
+    err = stderr_of(tmp_path)
+    assert survivors == []
+    assert err.strip() == "metaanalysis: interrupted; outputs left as they were", err
+    assert proc.returncode == 130
+    stamped = sorted(p.parent.name for p in out.glob("*/.inputs.sha256"))
+    assert stamped != ["a", "b"], "both builds finished before Ctrl-C: nothing was interrupted"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{2 - len(stamped)} built" in again.stdout and f"{len(stamped)} unchanged" in again.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b"]  # no .a.build-* left over

@@ -14,6 +14,8 @@ import json
 import math
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -440,9 +442,20 @@ def test_autoescape_every_field(tmp_path):
         assert f"[{f}]" in everything, f
 
 
-def test_parallel_and_serial_plot_rendering_are_identical(tmp_path, monkeypatch):
-    monkeypatch.setenv("METAANALYSIS_JOBS", "1")
-    build_reports(REGISTRY, PLAN, tmp_path / "serial")
-    monkeypatch.setenv("METAANALYSIS_JOBS", "2")
-    build_reports(REGISTRY, PLAN, tmp_path / "forked")
+# The forked build runs in a fresh process: this one may hold threads that other tests left
+# (Dask's offload thread), and metaanalysis.runtime refuses to fork a threaded process.
+_FORKED_BUILD = """
+import sys
+from metaanalysis.report.build import build_reports
+from metaanalysis.runtime import fork_is_safe, fork_workers
+assert fork_is_safe() and fork_workers(3, 2) == 2, "this process would render serially"
+build_reports(sys.argv[1], sys.argv[2], sys.argv[3], jobs=2)
+"""
+
+
+def test_parallel_and_serial_plot_rendering_are_identical(tmp_path):
+    build_reports(REGISTRY, PLAN, tmp_path / "serial", jobs=1)
+    forked = subprocess.run([sys.executable, "-c", _FORKED_BUILD, str(REGISTRY), str(PLAN),
+                             str(tmp_path / "forked")], capture_output=True, text=True, timeout=300)
+    assert forked.returncode == 0, forked.stderr
     assert _snapshot(tmp_path / "serial") == _snapshot(tmp_path / "forked")

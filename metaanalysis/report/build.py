@@ -1,6 +1,6 @@
 """Build the evidence reports: one self-contained HTML page (+ JSON) per analysis, an index, a CSV.
 
-``build_reports(registry_path, plan_path, out_dir) -> BuildSummary`` is the library entry
+``build_reports(registry_path, plan_path, out_dir, *, jobs=None) -> BuildSummary`` is the library entry
 point (the CLI's ``metaanalysis report`` and the batch command call it). It orchestrates:
 
 1. load and check the registry and the plan (a :class:`~metaanalysis.problems.ProblemError`
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..problems import Problem
 from ..render.figures import figure_input, render_figures
-from .output import check_out_dir, worker_init, write_tree_atomic
+from ..runtime import fork_workers, run_forked
+from .output import check_out_dir, write_tree_atomic
 
 __all__ = ["BuildSummary", "build_reports", "cli_report", "render_files"]
 
@@ -58,83 +59,28 @@ class BuildSummary:
     plan_sha256: str = ""
 
 
-def _plot_jobs(n_tasks: int) -> int:
-    """Worker processes for plot rendering (the slow part of a build).
-
-    ``METAANALYSIS_JOBS`` overrides. Parallel only where it is safe: fork available, not a
-    daemon process (e.g. a multiprocessing/Dask worker), no other threads in this process
-    (forking a threaded process can inherit a held lock).
-    """
-    import multiprocessing as mp
-    import threading
-
-    env = os.environ.get("METAANALYSIS_JOBS", "").strip()
-    if env.isdigit():
-        return max(1, min(int(env), n_tasks))
-    if (n_tasks < 3 or "fork" not in mp.get_all_start_methods() or mp.current_process().daemon
-            or threading.active_count() > 1):
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4, n_tasks))
+def _plot_jobs(n_tasks: int, jobs: int | None = None) -> int:
+    """Worker processes for plot rendering (the slow part of a build): ``jobs`` if given, else
+    up to min(CPUs, 4); 1 where forking is unsafe (see :func:`metaanalysis.runtime.fork_workers`)."""
+    return fork_workers(n_tasks, jobs)
 
 
-def _render_plots_all(inputs: list) -> list[dict]:
+def _render_plots_all(inputs: list, jobs: int | None = None) -> list[dict]:
     """SVG markup of every analysis's plots; the same bytes serially or in forked workers."""
-    jobs = _plot_jobs(len(inputs))
-    if jobs <= 1:
-        return [render_figures(x) for x in inputs]
-    import multiprocessing as mp
-    import signal
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    # fork: workers inherit the imported modules and fonts (no re-import cost); worker_init
-    # makes them die with this process and ignore Ctrl-C, which is handled here instead:
-    # an asynchronous KeyboardInterrupt could land inside the executor's own locks, so the
-    # handler only records it and kills the workers, and the main thread raises it below.
-    ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=worker_init,
-                             initargs=(os.getpid(),))
-    interrupted: list[int] = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(signum)
-        for proc in list((getattr(ex, "_processes", None) or {}).values()):
-            proc.kill()
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    try:
-        try:  # submit too: a worker killed by on_sigint breaks the pool for later submits
-            futures = [ex.submit(render_figures, x) for x in inputs]
-            out = [f.result() for f in futures]
-        except BrokenProcessPool:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            # a worker died of something else (e.g. out of memory): render here instead
-            out = [render_figures(x) for x in inputs]
-        if interrupted:
-            raise KeyboardInterrupt
-        return out
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-        ex.shutdown(wait=True)
+    return run_forked(render_figures, inputs, _plot_jobs(len(inputs), jobs))
 
 
-def render_files(ev) -> tuple[dict[str, bytes], list[str]]:
+def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Every output file of an :class:`~metaanalysis.analysis.Evidence` tree as bytes, and the
-    report warnings as ``"<analysis-id>: <text>"`` (nothing is written here)."""
+    report warnings as ``"<analysis-id>: <text>"`` (nothing is written here). ``jobs``: plot
+    worker processes (None: chosen by :func:`metaanalysis.runtime.fork_workers`)."""
     from ..render import data, view
     from ..render.html import Pages
     from ..render.labels import RowText
 
     rows, pages = RowText(ev.registry), Pages(ev.registry, ev.plan)
     views = [view.analysis_view(a, rows, ev.effects) for a in ev.analyses]
-    figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)])
+    figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
         v.update(svgs)
@@ -154,7 +100,7 @@ def render_files(ev) -> tuple[dict[str, bytes], list[str]]:
 
 
 def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike,
-                  out_dir: str | os.PathLike) -> BuildSummary:
+                  out_dir: str | os.PathLike, *, jobs: int | None = None) -> BuildSummary:
     """Build ``index.html``, one HTML + JSON page per analysis and narrative, and ``results.csv``.
 
     Parameters
@@ -162,6 +108,9 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     registry_path : path of the registry CSV (``trials/registry.csv``)
     plan_path : path of the analysis plan TOML (``trials/analyses.toml``)
     out_dir : directory to (re)create; ``README.md`` already in it is kept
+    jobs : worker processes for the plots (>= 1; 1 renders in this process); None chooses
+        up to min(CPUs, 4). Forked workers are used only where forking is safe, and the
+        outputs are the same bytes whatever the number.
 
     Returns
     -------
@@ -171,6 +120,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     ------
     ProblemError
         Bad registry or plan; nothing is written.
+    ValueError
+        ``jobs`` < 1.
     """
     from ..analysis import run_plan
     from ..plan import load_plan
@@ -179,7 +130,7 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    files, warnings = render_files(run_plan(registry, plan))
+    files, warnings = render_files(run_plan(registry, plan), jobs)
     write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),

@@ -22,7 +22,6 @@ import errno
 import fcntl
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -152,19 +151,3 @@ def write_tree_atomic(files: dict[str, bytes], out: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-
-def worker_init(parent_pid: int | None = None) -> None:
-    """Initialiser for worker processes: die with the parent, leave Ctrl-C to the parent.
-
-    Without this, a killed ``metaanalysis`` leaves plot workers running that hold the
-    caller's stdout/stderr open (so ``make`` or CI would hang on them), and Ctrl-C makes
-    every worker print its own KeyboardInterrupt traceback.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # Linux: SIGKILL this process when its parent dies (PR_SET_PDEATHSIG = 1)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-        if parent_pid is not None and os.getppid() != parent_pid:
-            os._exit(1)  # the parent died before prctl took effect
-    except (OSError, AttributeError):
-        pass
