@@ -50,7 +50,6 @@ __all__ = [
     "inputs_hash",
     "build_one",
     "run_batch",
-    "cli_batch",
 ]
 
 #: File (inside ``OUT/<name>/``) holding the inputs' SHA-256 of the last successful build.
@@ -642,23 +641,3 @@ def run_batch(
     finally:
         bar.close()
     return BatchSummary(results=tuple(results[j.name] for j in todo), seconds=time.perf_counter() - t0)
-
-
-def cli_batch(args) -> int:
-    """``metaanalysis batch DIR... [--out OUT] [-j N] [--scheduler ADDRESS] [--force]``.
-
-    Progress goes to stderr; the summary (counts, then each failed directory with its first
-    problem ``PATH:LINE:COLUMN: ...``) to stdout, with every problem of a failed directory on
-    stderr. Returns 0, 1 (a directory failed) or 2 (usage error).
-    """
-    try:
-        summary = run_batch(args.dirs, args.out, jobs=args.jobs, scheduler=args.scheduler, force=args.force)
-    except BatchUsageError as e:
-        for line in str(e).splitlines():
-            print(f"metaanalysis batch: usage error: {line}", file=sys.stderr)
-        return 2
-    for r in summary.failed:
-        for line in r.problems:
-            print(line, file=sys.stderr)
-    print(summary.format())
-    return summary.exit_code

@@ -8,7 +8,7 @@ from metaanalysis import cli
 
 
 def test_internal_error_is_one_line_with_exit_3(monkeypatch, capsys, tmp_path):
-    import metaanalysis.pooling_cli as pc
+    import metaanalysis.cli.pool as pc
 
     def boom(args):
         raise ZeroDivisionError("simulated bug")
@@ -23,7 +23,7 @@ def test_internal_error_is_one_line_with_exit_3(monkeypatch, capsys, tmp_path):
 
 
 def test_debug_env_shows_the_traceback(monkeypatch):
-    import metaanalysis.pooling_cli as pc
+    import metaanalysis.cli.pool as pc
 
     monkeypatch.setattr(pc, "cli_pool", lambda args: 1 / 0)
     monkeypatch.setenv("METAANALYSIS_DEBUG", "1")
@@ -32,7 +32,7 @@ def test_debug_env_shows_the_traceback(monkeypatch):
 
 
 def test_os_error_names_the_file(monkeypatch, capsys):
-    import metaanalysis.pooling_cli as pc
+    import metaanalysis.cli.pool as pc
 
     def full(args):
         raise OSError(28, "No space left on device", "reports/index.html")

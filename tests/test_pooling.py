@@ -487,19 +487,30 @@ def test_cli_missing_file_exits_1(tmp_path, capsys):
 
 def test_cli_bad_method_exits_2(tmp_path, capsys):
     p = _write_csv(tmp_path, "yi,vi\n0.1,0.2\n0.3,0.1\n")
-    rc = cli_main(["pool", str(p), "--method", "XYZ"])
+    with pytest.raises(SystemExit) as ei:
+        cli_main(["pool", str(p), "--method", "XYZ"])
     err = capsys.readouterr().err
-    assert rc == 2 and "usage error" in err and "REML" in err and "Traceback" not in err
+    assert ei.value.code == 2 and "usage error" in err and "REML" in err and "Traceback" not in err
     with pytest.raises(SystemExit) as ei:
         cli_main(["pool", str(p), "--test", "bogus"])
     assert ei.value.code == 2
+
+
+def test_cli_codes_any_case(tmp_path, capsys):
+    """--method reml / --test KNHA are the vocabulary's REML / knha (case-insensitive, as the plan)."""
+    p = _write_csv(tmp_path, "yi,vi\n0.1,0.2\n0.3,0.1\n-0.1,0.3\n")
+    assert cli_main(["pool", str(p), "--method", "reml", "--test", "KNHA", "--level", "90", "--format", "json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    ref = pool([0.1, 0.3, -0.1], [0.2, 0.1, 0.3], method="REML", test="knha", level=0.9)
+    assert js["method"] == "REML" and js["test"] == "knha" and js["level"] == 0.9
+    assert js["estimate"] == ref.estimate and js["ci_lower"] == ref.ci_lower
 
 
 def test_cli_subprocess_no_traceback(tmp_path):
     bad = _write_csv(tmp_path, "yi,vi\n0.1,0.2\n0.2,oops\n", "bad.csv")
     good = _write_csv(tmp_path, "yi,vi\n0.1,0.2\n0.2,0.1\n", "good.csv")
     for args, code in (([str(bad)], 1), ([str(good), "--method", "nope"], 2)):
-        cp = subprocess.run([sys.executable, "-m", "metaanalysis.cli", "pool", *args],
+        cp = subprocess.run([sys.executable, "-m", "metaanalysis", "pool", *args],
                             capture_output=True, text=True)
         assert cp.returncode == code, cp.stderr
         assert "Traceback" not in cp.stderr and cp.stdout == ""

@@ -26,7 +26,7 @@ from ..render.figures import figure_input, render_figures
 from ..runtime import fork_workers, run_forked
 from .output import check_out_dir, write_tree_atomic
 
-__all__ = ["BuildSummary", "build_reports", "cli_report", "render_files"]
+__all__ = ["BuildSummary", "build_reports", "render_files"]
 
 
 @dataclass(frozen=True)
@@ -138,19 +138,3 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
         warnings=tuple(warnings), problems=tuple(registry.problems) + tuple(plan.problems),
         registry_sha256=registry.sha256, plan_sha256=plan.sha256,
     )
-
-
-def cli_report(args) -> int:
-    """``metaanalysis report --registry R --plan P --out DIR``: 0 built, 1 data problems.
-
-    Input warnings are printed like ``validate`` prints them; a one-line summary goes to stdout.
-    ``ProblemError`` propagates to :func:`metaanalysis.cli.main`, which prints it and exits 1.
-    """
-    import sys
-
-    summary = build_reports(args.registry, args.plan, args.out)
-    for p in summary.problems:
-        print(p.format(), file=sys.stderr)
-    print(f"{args.out}: {len(summary.analyses)} analyses, {len(summary.narratives)} narrative sections, "
-          f"{len(summary.files)} files, {len(summary.warnings)} report warnings")
-    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .inputs import PLAN_NOT_CHECKED_REGISTRY_ERRORS, validate_inputs
+from ..inputs import PLAN_NOT_CHECKED_REGISTRY_ERRORS, validate_inputs
 
 __all__ = ["cli_validate"]
 

@@ -10,9 +10,9 @@ import json
 import math
 import sys
 
-from .problems import Problem, ProblemError
-from .results import RESULT_FIELDS
-from .table import parse_number, read_table
+from ..problems import Problem, ProblemError
+from ..results import RESULT_FIELDS
+from ..table import parse_number, read_table
 
 
 def read_yi_vi(path: str):
@@ -83,7 +83,7 @@ def _number(path, ln, row, idx, name, decimal_comma, probs) -> float | None:
 
 
 def cli_pool(args) -> int:
-    from .pooling import pool
+    from ..pooling import pool
 
     studies, yi, vi = read_yi_vi(args.file)
     try:

@@ -1,0 +1,151 @@
+"""Command-line interface: ``metaanalysis validate | pool | report | batch``.
+
+Exit codes: 0 success (warnings allowed), 1 data problems (or an OS error such as a full
+disk), 2 usage errors, 3 an internal error (a bug; ``METAANALYSIS_DEBUG=1`` shows the
+traceback), 130 interrupted.
+Data problems are printed as ``PATH:LINE:COLUMN: error|warning: message (hint)``;
+a Python traceback means a bug in this package, never a problem in your data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .. import vocab
+from ..problems import ProblemError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: exit 2 with a one-line hint, no traceback
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: usage error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _codes(kind: str, table) -> str:
+    return f"{kind}:\n" + "\n".join(f"  {m.code:<8} {m.name}" for m in table.values())
+
+
+def _method(value: str) -> str:
+    """argparse type: a τ² method code in any case (``reml`` -> ``REML``)."""
+    try:
+        return vocab.canonical_method(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _test(value: str) -> str:
+    try:
+        return vocab.canonical_test(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _pi(value: str) -> str:
+    try:
+        return vocab.canonical_pi(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _level(value: str) -> float:
+    try:
+        return vocab.as_level(float(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _jobs(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _add_pool(sub) -> None:
+    pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei) [, study]",
+                        description="Pool one CSV with columns yi and vi (or sei), optionally study.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="\n\n".join((_codes("methods", vocab.METHODS), _codes("tests", vocab.TESTS),
+                                            _codes("prediction intervals", vocab.PREDICTION_INTERVALS))))
+    pl.add_argument("file", help="CSV with columns yi and vi (or sei) [, study]")
+    pl.add_argument("--method", default="REML", type=_method, metavar="METHOD",
+                    help=f"τ² estimator or FE, any case: {', '.join(vocab.METHODS)} (default REML)")
+    pl.add_argument("--test", default="z", type=_test, metavar="TEST",
+                    help=f"test and CI: {', '.join(vocab.TESTS)} (default z)")
+    pl.add_argument("--level", type=_level, default=0.95, help="confidence level: 0.95 or 95 (default 0.95)")
+    pl.add_argument("--pi", default="metafor", type=_pi, metavar="PI",
+                    help=f"prediction interval convention: {', '.join(vocab.PREDICTION_INTERVALS)} (default metafor)")
+    pl.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = _Parser(prog="metaanalysis", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"metaanalysis {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    v = sub.add_parser("validate", help="check a registry CSV (and an analysis plan) and list every problem")
+    v.add_argument("path", nargs="?", default="trials/registry.csv", help="registry CSV (default trials/registry.csv)")
+    v.add_argument("--plan", default=None, help="analysis plan TOML to check against the registry")
+
+    _add_pool(sub)
+
+    r = sub.add_parser("report", help="build the HTML/JSON/CSV reports")
+    r.add_argument("--registry", default="trials/registry.csv", help="registry CSV (default trials/registry.csv)")
+    r.add_argument("--plan", default="trials/analyses.toml", help="analysis plan (default trials/analyses.toml)")
+    r.add_argument("--out", default="reports", help="output directory (default reports)")
+    r.add_argument("-j", "--jobs", type=_jobs, default=None,
+                   help="worker processes for the plots (default: up to 4, one per CPU)")
+
+    b = sub.add_parser("batch", help="build reports for many registry directories")
+    b.add_argument("dirs", nargs="+", help="directories each holding registry.csv and analyses.toml")
+    b.add_argument("--out", default="reports/batch", help="output directory (default reports/batch)")
+    b.add_argument("-j", "--jobs", type=int, default=1, help="directories built in parallel (default 1)")
+    b.add_argument("--scheduler", default=None, help="Dask scheduler address (needs the 'dask' extra)")
+    b.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
+    return p
+
+
+_COMMANDS = {"validate": ".validate:cli_validate", "pool": ".pool:cli_pool", "report": ".report:cli_report",
+             "batch": ".batch:cli_batch"}
+
+
+def _command(name: str):
+    """The subcommand's function, imported on use (``validate`` must start without scipy)."""
+    import importlib
+
+    module, func = _COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module, __name__), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _command(args.command)(args)
+    except ProblemError as e:
+        for prob in e.problems:
+            print(prob.format(), file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `metaanalysis pool x.csv | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("metaanalysis: interrupted; outputs left as they were", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, permission denied, ...: the machine, not the data
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"metaanalysis: error:{where}: {e.strerror or e} (nothing was replaced; check "
+              f"permissions and free space, then run again)", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug in this package: one line, the traceback on request
+        if os.environ.get("METAANALYSIS_DEBUG"):
+            raise
+        print(f"metaanalysis: internal error: {type(e).__name__}: {e}\n"
+              f"This is a bug in metaanalysis, not a problem in your data; nothing was replaced. "
+              f"Run again with METAANALYSIS_DEBUG=1 for the traceback and report it.", file=sys.stderr)
+        return 3
+    return 2
