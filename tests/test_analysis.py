@@ -196,3 +196,16 @@ def test_vocab_codes_are_case_insensitive():
     for bad in (0, 0.3, 1, 1.5, 100, 150, float("nan")):
         with pytest.raises(ValueError, match="level"):
             vocab.as_level(bad)
+
+
+def test_readme_notebook_example_runs(monkeypatch):
+    """The README's "whole plan from a notebook" block runs, and its printed flag list is true."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "analyse(" in b)
+    monkeypatch.chdir(ROOT)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    claimed = re.search(r"\[c\.flag\.value for c in sre\.caveats\]\s+# (\[.*?\])", block).group(1)
+    assert [c.flag.value for c in ns["sre"].caveats] == eval(claimed)
