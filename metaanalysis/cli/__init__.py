@@ -29,33 +29,21 @@ def _codes(kind: str, table) -> str:
     return f"{kind}:\n" + "\n".join(f"  {m.code:<8} {m.name}" for m in table.values())
 
 
-def _method(value: str) -> str:
-    """argparse type: a τ² method code in any case (``reml`` -> ``REML``)."""
-    try:
-        return vocab.canonical_method(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def _checked(convert):
+    """An argparse ``type`` from a vocabulary converter: its ValueError becomes a usage error."""
+    def check(value: str):
+        try:
+            return convert(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    check.__name__ = convert.__name__
+    return check
 
 
-def _test(value: str) -> str:
-    try:
-        return vocab.canonical_test(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _pi(value: str) -> str:
-    try:
-        return vocab.canonical_pi(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _level(value: str) -> float:
-    try:
-        return vocab.as_level(float(value))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+_method = _checked(vocab.canonical_method)     # "reml" -> "REML"
+_test = _checked(vocab.canonical_test)
+_pi = _checked(vocab.canonical_pi)
+_level = _checked(vocab.as_level)
 
 
 def _jobs(value: str) -> int:
