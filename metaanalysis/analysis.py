@@ -139,6 +139,7 @@ class ScenarioKind(str, enum.Enum):
     EXCLUDE_UNCONFIRMED = "exclude-unconfirmed"
     COMMON_EFFECT = "common-effect"
     SWAP = "swap"
+    RANDOM_EFFECTS = "random-effects"   # the plan's model, when the page does not lead with it
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,10 @@ class AnalysisResult:
     z_result : MetaResult or None
         The same model with the Wald z test, when the plan's test is not z.
     caveats : tuple of Caveat
+    headline : vocab.Headline
+        The model the page leads with: the plan's ``headline``, else :func:`vocab.default_headline`.
+    headline_result : MetaResult or None
+        Its result (``result`` for random effects, the common-effect fit, None for none / single).
     panel, leave_one_out, cumulative, subgroups, scenarios : tuples of their result types
     """
 
@@ -190,6 +195,8 @@ class AnalysisResult:
     cumulative: tuple[CumulativeStep, ...]
     subgroups: tuple[SubgroupAnalysis, ...]
     scenarios: tuple[Scenario, ...]
+    headline: vocab.Headline = vocab.Headline.NONE
+    headline_result: MetaResult | None = None
 
     @property
     def id(self) -> str:
@@ -291,7 +298,7 @@ def summary_record(a: AnalysisResult) -> dict[str, Any]:
                            "measure": m, "k": a.k, "method": s.method, "test": s.test, "pi": s.pi,
                            "level": s.level, "single_study": a.k == 1,
                            "rows": ";".join(st.row_id for st in a.studies),
-                           "flags": ";".join(f.value for f in a.flags)}
+                           "flags": ";".join(f.value for f in a.flags), "headline": a.headline.value}
     if res is not None:
         nat = {f: vocab.to_natural(m, getattr(res, f)) for f in ("ci_lower", "ci_upper", "pi_lower", "pi_upper")
                if getattr(res, f) is not None}
@@ -425,19 +432,40 @@ def _run_analysis(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResu
     res = _pool(yi, vi, s) if len(ids) >= 2 else None
     zres = _pool(yi, vi, s, test="z") if res is not None and s.test != "z" else None
     inc = {c.row_id: c.reason for c in a.included}
-    weights = list(res.weights) if res is not None else [None] * len(ids)
+    headline, lead = _headline(a, len(ids), res, yi, vi)
+    weights = list(lead.weights) if lead is not None else [None] * len(ids)
     studies = tuple(StudyEffect(rid, float(yi[i]), float(vi[i]), weights[i], _study_flags(ctx, rid, rid in inc),
                                 ctx.effects[rid].se_source, ctx.year(rid), inc.get(rid, ""))
                     for i, rid in enumerate(ids))
     return AnalysisResult(
         analysis=a, studies=studies, not_pooled=tuple(not_pooled), result=res, z_result=zres,
-        caveats=_caveats(a, studies, not_pooled, res, zres),
+        caveats=_caveats(a, studies, not_pooled, res, zres, headline),
         panel=_panel(a, yi, vi, panel),
         leave_one_out=_leave_one_out(a, studies, yi, vi),
         cumulative=_cumulative(a, studies, yi, vi),
         subgroups=tuple(_subgroup(ctx, a, studies, yi, vi, var) for var in a.subgroup),
-        scenarios=_scenarios(ctx, a, studies, yi, vi),
+        scenarios=_plan_model_scenario(ids, res, headline) + _scenarios(ctx, a, studies, yi, vi),
+        headline=headline, headline_result=lead,
     )
+
+
+def _plan_model_scenario(ids, res, headline) -> tuple[Scenario, ...]:
+    """The plan's random-effects model as the first scenario when the page leads with another."""
+    if res is None or headline is vocab.Headline.RANDOM:
+        return ()
+    return (Scenario(ScenarioKind.RANDOM_EFFECTS, tuple(ids), res),)
+
+
+def _headline(a, k: int, res, yi, vi) -> tuple[vocab.Headline, MetaResult | None]:
+    """The model the page leads with and its result (Bender et al. 2018 for k = 2)."""
+    if k < 2:
+        return (vocab.Headline.SINGLE if k == 1 else vocab.Headline.NONE), None
+    h = vocab.HEADLINE_CHOICES[a.headline] if a.headline else vocab.default_headline(k)
+    if h is vocab.Headline.RANDOM:
+        return h, res
+    if h is vocab.Headline.COMMON:
+        return h, _pool(yi, vi, a.settings, method="FE", test="z")
+    return h, None
 
 
 def _study_flags(ctx: _Rows, rid: str, included: bool) -> tuple[StudyFlag, ...]:
@@ -464,7 +492,7 @@ def _with(studies, *flags: StudyFlag) -> tuple[str, ...]:
     return tuple(s.row_id for s in studies if any(f in s.flags for f in flags))
 
 
-def _caveats(a, studies, not_pooled, res, zres) -> tuple[Caveat, ...]:
+def _caveats(a, studies, not_pooled, res, zres, headline) -> tuple[Caveat, ...]:
     """The analysis's flags, each computed from the numbers it describes (Cochrane Handbook ch. 10)."""
     k, s = len(studies), a.settings
     out = []
@@ -486,8 +514,10 @@ def _caveats(a, studies, not_pooled, res, zres) -> tuple[Caveat, ...]:
         if zres is not None and s.test in vocab.T_TESTS and \
                 res.ci_upper - res.ci_lower < zres.ci_upper - zres.ci_lower - 1e-12:
             out.append(Caveat(Flag.HKSJ_NARROWER))
-        if k == 2 and s.test in vocab.T_TESTS:
+        if k == 2 and s.test in vocab.T_TESTS and headline is vocab.Headline.RANDOM:
             out.append(Caveat(Flag.K2_T1))
+    if headline is vocab.Headline.NONE and k >= 2:
+        out.append(Caveat(Flag.NO_POOLED_HEADLINE))
     if not_pooled:
         out.append(Caveat(Flag.NOT_POOLABLE, tuple(e.row_id for e in not_pooled)))
     if a.missing:

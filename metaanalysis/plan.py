@@ -34,19 +34,20 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import read_file_bytes
-from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
-                    canonical_pi, canonical_test)
+from .vocab import (HEADLINE_CHOICES, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS,
+                    as_level, canonical_method, canonical_pi, canonical_test)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
     "load_plan", "validate_plan", "SENSITIVITY_OPTIONS", "SELECT_COLUMNS", "DEFAULT_SETTINGS",
 ]
 
-#: Settings used when neither ``[defaults]`` nor the analysis sets them: REML for tau²,
-#: HKSJ (``test = "knha"``) for the CI of the mean, prediction interval shown -- Cochrane's
-#: random-effects methods endorsed in 2022 and implemented in RevMan in 2025
-#: (methods.cochrane.org/methods-cochrane/random-effects-meta-analysis-methods-intervention-reviews).
-DEFAULT_SETTINGS = {"method": "REML", "test": "knha", "pi": "metafor", "level": 0.95}
+#: Settings used when neither ``[defaults]`` nor the analysis sets them: REML for tau², the
+#: Knapp-Hartung interval with the ad hoc floor (``test = "adhoc"``: HKSJ's coverage with few
+#: studies, never narrower than the Wald z interval; Röver et al. 2015, doi:10.1186/s12874-015-0091-1;
+#: Jackson et al. 2017, doi:10.1002/sim.7411; Bender et al. 2018, doi:10.1002/jrsm.1319) for the
+#: CI of the mean, prediction interval shown.
+DEFAULT_SETTINGS = {"method": "REML", "test": "adhoc", "pi": "metafor", "level": 0.95}
 
 SENSITIVITY_OPTIONS: dict[str, str] = {
     "leave-one-out": "refit with each study left out in turn",
@@ -69,7 +70,7 @@ _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
 _DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
-                  "favours")
+                  "favours", "headline", "headline_reason")
 _CHOICE_KEYS = ("row", "reason")
 _SWAP_KEYS = ("replace", "with", "reason")
 _NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
@@ -84,10 +85,10 @@ _COMBINE_KEYS = ("label", "rows", "direction", "independent", "note")
 class Settings:
     """Pooling settings of one analysis (``pool(..., method=, test=, level=, pi=)``)."""
 
-    method: str = "REML"
-    test: str = "knha"
-    pi: str = "metafor"
-    level: float = 0.95
+    method: str = DEFAULT_SETTINGS["method"]
+    test: str = DEFAULT_SETTINGS["test"]
+    pi: str = DEFAULT_SETTINGS["pi"]
+    level: float = DEFAULT_SETTINGS["level"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class Analysis:
     swaps: tuple[Swap, ...]
     favours: tuple[str, str]
     line: int
+    headline: str = ""                     # "random" | "common" | "none"; "" = the rule by k (vocab)
+    headline_reason: str = ""              # the reviewer's reason for the plan's headline choice
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,26 @@ class _Checker:
                  'e.g. favours = ["denosumab", "placebo"]')
         return base
 
+    def headline(self, table: dict, path: tuple) -> tuple[str, str]:
+        """``headline`` (one of vocab.HEADLINE_CHOICES) and the ``headline_reason`` it needs."""
+        v, reason = table.get("headline"), table.get("headline_reason", "")
+        if not isinstance(reason, str):
+            self.err(self.loc.at(*path, "headline_reason"), "headline_reason must be a string")
+            reason = ""
+        if v is None:
+            if reason.strip():
+                self.err(self.loc.at(*path, "headline_reason"), "headline_reason without headline",
+                         f"add headline = one of {', '.join(HEADLINE_CHOICES)}, or remove the reason")
+            return "", ""
+        if not isinstance(v, str) or v.strip().lower() not in HEADLINE_CHOICES:
+            self.err(self.loc.at(*path, "headline"), f"headline = {v!r} is not supported",
+                     suggest(str(v), tuple(HEADLINE_CHOICES)))
+            return "", ""
+        if not reason.strip():
+            self.err(self.loc.at(*path, "headline"), "headline needs a headline_reason",
+                     'say why, e.g. headline_reason = "same design, dose and population: one true effect"')
+        return v.strip().lower(), " ".join(reason.split())
+
     # -- rows ----------------------------------------------------------------------------
     def row_ref(self, rid: Any, where: tuple[int, int]) -> str | None:
         if not isinstance(rid, str) or not rid.strip():
@@ -453,6 +476,7 @@ class _Checker:
         settings = self.settings(t, path, defaults)
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
+        headline, headline_reason = self.headline(t, path)
         select = self.select(t, path)
         subgroup = self.subgroup(t, path)
         includes = self.choices(t, "include", path)
@@ -477,7 +501,8 @@ class _Checker:
             settings=Settings(**settings), rows=tuple(rows),
             included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
             left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
-            sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
+            sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0], headline=headline,
+            headline_reason=headline_reason,
         )
 
     def identifier(self, t: dict, path: tuple, seen: dict, line: int, usable: str, unique: str = "") -> str | None:

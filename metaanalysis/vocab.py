@@ -186,7 +186,7 @@ TESTS: dict[str, MethodInfo] = {m.code: m for m in [
                "10.1002/sim.7411", 'test = "adhoc"', "HKSJ ad hoc"),
 ]}
 #: Tests shown side by side in the estimator panel.
-PANEL_TESTS: tuple[str, ...] = ("z", "knha")
+PANEL_TESTS: tuple[str, ...] = ("z", "knha", "adhoc")
 #: Tests that use a t distribution on k − 1 df (the HKSJ family).
 T_TESTS = frozenset({"knha", "adhoc"})
 
@@ -333,10 +333,11 @@ class Flag(str, enum.Enum):
     K2_T1 = "k2-t1"
     NOT_POOLABLE = "not-poolable"
     MISSING_EVIDENCE = "missing-evidence"
+    NO_POOLED_HEADLINE = "no-pooled-headline"
 
 
 #: Flags that inform rather than caution (shown in a neutral style).
-INFO_FLAGS = frozenset({Flag.SINGLE_STUDY, Flag.NO_FUNNEL})
+INFO_FLAGS = frozenset({Flag.SINGLE_STUDY, Flag.NO_FUNNEL, Flag.NO_POOLED_HEADLINE})
 
 
 class StudyFlag(str, enum.Enum):
@@ -364,3 +365,41 @@ DESIGNS: tuple[str, ...] = ("RCT", "RCT post hoc subgroup", "RCT prespecified su
                             "single-arm")
 #: Registry ``status`` values: the evidence rule of trials/README.md.
 STATUSES: tuple[str, ...] = ("confirmed", "unconfirmed", "missing")
+
+
+# ---------------------------------------------------------------------------------------------
+# the headline rule: which model a page leads with
+# ---------------------------------------------------------------------------------------------
+
+
+class Headline(str, enum.Enum):
+    """The model an analysis page leads with (its key result, forest-plot diamond and overview row)."""
+
+    RANDOM = "random-effects"      # the plan's random-effects model (REML + Knapp-Hartung ad hoc by default)
+    COMMON = "common-effect"       # the plan judged the designs identical (inverse-variance, z)
+    NONE = "none"                  # studies side by side, no pooled estimate leads
+    SINGLE = "single-study"        # one study, shown as reported
+
+
+#: What a plan may write: ``headline = "random" | "common" | "none"`` (with ``headline_reason``).
+HEADLINE_CHOICES: dict[str, Headline] = {"random": Headline.RANDOM, "common": Headline.COMMON,
+                                         "none": Headline.NONE}
+#: Below this many studies no frequentist random-effects interval leads a page: with two studies
+#: τ² cannot be estimated usefully and a t(1) interval is either absurdly wide or, under HKSJ with
+#: q < 1, spuriously narrow (Bender et al. 2018, Res Synth Methods 9:382, doi:10.1002/jrsm.1319;
+#: Gonnermann et al. 2015, doi:10.1002/bimj.201300288).
+RANDOM_HEADLINE_MIN_K = 3
+
+BENDER2018 = MethodInfo(
+    "bender2018", "methods for few studies: no random-effects interval from two studies",
+    "Bender R, Friede T, Koch A, et al. Methods for evidence synthesis in the case of very few studies. "
+    "Res Synth Methods 2018;9:382-92.", "10.1002/jrsm.1319", "")
+
+
+def default_headline(k: int) -> Headline:
+    """The headline model when the plan does not name one: single study, none (k = 2), random effects."""
+    if k == 1:
+        return Headline.SINGLE
+    if k < RANDOM_HEADLINE_MIN_K:
+        return Headline.NONE
+    return Headline.RANDOM

@@ -56,7 +56,9 @@ def test_main_result_is_pool_on_the_studies(ev):
         st = a.settings
         ref = pool(yi, vi, method=st.method, test=st.test, level=st.level, pi=st.pi)
         assert a.result.to_dict() == ref.to_dict(), a.id
-        assert sum(s.weight for s in a.studies) == pytest.approx(100.0, abs=1e-9)
+        if a.headline_result is not None:   # weights are the headline model's
+            assert sum(s.weight for s in a.studies) == pytest.approx(100.0, abs=1e-9)
+            assert [s.weight for s in a.studies] == pytest.approx(list(a.headline_result.weights), abs=0)
         if st.test != "z":
             assert a.z_result.to_dict() == pool(yi, vi, method=st.method, test="z", level=st.level,
                                                 pi=st.pi).to_dict()
@@ -76,7 +78,9 @@ def test_every_caveat_is_computed_from_its_numbers(ev):
         f = set(a.flags)
         assert (Flag.SINGLE_STUDY in f) == (k == 1), a.id
         assert (Flag.FEW_STUDIES in f) == (2 <= k < 5), a.id
-        assert (Flag.K2_T1 in f) == (k == 2 and a.settings.test in ("knha", "adhoc")), a.id
+        assert (Flag.K2_T1 in f) == (k == 2 and a.settings.test in ("knha", "adhoc")
+                                     and a.headline is vocab.Headline.RANDOM), a.id
+        assert (Flag.NO_POOLED_HEADLINE in f) == (k >= 2 and a.headline is vocab.Headline.NONE), a.id
         assert (Flag.TAU2_ZERO in f) == (res is not None and res.tau2 <= 1e-10), a.id
         narrower = (res is not None and z is not None
                     and res.ci_upper - res.ci_lower < z.ci_upper - z.ci_lower - 1e-12)
@@ -86,10 +90,13 @@ def test_every_caveat_is_computed_from_its_numbers(ev):
 
 
 def test_shipped_analyses_carry_the_expected_flags(ev):
-    # dfs, ttbm: k = 2 under HKSJ (t with 1 df); sre: HKSJ narrower than z (q < 1) with tau2 = 0
-    assert Flag.K2_T1 in ev.analysis("dfs").flags
-    assert {Flag.K2_T1, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
-    assert {Flag.HKSJ_NARROWER, Flag.TAU2_ZERO} <= set(ev.analysis("sre-zoledronic").flags)
+    # dfs, ttbm: k = 2, so no pooled headline (Bender et al. 2018); sre: tau2 = 0, and under the
+    # ad hoc test the CI is never narrower than z (HKSJ alone would be: q < 1)
+    assert Flag.NO_POOLED_HEADLINE in ev.analysis("dfs").flags
+    assert {Flag.NO_POOLED_HEADLINE, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
+    sre = ev.analysis("sre-zoledronic")
+    assert Flag.TAU2_ZERO in sre.flags and Flag.HKSJ_NARROWER not in sre.flags
+    assert sre.result.ci_upper - sre.result.ci_lower >= sre.z_result.ci_upper - sre.z_result.ci_lower
     assert ev.analysis("fracture").flags[0] is Flag.SINGLE_STUDY
 
 
@@ -145,8 +152,9 @@ def test_caption_follows_measure_and_model(ev):
         words.forest_caption(md)
     yi = np.array([s.yi for s in a.studies])
     vi = np.array([s.vi for s in a.studies])
-    fe = dataclasses.replace(_as(a, settings=Settings(method="FE", test="z")),
-                             result=pool(yi, vi, method="FE", test="z"))
+    fe_fit = pool(yi, vi, method="FE", test="z")
+    fe = dataclasses.replace(_as(a, settings=Settings(method="FE", test="z")), result=fe_fit,
+                             headline_result=fe_fit)
     cap = words.forest_caption(fe)
     assert "pooled common-effect estimate" in cap and "prediction interval" not in cap   # FE has no PI
 
@@ -209,3 +217,71 @@ def test_readme_notebook_example_runs(monkeypatch):
     exec(compile(block, "README.md", "exec"), ns)
     claimed = re.search(r"\[c\.flag\.value for c in sre\.caveats\]\s+# (\[.*?\])", block).group(1)
     assert [c.flag.value for c in ns["sre"].caveats] == eval(claimed)
+
+
+def test_headline_rule(ev):
+    """k = 1: the study; k = 2: no pooled headline (Bender et al. 2018); k >= 3: the plan's model."""
+    for a in ev.analyses:
+        want = vocab.default_headline(a.k) if not a.analysis.headline else None
+        if want is not None:
+            assert a.headline is want, a.id
+        if a.headline is vocab.Headline.RANDOM:
+            assert a.headline_result is a.result
+        elif a.headline is vocab.Headline.NONE:
+            assert a.headline_result is None
+            # the plan's model is still reported, as the first sensitivity scenario
+            assert a.scenarios[0].kind.value == "random-effects" and a.scenarios[0].result is a.result
+    assert ev.analysis("ttbm").headline is vocab.Headline.NONE
+    assert ev.analysis("bmfs").headline is vocab.Headline.RANDOM
+
+
+def test_sre_headline_is_the_ad_hoc_interval(ev):
+    """SRE vs zoledronic acid, three near-identical trials: REML + Knapp-Hartung ad hoc gives
+    0.83 (0.68 to 1.00) (issue #12: "The Knapp-Hartung ad hoc variant gives 0.83 (0.68-1.00)"),
+    never narrower than the common-effect Wald interval (0.76 to 0.90)."""
+    sre = ev.analysis("sre-zoledronic")
+    r = sre.headline_result
+    assert (r.method, r.test) == ("REML", "adhoc")
+    assert [round(math.exp(x), 2) for x in (r.estimate, r.ci_lower, r.ci_upper)] == [0.83, 0.68, 1.00]
+    yi = np.array([s.yi for s in sre.studies])
+    vi = np.array([s.vi for s in sre.studies])
+    fe = pool(yi, vi, method="FE", test="z")
+    assert [round(math.exp(x), 2) for x in (fe.ci_lower, fe.ci_upper)] == [0.76, 0.90]
+    assert r.ci_upper - r.ci_lower > fe.ci_upper - fe.ci_lower
+
+
+def test_plan_can_lead_with_the_common_effect_model(tmp_path):
+    plan_text = PLAN.read_text(encoding="utf-8")
+    marker = 'id = "ttbm"'
+    plan_text = plan_text.replace(marker, marker + '\nheadline = "common"\nheadline_reason = "same endpoint '
+                                  'definition and schedule: one true effect assumed"', 1)
+    p = tmp_path / "analyses.toml"
+    p.write_text(plan_text, encoding="utf-8")
+    reg = load_registry(REGISTRY)
+    ev = run_plan(reg, load_plan(str(p), reg))
+    a = ev.analysis("ttbm")
+    yi = np.array([s.yi for s in a.studies])
+    vi = np.array([s.vi for s in a.studies])
+    assert a.headline is vocab.Headline.COMMON
+    assert a.headline_result.to_dict() == pool(yi, vi, method="FE", test="z").to_dict()
+    html = render_files(ev)[0]["ttbm.html"].decode("utf-8")
+    assert "Pooled HR (common effect)" in html and "one true effect assumed" in html
+    assert "pooled common-effect estimate" in html
+
+
+@pytest.mark.parametrize("lines,message", [
+    ('headline = "common"', "headline needs a headline_reason"),
+    ('headline = "bayesian-ish"\nheadline_reason = "x"', "is not supported"),
+    ('headline_reason = "why"', "headline_reason without headline"),
+])
+def test_plan_headline_errors_are_located(tmp_path, lines, message):
+    from metaanalysis.problems import ProblemError
+
+    plan_text = PLAN.read_text(encoding="utf-8").replace('id = "ttbm"', 'id = "ttbm"\n' + lines, 1)
+    p = tmp_path / "analyses.toml"
+    p.write_text(plan_text, encoding="utf-8")
+    reg = load_registry(REGISTRY)
+    with pytest.raises(ProblemError) as ei:
+        load_plan(str(p), reg)
+    line = plan_text.splitlines().index('id = "ttbm"') + 2
+    assert any(message in q.message and q.line >= line for q in ei.value.errors), ei.value

@@ -92,11 +92,19 @@ def site_with_previous_build(good, tmp_path: Path) -> Path:
     return out
 
 
+def _default_sigint() -> None:
+    # A test run started as a background job (`make test &`) inherits SIGINT ignored, and an
+    # ignored signal stays ignored across exec: give the child the disposition a terminal has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cmd: list[str], tmp_path: Path) -> subprocess.Popen:
-    """Start in a new session; output to files (orphaned workers could hold pipes open forever)."""
+    """Start in a new session with Ctrl-C at its default; output to files (orphaned workers
+    could hold pipes open forever)."""
     so = open(tmp_path / "stdout.txt", "w")
     se = open(tmp_path / "stderr.txt", "w")
-    proc = subprocess.Popen(cmd, stdout=so, stderr=se, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=so, stderr=se, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     so.close()
     se.close()
     return proc

@@ -93,7 +93,7 @@ def test_shipped_plan_rows(registry):
     assert by_id["fracture"].rows == ("ABCSG18-FRACTURE-2015",)
     # defaults: REML + HKSJ + prediction interval (metafor convention), 95%
     s = by_id["bmfs"].settings
-    assert (s.method, s.test, s.pi, s.level) == ("REML", "knha", "metafor", 0.95)
+    assert (s.method, s.test, s.pi, s.level) == ("REML", "adhoc", "metafor", 0.95)
     # Flatiron: narrative with one p-value combination of the two disjoint cohorts
     flat = {n.id: n for n in plan.narratives}["flatiron-ici"]
     assert flat.combine[0].rows == ("FLATIRON-ORR-2018-MEL", "FLATIRON-ORR-2018-NSCLC")

@@ -88,8 +88,14 @@ def test_pooled_json_equals_pool_on_the_same_rows(built, plan):
                 assert res[key] is None, (a.id, key)
             else:
                 assert res[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), (a.id, key)
-        assert [st["weight"] for st in js["studies"]] == pytest.approx(ref["weights"], rel=1e-12)
-        assert js["settings"] == {"method": "REML", "test": "knha", "pi": "metafor", "level": 0.95}
+        # the plan's defaults: REML + Knapp-Hartung ad hoc (trials/analyses.toml [defaults])
+        assert js["settings"] == {"method": "REML", "test": "adhoc", "pi": "metafor", "level": 0.95}
+        if len(ids) == 2:   # no pooled headline from two studies (Bender et al. 2018): no weights
+            assert js["headline"] == "none" and js["headline_result"] is None
+            assert all(st["weight"] is None for st in js["studies"])
+        else:
+            assert js["headline"] == "random-effects" and js["headline_result"] == res
+            assert [st["weight"] for st in js["studies"]] == pytest.approx(ref["weights"], rel=1e-12)
 
 
 def test_single_study_fracture(built):
@@ -121,10 +127,12 @@ def test_displayed_numbers_use_natural_scale(built):
 def test_warnings_are_shown(built):
     out, summary = built
     sre = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
-    # identical HRs 0.82, 0.82, 0.84 (registry lines 22-24): tau2 = 0 and HKSJ narrower than z
-    assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero", "hksj-narrower"} <= set(sre["warning_codes"])
+    # identical HRs 0.82, 0.82, 0.84 (registry lines 22-24): tau2 = 0; plain HKSJ would be narrower
+    # than z (q < 1), the plan's ad hoc interval is not, so that flag is not raised
+    assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero"} <= set(sre["warning_codes"])
+    assert "hksj-narrower" not in sre["warning_codes"]
     dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
-    assert {"derived-se", "k2-t1"} <= set(dfs["warning_codes"])
+    assert {"derived-se", "no-pooled-headline"} <= set(dfs["warning_codes"]) and "k2-t1" not in dfs["warning_codes"]
     os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
     assert os_["missing_evidence"] == ["DCARE-OS-2020"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
@@ -137,8 +145,9 @@ def test_estimator_panel_and_sensitivity_tables(built):
     js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
     assert [p["method"] for p in js["estimator_panel"]] == ["DL", "REML", "ML", "PM", "EB", "HS", "SJ", "HE"]
     reml = [p for p in js["estimator_panel"] if p["method"] == "REML"][0]
-    assert reml["knha"]["estimate"] == pytest.approx(js["result"]["estimate"], rel=1e-14)
-    assert reml["z"]["test"] == "z"
+    assert reml["adhoc"]["estimate"] == pytest.approx(js["result"]["estimate"], rel=1e-14)
+    assert reml["adhoc"]["ci_lower"] == pytest.approx(js["result"]["ci_lower"], rel=1e-14)
+    assert reml["z"]["test"] == "z" and reml["knha"]["test"] == "knha"
     assert len(js["leave_one_out"]) == 3 and len(js["cumulative"]) == 3
     assert js["subgroups"][0]["variable"] == "tumour_type"
     assert set(js["subgroups"][0]["groups"]) == {"breast", "prostate"}

@@ -113,7 +113,16 @@ def test_workers_die_with_the_parent_and_ignore_ctrl_c(start_method):
     assert (deathsig, ignores_sigint, ppid) == (signal.SIGKILL, True, PARENT)
 
 
-def test_ctrl_c_kills_the_workers_and_raises_keyboard_interrupt():
+@pytest.fixture
+def terminal_sigint():
+    """Ctrl-C as in a terminal: a run started as a background job (`make test &`) inherits SIGINT
+    ignored, and the pool rightly leaves an ignored SIGINT alone (tested below)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_kills_the_workers_and_raises_keyboard_interrupt(terminal_sigint):
     before = signal.getsignal(signal.SIGINT)
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):

@@ -64,6 +64,8 @@ def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
         "scale": vocab.measure(a.measure).scale,
         "settings": {"method": s.method, "test": s.test, "pi": s.pi, "level": s.level},
         "k": a.k, "single_study": a.k == 1, "result": _rd(a.result),
+        "headline": a.headline.value, "headline_reason": a.analysis.headline_reason,
+        "headline_result": _rd(a.headline_result),
         "studies": [{"row_id": st.row_id, "label": labels[st.row_id], "yi": st.yi, "vi": st.vi,
                      "weight": st.weight, "flags": [f.value for f in st.flags], "se_source": st.se_source}
                     for st in a.studies],
@@ -128,7 +130,7 @@ def _narrative_row(ev: Evidence, rows, rid: str, label: str) -> dict[str, Any]:
 CSV_FIELDS = ("analysis_id", "title", "endpoint", "measure", "k", "method", "test", "pi", "level",
               "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "pvalue", "yi", "se",
               "tau2", "tau2_ci_lower", "tau2_ci_upper", "i2", "i2_ci_lower", "i2_ci_upper", "q", "q_df",
-              "q_pvalue", "single_study", "rows", "warnings", "flags")
+              "q_pvalue", "single_study", "rows", "warnings", "flags", "headline")
 
 
 def results_csv(ev: Evidence, views: list[dict]) -> bytes:

@@ -31,15 +31,16 @@ class FigureInput:
 
 
 def figure_input(a, view: dict) -> FigureInput:
-    return FigureInput(a.id, a.analysis.title, a.measure, forest_spec(a, view), a.result)
+    return FigureInput(a.id, a.analysis.title, a.measure, forest_spec(a, view), a.headline_result)
 
 
 def _forest_row(st: dict, a, rows_ci):
     from ..plots import ForestRow
 
+    lead = a.headline_result
     return ForestRow(label=st["label"], yi=st["yi"], vi=st["vi"], ci=rows_ci(st["row_id"]),
-                     weight=st["weight"] if a.result is not None else None,
-                     cells=(st["tumour"], st["design"]), marks=st["marks"], pooled=a.result is not None)
+                     weight=st["weight"] if lead is not None else None,
+                     cells=(st["tumour"], st["design"]), marks=st["marks"], pooled=lead is not None)
 
 
 def forest_spec(a, view: dict):
@@ -66,8 +67,8 @@ def forest_spec(a, view: dict):
     foot = words.footnotes(used)
     fav = (f"Favours {a.analysis.favours[0]}", f"Favours {a.analysis.favours[1]}")
     sg = next((g for g in a.subgroups if g.result is not None), None)
-    if sg is None or a.result is None:
-        return ForestSpec(measure=m, rows=rows, columns=("Tumour type", "Design"), result=a.result,
+    if sg is None or a.headline is not vocab.Headline.RANDOM:   # subgroup diamonds are random-effects fits
+        return ForestSpec(measure=m, rows=rows, columns=("Tumour type", "Design"), result=a.headline_result,
                           favours=fav, level=s.level, footnotes=foot)
     cols = ("Tumour type", "Design")
     drop = {"tumour_type": 0, "design": 1}.get(sg.variable)
@@ -77,7 +78,7 @@ def forest_spec(a, view: dict):
     blocks = tuple(SubgroupBlock(g, tuple(rw for rw, lab in zip(rows, sg.labels) if lab == g), r)
                    for g, r in sg.result.groups.items())
     test = SubgroupTest(sg.result.q_between, sg.result.q_between_df, sg.result.q_between_pvalue)
-    return ForestSpec(measure=m, columns=cols, result=a.result, subgroups=blocks, favours=fav, level=s.level,
+    return ForestSpec(measure=m, columns=cols, result=a.headline_result, subgroups=blocks, favours=fav, level=s.level,
                       footnotes=foot, subgroup_test=test,
                       label_header=f"Study (by {sg.variable.replace('_', ' ')})")
 

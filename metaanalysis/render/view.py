@@ -82,24 +82,33 @@ def as_reported(st: dict) -> dict[str, str]:
 
 
 def main_view(a: AnalysisResult, studies: list[dict]) -> dict[str, Any] | None:
-    """The key result: the pooled model, or the single study as reported."""
-    res, m = a.result, a.measure
+    """The key result: the headline model, the single study as reported, or the studies side by side."""
+    res, m = a.headline_result, a.measure
     if res is None:
         if a.k == 1:
             return {"k": 1, **as_reported(studies[0]), "pi": "–", "single": True}
+        if a.k >= 2:
+            return {"k": a.k, "none": True, "estimate": "–", "ci": "–", "pi": "–", "p": "–",
+                    "side_by_side": [{"label": st["label"], **as_reported(st)} for st in studies]}
         return None
     return {
         **result_cells(res, m),
         "z": fmt_num(res.stat, 2), "df": fmt_num(res.df, 0) if res.df is not None else "–",
         "p_eq": fmt_p_eq(res.pvalue), "stat_name": "t" if res.df is not None else "z",
-        "tau": fmt_num(res.tau, 4),
-        "tau2_ci": fmt_ci(res.tau2_ci_lower, res.tau2_ci_upper, 4),
-        "tau_ci": fmt_ci(res.tau_ci_lower, res.tau_ci_upper, 4),
-        "i2_ci": fmt_ci(res.i2_ci_lower, res.i2_ci_upper, 1),
+        "model": words.headline_model(a).replace("-", " "),
+    }
+
+
+def heterogeneity_view(res: MetaResult | None) -> dict[str, Any] | None:
+    """τ², τ, I², H² with Q-profile CIs and Cochran's Q of the plan's model (descriptive, whatever leads)."""
+    if res is None:
+        return None
+    return {
+        "tau2": fmt_num(res.tau2, 4), "tau2_ci": fmt_ci(res.tau2_ci_lower, res.tau2_ci_upper, 4),
+        "tau": fmt_num(res.tau, 4), "tau_ci": fmt_ci(res.tau_ci_lower, res.tau_ci_upper, 4),
+        "i2": fmt_num(res.i2, 1), "i2_ci": fmt_ci(res.i2_ci_lower, res.i2_ci_upper, 1),
         "h2": fmt_num(res.h2, 2), "h2_ci": fmt_ci(res.h2_ci_lower, res.h2_ci_upper, 2),
         "q": fmt_num(res.q, 2), "q_df": res.q_df, "q_p": fmt_p(res.q_pvalue),
-        "z_ci": words.natural_ci(m, a.z_result.ci_lower, a.z_result.ci_upper) if a.z_result else "",
-        "model": words.model_words(a.settings.method).replace("-", " "),
     }
 
 
@@ -145,7 +154,7 @@ def scenario_views(a: AnalysisResult, rows: RowText, studies: list[dict], effect
     by_id = {st["row_id"]: st for st in studies}
     out = []
     for sc in a.scenarios:
-        name, desc = words.scenario_name(sc, rows)
+        name, desc = words.scenario_name(sc, rows, a.settings)
         item: dict[str, Any] = {"name": name, "description": desc, "k": sc.k}
         if sc.result is not None:
             item.update(result_cells(sc.result, a.measure))
@@ -188,9 +197,12 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "measure_name": vocab.measure(a.measure).name, "log_scale": vocab.measure(a.measure).log_scale,
         "description": plan_a.description, "settings": s, "level_txt": pct(s.level), "k": a.k,
         "test_short": vocab.TESTS[s.test].label, "k_selected": len(plan_a.rows), "studies": studies,
+        "headline": a.headline.value, "headline_why": words.headline_why(a),
+        "overview_model": words.overview_model(a), "k_text": words.k_text(a),
         "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
                           "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
-        "result": a.result, "main": main_view(a, studies), "warnings": warnings,
+        "result": a.result, "main": main_view(a, studies), "het": heterogeneity_view(a.result),
+        "warnings": warnings,
         "panel": panel_view(a), "loo": loo, "cum": cum,
         "subgroups": subgroup_views(a, rows, studies), "scenarios": scenario_views(a, rows, studies, effects),
         "provenance": [provenance_view(rows, r, inc.get(r, "")) for r in
@@ -199,6 +211,10 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
                       "explicit": c.explicit, "status": rows.get(c.row_id, "status")} for c in plan_a.left_out],
         "missing": [provenance_view(rows, r) for r in plan_a.missing],
         "forest_caption": words.forest_caption(a),
+        "panel_tests": [{"code": t, "header": words.PANEL_HEADERS[t]} for t in vocab.PANEL_TESTS],
+        "panel_note": words.panel_note(),
+        "rationale": words.settings_rationale(s.method, s.test, s.pi),
+        "se_text": words.se_text(a.measure),
         "funnel_note": words.funnel_note(a.k),
         "methods_text": words.methods_text(s.method, s.test, s.pi, s.level, a.measure) if pooled else "",
         "citations": [{"name": c.name, "citation": c.citation, "doi": c.doi,

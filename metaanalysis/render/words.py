@@ -19,6 +19,7 @@ FLAG_LABELS: dict[Flag, str] = {
     Flag.DERIVED_SE: "SE from p-value", Flag.POST_HOC: "post hoc input", Flag.UNCONFIRMED: "unconfirmed input",
     Flag.TAU2_ZERO: "τ² = 0", Flag.HKSJ_NARROWER: "HKSJ CI < z CI", Flag.K2_T1: "k = 2: t(1)",
     Flag.NOT_POOLABLE: "row without SE", Flag.MISSING_EVIDENCE: "missing evidence",
+    Flag.NO_POOLED_HEADLINE: "k = 2: not pooled for the headline",
 }
 
 STUDY_FLAG_TEXT: dict[StudyFlag, str] = {
@@ -73,8 +74,27 @@ def model_words(method: str) -> str:
     return "common-effect" if method == "FE" else "random-effects"
 
 
-def scenario_name(sc: Scenario, rows: RowText) -> tuple[str, str]:
+def overview_model(a: AnalysisResult) -> str:
+    """The overview table's model cell: what the page leads with."""
+    if a.headline is vocab.Headline.SINGLE:
+        return "single study"
+    if a.headline is vocab.Headline.NONE:
+        return "not pooled (k = 2)" if a.k == 2 else "not pooled"
+    if a.headline is vocab.Headline.COMMON:
+        return "common effect · z"
+    return f"{a.settings.method} · {vocab.TESTS[a.settings.test].label}"
+
+
+def plan_model_words(settings) -> str:
+    """``"random-effects model (REML, HKSJ ad hoc)"``: the plan's model in words."""
+    return f"{model_words(settings.method)} model ({settings.method}, {vocab.TESTS[settings.test].label})"
+
+
+def scenario_name(sc: Scenario, rows: RowText, settings) -> tuple[str, str]:
     """Name and description of a sensitivity scenario."""
+    if sc.kind is ScenarioKind.RANDOM_EFFECTS:
+        name = plan_model_words(settings)
+        return name[0].upper() + name[1:], "the plan's pooled model, not the headline of this page"
     if sc.kind is ScenarioKind.SWAP:
         return "{} instead of {}".format(*rows.report_labels(sc.swap.with_, sc.swap.replace)), sc.swap.reason
     return SCENARIO_TEXT[sc.kind]
@@ -107,6 +127,12 @@ def caveat_text(c: Caveat, a: AnalysisResult, rows: RowText) -> str:
                             for e in a.not_pooled) + ".")
     if f is Flag.MISSING_EVIDENCE:
         return f"Known evidence missing from this analysis: {labels} (see Missing evidence)."
+    if f is Flag.NO_POOLED_HEADLINE:
+        return (f"With k = {k} studies no pooled estimate leads this page: τ² cannot be estimated usefully and "
+                "a random-effects interval from two studies is either very wide or spuriously narrow (Bender et "
+                f"al. 2018, doi:{vocab.BENDER2018.doi}). The studies are shown side by side; the pooled models "
+                "are under Sensitivity analyses. A plan can lead with the common-effect model (headline = "
+                "\"common\", with a reason) when the trials answer one question with one design.")
     return _model_caveat_text(f, a)
 
 
@@ -121,12 +147,22 @@ def _model_caveat_text(f: Flag, a: AnalysisResult) -> str:
                 "the ad hoc variant (test = \"adhoc\") would not let the CI shrink below the z CI "
                 f"(Röver et al. 2015, doi:{vocab.HKSJ_NARROW.doi}).")
     if f is Flag.K2_T1:
-        from .._dist import t_isf
-
-        q = float(t_isf((1 - a.settings.level) / 2, 1))
-        return ("With k = 2 the HKSJ interval uses a t distribution with 1 degree of freedom "
-                f"(quantile {fmt_num(q, 1)}): the CI and prediction interval are extremely wide by construction.")
+        return _k2_text(a)
     raise ValueError(f"no text for flag {f!r}")
+
+
+def _k2_text(a: AnalysisResult) -> str:
+    """k = 2 under a t-based interval: what t(1) does, with this analysis's own width ratio."""
+    from .._dist import t_isf
+
+    res, z = a.result, a.z_result
+    q = float(t_isf((1 - a.settings.level) / 2, 1))
+    ratio = (res.ci_upper - res.ci_lower) / (z.ci_upper - z.ci_lower)
+    return (f"With k = 2 the {vocab.TESTS[a.settings.test].label} interval uses a t distribution with 1 degree "
+            f"of freedom (quantile {fmt_num(q, 1)}): here the CI is {fmt_num(ratio, 1)} times as wide as the Wald "
+            "z CI, and its width depends almost entirely on how far apart two estimates happen to fall. With "
+            "two studies no frequentist random-effects interval is reliable (Bender et al. 2018, "
+            "doi:10.1002/jrsm.1319).")
 
 
 def natural_ci(measure: str, lo: float | None, hi: float | None, digits: int = 2) -> str:
@@ -153,14 +189,22 @@ def subgroup_note(variable: str, n_groups: int, singles: int, tested: bool) -> s
             "little power.")
 
 
+def headline_model(a: AnalysisResult) -> str:
+    """The model the page leads with, in words (``random-effects``, ``common-effect``)."""
+    return "common-effect" if a.headline is vocab.Headline.COMMON else model_words(a.settings.method)
+
+
 def forest_caption(a: AnalysisResult) -> str:
     """What the forest plot shows: boxes, diamond (model), PI, scale and which side favours what."""
-    lv, m = pct(a.settings.level), vocab.measure(a.measure)
-    text = f"Boxes: study estimates (area ∝ weight) with {lv} CIs"
-    if a.result is not None:
-        text += f"; diamond: pooled {model_words(a.settings.method)} estimate and CI"
-        if a.result.pi_lower is not None:
+    lv, m, lead = pct(a.settings.level), vocab.measure(a.measure), a.headline_result
+    text = f"Boxes: study estimates (area ∝ weight) with {lv} CIs" if lead is not None else \
+        f"Boxes: study estimates with {lv} CIs"
+    if lead is not None:
+        text += f"; diamond: pooled {headline_model(a)} estimate and CI"
+        if lead.pi_lower is not None:
             text += f"; grey bar: {lv} prediction interval"
+    elif a.headline is vocab.Headline.NONE and a.k >= 2:
+        text += "; no pooled diamond (see Warnings)"
     scale = "Log scale; " if m.log_scale else ""
     return f"{text}. {scale}{m.code} < {fmt_num(m.null, 0)} favours {a.analysis.favours[0]}."
 
@@ -188,3 +232,67 @@ def citations(method: str, test: str, pi: str) -> list[vocab.MethodInfo]:
             seen.add(m.citation)
             out.append(m)
     return out
+
+
+#: Short column headers of the tests in the estimator panel.
+PANEL_HEADERS = {"z": "Wald z", "knha": "HKSJ (t, k−1 df)", "adhoc": "Knapp–Hartung ad hoc (t, k−1 df, ≥ z)"}
+
+
+def panel_note() -> str:
+    """What the estimator codes of the panel stand for."""
+    return " · ".join(f"{code} {_PANEL_NAMES[code]}" for code in vocab.ESTIMATOR_PANEL)
+
+
+_PANEL_NAMES = {"DL": "DerSimonian–Laird", "REML": "restricted maximum likelihood", "ML": "maximum likelihood",
+                "PM": "Paule–Mandel", "EB": "empirical Bayes (equals PM without moderators)",
+                "HS": "Hunter–Schmidt", "SJ": "Sidik–Jonkman", "HE": "Hedges"}
+
+
+def settings_rationale(method: str, test: str, pi: str) -> str:
+    """Why the project's default settings are what they are; '' for settings a plan chose otherwise."""
+    if method != "REML" or test not in ("knha", "adhoc"):
+        return ""
+    interval = ("the Knapp–Hartung interval with the ad hoc floor (variance multiplier max(1, q); Röver et al. "
+                "2015; Jackson et al. 2017) keeps the coverage of the Hartung–Knapp–Sidik–Jonkman (HKSJ) interval "
+                "with few studies and is never narrower than the Wald z interval, which plain HKSJ can be when "
+                "the studies agree more than their SEs predict (q < 1)" if test == "adhoc" else
+                "the Hartung–Knapp–Sidik–Jonkman (HKSJ) interval keeps its coverage with few studies, where the "
+                "Wald z interval is too narrow")
+    pred = ("a t distribution with k − 2 df (Higgins et al. 2009; Riley et al. 2011; Cochrane Handbook "
+            "10.10.4.3); it is not estimable with k < 3" if pi == "riley" else
+            "the same t quantile (k − 1 df) as the CI (metafor's predict); the Handbook's k − 2 df version "
+            "(Riley et al. 2011) is not estimable with two studies and would be wider still")
+    return (f"REML estimates τ² with less bias than DerSimonian–Laird, and {interval}; with Q-profile CIs for τ² "
+            "and a prediction interval they are the random-effects methods Cochrane endorsed in 2022 and "
+            f"implemented in RevMan in 2025. The prediction interval uses {pred}.")
+
+
+def se_text(measure: str) -> str:
+    """How study SEs were obtained, on this measure's scale."""
+    m = vocab.measure(measure)
+    if m.log_scale:
+        return ("Study SEs come from the reported CI (ln(U/L) / (2·z)); where only a p-value is reported, from "
+                "z = Φ⁻¹(1 − p/2) (flagged †). Analyses are on the log scale and shown back-transformed.")
+    return ("Study SEs come from the reported CI ((U − L) / (2·z)); where only a p-value is reported, from "
+            f"z = Φ⁻¹(1 − p/2) (flagged †). Analyses are on the {m.name.lower()} scale.")
+
+
+def headline_why(a: AnalysisResult) -> str:
+    """Why the page leads with its model: the plan's reason, or the few-studies rule."""
+    if a.analysis.headline_reason:
+        return a.analysis.headline_reason
+    if a.headline is vocab.Headline.NONE and a.k >= 2:
+        return (f"with {a.k} studies no random-effects interval is reliable (Bender et al. 2018); the plan names "
+                "no common-effect judgement, so no pooled estimate leads. Pooled models: Sensitivity analyses.")
+    return ""
+
+
+def k_text(a: AnalysisResult) -> str:
+    """The subtitle's count: "3 studies pooled", "2 studies, not pooled for the headline", ..."""
+    if a.k == 0:
+        return "no study to pool"
+    if a.k == 1:
+        return "1 study, not pooled"
+    if a.headline is vocab.Headline.NONE:
+        return f"{a.k} studies, not pooled for the headline"
+    return f"{a.k} studies pooled"
