@@ -285,3 +285,15 @@ def test_plan_headline_errors_are_located(tmp_path, lines, message):
         load_plan(str(p), reg)
     line = plan_text.splitlines().index('id = "ttbm"') + 2
     assert any(message in q.message and q.line >= line for q in ei.value.errors), ei.value
+
+
+def test_missing_evidence_text_is_true_of_the_pooled_rows(ev):
+    """SRE pools two unconfirmed rows (Fizazi 2011, Henry 2011): the page must not say none is."""
+    from metaanalysis.render.labels import RowText
+
+    rows = RowText(ev.registry)
+    sre = words.no_missing_text(ev.analysis("sre-zoledronic"), rows)
+    assert "unconfirmed (‡): DMAB-ZA-CRPC (Fizazi 2011), DMAB-ZA-SOLID (Henry 2011)" in sre
+    assert "confirmed results only" in sre
+    bmfs = words.no_missing_text(ev.analysis("bmfs"), rows)
+    assert bmfs == "No registry row for this question is marked missing or unconfirmed."

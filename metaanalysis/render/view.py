@@ -199,6 +199,7 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "test_short": vocab.TESTS[s.test].label, "k_selected": len(plan_a.rows), "studies": studies,
         "headline": a.headline.value, "headline_why": words.headline_why(a),
         "overview_model": words.overview_model(a), "k_text": words.k_text(a),
+        "no_missing_text": words.no_missing_text(a, rows),
         "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
                           "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
         "result": a.result, "main": main_view(a, studies), "het": heterogeneity_view(a.result),

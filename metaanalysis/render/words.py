@@ -296,3 +296,15 @@ def k_text(a: AnalysisResult) -> str:
     if a.headline is vocab.Headline.NONE:
         return f"{a.k} studies, not pooled for the headline"
     return f"{a.k} studies pooled"
+
+
+def no_missing_text(a: AnalysisResult, rows: RowText) -> str:
+    """The Missing-evidence section when nothing is missing: true of the pooled rows too."""
+    unconfirmed = [rows.label(st.row_id) for st in a.studies if StudyFlag.UNCONFIRMED in st.flags]
+    if not unconfirmed:
+        return "No registry row for this question is marked missing or unconfirmed."
+    text = f"No registry row for this question is marked missing. Pooled here although unconfirmed (‡): " \
+        f"{', '.join(unconfirmed)}"
+    if any(sc.kind is ScenarioKind.EXCLUDE_UNCONFIRMED for sc in a.scenarios):
+        return text + "; see the sensitivity analysis of confirmed results only."
+    return text + "."
