@@ -143,14 +143,15 @@ class CoverageTable:
 
 
 def design_seed(vi, n_sim: int) -> int:
-    """The default seed of a design: the first 8 bytes of SHA-256(tag, vᵢ as '<f8', n_sim).
+    """The default seed of a design: the first 6 bytes of SHA-256(tag, vᵢ as '<f8', n_sim).
 
-    Independent of the platform, the process and Python's hash randomisation.
+    Independent of the platform, the process and Python's hash randomisation; 48 bits so the
+    seed written to JSON survives readers that hold numbers as doubles.
     """
     h = hashlib.sha256(_SEED_TAG)
     h.update(np.ascontiguousarray(vi, dtype="<f8").tobytes())
     h.update(int(n_sim).to_bytes(8, "little"))
-    return int.from_bytes(h.digest()[:8], "little")
+    return int.from_bytes(h.digest()[:6], "little")
 
 
 def _standard_draws(k: int, n_sim: int, seed: int) -> np.ndarray:
@@ -180,7 +181,7 @@ def simulate(vi, tau2: float, *, n_sim: int = 10_000, seed: int | None = None):
         True effect of a new study, √τ²·z ~ N(0, τ²).
     """
     vi = _check_vi(vi)
-    seed = design_seed(vi, n_sim) if seed is None else seed
+    n_sim, seed = _check_sim(n_sim, seed, vi)
     return _replicates(_standard_draws(vi.size, n_sim, seed), vi, tau2)
 
 
@@ -207,7 +208,7 @@ def interval_bounds(Y, V, *, method: str = "REML", tests=("z", "knha", "adhoc"),
         Interval code → :class:`Bounds`, in table order.
     """
     out: dict[str, Bounds] = {}
-    fits = [(t, method, t) for t in tests] + ([(COMMON_EFFECT, "FE", "z")] if common_effect else [])
+    fits = [(t, method, t) for t in tests] + ([(COMMON_EFFECT, COMMON_EFFECT, "z")] if common_effect else [])
     for code, m, t in fits:
         r = pool_many(Y, V, method=m, test=t, level=level, pi=pi, tau2_ci=False)
         out[code] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
