@@ -283,13 +283,14 @@ def _prediction_interval(est, se, tau2, k, crit, pi: str, common_effect: bool, a
     return est - half, est + half
 
 
-def _tau2_cis(Y0, V0, mask, k, common_effect: bool, alpha: float):
+def _tau2_cis(Y0, V0, mask, k, wanted: bool, alpha: float):
     """Q-profile CI of τ² ``(lower, upper)`` (Viechtbauer 2007, doi:10.1002/sim.2514).
 
-    Shape (m,) each; NaN for the common-effect model and for k = 1.
+    Shape (m,) each; NaN for k = 1 and everywhere when not ``wanted`` (the common-effect
+    model has no τ², or the caller asked for no CIs).
     """
     m = Y0.shape[0]
-    if common_effect:
+    if not wanted:
         return np.full(m, np.nan), np.full(m, np.nan)
     dfq = np.maximum(k - 1, 1)
     t_lo = _qprofile(Y0, V0, mask, k, dist.chi2_isf(alpha / 2, dfq))
@@ -298,7 +299,7 @@ def _tau2_cis(Y0, V0, mask, k, common_effect: bool, alpha: float):
 
 
 def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.95,
-              pi: str = "metafor", tau2: float | None = None) -> PoolArrays:
+              pi: str = "metafor", tau2: float | None = None, tau2_ci: bool = True) -> PoolArrays:
     """Pool m meta-analyses at once.
 
     Parameters
@@ -317,6 +318,11 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     tau2 : float, optional
         Use this fixed τ² instead of estimating it (metafor's ``rma(..., tau2=)``);
         e.g. a τ² shared across subgroups.
+    tau2_ci : bool
+        Compute the Q-profile CIs of τ², I² and H² (two root-findings per analysis, most of
+        the time of a DL fit). False leaves those six fields NaN, for callers that only need
+        the pooled estimate and its intervals (e.g. :mod:`metaanalysis.coverage`); every
+        other field is identical.
 
     Returns
     -------
@@ -344,7 +350,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         se, df, crit, stat, pval, ci_lo, ci_hi = _inference(Y0, w, est, np.sqrt(1.0 / sw), k,
                                                             test, alpha)
         pi_lo, pi_hi = _prediction_interval(est, se, t2, k, crit, pi, common_effect, alpha)
-        t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, common_effect, alpha)
+        t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, tau2_ci and not common_effect, alpha)
         i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
         h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
     return PoolArrays(

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from metaanalysis.cli import main as cli_main
-from metaanalysis.pooling import METHODS, PI_TYPES, TESTS, metafor_call, pool, pool_many
+from metaanalysis.pooling import METHODS, PI_TYPES, TESTS, PoolArrays, metafor_call, pool, pool_many
 from metaanalysis.results import RESULT_FIELDS
 from metaanalysis.sensitivity import cumulative, egger, leave_one_out, subgroups
 
@@ -559,3 +559,24 @@ def test_engine_vocabulary_is_the_vocab_module():
     assert estimators.TAU2_METHODS == tuple(vocab.TAU2_ESTIMATORS)
     assert sensitivity.EGGER_MIN_K == vocab.EGGER_MIN_K == 10   # Sterne et al. 2011
     assert set(estimators.ITERATIVE_METHODS) < set(estimators.TAU2_METHODS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tau2_ci_false_skips_only_the_q_profile_cis(method):
+    # pool_many(tau2_ci=False) (metaanalysis.coverage): the six Q-profile fields are NaN, every
+    # other field is bit-identical to the default call; the default still computes the CIs
+    with_ci = pool_many(np.vstack([BCG_YI, BCG_YI[::-1]]), np.vstack([BCG_VI, BCG_VI[::-1]]),
+                        method=method, test="knha")
+    without = pool_many(with_ci.yi, with_ci.vi, method=method, test="knha", tau2_ci=False)
+    skipped = {"tau2_ci_lower", "tau2_ci_upper", "i2_ci_lower", "i2_ci_upper", "h2_ci_lower",
+               "h2_ci_upper"}
+    for name in PoolArrays.__dataclass_fields__:
+        a, b = getattr(with_ci, name), getattr(without, name)
+        if name in skipped:
+            assert np.isnan(b).all(), name
+            assert np.isfinite(a).all() == (method != "FE"), name
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)   # NaN == NaN, else exact
+        else:
+            assert a == b, name
+    assert without.row(0).tau2_ci_upper is None and without.row(0).estimate == with_ci.row(0).estimate

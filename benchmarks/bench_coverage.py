@@ -1,0 +1,89 @@
+"""Time of one analysis's design-specific coverage table (``metaanalysis.coverage.coverage``).
+
+Run:  ``.venv/bin/python benchmarks/bench_coverage.py [--repeat N] [--n-sim N] [--json PATH]``
+
+What is measured, for designs of k = 2, 3 and 6 studies (fixed within-study variances on the
+log-HR scale): one ``coverage(vi, grid)`` call with the analysis layer's settings — 4 τ²
+values (0, an estimate, a Q-profile upper bound, a half-normal(0.5) prior median for τ), the
+random-effects model (REML) with the z, knha and adhoc intervals plus the common-effect model,
+10,000 replicates per τ² — i.e. 12 REML and 4 FE ``pool_many`` calls on (10,000, k) arrays.
+
+Printed per k: wall time (best of ``--repeat`` runs; the issue's target is <= 2 s per
+analysis), CPU time of this process for the same run (``time.process_time``; closer to the
+unloaded wall time on a shared machine) and the split between one random-effects interval
+method and the common-effect model at the same grid. The 1-minute load average is printed
+too: the machine is shared, and a load above its core count inflates wall times.
+
+Results also go to ``benchmarks/output/bench_coverage.json``. Never part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from metaanalysis.coverage import coverage  # noqa: E402
+
+#: Within-study variances per k (log HR; the k = 3 set is pooling.pool's docstring example).
+DESIGNS = {
+    2: [0.0139, 0.0077],
+    3: [0.0139, 0.0077, 0.0119],
+    6: list(np.geomspace(0.005, 0.1, 6)),
+}
+#: 0, an estimate, a Q-profile upper bound, the median of τ² under τ ~ half-normal(0.5)
+#: (median τ = 0.5 · 0.6745).
+GRID = (0.0, 0.01, 0.3, (0.5 * 0.6744897501960817) ** 2)
+
+
+def _timed(fn, repeat: int) -> tuple[float, float]:
+    """Best wall time and the CPU time of that same run, in seconds."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        best = min(best, (time.perf_counter() - w0, time.process_time() - c0))
+    return best
+
+
+def run(repeat: int, n_sim: int) -> dict:
+    coverage(DESIGNS[3], [0.0], n_sim=200)          # imports and first-call costs out of the timing
+    out = {"grid": list(GRID), "n_sim": n_sim, "repeat": repeat, "python": platform.python_version(),
+           "numpy": np.__version__, "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0], "k": {}}
+    print(f"coverage table: 4 tau2 x (REML z, knha, adhoc + FE z), n_sim = {n_sim:,}; "
+          f"best of {repeat}; load {out['load_1min']:.1f} on {out['cpus']} CPUs")
+    print(f"{'k':>3} {'wall s':>8} {'cpu s':>8} {'1 RE test s':>12} {'FE s':>8}")
+    for k, vi in DESIGNS.items():
+        wall, cpu = _timed(lambda: coverage(vi, GRID, n_sim=n_sim), repeat)
+        one_re, _ = _timed(lambda: coverage(vi, GRID, tests=("z",), common_effect=False, n_sim=n_sim),
+                           repeat)
+        fe, _ = _timed(lambda: coverage(vi, GRID, tests=(), n_sim=n_sim), repeat)
+        out["k"][k] = {"wall_s": wall, "cpu_s": cpu, "one_re_test_s": one_re, "fe_s": fe}
+        print(f"{k:>3} {wall:>8.3f} {cpu:>8.3f} {one_re:>12.3f} {fe:>8.3f}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--n-sim", type=int, default=10_000)
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "output" / "bench_coverage.json")
+    a = ap.parse_args(argv)
+    res = run(a.repeat, a.n_sim)
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"written {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""Tests of ``metaanalysis.coverage`` (design-specific coverage by simulation).
+
+Sources of the expected values:
+
+* HKSJ exact with equal variances: with vᵢ = v for all i the weights are equal whatever τ̂²
+  is, the estimate is ȳ and the HKSJ variance is Σ(yᵢ − ȳ)²/(k(k − 1)), so the statistic is
+  exactly t(k − 1) (Hartung & Knapp 2001, Stat Med 20:3875; Sidik & Jonkman 2002, Stat Med
+  21:3153). Its coverage is the level for every τ².
+* Common effect (FE) with a z interval: its estimate is N(μ, Σwᵢ²(vᵢ + τ²)/(Σwᵢ)²) with
+  wᵢ = 1/vᵢ, so its coverage is 2Φ(z·s_FE/s_true) − 1 in closed form (exact at τ² = 0).
+* Wald z with few studies under heterogeneity under-covers (IntHout, Ioannidis & Borm 2014,
+  BMC Med Res Methodol 14:25: ~80% at k = 3 for large τ²).
+* Monte-Carlo SE of a proportion √(p(1 − p)/n_sim) (Morris, White & Crowther 2019, Stat Med
+  38:2074, Table 6). Statistical checks use a ±3.5 MCSE window: the seeds are fixed, so a
+  check either always passes or always fails; a wrong method misses it by many MCSEs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from metaanalysis import vocab
+from metaanalysis.coverage import (COMMON_EFFECT, ROW_FIELDS, coverage, design_seed, interval_bounds,
+                                   simulate)
+from metaanalysis.pooling import pool_many
+
+LEVEL = 0.95
+WINDOW = 3.5      # MCSEs
+VI3 = np.array([0.0139, 0.0077, 0.0119])   # the pooling docstring's three trials (log HR scale)
+
+
+def _within(row, target):
+    return abs(row.coverage - target) <= WINDOW * math.sqrt(target * (1 - target) / 10_000)
+
+
+# ---------------------------------------------------------------------------------------
+# (1) HKSJ exact with equal variances
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_hksj_covers_at_the_level_with_equal_variances(k):
+    grid = [0.0, 0.01, 0.1, 1.0]           # 0 to 50 times the within-study variance
+    t = coverage(np.full(k, 0.02), grid, tests=("knha",), common_effect=False)
+    assert [r.interval for r in t.rows] == ["knha"] * 4 and t.n_sim == 10_000
+    for r in t.rows:
+        assert r.mcse == pytest.approx(math.sqrt(r.coverage * (1 - r.coverage) / 10_000), rel=1e-12)
+        assert _within(r, LEVEL), (k, r)
+    # the statistic is ybar / (s / sqrt(k)), scale-free, and the draws are common to every tau2
+    # (y = sqrt(v + tau2) z): the very same replicates are covered at every tau2
+    assert len({r.coverage for r in t.rows}) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# (2) common-effect z: exact at tau2 = 0, closed form above
+# ---------------------------------------------------------------------------------------
+
+def _fe_exact_coverage(vi, tau2, level=LEVEL):
+    w = 1 / vi
+    s_fe = math.sqrt(1 / w.sum())
+    s_true = math.sqrt((w**2 * (vi + tau2)).sum()) / w.sum()
+    return 2 * stats.norm.cdf(stats.norm.isf((1 - level) / 2) * s_fe / s_true) - 1
+
+
+@pytest.mark.parametrize("vi", [VI3, np.array([0.01, 0.2]), np.linspace(0.005, 0.1, 6)])
+def test_common_effect_z_matches_its_closed_form(vi):
+    t = coverage(vi, [0.0, 0.005, 0.05], tests=(), common_effect=True)
+    at0 = t.get(COMMON_EFFECT, 0.0)
+    assert _within(at0, LEVEL)
+    for r in t.rows:
+        assert _within(r, _fe_exact_coverage(vi, r.tau2)), r
+        # its width does not depend on the data: 2 z / sqrt(sum w)
+        assert r.mean_width == pytest.approx(2 * 1.959963984540054 / math.sqrt((1 / vi).sum()), rel=1e-12)
+        assert r.width_mcse < 1e-12
+        assert math.isnan(r.pi_coverage) and math.isnan(r.pi_mcse)   # no PI for the common effect
+    assert t.get(COMMON_EFFECT, 0.05).coverage < 0.8                   # and it collapses with tau2
+
+
+# ---------------------------------------------------------------------------------------
+# (3) z under-covers with few studies and large tau2
+# ---------------------------------------------------------------------------------------
+
+def test_z_undercovers_at_k3_with_large_tau2():
+    t = coverage(VI3, [0.0, 10 * VI3.mean()], tests=("z", "knha"), common_effect=False)
+    z_big = t.get("z", t.tau2[1])
+    assert z_big.coverage < LEVEL - 0.05                  # IntHout et al. 2014: ~0.80
+    assert t.get("z", 0.0).coverage > LEVEL - 0.02        # not an artefact of the simulation
+    assert t.get("knha", t.tau2[1]).coverage > z_big.coverage + 0.05
+
+
+# ---------------------------------------------------------------------------------------
+# (4) ad hoc is never narrower than HKSJ
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tau2", [0.0, 0.01, 0.1])
+def test_adhoc_contains_knha_on_every_replicate(tau2):
+    Y, _ = simulate(VI3, tau2, n_sim=10_000)
+    b = interval_bounds(Y, np.tile(VI3, (Y.shape[0], 1)), tests=("knha", "adhoc"), common_effect=False)
+    kn, ah = b["knha"], b["adhoc"]
+    assert np.all(ah.lower <= kn.lower) and np.all(kn.upper <= ah.upper)
+    assert np.all(ah.upper - ah.lower >= kn.upper - kn.lower)
+    narrower = (kn.upper - kn.lower) < (ah.upper - ah.lower)       # q < 1: the floor bites
+    assert 0 < narrower.sum() < narrower.size
+    t = coverage(VI3, tau2, tests=("knha", "adhoc"), common_effect=False)
+    assert t.get("adhoc", tau2).coverage >= t.get("knha", tau2).coverage
+    assert t.get("adhoc", tau2).mean_width > t.get("knha", tau2).mean_width
+
+
+# ---------------------------------------------------------------------------------------
+# (5) determinism
+# ---------------------------------------------------------------------------------------
+
+_SCRIPT = ("import json; from metaanalysis.coverage import coverage; "
+           "print(json.dumps(coverage([0.0139, 0.0077, 0.0119], [0.0, 0.02], n_sim=2000).to_dict(), "
+           "sort_keys=True))")
+
+
+def test_same_inputs_same_table_in_another_process():
+    here = coverage(VI3, [0.0, 0.02], n_sim=2000)
+    assert here == coverage(VI3, [0.0, 0.02], n_sim=2000)
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "12345", "PATH": "", **_pythonpath()})
+    assert json.loads(out.stdout) == json.loads(json.dumps(here.to_dict(), sort_keys=True))
+
+
+def _pythonpath():
+    import os
+
+    return {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
+
+
+def test_seed_is_the_design_hash_and_can_be_overridden():
+    h = hashlib.sha256(b"metaanalysis.coverage/1" + VI3.astype("<f8").tobytes()
+                       + (2000).to_bytes(8, "little"))
+    assert design_seed(VI3, 2000) == int.from_bytes(h.digest()[:6], "little") < 2**53
+    default = coverage(VI3, [0.02], n_sim=2000)
+    assert default.seed == design_seed(VI3, 2000)
+    other = coverage(VI3, [0.02], n_sim=2000, seed=1)
+    assert other.seed == 1 and other.rows != default.rows
+    assert coverage(VI3, [0.02], n_sim=2000, seed=default.seed) == default
+    assert coverage(VI3 * 1.01, [0.02], n_sim=2000).seed != default.seed
+
+
+def test_a_row_does_not_depend_on_the_rest_of_the_grid():
+    # common random numbers: the same draws at every tau2 and for every method
+    alone = coverage(VI3, [0.05], n_sim=1000)
+    in_grid = coverage(VI3, [0.0, 0.05, 0.3], n_sim=1000)
+    assert alone.rows == tuple(r for r in in_grid.rows if r.tau2 == 0.05)
+
+
+# ---------------------------------------------------------------------------------------
+# the extra (Bayesian) hook and prediction intervals
+# ---------------------------------------------------------------------------------------
+
+def test_extra_method_hook_with_and_without_a_prediction_interval():
+    def knha_again(Y, V):
+        r = pool_many(Y, V, test="knha", tau2_ci=False)
+        return r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper
+
+    def knha_ci_only(Y, V):
+        return knha_again(Y, V)[:2]
+
+    t = coverage(VI3, [0.0, 0.04], n_sim=1000, extra={"again": knha_again, "ci_only": knha_ci_only})
+    assert t.intervals == ("z", "knha", "adhoc", "FE", "again", "ci_only")
+    for t2 in t.tau2:
+        ref = t.get("knha", t2)
+        assert {f: getattr(t.get("again", t2), f) for f in ROW_FIELDS if f != "interval"} == \
+               {f: getattr(ref, f) for f in ROW_FIELDS if f != "interval"}
+        co = t.get("ci_only", t2)
+        assert co.coverage == ref.coverage and math.isnan(co.pi_coverage)
+
+
+def test_prediction_interval_coverage():
+    # at tau2 = 0 the new study's effect is mu, so PI coverage >= CI coverage; Riley's t(k-2)
+    # PI does not exist at k = 2
+    t = coverage(VI3, [0.0, 0.05], n_sim=2000)
+    for code in ("z", "knha", "adhoc"):
+        r = t.get(code, 0.0)
+        assert r.pi_coverage >= r.coverage and 0 <= r.pi_mcse < 0.02   # adhoc: 1.0 (t(2), q >= 1)
+    k2 = coverage(VI3[:2], [0.05], n_sim=500, pi="riley")
+    assert all(math.isnan(r.pi_coverage) for r in k2.rows)
+    assert all(r.coverage > 0 for r in k2.rows)
+
+
+# ---------------------------------------------------------------------------------------
+# (6) shapes, exports and validation
+# ---------------------------------------------------------------------------------------
+
+def test_shapes_and_exports():
+    t = coverage(VI3, [0.0, 0.01, 0.1], tests=("KNHA", "z", "knha"), method="reml", level=95, n_sim=500)
+    assert t.method == "REML" and t.level == 0.95 and t.pi == "metafor" and t.k == 3
+    assert t.intervals == ("knha", "z", COMMON_EFFECT) and len(t.rows) == 9
+    assert [r.tau2 for r in t.rows] == [0.0] * 3 + [0.01] * 3 + [0.1] * 3
+    f = t.to_frame()
+    assert list(f.columns) == list(ROW_FIELDS) and f.shape == (9, len(ROW_FIELDS))
+    d = t.to_dict()
+    json.dumps(d, allow_nan=False)                       # NaN -> None
+    assert d["rows"][2]["interval"] == "FE" and d["rows"][2]["pi_coverage"] is None
+    assert d["vi"] == VI3.tolist() and d["tau2"] == [0.0, 0.01, 0.1] and d["n_sim"] == 500
+    assert t.rows[0].interval in vocab.TESTS
+    with pytest.raises(KeyError):
+        t.get("adhoc", 0.0)
+    assert coverage(VI3, 0.02, n_sim=100).tau2 == (0.02,)      # a scalar grid
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"vi": [0.01]}, "k >= 2"),
+    ({"vi": [[0.01, 0.02]]}, "1-D"),
+    ({"vi": [0.01, 0.0]}, "> 0"),
+    ({"vi": [0.01, np.nan]}, "finite"),
+    ({"tau2": -0.1}, ">= 0"),
+    ({"tau2": [0.0, np.nan]}, "finite"),
+    ({"tau2": []}, "non-empty"),
+    ({"tau2": [[0.0]]}, "1-D"),
+    ({"method": "FE"}, "tau2 estimator"),
+    ({"method": "XX"}, "method must be one of"),
+    ({"tests": ("z", "hksj")}, "test must be one of"),
+    ({"level": 1.5}, "level"),
+    ({"pi": "nope"}, "pi must be one of"),
+    ({"n_sim": 10}, "n_sim"),
+    ({"n_sim": 1000.0}, "n_sim"),
+    ({"n_sim": True}, "n_sim"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"tests": (), "common_effect": False}, "no interval method"),
+    ({"extra": {"Z": lambda Y, V: (Y[:, 0], Y[:, 0])}}, "differ from"),
+    ({"extra": {"bayes": 3}}, "callable"),
+    ({"extra": {"bayes": lambda Y, V: (Y[:, 0],)}}, r"\(lower, upper\)"),
+    ({"extra": {"bayes": lambda Y, V: (Y, Y)}}, "shape"),
+])
+def test_bad_inputs_are_value_errors(kwargs, match):
+    args = {"vi": VI3, "tau2": [0.0, 0.01], "n_sim": 200, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        coverage(args.pop("vi"), args.pop("tau2"), **args)
