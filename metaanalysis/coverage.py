@@ -208,10 +208,14 @@ def interval_bounds(Y, V, *, method: str = "REML", tests=("z", "knha", "adhoc"),
         Interval code → :class:`Bounds`, in table order.
     """
     out: dict[str, Bounds] = {}
-    fits = [(t, method, t) for t in tests] + ([(COMMON_EFFECT, COMMON_EFFECT, "z")] if common_effect else [])
-    for code, m, t in fits:
-        r = pool_many(Y, V, method=m, test=t, level=level, pi=pi, tau2_ci=False)
-        out[code] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
+    tau2 = None   # the τ² estimates of the first test's fit serve the others: one iterative fit
+    for t in tests:
+        r = pool_many(Y, V, method=method, test=t, level=level, pi=pi, tau2_ci=False, tau2=tau2)
+        tau2 = r.tau2 if method != COMMON_EFFECT else None
+        out[t] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
+    if common_effect:
+        r = pool_many(Y, V, method=COMMON_EFFECT, test="z", level=level, pi=pi, tau2_ci=False)
+        out[COMMON_EFFECT] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
     for name, fn in (extra or {}).items():
         out[name] = _extra_bounds(name, fn(Y, V), Y.shape[0])
     return out

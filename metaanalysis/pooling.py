@@ -109,7 +109,7 @@ class PoolArrays:
     iterations: np.ndarray
     yi: np.ndarray
     vi: np.ndarray
-    tau2_fixed: float | None = None
+    tau2_fixed: float | np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.k.shape[0])
@@ -132,6 +132,7 @@ class PoolArrays:
         if self.test != "z" and k == 1:
             notes.append(f"k = 1: test={self.test!r} needs k >= 2; a z test was used (as metafor does)")
         df = float(self.df[i])
+        fixed = self.tau2_fixed if np.ndim(self.tau2_fixed) == 0 else float(self.tau2_fixed[i])
         return MetaResult(
             k=k, method=self.method, test=self.test, level=self.level,
             estimate=float(self.estimate[i]), se=float(self.se[i]), stat=float(self.stat[i]),
@@ -146,8 +147,7 @@ class PoolArrays:
             pi_lower=opt(self.pi_lower), pi_upper=opt(self.pi_upper),
             weights=tuple(float(x) for x in self.weights[i][present]),
             converged=bool(self.converged[i]), iterations=int(self.iterations[i]),
-            metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi,
-                                      self.tau2_fixed),
+            metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi, fixed),
             pi=self.pi, yi=yi, vi=vi, notes=tuple(notes),
         )
 
@@ -195,8 +195,9 @@ def _qprofile(Y, V, mask, k, crit):
     return out
 
 
-def _tau2_fit(Y0, V0, mask, k, method: str, tau2: float | None):
-    """τ² per analysis: estimated by ``method``, or the fixed ``tau2`` for every row.
+def _tau2_fit(Y0, V0, mask, k, method: str, tau2):
+    """τ² per analysis: estimated by ``method``, or the fixed ``tau2`` (one number for every
+    row, or one per row, shape (m,)).
 
     Returns
     -------
@@ -206,10 +207,16 @@ def _tau2_fit(Y0, V0, mask, k, method: str, tau2: float | None):
     """
     if tau2 is None:
         return estimate_tau2(Y0, V0, mask, k, method)
-    if not (np.isfinite(tau2) and tau2 >= 0):
-        raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
+    t = np.asarray(tau2, dtype=float)
+    if t.ndim == 0:
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
+        t = np.full(Y0.shape[0], float(t))
+    elif t.shape != (Y0.shape[0],) or not (np.isfinite(t).all() and (t >= 0).all()):
+        raise ValueError(f"a fixed tau2 must be a number or one finite value >= 0 per analysis "
+                         f"(shape ({Y0.shape[0]},)), got shape {t.shape}")
     fit = estimate_tau2(Y0, V0, mask, k, "FE")
-    return type(fit)(np.full(Y0.shape[0], float(tau2)), fit.se, fit.iterations, fit.converged)
+    return type(fit)(t.copy(), fit.se, fit.iterations, fit.converged)
 
 
 def _heterogeneity(Y0, V0, mask, k, tau2, common_effect: bool):
@@ -315,9 +322,10 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         Confidence level, 0.95 or 95 (:func:`metaanalysis.vocab.as_level`).
     pi : {"metafor", "riley"}
         Prediction-interval convention (see module docstring).
-    tau2 : float, optional
-        Use this fixed τ² instead of estimating it (metafor's ``rma(..., tau2=)``);
-        e.g. a τ² shared across subgroups.
+    tau2 : float or array_like of shape (m,), optional
+        Use this fixed τ² instead of estimating it (metafor's ``rma(..., tau2=)``): one value
+        for every analysis (e.g. a τ² shared across subgroups) or one per analysis (e.g. an
+        estimate reused under another test, as :mod:`metaanalysis.coverage` does).
     tau2_ci : bool
         Compute the Q-profile CIs of τ², I² and H² (two root-findings per analysis, most of
         the time of a DL fit). False leaves those six fields NaN, for callers that only need
@@ -362,7 +370,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         weights=np.where(mask, 100 * w / sw[:, None], np.nan),
         converged=fit.converged, iterations=fit.iterations,
         yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
-        tau2_fixed=None if tau2 is None else float(tau2),
+        tau2_fixed=None if tau2 is None else (float(tau2) if np.ndim(tau2) == 0 else fit.tau2),
     )
 
 

@@ -580,3 +580,24 @@ def test_tau2_ci_false_skips_only_the_q_profile_cis(method):
         else:
             assert a == b, name
     assert without.row(0).tau2_ci_upper is None and without.row(0).estimate == with_ci.row(0).estimate
+
+
+def test_tau2_per_analysis_reproduces_the_estimated_fit():
+    """pool_many(tau2=<one value per row>) with a fit's own τ² estimates gives that fit's
+    intervals bit for bit under every test (what metaanalysis.coverage relies on)."""
+    rng = np.random.default_rng(7)
+    Y = rng.normal(size=(400, 4))
+    V = rng.uniform(0.01, 0.2, size=(400, 4))
+    Y[::5, 3] = V[::5, 3] = np.nan
+    for method in ("REML", "DL", "PM"):
+        t2 = pool_many(Y, V, method=method, test="z", tau2_ci=False).tau2
+        for test in ("z", "knha", "adhoc"):
+            est = pool_many(Y, V, method=method, test=test, tau2_ci=False)
+            fix = pool_many(Y, V, method=method, test=test, tau2_ci=False, tau2=t2)
+            for f in ("estimate", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "pvalue"):
+                assert np.array_equal(getattr(est, f), getattr(fix, f), equal_nan=True), (method, test, f)
+            assert f"tau2 = {float(t2[3])!r}" in fix.row(3).metafor_call
+    with pytest.raises(ValueError, match="one finite value >= 0 per analysis"):
+        pool_many(Y, V, tau2=np.zeros(3))
+    with pytest.raises(ValueError, match="one finite value >= 0 per analysis"):
+        pool_many(Y, V, tau2=np.full(400, -1.0))
