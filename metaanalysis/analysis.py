@@ -17,6 +17,7 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -181,6 +182,9 @@ class AnalysisResult:
         The model the page leads with: the plan's ``headline``, else :func:`vocab.default_headline`.
     headline_result : MetaResult or None
         Its result (``result`` for random effects, the common-effect fit, None for none / single).
+    coverage : metaanalysis.coverage.CoverageTable or None
+        Simulated coverage of every interval method for this design (k >= 2), at the τ² values
+        of ``coverage_grid`` ((role, τ²) pairs: zero, the estimate, the Q-profile upper bound).
     panel, leave_one_out, cumulative, subgroups, scenarios : tuples of their result types
     """
 
@@ -197,6 +201,8 @@ class AnalysisResult:
     scenarios: tuple[Scenario, ...]
     headline: vocab.Headline = vocab.Headline.NONE
     headline_result: MetaResult | None = None
+    coverage: Any = None                               # metaanalysis.coverage.CoverageTable
+    coverage_grid: tuple[tuple[vocab.GridRole, float], ...] = ()
 
     @property
     def id(self) -> str:
@@ -332,7 +338,7 @@ def analyse(registry_path, plan_path) -> Evidence:
     return run_plan(registry, load_plan(plan_path, registry))
 
 
-def run_plan(registry, plan) -> Evidence:
+def run_plan(registry, plan, *, coverage: bool = True, mapper=map) -> Evidence:
     """Compute every analysis and narrative section of ``plan`` on ``registry``.
 
     Parameters
@@ -340,6 +346,11 @@ def run_plan(registry, plan) -> Evidence:
     registry : metaanalysis.registry.Registry
     plan : metaanalysis.plan.Plan
         A plan checked against this registry (:func:`metaanalysis.plan.load_plan`).
+    coverage : bool
+        Simulate each pooled analysis's design-specific coverage (about a second per analysis).
+    mapper : callable
+        ``mapper(fn, items)`` runs the coverage simulations (default the builtin ``map``; the
+        report builder passes one that uses worker processes). Results do not depend on it.
 
     Returns
     -------
@@ -350,10 +361,66 @@ def run_plan(registry, plan) -> Evidence:
     ctx = _Rows(registry, _row_effects(effects_table(registry)))
     selected = {a.id: _pooled_effects(ctx, a) for a in plan.analyses}
     panels = _estimator_panels(plan.analyses, selected)
-    analyses = tuple(_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})) for a in plan.analyses)
+    analyses = [_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})) for a in plan.analyses]
+    if coverage:
+        analyses = _with_coverage(analyses, mapper)
     narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine))
                        for n in plan.narratives)
-    return Evidence(registry, plan, ctx.effects, analyses, narratives)
+    return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives)
+
+
+def coverage_grid(res: MetaResult) -> tuple[tuple[vocab.GridRole, float], ...]:
+    """τ² values to simulate at: 0, the estimate, the Q-profile upper bound (duplicates dropped)."""
+    points = ((vocab.GridRole.ZERO, 0.0), (vocab.GridRole.ESTIMATE, res.tau2),
+              (vocab.GridRole.QPROFILE_UPPER, res.tau2_ci_upper))
+    out, seen = [], set()
+    for role, t2 in points:
+        if t2 is not None and math.isfinite(t2) and t2 not in seen:
+            seen.add(t2)
+            out.append((role, float(t2)))
+    return tuple(out)
+
+
+def _coverage_job(job):
+    from .coverage import coverage
+
+    vi, grid, s = job
+    return coverage(vi, [t2 for _, t2 in grid], method=s.method, level=s.level, pi=s.pi,
+                    n_sim=vocab.COVERAGE_N_SIM)
+
+
+def _with_coverage(analyses: list[AnalysisResult], mapper) -> list[AnalysisResult]:
+    """Each pooled analysis with its coverage table and the caveat it may raise."""
+    todo = [a for a in analyses if a.result is not None and a.settings.method != "FE"]
+    jobs = [(a.result.vi, coverage_grid(a.result), a.settings) for a in todo]
+    tables = dict(zip((a.id for a in todo), mapper(_coverage_job, jobs)))
+    out = []
+    for a, (_, grid, _) in zip(todo, jobs):
+        table = tables[a.id]
+        extra = (Caveat(Flag.UNDERCOVERAGE),) if undercovers(a, table) else ()
+        out.append(dataclasses.replace(a, coverage=table, coverage_grid=grid, caveats=a.caveats + extra))
+    done = {a.id: a for a in out}
+    return [done.get(a.id, a) for a in analyses]
+
+
+def headline_interval(a: AnalysisResult) -> str | None:
+    """The coverage-table code of the interval the page leads with (None when none leads)."""
+    if a.headline is vocab.Headline.RANDOM:
+        return a.settings.test
+    if a.headline is vocab.Headline.COMMON:
+        return vocab.COMMON_EFFECT.code
+    return None
+
+
+def undercovers(a: AnalysisResult, table) -> bool:
+    """True when the headline interval's simulated coverage falls short of the level by more than
+    :data:`vocab.UNDERCOVERAGE_MARGIN` and 3 Monte-Carlo SEs at some τ² of the grid."""
+    code = headline_interval(a)
+    if code is None or code not in table.intervals:
+        return False
+    level = a.settings.level
+    return any(r.interval == code and level - r.coverage > max(vocab.UNDERCOVERAGE_MARGIN, 3 * r.mcse)
+               for r in table.rows)
 
 
 def _row_effects(table) -> dict[str, RowEffect]:

@@ -334,6 +334,7 @@ class Flag(str, enum.Enum):
     NOT_POOLABLE = "not-poolable"
     MISSING_EVIDENCE = "missing-evidence"
     NO_POOLED_HEADLINE = "no-pooled-headline"
+    UNDERCOVERAGE = "undercoverage"
 
 
 #: Flags that inform rather than caution (shown in a neutral style).
@@ -403,3 +404,23 @@ def default_headline(k: int) -> Headline:
     if k < RANDOM_HEADLINE_MIN_K:
         return Headline.NONE
     return Headline.RANDOM
+
+
+# ---------------------------------------------------------------------------------------------
+# design-specific coverage (metaanalysis.coverage)
+# ---------------------------------------------------------------------------------------------
+
+#: Simulated meta-analyses per design and τ² (Monte-Carlo SE of a 95% coverage ≈ 0.0022;
+#: Morris, White & Crowther 2019, doi:10.1002/sim.8086).
+COVERAGE_N_SIM = 10_000
+#: A headline interval "under-covers" when its simulated coverage falls this far below the level
+#: and the shortfall is beyond 3 Monte-Carlo SEs.
+UNDERCOVERAGE_MARGIN = 0.01
+
+
+class GridRole(str, enum.Enum):
+    """Why a τ² value is on an analysis's coverage grid."""
+
+    ZERO = "zero"                    # no heterogeneity
+    ESTIMATE = "estimate"            # the plan's τ² estimate
+    QPROFILE_UPPER = "qprofile-upper"   # the upper Q-profile confidence bound

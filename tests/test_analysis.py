@@ -297,3 +297,40 @@ def test_missing_evidence_text_is_true_of_the_pooled_rows(ev):
     assert "confirmed results only" in sre
     bmfs = words.no_missing_text(ev.analysis("bmfs"), rows)
     assert bmfs == "No registry row for this question is marked missing or unconfirmed."
+
+
+def test_every_pooled_analysis_has_its_coverage_table(ev):
+    """Design-specific coverage (issue #12 item 3): for each pooled design, every interval method at
+    tau2 = 0, the estimate and the Q-profile upper bound, 10,000 replicates, fixed seeds."""
+    from metaanalysis.coverage import coverage
+
+    for a in ev.analyses:
+        if a.result is None:
+            assert a.coverage is None
+            continue
+        grid = [t2 for _, t2 in a.coverage_grid]
+        assert grid[0] == 0.0 and a.result.tau2_ci_upper in grid and a.result.tau2 in grid
+        assert a.coverage.n_sim == 10_000 and a.coverage.intervals == ("z", "knha", "adhoc", "FE")
+        assert a.coverage.vi == a.result.vi
+    sre = ev.analysis("sre-zoledronic")
+    again = coverage(sre.result.vi, [t2 for _, t2 in sre.coverage_grid], level=0.95)
+    assert again == sre.coverage   # deterministic: the same table in a fresh call
+    # the headline (ad hoc) interval is never narrower than HKSJ, so it covers at least as often
+    for _, t2 in sre.coverage_grid:
+        assert sre.coverage.get("adhoc", t2).coverage >= sre.coverage.get("knha", t2).coverage
+
+
+def test_undercoverage_flag_is_computed_from_the_table(ev):
+    from metaanalysis.analysis import undercovers
+    from metaanalysis.coverage import CoverageRow
+
+    a = ev.analysis("bmfs")
+    assert a.headline is vocab.Headline.RANDOM and not undercovers(a, a.coverage)
+    assert Flag.UNDERCOVERAGE not in a.flags
+    low = tuple(dataclasses.replace(r, coverage=0.90, mcse=0.003) if r.interval == "adhoc" else r
+                for r in a.coverage.rows)
+    assert undercovers(a, dataclasses.replace(a.coverage, rows=low))
+    # within 3 Monte-Carlo SEs of the level is not under-coverage
+    near = tuple(dataclasses.replace(r, coverage=0.945, mcse=0.0022) if r.interval == "adhoc" else r
+                 for r in a.coverage.rows)
+    assert not undercovers(a, dataclasses.replace(a.coverage, rows=near))

@@ -66,6 +66,8 @@ def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
         "k": a.k, "single_study": a.k == 1, "result": _rd(a.result),
         "headline": a.headline.value, "headline_reason": a.analysis.headline_reason,
         "headline_result": _rd(a.headline_result),
+        "coverage": None if a.coverage is None else {
+            **a.coverage.to_dict(), "grid": [{"role": role.value, "tau2": t2} for role, t2 in a.coverage_grid]},
         "studies": [{"row_id": st.row_id, "label": labels[st.row_id], "yi": st.yi, "vi": st.vi,
                      "weight": st.weight, "flags": [f.value for f in st.flags], "se_source": st.se_source}
                     for st in a.studies],

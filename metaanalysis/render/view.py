@@ -112,6 +112,26 @@ def heterogeneity_view(res: MetaResult | None) -> dict[str, Any] | None:
     }
 
 
+def coverage_view(a: AnalysisResult) -> dict[str, Any] | None:
+    """The coverage table: one row per interval method, one column per simulated τ²."""
+    from ..analysis import headline_interval
+
+    table = a.coverage
+    if table is None:
+        return None
+    zero_is_estimate = a.result.tau2 == 0.0
+    cols = [{"label": words.GRID_LABELS[role] + (" (the estimate)" if role is vocab.GridRole.ZERO
+                                                 and zero_is_estimate else ""),
+             "value": fmt_num(t2, 4)} for role, t2 in a.coverage_grid]
+    lead = headline_interval(a)
+    rows = [{"name": words.INTERVAL_NAMES.get(code, code), "lead": code == lead,
+             "cells": [f"{fmt_num(100 * table.get(code, t2).coverage, 1)}"
+                       f" ({fmt_num(100 * table.get(code, t2).mcse, 1)})" for _, t2 in a.coverage_grid]}
+            for code in table.intervals]
+    return {"columns": cols, "rows": rows, "n_sim": f"{table.n_sim:,}", "k": table.k,
+            "summary": words.coverage_summary(a), "method": table.method, "seed": table.seed}
+
+
 def panel_view(a: AnalysisResult) -> list[dict[str, Any]]:
     out = []
     for row in a.panel:
@@ -203,6 +223,7 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
                           "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
         "result": a.result, "main": main_view(a, studies), "het": heterogeneity_view(a.result),
+        "coverage": coverage_view(a),
         "warnings": warnings,
         "panel": panel_view(a), "loo": loo, "cum": cum,
         "subgroups": subgroup_views(a, rows, studies), "scenarios": scenario_views(a, rows, studies, effects),

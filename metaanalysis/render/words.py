@@ -20,6 +20,7 @@ FLAG_LABELS: dict[Flag, str] = {
     Flag.TAU2_ZERO: "τ² = 0", Flag.HKSJ_NARROWER: "HKSJ CI < z CI", Flag.K2_T1: "k = 2: t(1)",
     Flag.NOT_POOLABLE: "row without SE", Flag.MISSING_EVIDENCE: "missing evidence",
     Flag.NO_POOLED_HEADLINE: "k = 2: not pooled for the headline",
+    Flag.UNDERCOVERAGE: "headline CI under-covers",
 }
 
 STUDY_FLAG_TEXT: dict[StudyFlag, str] = {
@@ -148,6 +149,8 @@ def _model_caveat_text(f: Flag, a: AnalysisResult) -> str:
                 f"(Röver et al. 2015, doi:{vocab.HKSJ_NARROW.doi}).")
     if f is Flag.K2_T1:
         return _k2_text(a)
+    if f is Flag.UNDERCOVERAGE:
+        return _undercoverage_text(a)
     raise ValueError(f"no text for flag {f!r}")
 
 
@@ -308,3 +311,37 @@ def no_missing_text(a: AnalysisResult, rows: RowText) -> str:
     if any(sc.kind is ScenarioKind.EXCLUDE_UNCONFIRMED for sc in a.scenarios):
         return text + "; see the sensitivity analysis of confirmed results only."
     return text + "."
+
+
+#: Names of the interval methods of a coverage table.
+INTERVAL_NAMES = {"z": "Wald z", "knha": "HKSJ (t, k−1 df)", "adhoc": "Knapp–Hartung ad hoc",
+                  "FE": "common effect (z)"}
+GRID_LABELS = {vocab.GridRole.ZERO: "τ² = 0", vocab.GridRole.ESTIMATE: "τ² = estimate",
+               vocab.GridRole.QPROFILE_UPPER: "τ² = upper Q-profile bound"}
+
+
+def _undercoverage_text(a: AnalysisResult) -> str:
+    from ..analysis import headline_interval
+
+    code, lv = headline_interval(a), a.settings.level
+    worst = min((r for r in a.coverage.rows if r.interval == code), key=lambda r: r.coverage)
+    return (f"In {a.coverage.n_sim:,} meta-analyses simulated with these studies' own standard errors, the "
+            f"headline {INTERVAL_NAMES[code]} interval covered the true effect only "
+            f"{fmt_num(100 * worst.coverage, 1)}% of the time at τ² = {fmt_num(worst.tau2, 4)} (nominal "
+            f"{pct(lv)}; see Coverage).")
+
+
+def coverage_summary(a: AnalysisResult) -> str:
+    """One sentence on what the coverage table says about the interval the page leads with."""
+    from ..analysis import headline_interval
+
+    code, table = headline_interval(a), a.coverage
+    if code is None:
+        return ("No pooled interval leads this page; the table shows how each interval method would have "
+                "performed for this design.")
+    rows = [r for r in table.rows if r.interval == code]
+    lo = min(r.coverage for r in rows)
+    verdict = ("at or above the nominal level within Monte-Carlo error" if not any(c.flag is Flag.UNDERCOVERAGE
+               for c in a.caveats) else "below the nominal level")
+    return (f"The interval this page leads with ({INTERVAL_NAMES[code]}) covered the true effect in at least "
+            f"{fmt_num(100 * lo, 1)}% of simulated meta-analyses at every τ² shown: {verdict}.")

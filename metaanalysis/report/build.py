@@ -70,6 +70,15 @@ def _render_plots_all(inputs: list, jobs: int | None = None) -> list[dict]:
     return run_forked(render_figures, inputs, _plot_jobs(len(inputs), jobs))
 
 
+def _worker_map(jobs: int | None):
+    """``mapper(fn, items)`` for :func:`~metaanalysis.analysis.run_plan`: the coverage simulations
+    in forked workers where that is safe (same results in any number of processes)."""
+    def mapper(fn, items):
+        items = list(items)
+        return run_forked(fn, items, _plot_jobs(len(items), jobs))
+    return mapper
+
+
 def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Every output file of an :class:`~metaanalysis.analysis.Evidence` tree as bytes, and the
     report warnings as ``"<analysis-id>: <text>"`` (nothing is written here). ``jobs``: plot
@@ -130,7 +139,7 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    files, warnings = render_files(run_plan(registry, plan), jobs)
+    files, warnings = render_files(run_plan(registry, plan, mapper=_worker_map(jobs)), jobs)
     write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
