@@ -418,6 +418,12 @@ COVERAGE_N_SIM = 10_000
 UNDERCOVERAGE_MARGIN = 0.01
 
 
+COVERAGE_SIMULATION = MethodInfo(
+    "morris2019", "design-specific coverage by simulation, with Monte-Carlo standard errors",
+    "Morris TP, White IR, Crowther MJ. Using simulation studies to evaluate statistical methods. "
+    "Stat Med 2019;38:2074-102.", "10.1002/sim.8086", "")
+
+
 class GridRole(str, enum.Enum):
     """Why a τ² value is on an analysis's coverage grid."""
 

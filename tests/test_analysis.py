@@ -334,3 +334,14 @@ def test_undercoverage_flag_is_computed_from_the_table(ev):
     near = tuple(dataclasses.replace(r, coverage=0.945, mcse=0.0022) if r.interval == "adhoc" else r
                  for r in a.coverage.rows)
     assert not undercovers(a, dataclasses.replace(a.coverage, rows=near))
+
+
+def test_methods_paragraph_says_what_was_run(ev):
+    ttbm = words.analysis_methods_text(ev.analysis("ttbm"))
+    assert "HKSJ with the variance multiplier floored at 1" in ttbm      # the plan's test: adhoc
+    assert "no pooled estimate leads the page (Bender et al. 2018)" in ttbm
+    assert "10,000 meta-analyses per τ²" in ttbm
+    cites = [c.code for c in words.analysis_citations(ev.analysis("ttbm"))]
+    assert "bender2018" in cites and "morris2019" in cites and "adhoc" in cites
+    bmfs = words.analysis_methods_text(ev.analysis("bmfs"))
+    assert "Bender" not in bmfs and "bender2018" not in [c.code for c in words.analysis_citations(ev.analysis("bmfs"))]

@@ -238,10 +238,10 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "rationale": words.settings_rationale(s.method, s.test, s.pi),
         "se_text": words.se_text(a.measure),
         "funnel_note": words.funnel_note(a.k),
-        "methods_text": words.methods_text(s.method, s.test, s.pi, s.level, a.measure) if pooled else "",
+        "methods_text": words.analysis_methods_text(a) if pooled else "",
         "citations": [{"name": c.name, "citation": c.citation, "doi": c.doi,
                        "doi_url": f"https://doi.org/{c.doi}" if c.doi else ""}
-                      for c in words.citations(s.method, s.test, s.pi)] if pooled else [],
+                      for c in words.analysis_citations(a)] if pooled else [],
         "metafor_call": a.result.metafor_call if a.result is not None else "",
         "favours": plan_a.favours,
     }

@@ -345,3 +345,30 @@ def coverage_summary(a: AnalysisResult) -> str:
                for c in a.caveats) else "below the nominal level")
     return (f"The interval this page leads with ({INTERVAL_NAMES[code]}) covered the true effect in at least "
             f"{fmt_num(100 * lo, 1)}% of simulated meta-analyses at every τ² shown: {verdict}.")
+
+
+def analysis_methods_text(a: AnalysisResult) -> str:
+    """The methods paragraph of what was actually run: the plan's model, then what leads the page
+    and why, then the coverage simulation (when there is one)."""
+    s = a.settings
+    text = methods_text(s.method, s.test, s.pi, s.level, a.measure)
+    if a.headline is vocab.Headline.NONE:
+        text += (f" With {a.k} studies no pooled estimate leads the page (Bender et al. 2018); the pooled "
+                 "models are reported as sensitivity analyses.")
+    elif a.headline is vocab.Headline.COMMON:
+        text += (" The page leads with the inverse-variance common-effect model (z interval), as the plan "
+                 f"judged: {a.analysis.headline_reason}")
+    if a.coverage is not None:
+        text += (f" The coverage of each interval method for this design was simulated ({a.coverage.n_sim:,} "
+                 "meta-analyses per τ², fixed seed).")
+    return text
+
+
+def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
+    """The references the methods paragraph of this analysis needs."""
+    out = citations(a.settings.method, a.settings.test, a.settings.pi)
+    if a.headline is vocab.Headline.NONE:
+        out.append(vocab.BENDER2018)
+    if a.coverage is not None:
+        out.append(vocab.COVERAGE_SIMULATION)
+    return out
