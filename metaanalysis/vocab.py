@@ -430,3 +430,43 @@ class GridRole(str, enum.Enum):
     ZERO = "zero"                    # no heterogeneity
     ESTIMATE = "estimate"            # the plan's τ² estimate
     QPROFILE_UPPER = "qprofile-upper"   # the upper Q-profile confidence bound
+
+
+# ---------------------------------------------------------------------------------------------
+# living evidence: what changed between two builds (metaanalysis.changes)
+# ---------------------------------------------------------------------------------------------
+
+#: Registry columns of a pooled row whose change the changelog reports (besides the row's yi, vi).
+CHANGE_FIELDS: tuple[str, ...] = (
+    "estimate", "ci_lower", "ci_upper", "ci_level", "p_value", "p_sided", "n_int", "n_ctl",
+    "events_int", "events_ctl", "followup_months", "status", "use_for_pooling", "design", "year", "report")
+#: Two numbers of two builds are "the same" within this relative tolerance (and 1e-12 absolute):
+#: builds on one machine are bit-identical; this only absorbs last-digit noise across platforms.
+CHANGE_REL_TOL = 1e-9
+
+
+class Change(str, enum.Enum):
+    """Stable codes of what changed in an analysis's conclusions between two builds."""
+
+    ANALYSIS_ADDED = "analysis-added"
+    ANALYSIS_REMOVED = "analysis-removed"
+    CI_NOW_CROSSES_NULL = "ci-now-crosses-null"
+    CI_NO_LONGER_CROSSES_NULL = "ci-no-longer-crosses-null"
+    PI_NOW_CROSSES_NULL = "pi-now-crosses-null"
+    PI_NO_LONGER_CROSSES_NULL = "pi-no-longer-crosses-null"
+    NOW_SIGNIFICANT = "now-significant"                  # p < 1 - level, at the plan's level
+    NO_LONGER_SIGNIFICANT = "no-longer-significant"
+    DIRECTION_CHANGED = "direction-changed"              # the estimate moved to the other side of the null
+    HEADLINE_CHANGED = "headline-changed"                # the model the page leads with (vocab.Headline)
+    THRESHOLD_CROSSED = "threshold-crossed"              # a plan-set threshold on the natural scale
+    SETTINGS_CHANGED = "settings-changed"                # the plan's method, test, PI or level
+    CAVEAT_ADDED = "caveat-added"                        # a vocab.Flag the analysis now carries
+    CAVEAT_REMOVED = "caveat-removed"
+
+
+#: Changes that alter what an analysis concludes (``metaanalysis diff`` exits 1 on any of them);
+#: the others change how a result is read, and the numbers that moved show their effect.
+CONCLUSION_CHANGES = frozenset({
+    Change.ANALYSIS_ADDED, Change.ANALYSIS_REMOVED, Change.CI_NOW_CROSSES_NULL, Change.CI_NO_LONGER_CROSSES_NULL,
+    Change.PI_NOW_CROSSES_NULL, Change.PI_NO_LONGER_CROSSES_NULL, Change.NOW_SIGNIFICANT,
+    Change.NO_LONGER_SIGNIFICANT, Change.DIRECTION_CHANGED, Change.HEADLINE_CHANGED, Change.THRESHOLD_CROSSED})
