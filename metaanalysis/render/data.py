@@ -19,7 +19,7 @@ from .. import vocab
 from ..analysis import AnalysisResult, Evidence, NarrativeResult, summary_record
 from ..results import jsonable
 
-__all__ = ["analysis_json", "narrative_json", "results_csv", "neutralise_cell", "CSV_FIELDS"]
+__all__ = ["analysis_json", "narrative_json", "results_csv", "changes_json", "neutralise_cell", "CSV_FIELDS"]
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -57,8 +57,11 @@ def _rd(r) -> dict | None:
 
 def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
     """Every number of one analysis: the main result, each study, each sensitivity analysis."""
+    from ..changes import registry_fields
+
     s = a.settings
     labels = {st["row_id"]: st["label"] for st in view["studies"]}
+    fields = registry_fields(ev.registry)
     return dumps({
         "id": a.id, "title": a.analysis.title, "endpoint": a.analysis.endpoint, "measure": a.measure,
         "scale": vocab.measure(a.measure).scale,
@@ -69,7 +72,8 @@ def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
         "coverage": None if a.coverage is None else {
             **a.coverage.to_dict(), "grid": [{"role": role.value, "tau2": t2} for role, t2 in a.coverage_grid]},
         "studies": [{"row_id": st.row_id, "label": labels[st.row_id], "yi": st.yi, "vi": st.vi,
-                     "weight": st.weight, "flags": [f.value for f in st.flags], "se_source": st.se_source}
+                     "weight": st.weight, "flags": [f.value for f in st.flags], "se_source": st.se_source,
+                     "registry": fields.get(st.row_id)}
                     for st in a.studies],
         "not_poolable": view["not_poolable"],
         "warnings": [w["text"] for w in view["warnings"]],
@@ -144,3 +148,9 @@ def results_csv(ev: Evidence, views: list[dict]) -> bytes:
         rec = {**summary_record(a), "warnings": " | ".join(x["text"] for x in view["warnings"])}
         w.writerow([neutralise_cell(rec.get(f)) for f in CSV_FIELDS])
     return buf.getvalue().encode("utf-8")
+
+
+def changes_json(changelog) -> bytes:
+    """``changes.json``: the :class:`~metaanalysis.changes.Changelog` of this build (always written;
+    its ``status`` says whether there was a previous build and whether anything changed)."""
+    return dumps(changelog.to_dict())
