@@ -254,9 +254,24 @@ class ConclusionChange:
     def alters_conclusion(self) -> bool:
         return self.code in vocab.CONCLUSION_CHANGES
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code.value, "old": self.old, "new": self.new, "reference": self.reference,
-                "alters_conclusion": self.alters_conclusion}
+    def to_dict(self, measure: str) -> dict[str, Any]:
+        """JSON-ready; effect values (intervals, estimates) also on the natural scale of ``measure``."""
+        out = {"code": self.code.value, "old": self.old, "new": self.new, "reference": self.reference,
+               "alters_conclusion": self.alters_conclusion}
+        if self.code in _EFFECT_VALUED:
+            out["old_natural"], out["new_natural"] = (_natural(measure, self.old), _natural(measure, self.new))
+        return out
+
+
+#: Codes whose ``old``/``new`` are effects (an interval or an estimate) on the analysis scale.
+_EFFECT_VALUED = frozenset({Change.CI_NOW_CROSSES_NULL, Change.CI_NO_LONGER_CROSSES_NULL, Change.PI_NOW_CROSSES_NULL,
+                            Change.PI_NO_LONGER_CROSSES_NULL, Change.DIRECTION_CHANGED, Change.THRESHOLD_CROSSED})
+
+
+def _natural(measure: str, v: Any) -> Any:
+    if isinstance(v, tuple):
+        return tuple(vocab.to_natural(measure, x) for x in v)
+    return vocab.to_natural(measure, v)
 
 
 @dataclass(frozen=True)
@@ -286,7 +301,7 @@ class AnalysisChange:
         kind = "added" if self.old is None else "removed" if self.new is None else "changed"
         return {"id": self.id, "title": self.current.title, "measure": self.current.measure, "change": kind,
                 "conclusions_changed": self.conclusions_changed,
-                "conclusions": [c.to_dict() for c in self.conclusions],
+                "conclusions": [c.to_dict(self.current.measure) for c in self.conclusions],
                 "studies": [s.to_dict() for s in self.studies], "numbers": [n.to_dict() for n in self.numbers],
                 "old": self.old.summary() if self.old else None, "new": self.new.summary() if self.new else None}
 

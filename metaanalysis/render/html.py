@@ -81,6 +81,7 @@ class Pages:
     def narrative(self, view: dict) -> bytes:
         return self._render("narrative.html.j2", view["id"], n=view)
 
-    def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str]) -> bytes:
+    def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
+              changes: dict | None = None) -> bytes:
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
-                            input_problems=input_problems)
+                            input_problems=input_problems, changes=changes)

@@ -306,3 +306,48 @@ def _narrative_row(rows: RowText, rid: str, label: str, why: str) -> dict[str, A
         "n": f"{ev}/{nn}" if ev is not None and nn is not None else (str(nn) if nn is not None else "–"),
         "why": why or "not pooled by the plan",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# living evidence: the "What changed" section (metaanalysis.changes)
+# ---------------------------------------------------------------------------------------------
+
+
+def _row_label(rows: RowText, rid: str) -> str:
+    """A row's label; a row no longer in the registry by its id."""
+    return rows.label(rid) if rid in rows.rows else rid
+
+
+def analysis_change_view(ac, rows: RowText) -> dict[str, Any]:
+    """One changed analysis: its conclusion changes, its lead result before and now, its rows that changed."""
+    snap = ac.current
+    return {
+        "id": ac.id, "title": snap.title, "href": f"{ac.id}.html" if ac.new is not None else "",
+        "conclusions_changed": ac.conclusions_changed,
+        "conclusions": [{"code": c.code.value, "alters": c.alters_conclusion,
+                         "text": words.conclusion_change_text(c, snap)} for c in ac.conclusions],
+        "before": words.lead_text(ac.old) if ac.old is not None and ac.new is not None else "",
+        "now": words.lead_text(ac.new) if ac.old is not None and ac.new is not None else "",
+        "studies": [words.study_change_text(sc, _row_label(rows, sc.row_id)) for sc in ac.studies],
+    }
+
+
+def changes_view(changelog, rows: RowText, order: list[str]) -> dict[str, Any] | None:
+    """The index's "What changed": None without a previous build; else a summary line and the
+    changed analyses in plan order (``order``: analysis ids), removed ones last."""
+    from ..changes import Baseline
+
+    if changelog.baseline is Baseline.NONE:
+        return None
+    pos = {aid: i for i, aid in enumerate(order)}
+    changed = sorted(changelog.analyses, key=lambda ac: (pos.get(ac.id, len(pos)), ac.id))
+    return {"page": False, "summary": words.changes_summary(changelog),
+            "analyses": [analysis_change_view(ac, rows) for ac in changed]}
+
+
+def page_changes_view(changelog, analysis_id: str, rows: RowText) -> dict[str, Any] | None:
+    """An analysis page's "What changed": None when it did not change (or there was no previous build)."""
+    ac = changelog.get(analysis_id)
+    if ac is None:
+        return None
+    return {"page": True, "summary": words.analysis_change_summary(ac), "analyses": [analysis_change_view(ac, rows)]}

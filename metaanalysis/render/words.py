@@ -372,3 +372,137 @@ def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
     if a.coverage is not None:
         out.append(vocab.COVERAGE_SIMULATION)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# living evidence: what changed since the previous build (metaanalysis.changes)
+# ---------------------------------------------------------------------------------------------
+
+#: Names of the fields a changelog compares (registry columns, the row's effect).
+CHANGE_FIELD_NAMES: dict[str, str] = {
+    "estimate": "estimate", "ci_lower": "CI lower bound", "ci_upper": "CI upper bound", "ci_level": "CI level",
+    "p_value": "p-value", "p_sided": "p sided", "n_int": "n intervention", "n_ctl": "n control",
+    "events_int": "events intervention", "events_ctl": "events control", "followup_months": "follow-up (months)",
+    "status": "status", "use_for_pooling": "use_for_pooling", "design": "design", "year": "year",
+    "report": "report", "yi": "yi", "vi": "vi",
+}
+#: What a page leads with, as the changelog says it.
+HEADLINE_WORDS: dict[str, str] = {
+    vocab.Headline.RANDOM.value: "the random-effects model", vocab.Headline.COMMON.value: "the common-effect model",
+    vocab.Headline.NONE.value: "no pooled estimate (studies side by side)",
+    vocab.Headline.SINGLE.value: "a single study as reported",
+}
+
+
+def change_value(v) -> str:
+    """A registry value of the changelog: numbers as entered (``0.823``), empty cells as "empty"."""
+    if v is None or v == "":
+        return "empty"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def study_change_text(sc, label: str) -> str:
+    """``"ABCSG-18 (Gnant 2019) added"`` or ``"…: CI upper bound 0.98 → 1.02; status …"``."""
+    from ..changes import StudyChangeKind
+
+    if sc.kind is StudyChangeKind.ADDED:
+        return f"{label} added"
+    if sc.kind is StudyChangeKind.REMOVED:
+        return f"{label} removed"
+    registry = [f for f in sc.fields if f.field not in ("yi", "vi")]
+    if not registry:   # the same registry cells, another effect: the derivation changed
+        return f"{label}: effect recomputed (" + "; ".join(
+            f"{f.field} {fmt_num(f.old, 4)} → {fmt_num(f.new, 4)}" for f in sc.fields) + ")"
+    return f"{label}: " + "; ".join(f"{CHANGE_FIELD_NAMES.get(f.field, f.field)} {change_value(f.old)} → "
+                                    f"{change_value(f.new)}" for f in registry)
+
+
+def lead_text(snap) -> str:
+    """An analysis snapshot's lead result: ``"HR 0.88 (95% CI 0.71 to 1.10; PI …), τ² 0.0005, I² 6.1%, k = 3"``."""
+    if snap is None:
+        return "not in the plan"
+    lead, m, lv = snap.lead, snap.measure, pct(snap.level)
+    if lead is None:
+        return f"k = {snap.k}: no pooled result"
+    text = (f"{m} {fmt_num(vocab.to_natural(m, lead.estimate))} ({lv} CI {natural_ci(m, lead.ci_lower, lead.ci_upper)}"
+            + (f"; PI {natural_ci(m, lead.pi_lower, lead.pi_upper)}" if lead.pi_lower is not None else "") + ")")
+    return f"{text}, τ² {fmt_num(lead.tau2, 4)}, I² {fmt_num(lead.i2, 1)}%, k = {snap.k}"
+
+
+def _settings_words(settings) -> str:
+    method, test, pi, level = settings
+    return f"{method}, {vocab.TESTS[test].label if test in vocab.TESTS else test}, PI {pi}, level {pct(level)}"
+
+
+def conclusion_change_text(c, snap) -> str:
+    """The sentence of one :class:`~metaanalysis.changes.ConclusionChange` of analysis ``snap`` (its
+    newest snapshot: measure and level)."""
+    m, lv, code = snap.measure, pct(snap.level), c.code
+    alpha = f"{1 - snap.level:.10g}"
+    null = f"{m} = {fmt_num(c.reference, 2 if c.reference not in (0, 1) else 0)}" if c.reference is not None else ""
+    nat = (lambda x: fmt_num(vocab.to_natural(m, x), 3))
+    interval = "CI" if code in (vocab.Change.CI_NOW_CROSSES_NULL, vocab.Change.CI_NO_LONGER_CROSSES_NULL) \
+        else "prediction interval"
+    texts = {
+        vocab.Change.ANALYSIS_ADDED: lambda: "New analysis in the plan.",
+        vocab.Change.ANALYSIS_REMOVED: lambda: "No longer in the plan.",
+        vocab.Change.HEADLINE_CHANGED: lambda: f"The page now leads with {HEADLINE_WORDS.get(c.new, c.new)} "
+                                               f"(before: {HEADLINE_WORDS.get(c.old, c.old)}).",
+        vocab.Change.SETTINGS_CHANGED: lambda: f"The plan's model changed: {_settings_words(c.old)} → "
+                                               f"{_settings_words(c.new)}.",
+        vocab.Change.NOW_SIGNIFICANT: lambda: f"Now statistically significant at α = {alpha} "
+                                              f"(p {_p_change(c.old)} → {_p_change(c.new)}).",
+        vocab.Change.NO_LONGER_SIGNIFICANT: lambda: f"No longer statistically significant at α = {alpha} "
+                                                    f"(p {_p_change(c.old)} → {_p_change(c.new)}).",
+        vocab.Change.DIRECTION_CHANGED: lambda: f"The estimate moved to the other side of {null}: "
+                                                f"{nat(c.old)} → {nat(c.new)}.",
+        vocab.Change.THRESHOLD_CROSSED: lambda: f"The estimate crossed the plan's threshold {null}: "
+                                                f"{nat(c.old)} → {nat(c.new)}.",
+        vocab.Change.CAVEAT_ADDED: lambda: f"New caveat: {_flag_label(c.new)}.",
+        vocab.Change.CAVEAT_REMOVED: lambda: f"Caveat no longer raised: {_flag_label(c.old)}.",
+    }
+    if code in texts:
+        return texts[code]()
+    now = code in (vocab.Change.CI_NOW_CROSSES_NULL, vocab.Change.PI_NOW_CROSSES_NULL)
+    return (f"The {lv} {interval} {'now includes' if now else 'no longer includes'} {null} (no effect): "
+            f"{natural_ci(m, *c.old, digits=3)} → {natural_ci(m, *c.new, digits=3)}.")
+
+
+def _p_change(p: float | None) -> str:
+    """A p-value of a significance change: 4 decimals (0.0495 → 0.0551 must not read 0.050 → 0.055)."""
+    from .format import fmt_p
+
+    return fmt_p(p, 0.0001) if p is None or p < 0.0001 else f"{p:.4f}"
+
+
+def _flag_label(code: str) -> str:
+    try:
+        return FLAG_LABELS[Flag(code)]
+    except (ValueError, KeyError):
+        return code
+
+
+def changes_summary(changelog) -> str:
+    """The index's one line on what changed since the previous build ('' when there was none)."""
+    from ..changes import Baseline
+
+    if changelog.baseline is Baseline.NONE:
+        return ""
+    if changelog.baseline is Baseline.UNREADABLE:
+        return "The previous build could not be read: no changes are shown."
+    n = len(changelog.analyses)
+    if not n:
+        return "No result changed since the previous build."
+    moved = sum(a.conclusions_changed for a in changelog.analyses)
+    which = "analysis" if n == 1 else "analyses"
+    tail = (f"a conclusion changed in {moved} of them." if moved else "no conclusion changed.") if n > 1 else \
+        ("its conclusion changed." if moved else "no conclusion changed.")
+    return f"Since the previous build, {n} {which} changed; {tail}"
+
+
+def analysis_change_summary(ac) -> str:
+    """One analysis page's line on what changed since the previous build."""
+    return ("Since the previous build, a conclusion of this analysis changed." if ac.conclusions_changed
+            else "Since the previous build, the numbers of this analysis moved; no conclusion changed.")

@@ -7,7 +7,8 @@ point (the CLI's ``metaanalysis report`` and the batch command call it). It orch
    propagates before anything is written),
 2. :func:`metaanalysis.analysis.run_plan` computes the typed result tree,
 3. :mod:`metaanalysis.render` turns it into pages, JSON, CSV and figures (figures in worker
-   processes where that is safe), all in memory, then
+   processes where that is safe), all in memory, with ``changes.json`` and a "What changed"
+   section comparing with the previous build still in ``out_dir`` (:mod:`metaanalysis.changes`), then
 4. the tree is written into a temporary directory next to ``out_dir`` and swapped in, so a
    failed or killed build leaves the previous reports untouched.
 
@@ -79,20 +80,24 @@ def _worker_map(jobs: int | None):
     return mapper
 
 
-def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[str]]:
+def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, bytes], list[str]]:
     """Every output file of an :class:`~metaanalysis.analysis.Evidence` tree as bytes, and the
     report warnings as ``"<analysis-id>: <text>"`` (nothing is written here). ``jobs``: plot
-    worker processes (None: chosen by :func:`metaanalysis.runtime.fork_workers`)."""
+    worker processes (None: chosen by :func:`metaanalysis.runtime.fork_workers`). ``changes``:
+    the :class:`~metaanalysis.changes.Changelog` since the previous build (None: there was none)."""
+    from ..changes import CHANGES_FILE, Baseline, Changelog
     from ..render import data, view
     from ..render.html import Pages
     from ..render.labels import RowText
 
+    if changes is None:
+        changes = Changelog(Baseline.NONE, new_shas=(ev.registry.sha256, ev.plan.sha256))
     rows, pages = RowText(ev.registry), Pages(ev.registry, ev.plan)
     views = [view.analysis_view(a, rows, ev.effects) for a in ev.analyses]
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
-        v.update(svgs)
+        v.update(svgs, changes=view.page_changes_view(changes, a.id, rows))
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -103,7 +108,9 @@ def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[st
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
     files["results.csv"] = data.results_csv(ev, views)
     problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems)]
-    files["index.html"] = pages.index(views, nviews, problems)
+    files["index.html"] = pages.index(views, nviews, problems,
+                                      view.changes_view(changes, rows, [a.id for a in ev.analyses]))
+    files[CHANGES_FILE] = data.changes_json(changes)
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
 
@@ -116,7 +123,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     ----------
     registry_path : path of the registry CSV (``trials/registry.csv``)
     plan_path : path of the analysis plan TOML (``trials/analyses.toml``)
-    out_dir : directory to (re)create; ``README.md`` already in it is kept
+    out_dir : directory to (re)create; ``README.md`` already in it is kept; a previous build in
+        it is compared with this one (``changes.json``, "What changed" on the pages)
     jobs : worker processes for the plots (>= 1; 1 renders in this process); None chooses
         up to min(CPUs, 4). Forked workers are used only where forking is safe, and the
         outputs are the same bytes whatever the number.
@@ -133,13 +141,17 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
         ``jobs`` < 1.
     """
     from ..analysis import run_plan
+    from ..changes import since_previous_build, snapshot_from_evidence
     from ..plan import load_plan
     from ..registry import load_registry
 
     check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    files, warnings = render_files(run_plan(registry, plan, mapper=_worker_map(jobs)), jobs)
+    ev = run_plan(registry, plan, mapper=_worker_map(jobs))
+    # the previous build is still in out_dir: what changed since it goes into this one
+    changes = since_previous_build(out_dir, snapshot_from_evidence(ev))
+    files, warnings = render_files(ev, jobs, changes)
     write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
