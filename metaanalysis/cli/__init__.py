@@ -1,4 +1,4 @@
-"""Command-line interface: ``metaanalysis validate | pool | report | batch``.
+"""Command-line interface: ``metaanalysis validate | pool | report | batch | diff``.
 
 Exit codes: 0 success (warnings allowed), 1 data problems (or an OS error such as a full
 disk), 2 usage errors, 3 an internal error (a bug; ``METAANALYSIS_DEBUG=1`` shows the
@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-j", "--jobs", type=_jobs, default=None,
                    help="worker processes for the plots (default: up to 4, one per CPU)")
 
+    d = sub.add_parser("diff", help="what changed in the conclusions between two registries, report folders "
+                                    "or git revisions (exit 1 when a conclusion changed)")
+    d.add_argument("old", nargs="?", help="registry CSV or report folder before")
+    d.add_argument("new", nargs="?", help="registry CSV or report folder after")
+    d.add_argument("--plan", default="trials/analyses.toml", help="analysis plan (default trials/analyses.toml)")
+    d.add_argument("--registry", default="trials/registry.csv",
+                   help="with --rev: the registry's path in the repository (default trials/registry.csv)")
+    d.add_argument("--rev", default=None, metavar="A..B", help="compare two git revisions of the registry and plan")
+    d.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
+
     b = sub.add_parser("batch", help="build reports for many registry directories")
     b.add_argument("dirs", nargs="+", help="directories each holding registry.csv and analyses.toml")
     b.add_argument("--out", default="reports/batch", help="output directory (default reports/batch)")
@@ -99,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"validate": ".validate:cli_validate", "pool": ".pool:cli_pool", "report": ".report:cli_report",
-             "batch": ".batch:cli_batch"}
+             "batch": ".batch:cli_batch", "diff": ".diff:cli_diff"}
 
 
 def _command(name: str):

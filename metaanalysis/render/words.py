@@ -492,17 +492,40 @@ def changes_summary(changelog) -> str:
         return ""
     if changelog.baseline is Baseline.UNREADABLE:
         return "The previous build could not be read: no changes are shown."
+    if not changelog.analyses:
+        return "No result changed since the previous build."
+    return f"Since the previous build, {change_count_text(changelog)}"
+
+
+def change_count_text(changelog) -> str:
+    """``"2 analyses changed; a conclusion changed in 1 of them."``"""
     n = len(changelog.analyses)
     if not n:
-        return "No result changed since the previous build."
+        return "no analysis changed."
     moved = sum(a.conclusions_changed for a in changelog.analyses)
     which = "analysis" if n == 1 else "analyses"
     tail = (f"a conclusion changed in {moved} of them." if moved else "no conclusion changed.") if n > 1 else \
         ("its conclusion changed." if moved else "no conclusion changed.")
-    return f"Since the previous build, {n} {which} changed; {tail}"
+    return f"{n} {which} changed; {tail}"
 
 
 def analysis_change_summary(ac) -> str:
     """One analysis page's line on what changed since the previous build."""
     return ("Since the previous build, a conclusion of this analysis changed." if ac.conclusions_changed
             else "Since the previous build, the numbers of this analysis moved; no conclusion changed.")
+
+
+def changes_text(changelog) -> str:
+    """The changelog as plain text (``metaanalysis diff``): a summary line, then per changed
+    analysis its conclusion changes (``!`` alters a conclusion, ``·`` does not), its lead result
+    before and now, and its rows that changed (by row id)."""
+    head = change_count_text(changelog)
+    lines = [head[0].upper() + head[1:]]
+    for ac in changelog.analyses:
+        snap = ac.current
+        lines += ["", f"{ac.id}: {snap.title}"]
+        lines += [f"  {'!' if c.alters_conclusion else '·'} {conclusion_change_text(c, snap)}" for c in ac.conclusions]
+        if ac.old is not None and ac.new is not None:
+            lines += [f"  before: {lead_text(ac.old)}", f"  now:    {lead_text(ac.new)}"]
+        lines += [f"  row {study_change_text(sc, sc.row_id)}" for sc in ac.studies]
+    return "\n".join(lines) + "\n"
