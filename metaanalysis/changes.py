@@ -31,7 +31,8 @@ from . import cells, vocab
 from .results import jsonable
 from .vocab import Change
 
-__all__ = ["Snapshot", "AnalysisSnapshot", "StudySnapshot", "LeadResult", "Changelog", "AnalysisChange",
+__all__ = ["Snapshot", "AnalysisSnapshot", "StudySnapshot", "LeadResult", "CumulativePoint", "CumulativeStepChange",
+           "cumulative_changes", "Changelog", "AnalysisChange",
            "StudyChange", "StudyChangeKind", "FieldChange", "ConclusionChange", "Baseline", "LEAD_FIELDS",
            "registry_fields", "snapshot_from_evidence", "snapshot_from_reports", "compare",
            "since_previous_build", "CHANGES_FILE"]
@@ -80,6 +81,18 @@ class LeadResult:
 
 
 @dataclass(frozen=True)
+class CumulativePoint:
+    """One step of the cumulative meta-analysis (studies in publication order): the pooled
+    estimate and CI (analysis scale) once ``row_id`` (published in ``year``) was added."""
+
+    row_id: str
+    year: int
+    estimate: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+
+
+@dataclass(frozen=True)
 class AnalysisSnapshot:
     """What one analysis's conclusions rest on. ``settings`` is ``(method, test, pi, level)``;
     ``lead`` is the headline model's result, else the plan's model (headline none), else None (k < 2)."""
@@ -93,6 +106,7 @@ class AnalysisSnapshot:
     studies: tuple[StudySnapshot, ...]
     lead: LeadResult | None
     caveats: tuple[str, ...]
+    cumulative: tuple[CumulativePoint, ...] = ()
 
     @property
     def level(self) -> float:
@@ -152,7 +166,8 @@ def snapshot_from_evidence(ev) -> Snapshot:
             a.id, a.analysis.title, a.measure, (s.method, s.test, s.pi, float(s.level)), a.k, a.headline,
             tuple(StudySnapshot(st.row_id, st.yi, st.vi, _pairs(fields.get(st.row_id))) for st in a.studies),
             LeadResult.from_dict(lead.to_dict() if lead is not None else None),
-            tuple(c.flag.value for c in a.caveats)))
+            tuple(c.flag.value for c in a.caveats),
+            tuple(_point(x.added, x.year, x.result.to_dict()) for x in a.cumulative)))
     return Snapshot(tuple(sorted(out, key=lambda x: x.id)), ev.registry.sha256, ev.plan.sha256)
 
 
@@ -166,7 +181,12 @@ def _from_page(d: Mapping[str, Any]) -> AnalysisSnapshot:
         vocab.Headline(d["headline"]),
         tuple(StudySnapshot(str(st["row_id"]), float(st["yi"]), float(st["vi"]), _pairs(st.get("registry")))
               for st in d["studies"]),
-        LeadResult.from_dict(lead), tuple(str(c) for c in d.get("warning_codes", ())))
+        LeadResult.from_dict(lead), tuple(str(c) for c in d.get("warning_codes", ())),
+        tuple(_point(str(x["added_row_id"]), int(x["year"]), x["result"]) for x in d.get("cumulative", ())))
+
+
+def _point(row_id: str, year: int, result: Mapping[str, Any]) -> CumulativePoint:
+    return CumulativePoint(row_id, year, result.get("estimate"), result.get("ci_lower"), result.get("ci_upper"))
 
 
 def snapshot_from_reports(report_dir: str | Path) -> Snapshot:
@@ -303,6 +323,7 @@ class AnalysisChange:
                 "conclusions_changed": self.conclusions_changed,
                 "conclusions": [c.to_dict(self.current.measure) for c in self.conclusions],
                 "studies": [s.to_dict() for s in self.studies], "numbers": [n.to_dict() for n in self.numbers],
+                "cumulative": [c.to_dict() for c in cumulative_changes(self)],
                 "old": self.old.summary() if self.old else None, "new": self.new.summary() if self.new else None}
 
 
@@ -500,3 +521,53 @@ def since_previous_build(report_dir: str | Path, new: Snapshot, *,
     except (OSError, ValueError):
         return Changelog(Baseline.UNREADABLE, new_shas=shas)
     return compare(old, new, thresholds=thresholds)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cumulative evidence with this build's changes (issue #17, item 3)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CumulativeStepChange:
+    """One study's step of the cumulative meta-analysis before and now (None where the study was
+    not in that build's analysis), and what this build changed about the study (None: nothing)."""
+
+    row_id: str
+    year: int
+    old: CumulativePoint | None
+    new: CumulativePoint | None
+    change: StudyChangeKind | None
+
+    @property
+    def moved(self) -> bool:
+        """The pooled estimate or CI at this step changed (or the step appeared or went)."""
+        if self.old is None or self.new is None:
+            return True
+        return not all(_same(getattr(self.old, f), getattr(self.new, f)) for f in ("estimate", "ci_lower", "ci_upper"))
+
+    def to_dict(self) -> dict[str, Any]:
+        def point(p):
+            return None if p is None else {"estimate": p.estimate, "ci_lower": p.ci_lower, "ci_upper": p.ci_upper}
+        return {"row_id": self.row_id, "year": self.year, "old": point(self.old), "new": point(self.new),
+                "change": self.change.value if self.change else None, "moved": self.moved}
+
+
+def cumulative_changes(ac: AnalysisChange) -> tuple[CumulativeStepChange, ...]:
+    """The cumulative path (publication order) of a changed analysis in both builds, step by step,
+    each study marked with this build's change; () when neither build ran a cumulative analysis.
+
+    Steps are paired by the study added at each: a study added or corrected early moves every
+    later step, which is how a reader sees which registry change moved the pooled estimate.
+    """
+    old = {p.row_id: (i, p) for i, p in enumerate(ac.old.cumulative)} if ac.old else {}
+    new = {p.row_id: (i, p) for i, p in enumerate(ac.new.cumulative)} if ac.new else {}
+    kinds = {sc.row_id: sc.kind for sc in ac.studies}
+
+    def order(rid):
+        i, p = new[rid] if rid in new else old[rid]
+        return (p.year, rid not in new, i)
+
+    return tuple(CumulativeStepChange(rid, (new.get(rid) or old[rid])[1].year,
+                                      old[rid][1] if rid in old else None, new[rid][1] if rid in new else None,
+                                      kinds.get(rid)) for rid in sorted(set(old) | set(new), key=order))

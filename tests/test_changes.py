@@ -25,8 +25,8 @@ import pytest
 
 from metaanalysis import vocab
 from metaanalysis.analysis import analyse
-from metaanalysis.changes import (Baseline, StudyChangeKind, compare, since_previous_build, snapshot_from_evidence,
-                                  snapshot_from_reports)
+from metaanalysis.changes import (Baseline, StudyChangeKind, compare, cumulative_changes, since_previous_build,
+                                  snapshot_from_evidence, snapshot_from_reports)
 from metaanalysis.cli import main
 from metaanalysis.report.build import build_reports
 from metaanalysis.vocab import Change
@@ -141,6 +141,13 @@ def test_a_corrected_ci_that_crosses_1_is_a_conclusion_change(shipped, corrected
     assert fields["ci_upper"] == (0.98, 1.10)
     assert fields["vi"][1] == pytest.approx(((math.log(1.10) - math.log(0.71)) / (2 * z)) ** 2, rel=1e-12)
     assert [n.field for n in ac.numbers] == ["estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "pvalue"]
+    # cumulative evidence in publication order: only the step that adds the corrected row moved
+    path = cumulative_changes(ac)
+    assert [(st.row_id, st.moved, st.change) for st in path] == [
+        ("ZABREAST-SRE-2010", False, None), ("ZACRPC-SRE-2011", False, None),
+        (SRE_ROW, True, StudyChangeKind.CHANGED)]
+    assert math.exp(path[0].new.estimate) == pytest.approx(0.82, rel=1e-12)   # one study: its own HR
+    assert path[2].new.ci_upper == ac.new.lead.ci_upper                      # the last step is the pooled CI
 
 
 def test_removing_and_adding_a_study(shipped, tmp_path):
@@ -154,6 +161,10 @@ def test_removing_and_adding_a_study(shipped, tmp_path):
     # k = 3 -> 2: no random-effects interval leads any more (vocab.RANDOM_HEADLINE_MIN_K = 3)
     head = [c for c in ac.conclusions if c.code is Change.HEADLINE_CHANGED]
     assert [(c.old, c.new) for c in head] == [("random-effects", "none")]
+    path = cumulative_changes(ac)
+    gone = [st for st in path if st.row_id == BMFS_ROW]
+    assert len(gone) == 1 and gone[0].new is None and gone[0].change is StudyChangeKind.REMOVED
+    assert path[-1].moved and path[-1].old is not None and path[-1].new is not None
     added = compare(less, full).get("bmfs")
     assert [(s.row_id, s.kind) for s in added.studies] == [(BMFS_ROW, StudyChangeKind.ADDED)]
     assert [(c.old, c.new) for c in added.conclusions if c.code is Change.HEADLINE_CHANGED] == \
@@ -253,6 +264,7 @@ def test_report_over_a_previous_build_says_what_changed(built, corrected, tmp_pa
         in index
     page = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert "What changed" in page and "CI upper bound 0.98 → 1.1" in page
+    assert "Cumulative evidence" in page and "corrected in this build" in page
     assert "What changed" not in (out / "bmfs.html").read_text(encoding="utf-8")
     # the same registry again: nothing changed since this build
     build_reports(corrected[0], PLAN, out)

@@ -350,4 +350,17 @@ def page_changes_view(changelog, analysis_id: str, rows: RowText) -> dict[str, A
     ac = changelog.get(analysis_id)
     if ac is None:
         return None
-    return {"page": True, "summary": words.analysis_change_summary(ac), "analyses": [analysis_change_view(ac, rows)]}
+    return {"page": True, "summary": words.analysis_change_summary(ac), "analyses": [analysis_change_view(ac, rows)],
+            "cumulative": cumulative_change_view(ac, rows), "measure": ac.current.measure,
+            "level_txt": pct(ac.current.level)}
+
+
+def cumulative_change_view(ac, rows: RowText) -> list[dict[str, Any]]:
+    """The cumulative path of a changed analysis before and now, each study's change in this build marked."""
+    from ..changes import cumulative_changes
+
+    m = ac.current.measure
+    return [{"label": _row_label(rows, st.row_id), "year": st.year,
+             "before": words.cumulative_point_text(m, st.old), "now": words.cumulative_point_text(m, st.new),
+             "change": words.CUMULATIVE_CHANGE_WORDS[st.change.value] if st.change else "", "moved": st.moved}
+            for st in cumulative_changes(ac)]

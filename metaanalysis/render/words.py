@@ -529,3 +529,15 @@ def changes_text(changelog) -> str:
             lines += [f"  before: {lead_text(ac.old)}", f"  now:    {lead_text(ac.new)}"]
         lines += [f"  row {study_change_text(sc, sc.row_id)}" for sc in ac.studies]
     return "\n".join(lines) + "\n"
+
+
+#: What this build changed about a study of the cumulative path.
+CUMULATIVE_CHANGE_WORDS: dict[str, str] = {"added": "added in this build", "changed": "corrected in this build",
+                                           "removed": "removed in this build"}
+
+
+def cumulative_point_text(measure: str, p) -> str:
+    """A cumulative step's pooled estimate and CI on the natural scale, ``"0.83 (0.68 to 1.00)"``; "–" for none."""
+    if p is None:
+        return "–"
+    return f"{fmt_num(vocab.to_natural(measure, p.estimate))} ({natural_ci(measure, p.ci_lower, p.ci_upper)})"
