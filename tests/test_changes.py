@@ -150,6 +150,21 @@ def test_a_corrected_ci_that_crosses_1_is_a_conclusion_change(shipped, corrected
     assert path[2].new.ci_upper == ac.new.lead.ci_upper                      # the last step is the pooled CI
 
 
+def test_a_single_study_whose_ci_now_crosses_1(shipped, tmp_path):
+    # ABCSG18-FRACTURE-2015 (registry line 2): HR 0.50, p < 0.0001, no CI: the SE comes from the p bound
+    # (CI 0.35 to 0.71). With p = 0.20 the SE is |log 0.5| / z_0.90 and the Wald CI 0.17 to 1.44 holds 1.
+    edited = analyse(_edit_registry(tmp_path / "registry.csv",
+                                    _set_cell("ABCSG18-FRACTURE-2015", "p_value", "0.20")), PLAN)
+    ac = compare(snapshot_from_evidence(shipped), snapshot_from_evidence(edited)).get("fracture")
+    assert [c.code for c in ac.conclusions if c.alters_conclusion] == [Change.CI_NOW_CROSSES_NULL,
+                                                                       Change.NO_LONGER_SIGNIFICANT]
+    sig = next(c for c in ac.conclusions if c.code is Change.NO_LONGER_SIGNIFICANT)
+    assert sig.old < 0.0001 and sig.new == pytest.approx(0.20, rel=1e-9)   # the Wald p gives back the p used
+    se = abs(math.log(0.5)) / NormalDist().inv_cdf(0.90)
+    assert math.exp(ac.new.lead.ci_upper) == pytest.approx(0.5 * math.exp(NormalDist().inv_cdf(0.975) * se),
+                                                           rel=1e-9)
+
+
 def test_removing_and_adding_a_study(shipped, tmp_path):
     fewer = analyse(_edit_registry(tmp_path / "registry.csv", _drop_row(BMFS_ROW)), PLAN)
     full, less = snapshot_from_evidence(shipped), snapshot_from_evidence(fewer)

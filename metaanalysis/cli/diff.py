@@ -9,6 +9,7 @@ gate on it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,8 @@ def _snapshot_of(path: str, plan: str):
 
 def _git_show(rev: str, path: str, dest: Path) -> None:
     """``git show REV:./PATH`` into ``dest``; ValueError when git refuses (bad revision or path)."""
-    done = subprocess.run(["git", "show", f"{rev}:./{path}"], capture_output=True)
+    rel = Path(os.path.relpath(path)).as_posix()   # git paths: relative to the current directory
+    done = subprocess.run(["git", "show", f"{rev}:./{rel}"], capture_output=True)
     if done.returncode != 0:
         raise ValueError(f"git show {rev}:{path}: {done.stderr.decode(errors='replace').strip()}")
     dest.write_bytes(done.stdout)

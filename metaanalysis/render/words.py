@@ -426,6 +426,9 @@ def lead_text(snap) -> str:
     lead, m, lv = snap.lead, snap.measure, pct(snap.level)
     if lead is None:
         return f"k = {snap.k}: no pooled result"
+    if snap.k == 1:
+        return (f"single study: {m} {fmt_num(vocab.to_natural(m, lead.estimate))} "
+                f"({lv} CI {natural_ci(m, lead.ci_lower, lead.ci_upper)})")
     text = (f"{m} {fmt_num(vocab.to_natural(m, lead.estimate))} ({lv} CI {natural_ci(m, lead.ci_lower, lead.ci_upper)}"
             + (f"; PI {natural_ci(m, lead.pi_lower, lead.pi_upper)}" if lead.pi_lower is not None else "") + ")")
     return f"{text}, τ² {fmt_num(lead.tau2, 4)}, I² {fmt_num(lead.i2, 1)}%, k = {snap.k}"
