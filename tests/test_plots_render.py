@@ -258,3 +258,34 @@ def test_plots_select_no_backend(select, read):
     assert out.returncode == 0, out.stderr
     if not select:
         assert "object object" in out.stdout  # really unresolved before and after
+
+
+def test_report_pages_declare_the_plot_font_once(tmp_path):
+    """Pages with figures carry the two @font-face rules once (not once per SVG: an analysis page
+    inlines a forest and a funnel plot); pages without figures carry none; inlined SVGs carry
+    no font, keep their <text>, and their ids are prefixed per figure."""
+    from metaanalysis.cli import main
+    from metaanalysis.plots import FONT_CSS_FAMILY, font_face_css
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "reports"
+    assert main(["report", "--registry", str(root / "trials" / "registry.csv"), "--plan",
+                 str(root / "trials" / "analyses.toml"), "--out", str(out), "-j", "1"]) == 0
+    with_figs = 0
+    for page in sorted(out.glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+        assert html.count("@font-face") == (2 if svgs else 0), page.name
+        if not svgs:
+            continue
+        with_figs += 1
+        assert html.count(font_face_css()) == 1
+        assert html.index(font_face_css()) < html.index("<svg")  # in the head's CSS
+        for s in svgs:
+            assert "@font-face" not in s and f'font-family="{FONT_CSS_FAMILY}, ' in s
+            assert s.count("<text ") > 10
+            assert re.search(r'<svg role="group" aria-label="(Forest|Funnel) plot: ', s)
+            for ref in re.findall(r'url\(#([^)]+)\)', s):
+                assert ref.startswith(("forest-", "funnel-")) and f'id="{ref}"' in s
+        assert len(svgs) == 1 + ("Funnel plot: " in html)
+    assert with_figs == 7  # one per analysis of trials/analyses.toml
