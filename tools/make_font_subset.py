@@ -75,7 +75,9 @@ def make_subset(face: str) -> bytes:
     font = TTFont(_font_path(FACES[face]), recalcTimestamp=False)
     opts = subset.Options()
     opts.hinting = False            # the browser draws with geometricPrecision, unhinted
-    opts.name_IDs = [0, 1, 2, 3, 4, 5, 6]   # copyright, family, style, ids, version (licence kept in 0)
+    # copyright, family, style, ids, version, licence text and URL (the Bitstream Vera / DejaVu
+    # licence asks every copy to carry its notices)
+    opts.name_IDs = [0, 1, 2, 3, 4, 5, 6, 13, 14]
     opts.notdef_outline = True
     opts.flavor = "woff"
     opts.with_zopfli = False
