@@ -7,9 +7,11 @@ by ``tools/make_font_subset.py``. Text is measured from those numbers alone, so 
 no drawing library, is deterministic and is what the browser draws: the width of a string is
 the sum of its characters' advances plus pair kerning, rounded per glyph to 1/64 px at 100 pt
 as FreeType + HarfBuzz (matplotlib's ``TextToPath``, which measured the layouts before) do,
-so the numbers are the same as before to the last bit for every character of the font.
-Characters DejaVu Sans lacks count as its .notdef box (the browser draws them in a fallback
-font whose width no layout can know).
+so the numbers are the same as before to the last bit: checked on every character of the
+subset and every pair of them (``tools/make_font_subset.py``), so the layouts are unchanged.
+Outside the subset a character has its own advance but no kerning or ligature, and one DejaVu
+Sans lacks counts as its .notdef box (before: whatever fallback font matplotlib found; the
+browser draws it in a fallback font whose width no layout can know).
 
 Reference: the metrics follow the OpenType 'hmtx' and 'kern' tables (OpenType specification
 1.9, Microsoft 2022, https://learn.microsoft.com/typography/opentype/spec/).
