@@ -2,8 +2,9 @@
 
 :func:`forest_spec` lays the studies, subgroups and pooled result of an
 :class:`~metaanalysis.analysis.AnalysisResult` into a :class:`metaanalysis.plots.ForestSpec`;
-:func:`render_figures` draws them (the slow step, run in worker processes by the report
-builder) and returns markup ready to inline in a page.
+:func:`render_figures` draws them as SVG (run in worker processes by the report builder) and
+returns markup ready to inline in a page; :func:`plot_font_css` is the font every such page
+declares once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .. import vocab
 from ..results import MetaResult
 from . import words
 
-__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg"]
+__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg", "plot_font_css"]
 
 
 @dataclass(frozen=True)
@@ -101,32 +102,32 @@ def render_figures(fig: FigureInput) -> dict[str, str]:
     return out
 
 
-_SVG_HEAD = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.S)
-_SVG_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
-
-
 def inline_svg(svg: bytes, prefix: str, label: str) -> str:
-    """SVG bytes -> markup for inlining in HTML (no XML prolog, comments or metadata).
+    """SVG bytes of :mod:`metaanalysis.plots` -> markup for inlining in HTML.
 
-    Comments are removed because matplotlib copies the drawn text into them; ids get a
-    per-figure prefix so two figures on one page cannot collide.
+    Ids get a per-figure prefix so two figures on one page cannot collide. The figure is a
+    labelled group (``role="group"``, not ``"img"``) so that screen readers reach its
+    ``<text>``. Its plot font is declared once per page (:func:`plot_font_css`), not here.
     """
     s = svg.decode("utf-8")
-    s = _SVG_HEAD.sub("", s, count=1)
-    s = _SVG_COMMENT.sub("", s)
-    s = _SVG_META.sub("", s)
     s = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', s)
     s = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}-{m.group(2)}"', s)
     s = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", s)
     from markupsafe import escape
 
-    s = s.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
+    s = s.replace("<svg ", f'<svg role="group" aria-label="{escape(label)}" ', 1)
     # natural size in CSS px (1 pt = 4/3 px): the CSS never shrinks a plot below it, so the
     # smallest plot text (7.5 pt) stays 10 px and a wide plot scrolls in its .plot-scroll
     end = s.index(">") + 1  # the root <svg ...> tag only
     s = _SVG_SIZE.sub(lambda m: f'{m.group(1)}="{_pt_to_px(m.group(2))}px"', s[:end]) + s[end:]
     return s
+
+
+def plot_font_css() -> str:
+    """The ``@font-face`` rules of the plot font (``data:`` URLs), for a page with figures."""
+    from ..plots import font_face_css
+
+    return font_face_css()
 
 
 _SVG_SIZE = re.compile(r'(?<=\s)(width|height)="([0-9.]+)pt"')
