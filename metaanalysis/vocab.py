@@ -430,3 +430,75 @@ class GridRole(str, enum.Enum):
     ZERO = "zero"                    # no heterogeneity
     ESTIMATE = "estimate"            # the plan's τ² estimate
     QPROFILE_UPPER = "qprofile-upper"   # the upper Q-profile confidence bound
+# ---------------------------------------------------------------------------------------------
+# Bayesian random effects: priors on the heterogeneity τ, and notes on posterior moments
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TauPrior:
+    """A prior family for the between-study SD τ of :func:`metaanalysis.bayesian.bayes`.
+
+    Attributes
+    ----------
+    code : str
+        The ``tau_prior=`` code.
+    name : str
+        Full name.
+    scale : str
+        What ``tau_scale=`` means for this family (its parametrisation).
+    citation, doi : str
+        Where the family is recommended or its parameters come from.
+    """
+
+    code: str
+    name: str
+    scale: str
+    citation: str
+    doi: str
+
+
+_ROVER_2021 = ("Röver C, Bender R, Dias S, Schmid CH, Schmidli H, Sturtz S, Weber S, Friede T. On weakly "
+               "informative prior distributions for the heterogeneity parameter in Bayesian random-effects "
+               "meta-analysis. Res Synth Methods 2021;12:448-74.")
+
+#: τ priors offered, with the meaning of ``tau_scale``. Densities are for τ >= 0.
+TAU_PRIORS: dict[str, TauPrior] = {p.code: p for p in [
+    TauPrior("halfnormal", "half-normal prior on τ",
+             "tau_scale = σ, the scale of the half-normal: p(τ) = 2 φ(τ/σ)/σ (median 0.674σ); "
+             "σ = 0.5 is weakly informative for log odds, risk and hazard ratios",
+             _ROVER_2021, "10.1002/jrsm.1475"),
+    TauPrior("halfcauchy", "half-Cauchy prior on τ",
+             "tau_scale = γ, the scale of the half-Cauchy: p(τ) = 2 / (π γ (1 + (τ/γ)²)) (median γ); "
+             "heavy-tailed, so some posterior moments do not exist for k <= 2 with a flat prior on μ",
+             _ROVER_2021, "10.1002/jrsm.1475"),
+    TauPrior("lognormal", "log-normal prior on τ²",
+             "tau_scale = (m, s): log τ² ~ N(m, s²), i.e. log τ ~ N(m/2, (s/2)²); Turner et al.'s "
+             "predictive distributions for log odds ratios by outcome and comparison type use this form "
+             "(marginal, any outcome: m = -2.56, s = 1.74)",
+             "Turner RM, Jackson D, Wei Y, Thompson SG, Higgins JPT. Predictive distributions for "
+             "between-study heterogeneity and simple methods for their application in Bayesian "
+             "meta-analysis. Stat Med 2015;34:984-98.", "10.1002/sim.6381"),
+    TauPrior("uniform", "uniform prior on τ over [0, A]",
+             "tau_scale = A, the upper end of the support: p(τ) = 1/A on [0, A]",
+             "Röver C. Bayesian random-effects meta-analysis using the bayesmeta R package. "
+             "J Stat Softw 2020;93(6).", "10.18637/jss.v093.i06"),
+]}
+
+
+def canonical_tau_prior(value: str) -> str:
+    """Canonical ``tau_prior=`` code (``"HalfNormal"`` → ``"halfnormal"``); ValueError listing the valid ones."""
+    return _code("tau_prior", value, TAU_PRIORS)
+
+
+class BayesNote(str, enum.Enum):
+    """Why a posterior moment of a Bayesian meta-analysis is reported as inf or NaN.
+
+    With a flat prior on μ the marginal likelihood of τ (μ integrated out) falls like τ^-(k-1), so
+    under a half-Cauchy prior the posterior of τ has a tail ∝ τ^-(k+1); SD(μ | τ) grows like τ/√k,
+    so E|μ| is infinite for k = 1 and E μ² for k <= 2. The lighter-tailed priors (and any normal
+    prior on μ) have all moments.
+    """
+
+    MU_MEAN_UNDEFINED = "mu-mean-undefined"   # E|μ| = ∞: posterior mean reported as NaN
+    MU_SD_INFINITE = "mu-sd-infinite"         # E μ² = ∞: posterior SD reported as inf
