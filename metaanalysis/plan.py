@@ -34,8 +34,9 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import read_file_bytes
-from .vocab import (HEADLINE_CHOICES, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS,
-                    as_level, canonical_method, canonical_pi, canonical_test)
+from .vocab import (HEADLINE_CHOICES, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TAU_PRIORS,
+                    TESTS, as_level, canonical_method, canonical_pi, canonical_tau_prior, canonical_test,
+                    default_tau_prior)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -67,10 +68,10 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED_IDS = {"index", "results", "readme", "style"}
 
 _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
-_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours")
+_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
-                  "favours", "headline", "headline_reason")
+                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale")
 _CHOICE_KEYS = ("row", "reason")
 _SWAP_KEYS = ("replace", "with", "reason")
 _NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
@@ -89,6 +90,8 @@ class Settings:
     test: str = DEFAULT_SETTINGS["test"]
     pi: str = DEFAULT_SETTINGS["pi"]
     level: float = DEFAULT_SETTINGS["level"]
+    tau_prior: str = ""                    # Bayesian analysis: "" = the measure's default (vocab)
+    tau_scale: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -348,6 +351,7 @@ class _Checker:
                 except ValueError:  # method, test and pi names are matched case-insensitively
                     self.err(self.loc.at(*path, key), f"{key} = {v!r} is not supported",
                              suggest(str(v), tuple(table_)))
+        self.tau_prior(table, path, out)
         if "level" in table:
             v = table["level"]
             try:
@@ -358,6 +362,31 @@ class _Checker:
                 self.err(self.loc.at(*path, "level"), f"level = {v!r} must be a confidence level",
                          "e.g. level = 0.95 or 95")
         return out
+
+    def tau_prior(self, table: dict, path: tuple, out: dict) -> None:
+        """``tau_prior`` (vocab.TAU_PRIORS, any case) and its ``tau_scale``: one positive number,
+        or [m, s] (mean and SD of log τ²) for "lognormal"; both or neither."""
+        if "tau_prior" not in table and "tau_scale" not in table:
+            return
+        prior, scale = table.get("tau_prior"), table.get("tau_scale")
+        try:
+            code = canonical_tau_prior(prior) if isinstance(prior, str) else None
+        except ValueError:
+            code = None
+        if code is None:
+            self.err(self.loc.at(*path, "tau_prior" if "tau_prior" in table else "tau_scale"),
+                     f"tau_prior = {prior!r} is not supported", suggest(str(prior), tuple(TAU_PRIORS)))
+            return
+        vals = scale if isinstance(scale, list) else [scale]
+        want = 2 if code == "lognormal" else 1
+        ok = len(vals) == want and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+        if not ok or (want == 1 and not vals[0] > 0) or (want == 2 and not vals[1] > 0):
+            self.err(self.loc.at(*path, "tau_scale" if "tau_scale" in table else "tau_prior"),
+                     f"tau_scale = {scale!r} does not fit tau_prior = {code!r}",
+                     "lognormal: tau_scale = [m, s] of log tau^2, e.g. [-2.56, 1.74]; otherwise one "
+                     "number > 0, e.g. tau_scale = 0.5")
+            return
+        out["tau_prior"], out["tau_scale"] = code, tuple(float(v) for v in vals)
 
     def sensitivity(self, table: dict, path: tuple, base: tuple[str, ...]) -> tuple[str, ...]:
         vals = self.strings(table, "sensitivity", path)
@@ -477,6 +506,10 @@ class _Checker:
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
         headline, headline_reason = self.headline(t, path)
+        if headline == "bayes" and measure is not None and not settings.get("tau_prior") \
+                and default_tau_prior(measure) is None:
+            self.err(self.loc.at(*path, "headline"), f"headline = \"bayes\" needs a tau prior for {measure}",
+                     "set tau_prior and tau_scale (the scale of tau depends on the outcome's unit)")
         select = self.select(t, path)
         subgroup = self.subgroup(t, path)
         includes = self.choices(t, "include", path)

@@ -378,13 +378,14 @@ class Headline(str, enum.Enum):
 
     RANDOM = "random-effects"      # the plan's random-effects model (REML + Knapp-Hartung ad hoc by default)
     COMMON = "common-effect"       # the plan judged the designs identical (inverse-variance, z)
+    BAYES = "bayesian"             # the exact Bayesian random-effects posterior (metaanalysis.bayes)
     NONE = "none"                  # studies side by side, no pooled estimate leads
     SINGLE = "single-study"        # one study, shown as reported
 
 
 #: What a plan may write: ``headline = "random" | "common" | "none"`` (with ``headline_reason``).
 HEADLINE_CHOICES: dict[str, Headline] = {"random": Headline.RANDOM, "common": Headline.COMMON,
-                                         "none": Headline.NONE}
+                                         "bayes": Headline.BAYES, "none": Headline.NONE}
 #: Below this many studies no frequentist random-effects interval leads a page: with two studies
 #: τ² cannot be estimated usefully and a t(1) interval is either absurdly wide or, under HKSJ with
 #: q < 1, spuriously narrow (Bender et al. 2018, Res Synth Methods 9:382, doi:10.1002/jrsm.1319;
@@ -397,12 +398,14 @@ BENDER2018 = MethodInfo(
     "Res Synth Methods 2018;9:382-92.", "10.1002/jrsm.1319", "")
 
 
-def default_headline(k: int) -> Headline:
-    """The headline model when the plan does not name one: single study, none (k = 2), random effects."""
+def default_headline(k: int, has_prior: bool = False) -> Headline:
+    """The headline model when the plan does not name one: the single study; with two studies the
+    Bayesian posterior under a weakly informative τ prior when there is one (Friede et al. 2017;
+    Röver et al. 2021), else none; from three studies the plan's random-effects model."""
     if k == 1:
         return Headline.SINGLE
     if k < RANDOM_HEADLINE_MIN_K:
-        return Headline.NONE
+        return Headline.BAYES if has_prior else Headline.NONE
     return Headline.RANDOM
 
 
@@ -502,3 +505,21 @@ class BayesNote(str, enum.Enum):
 
     MU_MEAN_UNDEFINED = "mu-mean-undefined"   # E|μ| = ∞: posterior mean reported as NaN
     MU_SD_INFINITE = "mu-sd-infinite"         # E μ² = ∞: posterior SD reported as inf
+
+#: The Bayesian analysis each pooled page shows when the plan sets no prior: a half-normal prior
+#: on τ with scale 0.5 for log-scale ratio measures (Röver et al. 2021, doi:10.1002/jrsm.1475;
+#: Friede et al. 2017, doi:10.1002/bimj.201500236), a flat prior on μ. Difference measures have no
+#: default (τ's scale depends on the outcome's unit): the plan must set ``tau_prior`` and ``tau_scale``.
+DEFAULT_TAU_PRIOR = ("halfnormal", (0.5,))
+#: Scales of the half-normal prior shown side by side as a prior-sensitivity table.
+TAU_SCALE_SENSITIVITY: tuple[float, ...] = (0.25, 0.5, 1.0)
+
+
+def default_tau_prior(measure_code: str) -> tuple[str, tuple[float, ...]] | None:
+    """The default (prior code, parameters) for a measure, or None where the plan must choose."""
+    return DEFAULT_TAU_PRIOR if measure_code in RATIO_MEASURES else None
+
+BAYESMETA = MethodInfo(
+    "bayes", "exact Bayesian random-effects meta-analysis (normal-normal model) by quadrature, as bayesmeta",
+    "Röver C. Bayesian random-effects meta-analysis using the bayesmeta R package. J Stat Softw 2020;93(6).",
+    "10.18637/jss.v093.i06", "bayesmeta(y, sigma, tau.prior = ...)")
