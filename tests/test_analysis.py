@@ -393,3 +393,15 @@ def test_plan_tau_prior_is_checked_and_used(tmp_path):
         with pytest.raises(ProblemError) as ei:
             load_plan(str(p), reg)
         assert any(msg in q.message for q in ei.value.errors), ei.value
+
+
+def test_narrative_results_side_by_side(ev):
+    """SWiM: a narrative section with comparative results gets a forest plot without a diamond, and
+    results of one trial are told apart by what the registry says of each (endpoint detail)."""
+    files, _ = render_files(ev)
+    html = files["subgroups-not-pooled.html"].decode("utf-8")
+    assert "Results side by side" in html and "no diamond and no weights" in html
+    assert "D-CARE (Coleman 2021): time to first bone metastasis, patients aged &lt; 50 years" in html
+    assert "D-CARE (Coleman 2021): time to first bone metastasis, premenopausal patients" in html
+    # p-value-only and proportion sections draw no effect-size forest
+    assert "Results side by side" not in files["flatiron-ici.html"].decode("utf-8")

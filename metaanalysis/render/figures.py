@@ -135,3 +135,40 @@ _SVG_SIZE = re.compile(r'(?<=\s)(width|height)="([0-9.]+)pt"')
 
 def _pt_to_px(v: str) -> str:
     return f"{float(v) * 4 / 3:.2f}".rstrip("0").rstrip(".")
+
+
+def narrative_forest_spec(rows_view: list[dict], rows, level: float = 0.95):
+    """Side-by-side forest plot (no diamond) of a narrative section's comparative results with a
+    reported CI (SWiM: results shown without pooling; Campbell et al. 2020, doi:10.1136/bmj.l6890).
+
+    Only rows of one ratio measure are drawn (the section's most common); None when fewer than
+    one such row has a CI at the given level.
+    """
+    from ..plots import ForestRow, ForestSpec
+
+    drawable = []
+    for r in rows_view:
+        rid = r["row_id"]
+        m = rows.get(rid, "measure")
+        est, lo, hi = rows.number(rid, "estimate"), rows.number(rid, "ci_lower"), rows.number(rid, "ci_upper")
+        lev = rows.number(rid, "ci_level")
+        if m in vocab.RATIO_MEASURES and None not in (est, lo, hi) and 0 < lo < est < hi and lev == 100 * level:
+            drawable.append((m, ForestRow(label=r["label"], yi=math.log(est), ci=(math.log(lo), math.log(hi)),
+                                          cells=(r["tumour"],), pooled=False)))
+    if not drawable:
+        return None
+    measures = [m for m, _ in drawable]
+    measure = max(sorted(set(measures)), key=measures.count)
+    return ForestSpec(measure=measure, rows=tuple(fr for m, fr in drawable if m == measure),
+                      columns=("Tumour type",), result=None, level=level,
+                      favours=("Favours denosumab", "Favours control"))
+
+
+def render_narrative_figure(spec, nid: str, title: str) -> str:
+    """Inline SVG markup of a narrative section's side-by-side forest plot ('' without one)."""
+    if spec is None:
+        return ""
+    from ..plots import layout_forest, render_forest
+
+    return inline_svg(render_forest(layout_forest(spec), format="svg"), f"forest-{nid}",
+                      f"Results side by side: {title}")

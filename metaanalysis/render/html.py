@@ -87,7 +87,11 @@ class Pages:
                             font_css=plot_font_css() if has_figure else "")
 
     def narrative(self, view: dict) -> bytes:
-        return self._render("narrative.html.j2", view["id"], n=view)
+        """A narrative page; with a side-by-side figure, it declares its font once."""
+        from .figures import plot_font_css
+
+        return self._render("narrative.html.j2", view["id"], n=view,
+                            font_css=plot_font_css() if view.get("figure_svg") else "")
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str]) -> bytes:
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,

@@ -305,13 +305,22 @@ def narrative_view(nr: NarrativeResult, rows: RowText, effects) -> dict[str, Any
     n = nr.narrative
     base = [rows.label(rid) for rid in n.rows]
 
-    def label_of(rid: str) -> str:
+    def cohort(rid: str) -> str:
         # several results of one study: say which cohort / subgroup each is
         lab = rows.label(rid)
         if base.count(lab) > 1 or any(rows.label(r2) == lab for c in n.combine for r2 in c.rows if r2 != rid):
             extra, ep = rows.get(rid, "tumour_type"), rows.get(rid, "endpoint")
             return f"{lab}: {ep}, {extra}" if extra else f"{lab}: {ep}"
         return lab
+
+    first = {rid: cohort(rid) for rid in n.rows}
+    seen = list(first.values())
+
+    def label_of(rid: str) -> str:
+        # still ambiguous (two subgroups of one endpoint and tumour): the reported endpoint detail
+        lab = first.get(rid) or cohort(rid)
+        detail = rows.get(rid, "endpoint_detail")
+        return f"{rows.label(rid)}: {detail}" if seen.count(lab) > 1 and detail else lab
 
     return {"id": n.id, "title": n.title, "reason": n.reason, "text": n.text,
             "rows": [_narrative_row(rows, rid, label_of(rid), effects[rid].reason) for rid in n.rows],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problems import Problem
-from ..render.figures import figure_input, render_figures
+from ..render.figures import figure_input, narrative_forest_spec, render_figures, render_narrative_figure
 from ..runtime import fork_workers, run_forked
 from .output import check_out_dir, write_tree_atomic
 
@@ -98,6 +98,8 @@ def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[st
     nviews = []
     for nr in ev.narratives:
         nv = view.narrative_view(nr, rows, ev.effects)
+        nv["figure_svg"] = render_narrative_figure(narrative_forest_spec(nv["rows"], rows), nr.id,
+                                                   nr.narrative.title)
         nviews.append(nv)
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
