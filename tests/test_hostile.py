@@ -572,3 +572,103 @@ def test_out_is_the_current_directory(tmp_path):
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "precious\n"
     assert p.returncode in (0, 1, 2)
     assert not [x.name for x in tmp_path.parent.iterdir() if x.name.startswith("..")], "stray temp dirs"
+
+
+# --- issue #11 item 1: report and batch never delete what they did not write ------------------
+
+def _tree(d: Path) -> dict[str, str]:
+    """SHA-256 of every file under d, and every directory (as '<dir>')."""
+    return {str(p.relative_to(d)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>")
+            for p in sorted(d.rglob("*"))}
+
+
+def _legacy_look_alike(d: Path) -> None:
+    """A folder holding index.html and results.csv among other .html/.csv files (no marker)."""
+    d.mkdir(parents=True)
+    for name in ("index.html", "results.csv", "summary.html", "extra.csv"):
+        (d / name).write_text(f"the reviewer's {name}\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("way", ["registry_in_legacy_lookalike", "plan_in_legacy_lookalike",
+                                 "registry_in_marked_build", "plan_in_marked_build_old_marker"])
+def test_report_refuses_inputs_inside_out(way, tmp_path, capsys):
+    d = tmp_path / "D"
+    if "legacy" in way:
+        _legacy_look_alike(d)
+    else:
+        assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)]) == 0
+        if "old_marker" in way:  # a build marked before markers listed their files
+            (d / ".metaanalysis-report").write_text("written by `metaanalysis report`; safe to replace\n")
+    reg, plan = REGISTRY, PLAN
+    if "registry" in way:
+        reg = d / "registry.csv"
+        shutil.copy(REGISTRY, reg)
+        what = "--registry"
+    else:
+        plan = d / "analyses.toml"
+        shutil.copy(PLAN, plan)
+        what = "--plan"
+    bad = reg if what == "--registry" else plan
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(bad))}:0:0: error: {what} lies inside the output directory", err, re.M), err
+    assert _tree(tmp_path) == before
+
+
+def test_report_refuses_a_legacy_lookalike_out(tmp_path, capsys):
+    d = tmp_path / "D"
+    _legacy_look_alike(d)
+    before = _tree(tmp_path)
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(d))}:0:0: error: refusing to replace .*delete the directory yourself", err, re.M)
+    assert _tree(tmp_path) == before
+
+
+def test_report_refuses_a_marked_build_with_a_foreign_file(tmp_path, capsys):
+    d = tmp_path / "D"
+    assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)]) == 0
+    (d / "my-notes.txt").write_text("a reviewer's notes\n", encoding="utf-8")
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(d))}:0:0: error: refusing to replace .*\(my-notes\.txt\)", err, re.M), err
+    assert _tree(tmp_path) == before
+
+
+def _batch_dir(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REGISTRY, d / "registry.csv")
+    shutil.copy(PLAN, d / "analyses.toml")
+    return d
+
+
+@pytest.mark.parametrize("way", ["input_is_a_previous_output", "input_inside_a_previous_output",
+                                 "out_is_an_input_directory"])
+def test_batch_refuses_inputs_inside_out(way, tmp_path, capsys):
+    out = tmp_path / "out"
+    if way == "input_is_a_previous_output":
+        src = out / "D"
+        assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(src)]) == 0
+        (src / ".metaanalysis-report").write_text("written by `metaanalysis report`; safe to replace\n")
+        _batch_dir(src)
+    elif way == "input_inside_a_previous_output":
+        src = out / "D"         # D/trials/registry.csv: the registry lies deeper inside OUT/D
+        _batch_dir(src / "trials")
+    else:
+        src = _batch_dir(tmp_path / "D")
+        out = tmp_path          # OUT/D is the input directory itself
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["batch", str(src), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"^metaanalysis batch: usage error: .*: lies inside .*, which this batch replaces", err, re.M), err
+    assert str(src) in err
+    assert _tree(tmp_path) == before
