@@ -33,7 +33,7 @@ from typing import Any
 
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import read_file_bytes
+from .table import identity_key, read_file_bytes
 from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
                     canonical_pi, canonical_test)
 
@@ -270,7 +270,8 @@ class _Locator:
 # --------------------------------------------------------------------------------------
 
 def _norm(s: str) -> str:
-    return " ".join(s.split()).casefold()
+    """A select value or cell as compared: spaces collapsed, then :func:`~metaanalysis.table.identity_key`."""
+    return identity_key(" ".join(s.split()))
 
 
 class _Checker:
@@ -617,13 +618,13 @@ class _Checker:
         """The same patients may enter an analysis once (one row per patient_set)."""
         by_set: dict[str, list[str]] = {}
         for rid in rows:
-            by_set.setdefault(self.rows[rid]["patient_set"], []).append(rid)
-        for ps, rids in by_set.items():
+            by_set.setdefault(identity_key(self.rows[rid]["patient_set"]), []).append(rid)
+        for rids in by_set.values():
             if len(rids) > 1:
                 explicit = [r for r in rids if r in inc_map]
                 where = inc_map[explicit[-1]][1] if explicit else self.loc.at(*path, "endpoint")
                 self.err(where,
-                         f"analysis {name!r} would pool {len(rids)} rows of patient_set {ps!r} "
+                         f"analysis {name!r} would pool {len(rids)} rows of patient_set {self.rows[rids[0]]['patient_set']!r} "
                          f"({', '.join(rids)}): the same patients would count twice",
                          "keep one: exclude the others with a reason; use swap for a sensitivity analysis")
 
@@ -667,7 +668,7 @@ class _Checker:
         if rb["endpoint"] != endpoint or rb["measure"] != measure:
             self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
             return None
-        if rb["patient_set"] != self.rows[a]["patient_set"]:
+        if identity_key(rb["patient_set"]) != identity_key(self.rows[a]["patient_set"]):
             self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
                      "swap replaces one report of a trial by another report of the same trial")
             return None
@@ -741,7 +742,7 @@ class _Checker:
                 self.err(ref[r], f"p-value {self.rows[r]['p_value']!r} of {r} is a lower bound: it cannot be combined",
                          "Fisher and Stouffer need the p-value itself; 'p > x' only says it is at least x: "
                          "find the exact p-value in the source or leave the result out of the combination")
-        sets = [self.rows[r]["patient_set"] for r in crow]
+        sets = [identity_key(self.rows[r]["patient_set"]) for r in crow]
         indep = c.get("independent")
         if len(set(sets)) < len(sets) and not (isinstance(indep, str) and indep.strip()):
             self.err(rwhere, "results of one patient_set are combined as if independent",

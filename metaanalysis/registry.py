@@ -36,6 +36,7 @@ import difflib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,7 +46,8 @@ import pandas as pd
 
 from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import MAX_FIELD_LENGTH, Table, is_plain_number, norm_header, parse_number, read_table
+from .table import (MAX_FIELD_LENGTH, Table, identity_key, is_plain_number, lookalike_character, norm_header,
+                    parse_number, read_table)
 from .vocab import EFFECT_MEASURES, as_level
 
 __all__ = [
@@ -68,6 +70,18 @@ _SCHEMA_CANDIDATES = (
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _DOI_PREFIX_RE = re.compile(r"(?i)^(?:https?://)?(?:dx\.)?doi\.org/|^doi:\s*")
 _COUNT_COLUMNS = ("events_int", "n_int", "events_ctl", "n_ctl")
+#: Text columns that are codes (compared, grouped or selected on), besides the schema's enum
+#: columns: a look-alike character in them (U+200B, a full-width or Cyrillic letter) would make
+#: one trial two, or drop a row out of an analysis, in silence -- so it is an error.
+_CODE_COLUMNS = ("row_id", "trial_id", "nct_id", "patient_set", "parent_row_id", "design", "tumour_type",
+                 "setting", "intervention", "comparator", "endpoint", "measure")
+#: Free-text columns the plan selects on: an invisible character there drops a row too.
+_SELECTED_TEXT_COLUMNS = ("population",)
+_LOOKALIKE_HINTS = {
+    "invisible": "delete it (often pasted from a web page or a PDF): codes are compared character by character",
+    "compatibility": "retype it as the plain character",
+    "mixed-script": "retype the word in Latin letters",
+}
 _PATTERN_HINTS = {
     "row_id": "letters, digits, '-' and '_' only, e.g. ABCSG18-DFS-2019",
     "nct_id": "NCT followed by 8 digits, e.g. NCT00556374 (empty if none)",
@@ -392,6 +406,8 @@ class _Checker:
             if f.required:
                 err("required value is empty", f"fill in {name}" + (f": {f.description}" if f.description else ""))
             return
+        if f.type == "string" and self._lookalike(name, s, err):
+            return
         if f.type == "string":
             if s[0] in "=@" or (s[0] in "+-" and not is_plain_number(s)):
                 sink.warning(line, col, f"text starts with {s[0]!r} and may run as a spreadsheet formula",
@@ -449,6 +465,21 @@ class _Checker:
             return
         row[name] = v
 
+    def _lookalike(self, name: str, s: str, err) -> bool:
+        """Report a look-alike character in a code cell (see :data:`_CODE_COLUMNS`); True if found."""
+        if not (name in _CODE_COLUMNS or self.by_name[name].enum is not None or name in _SELECTED_TEXT_COLUMNS):
+            return False
+        hit = lookalike_character(s)
+        if hit is None or (name in _SELECTED_TEXT_COLUMNS and hit[2] != "invisible"):
+            return False
+        pos, ch, kind = hit
+        what = {"invisible": "invisible character", "compatibility": "look-alike character",
+                "mixed-script": "non-Latin letter"}[kind]
+        reads = f" (reads as {identity_key(ch)!r})" if kind == "compatibility" else ""
+        err(f"{what} U+{ord(ch):04X} {unicodedata.name(ch, '')} at character {pos} of {s!r}{reads}",
+            _LOOKALIKE_HINTS[kind])
+        return True
+
     def _p_value(self, r, s, err, line, col) -> None:
         try:
             pv = ef.parse_p_value(s)
@@ -473,6 +504,43 @@ class _Checker:
         for r in range(n):
             self._row_rules(r, row_ids | trial_ids)
         self._pooling_rule()
+        self._one_trial_one_identity()
+
+    def _one_trial_one_identity(self) -> None:
+        """Rows with one NCT id are one trial: a second ``trial_id`` for it is an error unless the
+        rows are linked as the same patients (same ``patient_set``, or ``parent_row_id`` naming
+        the other row or its trial). Otherwise the trial would be pooled twice, as two trials.
+        NCT ids, trial ids and patient sets are compared by :func:`~metaanalysis.table.identity_key`.
+        """
+        trials_of: dict[str, dict[str, list[int]]] = {}  # nct key -> trial key -> its rows
+        for r, row in enumerate(self.rows):
+            if not (self.present(r, "nct_id") and self.present(r, "trial_id") and self.present(r, "patient_set")):
+                continue
+            trials = trials_of.setdefault(identity_key(row["nct_id"]), {})
+            tkey = identity_key(row["trial_id"])
+            others = [rows[0] for t, rows in trials.items()
+                      if t != tkey and not any(self._linked(r, o) for o in rows)]
+            if others:
+                o = self.rows[others[0]]
+                self.at(r, "nct_id", "error",
+                        f"{row['nct_id']} is also trial {o['trial_id']!r} (row {o['row_id']!r}, line {self.lines[others[0]]}), "
+                        f"a different trial_id and patient_set: the same patients would be pooled as two trials",
+                        f"use trial_id {o['trial_id']!r} and patient_set {o['patient_set']!r} for every report of "
+                        "this trial, link the rows with parent_row_id, or correct the NCT id")
+            trials.setdefault(tkey, []).append(r)
+
+    def _linked(self, r: int, o: int) -> bool:
+        """Rows ``r`` and ``o`` are declared the same patients (patient_set or parent_row_id)."""
+        a, b = self.rows[r], self.rows[o]
+        if identity_key(a["patient_set"]) == identity_key(b["patient_set"]):
+            return True
+        def names(x):
+            return {identity_key(x.get("row_id") or ""), identity_key(x["trial_id"])}
+
+        def parent(x):
+            return identity_key(x.get("parent_row_id") or "")
+
+        return parent(a) in names(b) or parent(b) in names(a)
 
     def _unique_columns(self) -> None:
         """Columns the schema marks unique (row_id)."""
@@ -570,11 +638,12 @@ class _Checker:
         for r, row in enumerate(self.rows):
             if row.get("use_for_pooling") != "yes" or not self.present(r, "patient_set") or not self.present(r, "endpoint"):
                 continue
-            key = (row["patient_set"], row["endpoint"], (row.get("endpoint_detail") or "").casefold() if row["endpoint"] == "OTHER" else "")
+            key = (identity_key(row["patient_set"]), row["endpoint"],
+                   identity_key(row.get("endpoint_detail") or "") if row["endpoint"] == "OTHER" else "")
             if key in first:
                 o = first[key]
                 self.at(r, "use_for_pooling", "error",
-                        f"two rows for patient_set {key[0]!r} and endpoint {key[1]} say use_for_pooling = yes "
+                        f"two rows for patient_set {row['patient_set']!r} and endpoint {key[1]} say use_for_pooling = yes "
                         f"(also {self.rows[o]['row_id']!r}, line {self.lines[o]})",
                         "an analysis may use one report per trial and endpoint: set the others to 'no'")
             else:

@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -33,7 +34,7 @@ from typing import Iterable
 from .problems import Problem, ProblemSink, has_errors
 
 __all__ = ["Table", "read_table", "read_file_bytes", "parse_number", "is_plain_number", "norm_header",
-           "MAX_FIELD_LENGTH"]
+           "MAX_FIELD_LENGTH", "identity_key", "lookalike_character"]
 
 #: Longest accepted cell, in characters (a registry cell is a number or a note, not a document).
 MAX_FIELD_LENGTH = 2000
@@ -100,6 +101,49 @@ class Table:
 def norm_header(name: str) -> str:
     """Header name folded for matching: case, surrounding spaces, spaces/hyphens vs underscores."""
     return re.sub(r"[\s\-]+", "_", name.strip().casefold())
+
+
+def _invisible(ch: str) -> bool:
+    """Format characters (Unicode category Cf: U+200B..U+200D, U+2060, U+FEFF, soft hyphen U+00AD,
+    bidirectional marks...): they print as nothing, yet make two codes differ."""
+    return unicodedata.category(ch) == "Cf"
+
+
+def identity_key(s: str) -> str:
+    """An identifier as compared for identity (NCT ids, ``patient_set``, ``trial_id``).
+
+    NFKC normalisation (full-width ``ＡＢ`` and ligatures become ``AB``), invisible format
+    characters removed, case folded and surrounding spaces stripped, so that two spellings
+    of one trial can never count as two trials (Unicode Standard Annex #15 and #31).
+    """
+    return "".join(ch for ch in unicodedata.normalize("NFKC", s) if not _invisible(ch)).casefold().strip()
+
+
+_CONFUSABLE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "").split(" ", 1)[0]
+
+
+def lookalike_character(s: str) -> tuple[int, str, str] | None:
+    """The first character of a code that reads like another: ``(1-based position, char, kind)``.
+
+    ``kind`` is ``"invisible"`` (a Cf format character such as U+200B), ``"compatibility"``
+    (a character NFKC rewrites: full-width letters or digits, ligatures, non-breaking spaces)
+    or ``"mixed-script"`` (a Cyrillic/Greek letter in a word with Latin letters: ``plаcebo``
+    with a Cyrillic ``а``). None when every character is what it looks like.
+    """
+    for i, ch in enumerate(s, start=1):
+        if _invisible(ch):
+            return i, ch, "invisible"
+        if unicodedata.normalize("NFKC", ch) != ch:
+            return i, ch, "compatibility"
+    if any(ch.isalpha() and _script(ch) == "LATIN" for ch in s):
+        for i, ch in enumerate(s, start=1):
+            if ch.isalpha() and _script(ch) in _CONFUSABLE_SCRIPTS:
+                return i, ch, "mixed-script"
+    return None
 
 
 def parse_number(s: str, decimal_comma: bool = False) -> tuple[float | None, str | None, bool]:

@@ -309,10 +309,52 @@ def _or_row_left_out(out: Path) -> None:
 case(name="measure_changed_to_or_is_left_out", exit=0, registry=reg_with({(OS_ROW, "measure"): "OR"}),
      same_numbers=False, check=_or_row_left_out)
 
+# --- identity (issue #11 item 2): spellings that must not make one trial two ------------------
+_last = len(REG_TEXT.splitlines()) + 1       # line of a row appended to the shipped registry
+_case_twice = row(OS_ROW)                   # the same OS result again, patient_set in other case
+_case_twice[0], _case_twice[COL["patient_set"] - 1] = OS_ROW + "-UPDATE", "NMCRPC-BMFS"
+case(name="patient_set_differing_in_case_pooled_twice", exit=1, registry=reg_with(extra=[_case_twice]),
+     line=_last, col=COL["use_for_pooling"], msg=r"patient_set 'NMCRPC-BMFS'.*use_for_pooling = yes")
+_zw_twice = row(OS_ROW)
+_zw_twice[0], _zw_twice[COL["patient_set"] - 1] = OS_ROW + "-UPDATE", "nmCRPC-BMFS\u200b"
+case(name="patient_set_with_zero_width_space", exit=1, registry=reg_with(extra=[_zw_twice]),
+     line=_last, col=COL["patient_set"], msg=r"invisible character U\+200B ZERO WIDTH SPACE at character 12")
+case(name="comparator_with_zero_width_space", exit=1, registry=reg_with({(OS_ROW, "comparator"): "placebo\u200b"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"invisible character U\+200B")
+case(name="comparator_with_soft_hyphen", exit=1, registry=reg_with({(OS_ROW, "comparator"): "pla\u00adcebo"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"invisible character U\+00AD SOFT HYPHEN at character 4")
+case(name="endpoint_with_word_joiner", exit=1, registry=reg_with({(OS_ROW, "endpoint"): "OS\u2060"}),
+     line=LINE[OS_ROW], col=COL["endpoint"], msg=r"invisible character U\+2060")
+case(name="comparator_with_cyrillic_a", exit=1, registry=reg_with({(OS_ROW, "comparator"): "pl\u0430cebo"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"non-Latin letter U\+0430 CYRILLIC SMALL LETTER A at character 3")
+case(name="trial_id_full_width", exit=1, registry=reg_with({(OS_ROW, "trial_id"): "ｎｍCRPC-BMFS"}),
+     line=LINE[OS_ROW], col=COL["trial_id"], msg=r"look-alike character U\+FF4E .*reads as 'n'")
+case(name="tumour_type_with_bom_inside", exit=1, registry=reg_with({(OS_ROW, "tumour_type"): "pro\ufeffstate"}),
+     line=LINE[OS_ROW], col=COL["tumour_type"], msg=r"invisible character U\+FEFF")
+case(name="population_with_zero_width_joiner", exit=1,
+     registry=reg_with({(OS_ROW, "population"): "men with\u200d nmCRPC"}),
+     line=LINE[OS_ROW], col=COL["population"], msg=r"invisible character U\+200D")
+case(name="invisible_character_in_notes_is_free_text", exit=0,
+     registry=reg_with({(OS_ROW, "notes"): "checked\u200b twice"}))
+_other_id = row(OS_ROW)                     # the same trial (NCT id) under a second trial_id and patient_set
+_other_id[0], _other_id[COL["trial_id"] - 1], _other_id[COL["patient_set"] - 1] = "SMITH-OS-2012", "SMITH-2012", "SMITH-2012"
+case(name="same_nct_id_under_second_trial_id", exit=1, registry=reg_with(extra=[_other_id]),
+     line=_last, col=COL["nct_id"], msg=r"NCT00286091 is also trial 'nmCRPC-BMFS' \(row 'NMCRPC-BMFS-2012', line \d+\)")
+_linked = row(OS_ROW)                       # ... allowed when linked as the same patients
+_linked[0], _linked[COL["trial_id"] - 1], _linked[COL["use_for_pooling"] - 1] = "SMITH-OS-2012", "SMITH-2012", "no"
+_linked[COL["report"] - 1] = "re-analysis"
+case(name="same_nct_id_linked_by_patient_set", exit=0, registry=reg_with(extra=[_linked]))
+_linked_parent = list(_other_id)
+_linked_parent[COL["parent_row_id"] - 1], _linked_parent[COL["use_for_pooling"] - 1] = OS_ROW, "no"
+case(name="same_nct_id_linked_by_parent_row", exit=0, registry=reg_with(extra=[_linked_parent]))
+
 # --- the plan ----------------------------------------------------------------------------------
 _p, _l = plan_insert_after("dfs", "select.design", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }]')
 case(name="plan_same_trial_twice", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'ABCSG-18'.*count twice")
+# ... also when the registry spells the second report's patient_set in another case (issue #11 item 2)
+case(name="plan_same_trial_twice_patient_set_case", exit=1, plan=_p, where="plan", line=_l, col=None,
+     registry=reg_with({("ABCSG18-DFS-2022", "patient_set"): "abcsg-18"}), msg=r"patient_set 'ABCSG-18'.*count twice")
 # Overlapping populations: the post hoc lung subgroup (Scagliotti 2012) pooled with the parent
 # trial's other subgroup of the same patients (patient_set DMAB-ZA-SOLID, Henry 2011's trial).
 _p, _l = plan_replace_in(
