@@ -46,7 +46,7 @@ import pandas as pd
 
 from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import (MAX_FIELD_LENGTH, Table, identity_key, is_plain_number, lookalike_character, norm_header,
+from .table import (DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, Table, identity_key, is_plain_number, lookalike_character, norm_header,
                     parse_number, read_table)
 from .vocab import EFFECT_MEASURES, as_level
 
@@ -327,7 +327,8 @@ class _Checker:
 
     def _rows(self, data: tuple[tuple[int, tuple[str, ...]], ...], width: int) -> None:
         sink = self.sink
-        spaces, commas, ragged, unnamed = _Once(), _Once(), _Once(), _Once()
+        spaces, ragged, unnamed = _Once(), _Once(), _Once()
+        quirks = {DECIMAL_COMMA: _Once(), NON_ASCII_DIGITS: _Once()}
         decimal_comma = self.delimiter == ";"
         for start, fields in data:
             if len(fields) > width and not any(f.strip() for f in fields[width:]):
@@ -365,14 +366,19 @@ class _Checker:
                 s = raw.strip()
                 if s != raw and s:
                     spaces.hit(lines[name], j, name)
-                self._cell(r, name, s, j, lines[name], decimal_comma, commas)
+                self._cell(r, name, s, j, lines[name], decimal_comma, quirks)
         if spaces.n:
             line, col, name = spaces.first
             sink.warning(line, col, f"{spaces.n} cell(s) have leading/trailing spaces; stripped (first here)", "", name)
+        commas, digits = quirks[DECIMAL_COMMA], quirks[NON_ASCII_DIGITS]
         if commas.n:
             line, col, name = commas.first
             sink.warning(line, col, f"{commas.n} number(s) written with a decimal comma (first here); read as decimal points",
                          "export with '.' as the decimal separator", name)
+        if digits.n:
+            line, col, name = digits.first
+            sink.warning(line, col, f"{digits.n} number(s) written with non-ASCII digits (full-width or another "
+                         "script; first here); read as 0-9", "retype the numbers with the digits 0-9", name)
         if unnamed.n:
             line, col, _ = unnamed.first
             sink.error(line, col, f"{unnamed.n} value(s) in a column without a name (first here)",
@@ -384,7 +390,8 @@ class _Checker:
             line, col, _ = ragged.first
             sink.warning(line, col, f"{ragged.n} row(s) end with extra empty fields (first here); ignored")
 
-    def _cell(self, r: int, name: str, s: str, col: int, line: int, decimal_comma: bool, commas: _Once) -> None:
+    def _cell(self, r: int, name: str, s: str, col: int, line: int, decimal_comma: bool,
+              quirks: dict[str, _Once]) -> None:
         f = self.by_name[name]
         sink = self.sink
         row, bad = self.rows[r], self.bad[r]
@@ -427,12 +434,12 @@ class _Checker:
             row[name] = s
             return
         # numbers and integers
-        v, msg, used_comma = parse_number(s, decimal_comma)
+        v, msg, quirk = parse_number(s, decimal_comma)
         if v is None:
             err(f"{msg} ({name} is {'a whole number' if f.type == 'integer' else 'numeric'})", _number_hint(s, decimal_comma))
             return
-        if used_comma:
-            commas.hit(line, col, name)
+        if quirk:
+            quirks[quirk].hit(line, col, name)
         if not math.isfinite(v):
             err(f"{s!r} is not a finite number", "leave the cell empty when the value is unknown")
             return
@@ -441,21 +448,9 @@ class _Checker:
                 err(f"{s!r} is not a whole number", f"{name} counts or codes are integers")
                 return
             v = int(v)
-        if f.enum is not None and v not in f.enum:
-            err(f"{s!r} is not an allowed {name}", "allowed: " + ", ".join(str(e) for e in f.enum))
-            return
-        if f.minimum is not None and v < f.minimum:
-            err(f"{s} is below the minimum {f.minimum:g}")
-            return
-        if f.maximum is not None and v > f.maximum:
-            err(f"{s} is above the maximum {f.maximum:g}")
-            return
-        if f.exclusive_minimum is not None and v <= f.exclusive_minimum:
-            err(f"{s} must be greater than {f.exclusive_minimum:g}")
-            return
-        if f.exclusive_maximum is not None and v >= f.exclusive_maximum:
-            err(f"{s} must be less than {f.exclusive_maximum:g}",
-                "ci_level is in percent: 95 for a 95% CI" if name == "ci_level" else "")
+        bad_value = _schema_range_error(f, v, s)
+        if bad_value:
+            err(*bad_value)
             return
         if name == "ci_level" and v < 1:
             err(f"ci_level {s} looks like a fraction; the registry stores percent", f"write {v * 100:g} for a {v:.0%} CI")
@@ -729,6 +724,22 @@ class _Checker:
                 data[f.name] = pd.array(vals, dtype="string")
         data["source_line"] = pd.array(self.lines, dtype="int64")
         return pd.DataFrame(data)
+
+
+def _schema_range_error(f: SchemaField, v: float, s: str) -> tuple[str, str] | None:
+    """(message, hint) when the number ``v`` (written ``s``) breaks the column's enum or bounds."""
+    if f.enum is not None and v not in f.enum:
+        return f"{s!r} is not an allowed {f.name}", "allowed: " + ", ".join(str(e) for e in f.enum)
+    if f.minimum is not None and v < f.minimum:
+        return f"{s} is below the minimum {f.minimum:g}", ""
+    if f.maximum is not None and v > f.maximum:
+        return f"{s} is above the maximum {f.maximum:g}", ""
+    if f.exclusive_minimum is not None and v <= f.exclusive_minimum:
+        return f"{s} must be greater than {f.exclusive_minimum:g}", ""
+    if f.exclusive_maximum is not None and v >= f.exclusive_maximum:
+        return (f"{s} must be less than {f.exclusive_maximum:g}",
+                "ci_level is in percent: 95 for a 95% CI" if f.name == "ci_level" else "")
+    return None
 
 
 def _is_level(percent: float) -> bool:

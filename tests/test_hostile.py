@@ -267,7 +267,7 @@ case(name="nul_bytes", exit=1, registry=reg_with({(OS_ROW, "notes"): "XX"}).enco
 case(name="control_character", exit=1, registry=reg_with({(OS_ROW, "notes"): "bad \x07 bell"}),
      line=LINE[OS_ROW], col=COL["notes"], msg=r"control character U\+0007")
 case(name="unclosed_quote", exit=1, registry=REG_TEXT + 'X,"unclosed\n', line=len(REG_TEXT.splitlines()) + 1,
-     col=0, msg=r"never closed")
+     col=2, msg=r"opened on line \d+ is never closed")
 case(name="very_long_field", exit=1, registry=reg_with({(OS_ROW, "notes"): "x" * 5000}),
      line=LINE[OS_ROW], col=COL["notes"], msg=r"5000 characters")
 case(name="huge_field_beyond_csv_limit", exit=1, registry=reg_with({(OS_ROW, "notes"): "y" * 200_000}),
@@ -292,6 +292,13 @@ case(name="utf16_with_bom", exit=0, registry=REG_TEXT.encode("utf-16"), warn=r"U
 case(name="spreadsheet_formula_in_text", exit=0,
      registry=reg_with({(OS_ROW, "notes"): '=HYPERLINK("http://evil.example","click")'}),
      warn=rf":{LINE[OS_ROW]}:{COL['notes']}: warning: \[notes\] text starts with '='")
+# Non-ASCII digits (issue #11 item 3): read as 0-9, with the warning every accepted quirk gets.
+case(name="full_width_digits", exit=0, registry=reg_with({(OS_ROW, "estimate"): "１.０１"}),
+     warn=rf":{LINE[OS_ROW]}:{COL['estimate']}: warning: \[estimate\] 1 number\(s\) written with non-ASCII digits")
+case(name="arabic_indic_digits", exit=0, registry=reg_with({(OS_ROW, "ci_upper"): "١.٢٠"}),
+     warn=rf":{LINE[OS_ROW]}:{COL['ci_upper']}: warning: \[ci_upper\] 1 number\(s\) written with non-ASCII digits")
+case(name="underscore_in_number", exit=1, registry=reg_with({(OS_ROW, "estimate"): "1_01"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"'1_01' is not a number")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
@@ -560,7 +567,22 @@ def test_missing_inputs(tmp_path, good_build, capsys):
     ("yi,sei\n-0.22,0.1\n0.01,0\n", 3, 2, "sei must be > 0"),
     ("yi,vi\n-0.22,0.0139\nnan,0.01\n", 3, 1, "yi must be finite"),
     ("yi,vi\n-0.22,0.0139\n=1+1,0.01\n", 3, 1, "yi is not a number"),
-], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula"])
+    # issue #11 item 4: the registry's strict reader and number parser
+    ("yi,vi,yi\n-0.22,0.0139,1\n0.01,0.02,2\n", 1, 3, "column 'yi' appears twice (also column 1)"),
+    ("yi,vi,sei\n-0.22,0.0139,0.1179\n0.01,0.02,0.2\n", 3, 3, "sei² = 0.04 disagrees with vi = 0.02"),
+    ("yi,vi\n-0.22,0.0139\n0.01,\"0.02\n0.1,0.03\n", 3, 2, "quoted field opened on line 3 is never closed"),
+    ('study,yi,vi\n"two\nlines",-0.22,0.0139\n"b,0.01,0.02\n', 4, 1, "quoted field opened on line 4 is never closed"),
+    ("yi,vi\n-0.22,0.0139\n-0_2,0.02\n", 3, 1, "yi is not a number: '-0_2'"),
+    ("yi,vi\n-0.22,0.0139\n0.1,abc\n", 3, 2, "vi is not a number: 'abc'"),
+    # issue #11 item 6: extremes refused at their cell (the sums of the estimators would overflow)
+    ("yi,vi\n1e300,0.01\n-1e300,0.02\n0.1,0.03\n", 2, 1, "yi = 1e300 is beyond"),
+    ("yi,vi\n0.1,1e-300\n0.2,0.02\n0.3,0.03\n", 2, 2, "vi = 1e-300 is outside"),
+    ("yi,sei\n0.1,1e-160\n0.2,0.02\n", 2, 2, "sei = 1e-160 is outside"),
+    ("yi,vi\n0.1,0.01\n0.2," + "1" * 200_000 + "\n", 3, 0, "a field longer than"),
+    ("yi,vi\n0.1,0.01\n0.2," + "1" * 5000 + "\n", 3, 2, "vi: cell is 5000 characters long"),
+], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula", "duplicate_column", "vi_sei_disagree",
+        "unclosed_quote", "unclosed_quote_after_multiline_field", "underscore_digits", "vi_text",
+        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters"])
 def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     p = tmp_path / "effects.csv"
     p.write_text(content, encoding="utf-8")
@@ -569,6 +591,26 @@ def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     assert code == 1
     assert "Traceback" not in err
     assert re.search(rf"^{re.escape(str(p))}:{line}:{col}: error: .*{re.escape(msg)}", err, re.M), err
+    assert "Warning" not in err
+
+
+@pytest.mark.parametrize("content,warn", [
+    ("yi,vi,sei\n-0.22,0.0139,0.11789826\n0.01,0.02,0.14142136\n", None),   # agree to 1e-6
+    ("yi,vi\n-0.22,0.0139\n０.０１,0.02\n", r":3:1: warning: \[yi\] 1 number\(s\) written with non-ASCII digits"),
+    ("yi,vi\n-0.22,0.0139\n0.01,٠.٠٢\n", r":3:2: warning: \[vi\] 1 number\(s\) written with non-ASCII digits"),
+    ("yi;vi\n-0,22;0,0139\n0,01;0,02\n", r":2:1: warning: \[yi\] 4 number\(s\) written with a decimal comma"),
+], ids=["vi_sei_agree", "full_width_digits", "arabic_indic_digits", "decimal_comma"])
+def test_pool_accepted_quirks_are_warned(content, warn, tmp_path, capsys):
+    p = tmp_path / "effects.csv"
+    p.write_text(content, encoding="utf-8")
+    code = main(["pool", str(p), "--format", "json"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert json.loads(cap.out)["k"] == 2
+    if warn:
+        assert re.search(re.escape(str(p)) + warn, cap.err), cap.err
+    else:
+        assert cap.err == ""
 
 
 # --- hostile --out: never destroy what is not a previous report build -----------------------------
