@@ -364,3 +364,20 @@ DESIGNS: tuple[str, ...] = ("RCT", "RCT post hoc subgroup", "RCT prespecified su
                             "single-arm")
 #: Registry ``status`` values: the evidence rule of trials/README.md.
 STATUSES: tuple[str, ...] = ("confirmed", "unconfirmed", "missing")
+
+# --- plausibility of extracted numbers (the registry's rules; trials/README.md) ------------------
+#: Ratio estimates (HR, OR, RR) outside this range are warned about: a percentage or a count
+#: entered as a ratio (an HR written as "17.7" for a 17.7% reduction) is the usual cause.
+RATIO_PLAUSIBLE: tuple[float, float] = (1e-3, 1e3)
+#: Ratio estimates and CI bounds outside this range are errors: no published ratio is that far
+#: from 1, and the analysis scale (log) would reach exp() overflow in prediction intervals.
+RATIO_LIMITS: tuple[float, float] = (1e-6, 1e6)
+#: Smallest CI width on the analysis scale (log for ratios), relative to max(1, |bound|): narrower
+#: CIs carry more digits than any publication prints and make the inverse-variance weights
+#: degenerate (1/vi beyond 1e12 next to ordinary studies).
+MIN_CI_WIDTH = 1e-6
+#: Longest plausible median follow-up in months (50 years); larger values are errors (Excel date
+#: serials such as 44927 = 2023-01-01 are the usual cause).
+MAX_FOLLOWUP_MONTHS = 600
+#: Excel's serial day numbers of the years 1950-2100 (a date-formatted cell read as a number).
+EXCEL_SERIAL_RANGE: tuple[int, int] = (18264, 73051)
