@@ -30,7 +30,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from . import _dist
-from .vocab import DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, TWO_BY_TWO_MEASURES
+from .vocab import (DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, RATIO_LIMITS,
+                    RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
 #: conv.wald's ``cifac``: allowed distance of the estimate from the CI midpoint, as a
 #: fraction of the CI width on the analysis scale (metafor R/conv.wald.r).
@@ -491,8 +492,10 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
     """Check point estimates against their CIs (rows with any NaN among the three are skipped
     except for the checks that need only some of them).
 
-    Errors: non-positive ratio estimate or bound (``nonpositive``), ``lower >= upper``
-    (``ci_order``), estimate outside the CI (``outside_ci``). Warning: estimate off the CI
+    Errors: non-positive ratio estimate or bound (``nonpositive``), a ratio or bound outside
+    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), ``lower >= upper`` (``ci_order``), estimate outside the CI
+    (``outside_ci``). Warnings: a ratio outside :data:`vocab.RATIO_PLAUSIBLE`
+    (``ratio_implausible``); estimate off the CI
     midpoint on the analysis scale by more than 10% of the CI width (``not_centred``;
     metafor ``conv.wald(check=TRUE)``, R/conv.wald.r, ``cifac = 0.1``).
 
@@ -526,6 +529,8 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                                               f"{m} {name.replace('_', ' ')} {_fmt(v)} is not positive",
                                               "ratio measures are > 0; is this a log value or a difference?"))
                     bad = True
+        if ratio and not bad:
+            bad = _ratio_plausibility(i, m, e, l, u, issues)
         if bad or math.isnan(l) or math.isnan(u):
             continue
         if l >= u:
@@ -550,6 +555,24 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                                       f"on the {scale}: off by {off:.0%} of the CI width (> {CENTRE_TOLERANCE:.0%})",
                                       "a typo, or a CI that is not Wald-type on this scale (metafor conv.wald check)"))
     return issues
+
+
+def _ratio_plausibility(i: int, m: str, e: float, lo: float, hi: float, issues: list) -> bool:
+    """Append the plausibility issues of a positive ratio and its CI (:data:`vocab.RATIO_LIMITS`
+    errors, :data:`vocab.RATIO_PLAUSIBLE` warning); True when one is an error."""
+    bad = False
+    for name, v in (("estimate", e), ("ci_lower", lo), ("ci_upper", hi)):
+        if not math.isnan(v) and not RATIO_LIMITS[0] <= v <= RATIO_LIMITS[1]:
+            issues.append(EffectIssue(i, "ratio_limits", "error", name,
+                                      f"{m} {name.replace('_', ' ')} {_fmt(v)} is outside {RATIO_LIMITS[0]:g} to "
+                                      f"{RATIO_LIMITS[1]:g}: not a ratio any study reports",
+                                      "enter the ratio itself (0.82), not a log, a percentage or a count"))
+            bad = True
+    if not bad and not math.isnan(e) and not RATIO_PLAUSIBLE[0] <= e <= RATIO_PLAUSIBLE[1]:
+        issues.append(EffectIssue(i, "ratio_implausible", "warning", "estimate",
+                                  f"{m} {_fmt(e)} is outside {RATIO_PLAUSIBLE[0]:g} to {RATIO_PLAUSIBLE[1]:g}",
+                                  "a percentage reduction (17.7 for 17.7%) or a count entered as a ratio?"))
+    return bad
 
 
 def _z_of_p(p2):

@@ -32,6 +32,7 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import math
@@ -48,7 +49,7 @@ from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import (DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, Table, identity_key, is_plain_number, lookalike_character, norm_header,
                     parse_number, read_table)
-from .vocab import EFFECT_MEASURES, as_level
+from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, RATIO_MEASURES, as_level
 
 __all__ = [
     "Registry",
@@ -220,6 +221,24 @@ def _number_hint(s: str, decimal_comma: bool) -> str:
     if s.lower() in ("nan", "inf", "-inf", "infinity", "na", "n/a", "nr", "-", "none"):
         return "leave the cell empty when the value is unknown"
     return "a plain number such as 0.82 or 1.5E-05"
+
+_DIRECTION_RE = re.compile(r"^\s*(?P<measure>[A-Za-z]+)\s*(?P<op><=|>=|<|>|≤|≥)\s*(?P<null>[0-9.]+)\s+"
+                           r"favou?rs?\s+(?P<arm>.+?)(?:\s+(?:over|versus|vs\.?)\s+.+)?\s*$", re.IGNORECASE)
+_ARM_WORDS = {"intervention": "intervention", "experimental": "intervention", "treatment": "intervention",
+              "control": "comparator", "comparator": "comparator"}
+_FILLER_WORDS = {"+", "and", "with", "the", "arm", "group", "plus"}
+
+
+def _arm_named(favoured: str, intervention: str, comparator: str) -> str | None:
+    """``"intervention"`` or ``"comparator"``: the arm whose name holds every word of ``favoured``
+    (or a generic word such as 'control'); None when neither or both do."""
+    words = set(identity_key(favoured).split()) - _FILLER_WORDS
+    if len(words) == 1 and next(iter(words)) in _ARM_WORDS:
+        return _ARM_WORDS[next(iter(words))]
+    hits = [arm for arm, name in (("intervention", intervention), ("comparator", comparator))
+            if words and words <= set(identity_key(name).split())]
+    return hits[0] if len(hits) == 1 else None
+
 
 # --- the validator -----------------------------------------------------------------------
 
@@ -500,6 +519,7 @@ class _Checker:
             self._row_rules(r, row_ids | trial_ids)
         self._pooling_rule()
         self._one_trial_one_identity()
+        self._directions()
 
     def _one_trial_one_identity(self) -> None:
         """Rows with one NCT id are one trial: a second ``trial_id`` for it is an error unless the
@@ -523,6 +543,56 @@ class _Checker:
                         f"use trial_id {o['trial_id']!r} and patient_set {o['patient_set']!r} for every report of "
                         "this trial, link the rows with parent_row_id, or correct the NCT id")
             trials.setdefault(tkey, []).append(r)
+
+    def _directions(self) -> None:
+        """``direction`` of effect rows: it must name the row's measure, its null value (1 for
+        ratios, 0 for differences) and an arm; rows of one endpoint must agree on which arm a
+        value below the null favours (pooled together, a row oriented the other way would count
+        against its own result). Free text for PROP, GMR and PVAL rows (nothing is pooled)."""
+        first: dict[tuple, tuple[int, str]] = {}
+        for r, row in enumerate(self.rows):
+            m = row.get("measure")
+            if m not in EFFECT_MEASURES or not self.present(r, "direction") or not self.present(r, "endpoint"):
+                continue
+            side = self._direction_side(r, m)
+            if side is None:
+                continue
+            key = (row["endpoint"], identity_key(row.get("endpoint_detail") or "") if row["endpoint"] == "OTHER" else "")
+            o, o_side = first.setdefault(key, (r, side))
+            if o_side != side:
+                null = 1 if m in RATIO_MEASURES else 0
+                self.at(r, "direction", "error",
+                        f"direction says a {m} below {null} favours the {side}, but row {self.rows[o]['row_id']!r} "
+                        f"(line {self.lines[o]}) of endpoint {row['endpoint']} says the {o_side}: pooled together, "
+                        "one of them would count in the wrong direction",
+                        "re-orient this row (1/ratio with the CI bounds swapped, or the difference negated) "
+                        "and its direction, or correct the direction")
+
+    def _direction_side(self, r: int, m: str) -> str | None:
+        """Which arm (``"intervention"`` or ``"comparator"``) a value below the null favours, by
+        the row's ``direction``; None with the error reported when it cannot be read."""
+        row = self.rows[r]
+        null = 1 if m in RATIO_MEASURES else 0
+        example = f"e.g. '{m} < {null} favours {row.get('intervention') or 'the intervention'}'"
+        d = _DIRECTION_RE.match(row["direction"])
+        if d is None:
+            self.at(r, "direction", "error", f"direction {row['direction']!r} does not say which arm a {m} below "
+                    f"{null} favours", example)
+        elif d["measure"].upper() != m:
+            self.at(r, "direction", "error", f"direction speaks of {d['measure']} but the row's measure is {m}", example)
+        elif parse_number(d["null"])[0] != null:
+            self.at(r, "direction", "error", f"direction compares the {m} with {d['null']}, not with its null value "
+                    f"{null}", example)
+        else:
+            arm = _arm_named(d["arm"], row.get("intervention") or "", row.get("comparator") or "")
+            if arm is None:
+                self.at(r, "direction", "error", f"direction favours {d['arm']!r}, which names neither the "
+                        f"intervention ({row.get('intervention')!r}) nor the comparator ({row.get('comparator')!r})",
+                        example)
+                return None
+            below = d["op"] in ("<", "<=", "≤")
+            return arm if below else ("comparator" if arm == "intervention" else "intervention")
+        return None
 
     def _linked(self, r: int, o: int) -> bool:
         """Rows ``r`` and ``o`` are declared the same patients (patient_set or parent_row_id)."""
@@ -737,9 +807,21 @@ def _schema_range_error(f: SchemaField, v: float, s: str) -> tuple[str, str] | N
     if f.exclusive_minimum is not None and v <= f.exclusive_minimum:
         return f"{s} must be greater than {f.exclusive_minimum:g}", ""
     if f.exclusive_maximum is not None and v >= f.exclusive_maximum:
-        return (f"{s} must be less than {f.exclusive_maximum:g}",
-                "ci_level is in percent: 95 for a 95% CI" if f.name == "ci_level" else "")
+        return f"{s} must be less than {f.exclusive_maximum:g}", _above_maximum_hint(f.name, v)
     return None
+
+
+def _above_maximum_hint(name: str, v: float) -> str:
+    """Why a value is too large, when the column has a usual cause (percent, a date cell)."""
+    if name == "ci_level":
+        return "ci_level is in percent: 95 for a 95% CI"
+    if name == "followup_months" and v == int(v) and EXCEL_SERIAL_RANGE[0] <= v <= EXCEL_SERIAL_RANGE[1]:
+        day = datetime.date(1899, 12, 30) + datetime.timedelta(days=int(v))
+        return (f"{v:g} is the Excel date serial of {day.isoformat()}: the cell was formatted as a date; "
+                "format it as a number and enter the follow-up in months")
+    if name == "followup_months":
+        return "follow-up is in months: years x 12 (and say so in notes)"
+    return ""
 
 
 def _is_level(percent: float) -> bool:

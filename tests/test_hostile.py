@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -299,6 +300,35 @@ case(name="arabic_indic_digits", exit=0, registry=reg_with({(OS_ROW, "ci_upper")
      warn=rf":{LINE[OS_ROW]}:{COL['ci_upper']}: warning: \[ci_upper\] 1 number\(s\) written with non-ASCII digits")
 case(name="underscore_in_number", exit=1, registry=reg_with({(OS_ROW, "estimate"): "1_01"}),
      line=LINE[OS_ROW], col=COL["estimate"], msg=r"'1_01' is not a number")
+# direction (issue #11 item 3): read, checked against the measure, the arms and the endpoint's other rows
+case(name="direction_favours_the_comparator", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 1 favours placebo"}),
+     line=LINE[OS_ROW], col=COL["direction"],
+     msg=r"a HR below 1 favours the comparator, but row 'ABCSG18-OS-2022' \(line \d+\) of endpoint OS says the intervention")
+case(name="direction_other_measure", exit=1, registry=reg_with({(OS_ROW, "direction"): "OR < 1 favours denosumab"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"direction speaks of OR but the row's measure is HR")
+case(name="direction_wrong_null", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 0 favours denosumab"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"not with its null value 1")
+case(name="direction_unreadable", exit=1, registry=reg_with({(OS_ROW, "direction"): "lower is better"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"does not say which arm a HR below 1 favours")
+case(name="direction_names_no_arm", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 1 favours zoledronic acid"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"names neither the intervention \('denosumab'\) nor the comparator")
+case(name="direction_said_the_other_way", exit=0,
+     registry=reg_with({(OS_ROW, "direction"): "HR > 1 favours placebo"}))
+# plausibility (issue #11 item 3): counts, follow-up, ratios
+case(name="n_int_zero", exit=1, registry=reg_with({(OS_ROW, "n_int"): "0"}),
+     line=LINE[OS_ROW], col=COL["n_int"], msg=r"0 is below the minimum 1")
+case(name="followup_excel_date_serial", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "44927"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"44927 must be less than 600.*Excel date serial of 2023-01-01")
+case(name="followup_zero", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "0"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"must be greater than 0")
+case(name="followup_in_days", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "2190"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"must be less than 600.*in months")
+case(name="hr_entered_as_percentage", exit=0,
+     registry=reg_with({(OS_ROW, "estimate"): "1777", (OS_ROW, "ci_lower"): "1500", (OS_ROW, "ci_upper"): "2100"}),
+     same_numbers=False, warn=rf":{LINE[OS_ROW]}:{COL['estimate']}: warning: \[estimate\] HR 1777 is outside 0.001 to 1000")
+case(name="hr_near_1e300", exit=1,
+     registry=reg_with({(OS_ROW, "estimate"): "1e300", (OS_ROW, "ci_lower"): "1e299", (OS_ROW, "ci_upper"): "1e301"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"HR estimate 1e\+300 is outside 1e-06 to 1e\+06")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
@@ -313,7 +343,8 @@ def _or_row_left_out(out: Path) -> None:
     assert OS_ROW in left and "OR" in left[OS_ROW], left
 
 
-case(name="measure_changed_to_or_is_left_out", exit=0, registry=reg_with({(OS_ROW, "measure"): "OR"}),
+case(name="measure_changed_to_or_is_left_out", exit=0,
+     registry=reg_with({(OS_ROW, "measure"): "OR", (OS_ROW, "direction"): "OR < 1 favours denosumab"}),
      same_numbers=False, check=_or_row_left_out)
 
 # --- identity (issue #11 item 2): spellings that must not make one trial two ------------------
@@ -375,7 +406,7 @@ _p, _l = plan_replace_in(
     '{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }, { row = "ZASOLID-SRE-2011"')
 case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
-_reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR"})
+_reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR", ("SPLENDOUR-OS-2020", "direction"): "OR < 1 favours denosumab"})
 _p, _l = plan_insert_after("os-placebo", "subgroup", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }]')
 case(name="plan_mixing_measures", exit=1, registry=_reg_or, plan=_p, where="plan", line=_l, col=None,
      msg=r"mix measures")
@@ -481,10 +512,13 @@ def test_report(c: Case, tmp_path, good_build, good_numbers, capsys):
     out = fresh_out(good_build, tmp_path)
     before = snapshot(out)
     capsys.readouterr()
-    code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)])
+    with warnings.catch_warnings(record=True) as caught:   # numpy warnings would reach the console
+        warnings.simplefilter("always")
+        code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)])
     cap = capsys.readouterr()
     err = cap.err
     assert "Traceback" not in err and "Traceback" not in cap.out
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     assert code == c.exit, f"exit {code}, expected {c.exit}; stderr:\n{err}"
     if c.exit != 0:
         assert snapshot(out) == before, "a failed build changed OUT or left files beside it"
@@ -586,7 +620,10 @@ def test_missing_inputs(tmp_path, good_build, capsys):
 def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     p = tmp_path / "effects.csv"
     p.write_text(content, encoding="utf-8")
-    code = main(["pool", str(p)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["pool", str(p)])
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" not in err
