@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from . import _dist
-from .vocab import (DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, RATIO_LIMITS,
+from .vocab import (DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH, RATIO_LIMITS,
                     RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
 #: conv.wald's ``cifac``: allowed distance of the estimate from the CI midpoint, as a
@@ -493,7 +493,8 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
     except for the checks that need only some of them).
 
     Errors: non-positive ratio estimate or bound (``nonpositive``), a ratio or bound outside
-    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), ``lower >= upper`` (``ci_order``), estimate outside the CI
+    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), ``lower >= upper`` (``ci_order``), a CI
+    narrower than :data:`vocab.MIN_CI_WIDTH` (``ci_too_narrow``), estimate outside the CI
     (``outside_ci``). Warnings: a ratio outside :data:`vocab.RATIO_PLAUSIBLE`
     (``ratio_implausible``); estimate off the CI
     midpoint on the analysis scale by more than 10% of the CI width (``not_centred``;
@@ -538,6 +539,12 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                                       f"CI lower bound {_fmt(l)} is not below the upper bound {_fmt(u)}",
                                       "swap ci_lower and ci_upper?" if l > u else "a CI of zero width cannot give a standard error"))
             continue
+        if _too_narrow(l, u, ratio):
+            issues.append(EffectIssue(i, "ci_too_narrow", "error", "ci_lower",
+                                      f"CI ({_fmt(l)}, {_fmt(u)}) is narrower than {MIN_CI_WIDTH:g} of its bounds "
+                                      f"on the {'log' if ratio else 'natural'} scale: no publication prints such digits",
+                                      "check the bounds against the source (a typo, or the estimate copied into a bound?)"))
+            continue
         if math.isnan(e):
             continue
         if not l <= e <= u:
@@ -573,6 +580,14 @@ def _ratio_plausibility(i: int, m: str, e: float, lo: float, hi: float, issues: 
                                   f"{m} {_fmt(e)} is outside {RATIO_PLAUSIBLE[0]:g} to {RATIO_PLAUSIBLE[1]:g}",
                                   "a percentage reduction (17.7 for 17.7%) or a count entered as a ratio?"))
     return bad
+
+
+def _too_narrow(lo: float, hi: float, ratio: bool) -> bool:
+    """The CI is narrower than :data:`vocab.MIN_CI_WIDTH` (log scale for ratios, else relative
+    to max(1, |bound|))."""
+    if ratio:
+        return math.log(hi) - math.log(lo) < MIN_CI_WIDTH
+    return hi - lo < MIN_CI_WIDTH * max(1.0, abs(lo), abs(hi))
 
 
 def _z_of_p(p2):

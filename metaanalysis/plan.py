@@ -792,6 +792,39 @@ class _Checker:
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+#: Deepest nesting of arrays / inline tables accepted (the plan needs 2: a list of inline tables);
+#: Python's TOML parser recurses once per level and fails with RecursionError near 1000.
+MAX_TOML_DEPTH = 16
+
+
+def _nesting_too_deep(text: str, limit: int = MAX_TOML_DEPTH) -> tuple[int, int] | None:
+    """(line, column) of the first ``[`` or ``{`` nested deeper than ``limit``, outside strings and
+    comments; None when the text stays within it (a scan before parsing, so it cannot recurse)."""
+    depth, quote, line, line_start, i = 0, "", 1, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote in ('"', '"""'):
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote) - 1
+        elif ch == "#":
+            while i + 1 < len(text) and text[i + 1] != "\n":
+                i += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line, i - line_start + 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        if ch == "\n":
+            line, line_start = line + 1, i + 1
+        i += 1
+    return None
 
 
 def _read(path: str | Path) -> tuple[bytes | None, list[Problem]]:
@@ -814,6 +847,10 @@ def _check(path: str | Path, registry) -> tuple[list[Problem], tuple | None, str
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         return [Problem(shown, line, col, "error", "the plan is not UTF-8 text",
                         "save it as UTF-8")], None, sha
+    deep = _nesting_too_deep(text)
+    if deep:
+        return [Problem(shown, *deep, "error", f"arrays or tables nested more than {MAX_TOML_DEPTH} levels deep",
+                        "a plan nests at most a list of inline tables: include = [{ row = ..., reason = ... }]")], None, sha
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -329,6 +329,10 @@ case(name="hr_entered_as_percentage", exit=0,
 case(name="hr_near_1e300", exit=1,
      registry=reg_with({(OS_ROW, "estimate"): "1e300", (OS_ROW, "ci_lower"): "1e299", (OS_ROW, "ci_upper"): "1e301"}),
      line=LINE[OS_ROW], col=COL["estimate"], msg=r"HR estimate 1e\+300 is outside 1e-06 to 1e\+06")
+# numerics (issue #11 item 6): a CI of width 1e-10 gave numpy RuntimeWarnings on the console
+case(name="ci_width_1e-10", exit=1,
+     registry=reg_with({(OS_ROW, "ci_lower"): "1.00999999995", (OS_ROW, "ci_upper"): "1.01000000005"}),
+     line=LINE[OS_ROW], col=COL["ci_lower"], msg=r"narrower than 1e-06")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
@@ -440,6 +444,14 @@ case(name="plan_empty", exit=1, plan="", where="plan", line=1, col=0, msg=r"no \
 case(name="plan_not_utf8", exit=1, plan=PLAN_TEXT.encode("utf-8").replace(b"Whole-trial", b"Whole\xff-trial", 1),
      where="plan", line=plan_line(PLAN_TEXT, "Whole-trial")[0], col=plan_line(PLAN_TEXT, "Whole-trial")[1] + 5,
      msg=r"not UTF-8")
+# issue #11 item 6: nesting that made Python's TOML parser recurse to death (exit 3)
+_deep_line = len(PLAN_TEXT.splitlines()) + 2
+case(name="plan_nested_3000_deep", exit=1, plan=PLAN_TEXT + "\nx = " + "[" * 3000 + "]" * 3000 + "\n", where="plan",
+     line=_deep_line, col=5 + 16, msg=r"nested more than 16 levels deep")
+case(name="plan_inline_tables_3000_deep", exit=1, plan=PLAN_TEXT + "\nx = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+     where="plan", line=_deep_line, col=5 + 16 * 5, msg=r"nested more than 16 levels deep")
+case(name="plan_brackets_inside_strings_are_not_nesting", exit=0,
+     plan=PLAN_TEXT.replace('title = "', 'title = "' + "[" * 40 + "{" * 40 + " ", 1))
 case(name="plan_bom_crlf", exit=0, plan=b"\xef\xbb\xbf" + PLAN_TEXT.replace("\n", "\r\n").encode("utf-8"))
 
 
