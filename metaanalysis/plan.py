@@ -64,6 +64,9 @@ _CODES = {"method": (canonical_method, METHODS), "test": (canonical_test, TESTS)
           "pi": (canonical_pi, PREDICTION_INTERVALS)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED_IDS = {"index", "results", "readme", "style"}
+#: Device names Windows reserves in every directory, with any extension ("con.html" opens the console).
+_NOT_IDS = "not index, results, nor a Windows device name (con, aux, nul, prn, com1, lpt1, ...)"
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
 _DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours")
@@ -440,17 +443,14 @@ class _Checker:
             self.err(here, "[[analysis]] must be a table")
             return None
         self.keys(t, _ANALYSIS_KEYS, path, "[[analysis]]")
-        aid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-', e.g. \"os-placebo\"; "
-                              "not index or results", "ids name the report files and must be unique")
+        aid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-', e.g. \"os-placebo\"; " + _NOT_IDS,
+                              "ids name the report files and must be unique")
         name = aid or f"analysis #{i + 1}"
         what = f"analysis {name!r}" if aid else name
         title = self.string(t, "title", path, what)
         endpoint = self.endpoint(t, path, what)
         measure = self.measure(t, path, what)
-        desc = t.get("description", "")
-        if not isinstance(desc, str):
-            self.err(self.loc.at(*path, "description"), "description must be a string")
-            desc = ""
+        desc = self.optional_text(t, "description", path, "")
         settings = self.settings(t, path, defaults)
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
@@ -481,13 +481,23 @@ class _Checker:
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
         )
 
+    def optional_text(self, t: dict, key: str, path: tuple, default: str) -> str:
+        """An optional string key (``title``, ``description``): ``default`` when absent; any
+        other type is an error at the key (``title = 5`` is never silently replaced)."""
+        v = t.get(key, default)
+        if not isinstance(v, str):
+            self.err(self.loc.at(*path, key), f"{key} must be a string in double quotes, not {type(v).__name__} {v!r}",
+                     f'e.g. {key} = "{v}"')
+            return default
+        return v
+
     def identifier(self, t: dict, path: tuple, seen: dict, line: int, usable: str, unique: str = "") -> str | None:
         """The ``id`` of an [[analysis]] or [[narrative]]: a usable, unique file name."""
         what = f"{path[0]} #{path[1] + 1}"
         tid = self.string(t, "id", path, what)
         if tid is None:
             return None
-        if not _SLUG.match(tid) or tid in _RESERVED_IDS:
+        if not _SLUG.match(tid) or tid in _RESERVED_IDS or tid.split(".")[0].casefold() in _WINDOWS_DEVICES:
             self.err(self.loc.at(*path, "id"), f"id {tid!r} is not a usable file name", usable)
         elif tid in seen:
             self.err(self.loc.at(*path, "id"), f"duplicate id {tid!r} (also on line {seen[tid]})", unique)
@@ -685,7 +695,7 @@ class _Checker:
             self.err(here, "[[narrative]] must be a table")
             return None
         self.keys(t, _NARRATIVE_KEYS, path, "[[narrative]]")
-        nid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-'; not index or results")
+        nid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-'; " + _NOT_IDS)
         title = self.string(t, "title", path, nid or f"narrative #{i + 1}")
         reason = self.string(t, "reason", path, nid or f"narrative #{i + 1}")
         text = t.get("text", "")
@@ -784,11 +794,8 @@ class _Checker:
                 narratives.append(n)
         if not al and not nl:
             self.err((1, 0), "the plan has no [[analysis]] and no [[narrative]]")
-        title = doc.get("title", "Evidence reports")
-        desc = doc.get("description", "")
-        return (str(title) if isinstance(title, str) else "Evidence reports",
-                str(desc) if isinstance(desc, str) else "", Settings(**defaults),
-                tuple(analyses), tuple(narratives))
+        return (self.optional_text(doc, "title", (), "Evidence reports"), self.optional_text(doc, "description", (), ""),
+                Settings(**defaults), tuple(analyses), tuple(narratives))
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")

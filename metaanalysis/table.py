@@ -14,6 +14,7 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
   match the known column names) and read with a warning. With ``;`` numbers may use a
   decimal comma (:func:`parse_number` with ``decimal_comma=Table.decimal_comma``).
 - Blank lines and lines of only separators (also trailing ones) are dropped.
+- An Excel ``sep=;`` first line is skipped with a warning, and names the separator.
 
 Lines are 1-based physical lines as an editor shows them (the header is line 1; a quoted
 field spanning lines counts every line); columns are 1-based field numbers (0 = the whole
@@ -332,6 +333,22 @@ def _unclosed_quote(text: str, start: int, delimiter: str) -> tuple[int, int]:
     return opened
 
 
+_SEP_LINE_RE = re.compile(r"^sep=(.)?\r?$")
+
+
+def _excel_sep_line(text: str, sink: ProblemSink) -> tuple[str, str | None]:
+    """Excel's ``sep=;`` first line (written by some exports to name the separator): blanked (line
+    numbers stay those of the file) with one warning; -> (text, the separator it names or None)."""
+    first, nl, rest = text.partition("\n")
+    m = _SEP_LINE_RE.match(first.lstrip("\ufeff"))
+    if not m:
+        return text, None
+    sep = m.group(1) if m.group(1) in (",", ";", "\t") else None
+    sink.warning(1, 0, f"line 1 is Excel's {first.strip()!r} line, not the header; skipped",
+                 "delete the first line (the header must be line 1)")
+    return nl + rest, sep
+
+
 def _column_at(text: str, line: int, char: int, d: str) -> int:
     lines = text.splitlines()
     if line - 1 >= len(lines):
@@ -370,7 +387,8 @@ def read_table(path: str | Path, known_columns: Iterable[str], *,
     if not text.strip():
         sink.error(1, 0, "the file is empty", "the first line must be the header: " + ",".join(known[:4]) + ",...")
         return Table(shown, raw, problems=tuple(sink.items))
-    d = _detect_delimiter(text, known)
+    text, d = _excel_sep_line(text, sink)
+    d = d or _detect_delimiter(text, known)
     records = _records(text, d, sink)
     if records is None:
         return Table(shown, raw, d, problems=tuple(sink.items))

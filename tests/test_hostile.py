@@ -333,6 +333,11 @@ case(name="hr_near_1e300", exit=1,
 case(name="ci_width_1e-10", exit=1,
      registry=reg_with({(OS_ROW, "ci_lower"): "1.00999999995", (OS_ROW, "ci_upper"): "1.01000000005"}),
      line=LINE[OS_ROW], col=COL["ci_lower"], msg=r"narrower than 1e-06")
+# Excel's "sep=," first line (issue #11 item 7): skipped with one warning (it gave 41 problems)
+case(name="excel_sep_line", exit=0, registry="sep=,\n" + REG_TEXT,
+     warn=r":1:0: warning: line 1 is Excel's 'sep=,' line, not the header; skipped \(delete the first line")
+case(name="excel_sep_line_semicolon", exit=0, registry="sep=;\r\n" + render(HEADER, ROWS, delimiter=";", eol="\r\n"),
+     warn=r":1:0: warning: line 1 is Excel's 'sep=;' line")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
@@ -452,6 +457,15 @@ case(name="plan_inline_tables_3000_deep", exit=1, plan=PLAN_TEXT + "\nx = " + "{
      where="plan", line=_deep_line, col=5 + 16 * 5, msg=r"nested more than 16 levels deep")
 case(name="plan_brackets_inside_strings_are_not_nesting", exit=0,
      plan=PLAN_TEXT.replace('title = "', 'title = "' + "[" * 40 + "{" * 40 + " ", 1))
+# issue #11 item 7: Windows device names as ids, typed keys
+for _dev in ("con", "aux", "nul", "prn", "com1", "lpt9"):
+    _p, _l = plan_replace_in("ttbm", 'id = "ttbm"', f'id = "{_dev}"')
+    case(name=f"plan_windows_device_id_{_dev}", exit=1, plan=_p, where="plan", line=_l, col=None,
+         msg=rf"id '{_dev}' is not a usable file name")
+_l = plan_line(PLAN_TEXT, 'title = "Denosumab in oncology')[0]
+case(name="plan_title_is_a_number", exit=1, plan=PLAN_TEXT.replace('title = "Denosumab in oncology: evidence reports"',
+                                                                    "title = 5", 1),
+     where="plan", line=_l, col=None, msg=r"title must be a string in double quotes, not int 5")
 case(name="plan_bom_crlf", exit=0, plan=b"\xef\xbb\xbf" + PLAN_TEXT.replace("\n", "\r\n").encode("utf-8"))
 
 
@@ -805,3 +819,28 @@ def test_batch_refuses_inputs_inside_out(way, tmp_path, capsys):
     assert re.search(r"^metaanalysis batch: usage error: .*: lies inside .*, which this batch replaces", err, re.M), err
     assert str(src) in err
     assert _tree(tmp_path) == before
+
+
+# --- issue #11 item 7: a full disk names the path ------------------------------------------------
+
+def test_disk_full_names_the_path(tmp_path, good_build, monkeypatch, capsys):
+    import errno
+
+    out = fresh_out(good_build, tmp_path)
+    before = snapshot(out)
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.name == "index.html":
+            raise OSError(errno.ENOSPC, "No space left on device")   # as write() raises it: no file name
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^metaanalysis: error: {re.escape(str(out.parent))}/\.reports\.build-\w+/index\.html: "
+                     r"No space left on device \(nothing was replaced", err, re.M), err
+    assert "error::" not in err
+    assert snapshot(out) == before

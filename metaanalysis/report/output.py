@@ -169,6 +169,17 @@ def _recover(out: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Write a file; an OSError without a file name (a full disk fails in write(), not open())
+    gets this path, so the message says where."""
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+
+
 def write_tree_atomic(files: dict[str, bytes], out: Path) -> None:
     """Write ``files`` (name -> bytes) as directory ``out``, replacing it atomically.
 
@@ -188,8 +199,8 @@ def write_tree_atomic(files: dict[str, bytes], out: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
         try:
             for name, data in sorted(files.items()):
-                (tmp / name).write_bytes(data)
-            (tmp / MARKER).write_text(_marker_text(files), encoding="utf-8")
+                _write(tmp / name, data)
+            _write(tmp / MARKER, _marker_text(files).encode("utf-8"))
             for keep in KEEP:
                 src = out / keep
                 if src.is_file() and keep not in files:
