@@ -381,3 +381,9 @@ MIN_CI_WIDTH = 1e-6
 MAX_FOLLOWUP_MONTHS = 600
 #: Excel's serial day numbers of the years 1950-2100 (a date-formatted cell read as a number).
 EXCEL_SERIAL_RANGE: tuple[int, int] = (18264, 73051)
+#: Most studies an analysis may have for the sensitivity analyses that refit it once per study
+#: ("leave-one-out", "cumulative"): their results hold k fits of up to k studies, so memory and
+#: the JSON grow with k² (k = 1500 needed 2.4 GB and a 470 MB JSON file).
+MAX_K_REFITS = 1000
+#: The sensitivity options whose cost grows with k² (see :data:`MAX_K_REFITS`).
+QUADRATIC_SENSITIVITY: tuple[str, ...] = ("leave-one-out", "cumulative")
