@@ -34,8 +34,8 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import identity_key, read_file_bytes
-from .vocab import (MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS, as_level, canonical_method,
-                    canonical_pi, canonical_test)
+from .vocab import (MAX_K_REFITS, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, QUADRATIC_SENSITIVITY,
+                    TESTS, as_level, canonical_method, canonical_pi, canonical_test)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -468,6 +468,7 @@ class _Checker:
         rows, left, missing = self.resolve_rows(endpoint, measure, select, inc_map,
                                                 {rid: reason for rid, reason, _ in excludes})
         self.patients_once(rows, inc_map, path, name)
+        self.refits_bounded(t, path, name, len(rows), sens)
         if not rows:
             self.err(self.loc.at(*path, "endpoint"),
                      f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
@@ -480,6 +481,16 @@ class _Checker:
             left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0],
         )
+
+    def refits_bounded(self, t: dict, path: tuple, name: str, k: int, sens: tuple[str, ...]) -> None:
+        """Refuse the per-study refits (:data:`vocab.QUADRATIC_SENSITIVITY`) above
+        :data:`vocab.MAX_K_REFITS` studies: their memory and output grow with k²."""
+        heavy = [s for s in sens if s in QUADRATIC_SENSITIVITY]
+        if heavy and k > MAX_K_REFITS:
+            where = self.loc.at(*path, "sensitivity") if "sensitivity" in t else self.loc.at(*path, "endpoint")
+            self.err(where, f"analysis {name!r} has {k} studies: {' and '.join(heavy)} refit it once per study, "
+                     f"which needs memory growing with k² (at most {MAX_K_REFITS} studies)",
+                     "list the sensitivity analyses of this analysis without " + " and ".join(heavy))
 
     def optional_text(self, t: dict, key: str, path: tuple, default: str) -> str:
         """An optional string key (``title``, ``description``): ``default`` when absent; any

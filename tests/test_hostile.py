@@ -844,3 +844,33 @@ def test_disk_full_names_the_path(tmp_path, good_build, monkeypatch, capsys):
                      r"No space left on device \(nothing was replaced", err, re.M), err
     assert "error::" not in err
     assert snapshot(out) == before
+
+
+# --- issue #11 item 6: one analysis with very many studies ---------------------------------------
+
+def _synthetic(path: Path, k: int, sensitivity) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_synthetic", ROOT / "benchmarks" / "make_synthetic.py")
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    return synth.make_registry_dir(path, 1, seed=3, k_min=k, k_max=k, sensitivity=sensitivity)
+
+
+@pytest.mark.parametrize("k,exit", [(1000, 0), (1001, 1)])
+def test_per_study_refits_are_bounded(k, exit, tmp_path, capsys):
+    """leave-one-out and cumulative hold k fits of k studies (memory and JSON ~ k²: k = 1500 needed
+    2.4 GB and wrote a 470 MB JSON file): refused above vocab.MAX_K_REFITS, at the plan's line."""
+    from metaanalysis.vocab import MAX_K_REFITS
+
+    assert MAX_K_REFITS == 1000
+    d = _synthetic(tmp_path / "big", k, ("leave-one-out", "estimators"))
+    plan = d / "analyses.toml"
+    code = main(["validate", str(d / "registry.csv"), "--plan", str(plan)])
+    err = capsys.readouterr().err
+    assert code == exit, err
+    if exit:
+        line = plan_line(plan.read_text(encoding="utf-8"), "[[analysis]]")[0] + 3   # its endpoint line
+        assert plan.read_text(encoding="utf-8").splitlines()[line - 1].startswith("endpoint"), line
+        assert re.search(rf"^{re.escape(str(plan))}:{line}:\d+: error: analysis 'a0000' has 1001 studies: "
+                         r"leave-one-out refit it once per study", err, re.M), err
