@@ -18,8 +18,12 @@ Row selection of an ``[[analysis]]`` (in this order; the first rule that applies
 5. Rows with ``status != "confirmed"`` or ``use_for_pooling = "no"`` are left out.
 
 The plan refuses (errors) an analysis that would pool two rows of one ``patient_set``
-(the same patients counted twice), one that mixes measures, and one left with no rows.
-A single row is shown as a single-study result without pooling.
+(the same patients counted twice), one that mixes measures, one left with no rows, and
+one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with the
+``leave-one-out`` or ``cumulative`` sensitivity analyses (their memory and output grow
+with k²). A single row is shown as a single-study result without pooling. Ids may not be
+``index``, ``results`` or a Windows device name (``con``, ``aux``, ``nul``, ``com1``, ...);
+arrays and inline tables may nest at most 16 levels; ``title`` and ``description`` are strings.
 """
 
 from __future__ import annotations
