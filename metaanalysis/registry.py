@@ -226,17 +226,22 @@ _DIRECTION_RE = re.compile(r"^\s*(?P<measure>[A-Za-z]+)\s*(?P<op><=|>=|<|>|â‰¤|â
                            r"favou?rs?\s+(?P<arm>.+?)(?:\s+(?:over|versus|vs\.?)\s+.+)?\s*$", re.IGNORECASE)
 _ARM_WORDS = {"intervention": "intervention", "experimental": "intervention", "treatment": "intervention",
               "control": "comparator", "comparator": "comparator"}
-_FILLER_WORDS = {"+", "and", "with", "the", "arm", "group", "plus"}
+_FILLER_WORDS = {"and", "with", "the", "arm", "group", "plus"}
+
+
+def _words(s: str) -> set[str]:
+    """The words (letters and digits) of an arm's name, compared by identity key."""
+    return set(re.findall(r"\w+", identity_key(s)))
 
 
 def _arm_named(favoured: str, intervention: str, comparator: str) -> str | None:
     """``"intervention"`` or ``"comparator"``: the arm whose name holds every word of ``favoured``
     (or a generic word such as 'control'); None when neither or both do."""
-    words = set(identity_key(favoured).split()) - _FILLER_WORDS
+    words = _words(favoured) - _FILLER_WORDS
     if len(words) == 1 and next(iter(words)) in _ARM_WORDS:
         return _ARM_WORDS[next(iter(words))]
     hits = [arm for arm, name in (("intervention", intervention), ("comparator", comparator))
-            if words and words <= set(identity_key(name).split())]
+            if words and words <= _words(name)]
     return hits[0] if len(hits) == 1 else None
 
 
