@@ -387,3 +387,6 @@ EXCEL_SERIAL_RANGE: tuple[int, int] = (18264, 73051)
 MAX_K_REFITS = 1000
 #: The sensitivity options whose cost grows with k² (see :data:`MAX_K_REFITS`).
 QUADRATIC_SENSITIVITY: tuple[str, ...] = ("leave-one-out", "cumulative")
+#: Largest |effect| on the analysis scale accepted (differences in the registry, yi in ``pool``):
+#: squares and inverse-variance sums of such numbers stay far from float overflow (1.8e308).
+EFFECT_LIMIT = 1e50
