@@ -30,8 +30,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from . import _dist
-from .vocab import (DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH, RATIO_LIMITS,
-                    RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
+from .vocab import (DIFFERENCE_MEASURES, EFFECT_LIMIT, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH,
+                    RATIO_LIMITS, RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
 #: conv.wald's ``cifac``: allowed distance of the estimate from the CI midpoint, as a
 #: fraction of the CI width on the analysis scale (metafor R/conv.wald.r).
@@ -493,7 +493,8 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
     except for the checks that need only some of them).
 
     Errors: non-positive ratio estimate or bound (``nonpositive``), a ratio or bound outside
-    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), ``lower >= upper`` (``ci_order``), a CI
+    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), a difference or bound beyond
+    ±:data:`vocab.EFFECT_LIMIT` (``effect_limit``), ``lower >= upper`` (``ci_order``), a CI
     narrower than :data:`vocab.MIN_CI_WIDTH` (``ci_too_narrow``), estimate outside the CI
     (``outside_ci``). Warnings: a ratio outside :data:`vocab.RATIO_PLAUSIBLE`
     (``ratio_implausible``); estimate off the CI
@@ -532,6 +533,8 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                     bad = True
         if ratio and not bad:
             bad = _ratio_plausibility(i, m, e, l, u, issues)
+        elif not ratio:
+            bad = _beyond_effect_limit(i, m, e, l, u, issues)
         if bad or math.isnan(l) or math.isnan(u):
             continue
         if l >= u:
@@ -579,6 +582,18 @@ def _ratio_plausibility(i: int, m: str, e: float, lo: float, hi: float, issues: 
         issues.append(EffectIssue(i, "ratio_implausible", "warning", "estimate",
                                   f"{m} {_fmt(e)} is outside {RATIO_PLAUSIBLE[0]:g} to {RATIO_PLAUSIBLE[1]:g}",
                                   "a percentage reduction (17.7 for 17.7%) or a count entered as a ratio?"))
+    return bad
+
+
+def _beyond_effect_limit(i: int, m: str, e: float, lo: float, hi: float, issues: list) -> bool:
+    """Append an error for a difference or bound beyond ±:data:`vocab.EFFECT_LIMIT`; True if any."""
+    bad = False
+    for name, v in (("estimate", e), ("ci_lower", lo), ("ci_upper", hi)):
+        if not math.isnan(v) and abs(v) > EFFECT_LIMIT:
+            issues.append(EffectIssue(i, "effect_limit", "error", name,
+                                      f"{m} {name.replace('_', ' ')} {_fmt(v)} is beyond ±{EFFECT_LIMIT:g}",
+                                      "check the units: no study reports such a difference"))
+            bad = True
     return bad
 
 

@@ -338,6 +338,10 @@ case(name="excel_sep_line", exit=0, registry="sep=,\n" + REG_TEXT,
      warn=r":1:0: warning: line 1 is Excel's 'sep=,' line, not the header; skipped \(delete the first line")
 case(name="excel_sep_line_semicolon", exit=0, registry="sep=;\r\n" + render(HEADER, ROWS, delimiter=";", eol="\r\n"),
      warn=r":1:0: warning: line 1 is Excel's 'sep=;' line")
+case(name="md_near_1e300", exit=1,
+     registry=reg_with({(OS_ROW, "measure"): "MD", (OS_ROW, "direction"): "MD < 0 favours denosumab",
+                        (OS_ROW, "estimate"): "1e300", (OS_ROW, "ci_lower"): "0.9e300", (OS_ROW, "ci_upper"): "1.1e300"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"MD estimate 1e\+300 is beyond ±1e\+50")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),

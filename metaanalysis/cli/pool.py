@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from ..problems import Problem, ProblemError, has_errors
 from ..results import RESULT_FIELDS
 from ..table import DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, norm_header, parse_number, read_table
+from ..vocab import EFFECT_LIMIT
 
 _COLUMNS = ("yi", "vi", "sei", "study")
-#: Largest |yi| accepted: squares and weighted sums of yi stay far from float overflow (1.8e308).
-YI_LIMIT = 1e50
+#: Largest |yi| accepted (:data:`metaanalysis.vocab.EFFECT_LIMIT`).
+YI_LIMIT = EFFECT_LIMIT
 #: Accepted sampling variances (sei: their square roots): 1/vi and its square stay finite.
 VI_RANGE = (1e-50, 1e50)
 #: Relative tolerance between ``sei**2`` and ``vi`` when both columns are given.
