@@ -523,3 +523,28 @@ BAYESMETA = MethodInfo(
     "bayes", "exact Bayesian random-effects meta-analysis (normal-normal model) by quadrature, as bayesmeta",
     "Röver C. Bayesian random-effects meta-analysis using the bayesmeta R package. J Stat Softw 2020;93(6).",
     "10.18637/jss.v093.i06", "bayesmeta(y, sigma, tau.prior = ...)")
+# --- plausibility of extracted numbers (the registry's rules; trials/README.md) ------------------
+#: Ratio estimates (HR, OR, RR) outside this range are warned about: a percentage or a count
+#: entered as a ratio (an HR written as "17.7" for a 17.7% reduction) is the usual cause.
+RATIO_PLAUSIBLE: tuple[float, float] = (1e-3, 1e3)
+#: Ratio estimates and CI bounds outside this range are errors: no published ratio is that far
+#: from 1, and the analysis scale (log) would reach exp() overflow in prediction intervals.
+RATIO_LIMITS: tuple[float, float] = (1e-6, 1e6)
+#: Smallest CI width on the analysis scale (log for ratios), relative to max(1, |bound|): narrower
+#: CIs carry more digits than any publication prints and make the inverse-variance weights
+#: degenerate (1/vi beyond 1e12 next to ordinary studies).
+MIN_CI_WIDTH = 1e-6
+#: Longest plausible median follow-up in months (50 years); larger values are errors (Excel date
+#: serials such as 44927 = 2023-01-01 are the usual cause).
+MAX_FOLLOWUP_MONTHS = 600
+#: Excel's serial day numbers of the years 1950-2100 (a date-formatted cell read as a number).
+EXCEL_SERIAL_RANGE: tuple[int, int] = (18264, 73051)
+#: Most studies an analysis may have for the sensitivity analyses that refit it once per study
+#: ("leave-one-out", "cumulative"): their results hold k fits of up to k studies, so memory and
+#: the JSON grow with k² (k = 1500 needed 2.4 GB and a 470 MB JSON file).
+MAX_K_REFITS = 1000
+#: The sensitivity options whose cost grows with k² (see :data:`MAX_K_REFITS`).
+QUADRATIC_SENSITIVITY: tuple[str, ...] = ("leave-one-out", "cumulative")
+#: Largest |effect| on the analysis scale accepted (differences in the registry, yi in ``pool``):
+#: squares and inverse-variance sums of such numbers stay far from float overflow (1.8e308).
+EFFECT_LIMIT = 1e50

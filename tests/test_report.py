@@ -26,7 +26,7 @@ from metaanalysis.cli import main
 from metaanalysis.plan import load_plan
 from metaanalysis.problems import ProblemError
 from metaanalysis.registry import effects_table, load_registry
-from metaanalysis.report.output import MARKER
+from metaanalysis.report.output import MARKER, write_tree_atomic
 from metaanalysis.report.build import build_reports
 from metaanalysis.render.data import neutralise_cell
 
@@ -366,8 +366,8 @@ def test_readme_is_kept_across_builds(tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
     (out / "README.md").write_text("# committed\n", encoding="utf-8")   # as in a fresh clone
-    build_reports(REGISTRY, PLAN, out)
-    (out / "stale.html").write_text("old", encoding="utf-8")  # e.g. an analysis since removed
+    # a previous build with an analysis since removed (the marker lists stale.html as ours)
+    write_tree_atomic({"index.html": b"old", "stale.html": b"old"}, out)
     build_reports(REGISTRY, PLAN, out)
     assert (out / "README.md").read_text(encoding="utf-8") == "# committed\n"
     assert not (out / "stale.html").exists()

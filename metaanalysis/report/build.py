@@ -24,7 +24,7 @@ from pathlib import Path
 from ..problems import Problem
 from ..render.figures import figure_input, narrative_forest_spec, render_figures, render_narrative_figure
 from ..runtime import fork_workers, run_forked
-from .output import check_out_dir, write_tree_atomic
+from .output import check_inputs_outside, check_out_dir, write_tree_atomic
 
 __all__ = ["BuildSummary", "build_reports", "render_files"]
 
@@ -130,7 +130,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     Raises
     ------
     ProblemError
-        Bad registry or plan; nothing is written.
+        Bad registry or plan, an ``out_dir`` that is not ours to replace, or an input inside
+        ``out_dir``; nothing is written.
     ValueError
         ``jobs`` < 1.
     """
@@ -138,7 +139,9 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..plan import load_plan
     from ..registry import load_registry
 
-    check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
+    # refuse before any work: an input the build would delete, a --out that is not ours
+    check_inputs_outside(Path(out_dir), {"--registry": Path(registry_path), "--plan": Path(plan_path)})
+    check_out_dir(Path(out_dir))
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
     files, warnings = render_files(run_plan(registry, plan, mapper=_worker_map(jobs)), jobs)
