@@ -12,7 +12,7 @@ BROWSER    := $(VENV)/.browser
 REGISTRY   := trials/registry.csv
 PLAN       := trials/analyses.toml
 SCHEMA     := trials/schema.json
-SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.j2' -o -name '*.css' -o -name '*.json' 2>/dev/null)
+SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
 PIP        := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM   ?= /usr/bin/chromium
 

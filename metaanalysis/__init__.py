@@ -23,7 +23,11 @@ def __getattr__(name):
         from . import pooling
 
         return getattr(pooling, name)
+    if name == "bayes":
+        from .bayesian import bayes
+
+        return bayes
     raise AttributeError(name)
 
 
-__all__ = ["MetaResult", "pool", "pool_many", "fmt_num", "fmt_p", "__version__"]
+__all__ = ["MetaResult", "pool", "pool_many", "bayes", "fmt_num", "fmt_p", "__version__"]

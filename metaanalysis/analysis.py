@@ -185,6 +185,10 @@ class AnalysisResult:
     coverage : metaanalysis.coverage.CoverageTable or None
         Simulated coverage of every interval method for this design (k >= 2), at the τ² values
         of ``coverage_grid`` ((role, τ²) pairs: zero, the estimate, the Q-profile upper bound).
+    bayes : metaanalysis.bayesian.BayesResult or None
+        The exact Bayesian random-effects posterior under the plan's τ prior (or the measure's
+        default, :func:`vocab.default_tau_prior`); ``bayes_sensitivity`` under other half-normal
+        scales (:data:`vocab.TAU_SCALE_SENSITIVITY`).
     panel, leave_one_out, cumulative, subgroups, scenarios : tuples of their result types
     """
 
@@ -203,6 +207,8 @@ class AnalysisResult:
     headline_result: MetaResult | None = None
     coverage: Any = None                               # metaanalysis.coverage.CoverageTable
     coverage_grid: tuple[tuple[vocab.GridRole, float], ...] = ()
+    bayes: Any = None                                  # metaanalysis.bayesian.BayesResult
+    bayes_sensitivity: tuple = ()                      # the same model under other τ priors
 
     @property
     def id(self) -> str:
@@ -499,7 +505,8 @@ def _run_analysis(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResu
     res = _pool(yi, vi, s) if len(ids) >= 2 else None
     zres = _pool(yi, vi, s, test="z") if res is not None and s.test != "z" else None
     inc = {c.row_id: c.reason for c in a.included}
-    headline, lead = _headline(a, len(ids), res, yi, vi)
+    post, post_sens = _bayes(a, yi, vi)
+    headline, lead = _headline(a, len(ids), res, yi, vi, post is not None)
     weights = list(lead.weights) if lead is not None else [None] * len(ids)
     studies = tuple(StudyEffect(rid, float(yi[i]), float(vi[i]), weights[i], _study_flags(ctx, rid, rid in inc),
                                 ctx.effects[rid].se_source, ctx.year(rid), inc.get(rid, ""))
@@ -512,8 +519,32 @@ def _run_analysis(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResu
         cumulative=_cumulative(a, studies, yi, vi),
         subgroups=tuple(_subgroup(ctx, a, studies, yi, vi, var) for var in a.subgroup),
         scenarios=_plan_model_scenario(ids, res, headline) + _scenarios(ctx, a, studies, yi, vi),
-        headline=headline, headline_result=lead,
+        headline=headline, headline_result=lead, bayes=post, bayes_sensitivity=post_sens,
     )
+
+
+def tau_prior(a) -> tuple[str, tuple[float, ...]] | None:
+    """The analysis's τ prior: the plan's, else the measure's default (None: no Bayesian analysis)."""
+    s = a.settings
+    return (s.tau_prior, s.tau_scale) if s.tau_prior else vocab.default_tau_prior(a.measure)
+
+
+def _bayes(a, yi, vi):
+    """The Bayesian posterior under the analysis's τ prior, and under the sensitivity priors."""
+    prior = tau_prior(a)
+    if prior is None or len(yi) < 2:
+        return None, ()
+    from .bayesian import bayes
+
+    def fit(code, params):
+        return bayes(yi, vi, tau_prior=code, tau_scale=params if len(params) > 1 else params[0],
+                     level=a.settings.level)
+
+    main = fit(*prior)
+    if a.measure not in vocab.RATIO_MEASURES:   # half-normal scales are on the log-ratio scale
+        return main, ()
+    others = [("halfnormal", (sc,)) for sc in vocab.TAU_SCALE_SENSITIVITY if ("halfnormal", (sc,)) != prior]
+    return main, tuple(fit(*p) for p in others)
 
 
 def _plan_model_scenario(ids, res, headline) -> tuple[Scenario, ...]:
@@ -523,11 +554,13 @@ def _plan_model_scenario(ids, res, headline) -> tuple[Scenario, ...]:
     return (Scenario(ScenarioKind.RANDOM_EFFECTS, tuple(ids), res),)
 
 
-def _headline(a, k: int, res, yi, vi) -> tuple[vocab.Headline, MetaResult | None]:
-    """The model the page leads with and its result (Bender et al. 2018 for k = 2)."""
+def _headline(a, k: int, res, yi, vi, has_prior: bool) -> tuple[vocab.Headline, MetaResult | None]:
+    """The model the page leads with and its frequentist result (None for Bayesian, none, single)."""
     if k < 2:
         return (vocab.Headline.SINGLE if k == 1 else vocab.Headline.NONE), None
-    h = vocab.HEADLINE_CHOICES[a.headline] if a.headline else vocab.default_headline(k)
+    h = vocab.HEADLINE_CHOICES[a.headline] if a.headline else vocab.default_headline(k, has_prior)
+    if h is vocab.Headline.BAYES and not has_prior:   # the plan checks this; a measure without a prior
+        h = vocab.Headline.NONE
     if h is vocab.Headline.RANDOM:
         return h, res
     if h is vocab.Headline.COMMON:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from .report.output import BATCH_STAMP, inside
+
 __all__ = [
     "BatchJob",
     "JobResult",
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 #: File (inside ``OUT/<name>/``) holding the inputs' SHA-256 of the last successful build.
-STAMP_NAME = ".inputs.sha256"
+STAMP_NAME = BATCH_STAMP
 #: ``module:function`` called as ``f(registry_path, plan_path, out_dir, jobs=plot_jobs)`` for one
 #: directory (``jobs``: :attr:`BatchJob.plot_jobs`, worker processes it may use; None = its choice).
 DEFAULT_BUILDER = "metaanalysis.report.build:build_reports"
@@ -347,14 +349,37 @@ def plan_jobs(
     if errors:
         raise BatchUsageError("\n".join(errors))
     names = _unique_names([res for _, res, _, _ in found])
-    tk = toolkit_hash()
     out = Path(out)
+    _check_inputs_outside_outputs([(src, reg, plan) for src, _, reg, plan in found], [out / n for n in names])
+    tk = toolkit_hash()
     builder = builder or DEFAULT_BUILDER
     return [
         BatchJob(name=n, src=src, registry=str(reg), plan=str(plan), out_dir=str(out / n),
                  digest=inputs_hash(reg, plan, tk), builder=builder)
         for n, (src, _, reg, plan) in zip(names, found)
     ]
+
+
+def _check_inputs_outside_outputs(inputs: Sequence[tuple[str, Path, Path]], outs: Sequence[Path]) -> None:
+    """Refuse (before anything is built) an input directory, registry or plan inside any
+    ``OUT/<name>`` that the batch replaces, or an ``OUT/<name>`` that is itself an input
+    directory: building would delete the inputs of this or another directory.
+
+    Raises
+    ------
+    BatchUsageError
+        One line per input, naming the input and the output directory it lies in.
+    """
+    errors = []
+    for src, reg, plan in inputs:
+        for o in outs:
+            hit = next((p for p in (Path(src), reg, plan) if inside(p, o)), None)
+            if hit is not None:
+                errors.append(f"{hit}: lies inside {o}, which this batch replaces "
+                              "(keep inputs outside --out, or choose another --out)")
+                break
+    if errors:
+        raise BatchUsageError("\n".join(errors))
 
 
 # --- building one directory (runs in a worker) -------------------------------------------------

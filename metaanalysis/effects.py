@@ -30,7 +30,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from . import _dist
-from .vocab import DIFFERENCE_MEASURES, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, TWO_BY_TWO_MEASURES
+from .vocab import (DIFFERENCE_MEASURES, EFFECT_LIMIT, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH,
+                    RATIO_LIMITS, RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
 #: conv.wald's ``cifac``: allowed distance of the estimate from the CI midpoint, as a
 #: fraction of the CI width on the analysis scale (metafor R/conv.wald.r).
@@ -491,8 +492,12 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
     """Check point estimates against their CIs (rows with any NaN among the three are skipped
     except for the checks that need only some of them).
 
-    Errors: non-positive ratio estimate or bound (``nonpositive``), ``lower >= upper``
-    (``ci_order``), estimate outside the CI (``outside_ci``). Warning: estimate off the CI
+    Errors: non-positive ratio estimate or bound (``nonpositive``), a ratio or bound outside
+    :data:`vocab.RATIO_LIMITS` (``ratio_limits``), a difference or bound beyond
+    ±:data:`vocab.EFFECT_LIMIT` (``effect_limit``), ``lower >= upper`` (``ci_order``), a CI
+    narrower than :data:`vocab.MIN_CI_WIDTH` (``ci_too_narrow``), estimate outside the CI
+    (``outside_ci``). Warnings: a ratio outside :data:`vocab.RATIO_PLAUSIBLE`
+    (``ratio_implausible``); estimate off the CI
     midpoint on the analysis scale by more than 10% of the CI width (``not_centred``;
     metafor ``conv.wald(check=TRUE)``, R/conv.wald.r, ``cifac = 0.1``).
 
@@ -526,12 +531,22 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                                               f"{m} {name.replace('_', ' ')} {_fmt(v)} is not positive",
                                               "ratio measures are > 0; is this a log value or a difference?"))
                     bad = True
+        if ratio and not bad:
+            bad = _ratio_plausibility(i, m, e, l, u, issues)
+        elif not ratio:
+            bad = _beyond_effect_limit(i, m, e, l, u, issues)
         if bad or math.isnan(l) or math.isnan(u):
             continue
         if l >= u:
             issues.append(EffectIssue(i, "ci_order", "error", "ci_lower",
                                       f"CI lower bound {_fmt(l)} is not below the upper bound {_fmt(u)}",
                                       "swap ci_lower and ci_upper?" if l > u else "a CI of zero width cannot give a standard error"))
+            continue
+        if _too_narrow(l, u, ratio):
+            issues.append(EffectIssue(i, "ci_too_narrow", "error", "ci_lower",
+                                      f"CI ({_fmt(l)}, {_fmt(u)}) is narrower than {MIN_CI_WIDTH:g} of its bounds "
+                                      f"on the {'log' if ratio else 'natural'} scale: no publication prints such digits",
+                                      "check the bounds against the source (a typo, or the estimate copied into a bound?)"))
             continue
         if math.isnan(e):
             continue
@@ -550,6 +565,44 @@ def check_ci(estimate, lower, upper, measure="HR", level=0.95) -> list[EffectIss
                                       f"on the {scale}: off by {off:.0%} of the CI width (> {CENTRE_TOLERANCE:.0%})",
                                       "a typo, or a CI that is not Wald-type on this scale (metafor conv.wald check)"))
     return issues
+
+
+def _ratio_plausibility(i: int, m: str, e: float, lo: float, hi: float, issues: list) -> bool:
+    """Append the plausibility issues of a positive ratio and its CI (:data:`vocab.RATIO_LIMITS`
+    errors, :data:`vocab.RATIO_PLAUSIBLE` warning); True when one is an error."""
+    bad = False
+    for name, v in (("estimate", e), ("ci_lower", lo), ("ci_upper", hi)):
+        if not math.isnan(v) and not RATIO_LIMITS[0] <= v <= RATIO_LIMITS[1]:
+            issues.append(EffectIssue(i, "ratio_limits", "error", name,
+                                      f"{m} {name.replace('_', ' ')} {_fmt(v)} is outside {RATIO_LIMITS[0]:g} to "
+                                      f"{RATIO_LIMITS[1]:g}: not a ratio any study reports",
+                                      "enter the ratio itself (0.82), not a log, a percentage or a count"))
+            bad = True
+    if not bad and not math.isnan(e) and not RATIO_PLAUSIBLE[0] <= e <= RATIO_PLAUSIBLE[1]:
+        issues.append(EffectIssue(i, "ratio_implausible", "warning", "estimate",
+                                  f"{m} {_fmt(e)} is outside {RATIO_PLAUSIBLE[0]:g} to {RATIO_PLAUSIBLE[1]:g}",
+                                  "a percentage reduction (17.7 for 17.7%) or a count entered as a ratio?"))
+    return bad
+
+
+def _beyond_effect_limit(i: int, m: str, e: float, lo: float, hi: float, issues: list) -> bool:
+    """Append an error for a difference or bound beyond ±:data:`vocab.EFFECT_LIMIT`; True if any."""
+    bad = False
+    for name, v in (("estimate", e), ("ci_lower", lo), ("ci_upper", hi)):
+        if not math.isnan(v) and abs(v) > EFFECT_LIMIT:
+            issues.append(EffectIssue(i, "effect_limit", "error", name,
+                                      f"{m} {name.replace('_', ' ')} {_fmt(v)} is beyond ±{EFFECT_LIMIT:g}",
+                                      "check the units: no study reports such a difference"))
+            bad = True
+    return bad
+
+
+def _too_narrow(lo: float, hi: float, ratio: bool) -> bool:
+    """The CI is narrower than :data:`vocab.MIN_CI_WIDTH` (log scale for ratios, else relative
+    to max(1, |bound|))."""
+    if ratio:
+        return math.log(hi) - math.log(lo) < MIN_CI_WIDTH
+    return hi - lo < MIN_CI_WIDTH * max(1.0, abs(lo), abs(hi))
 
 
 def _z_of_p(p2):

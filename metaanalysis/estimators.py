@@ -45,6 +45,16 @@ _GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
 _MAX_ITER = 200
 _BLOCK = 2048            # rows per block for the grid evaluation
+# Elements of one (rows, g, k) grid temporary (2**22 = 32 MiB of float64): a leave-one-out or
+# cumulative batch has m = k rows, so blocks of a fixed row count would need memory ~ k² g.
+_BLOCK_ELEMENTS = 2 ** 22
+
+
+def _row_blocks(n: int, g: int, k: int) -> range:
+    """Starts of the row blocks of an (n, g, k) grid evaluation: at most :data:`_BLOCK` rows and
+    about :data:`_BLOCK_ELEMENTS` elements per block (rows are independent, so the blocking does
+    not change a single bit of the result)."""
+    return range(0, n, max(1, min(_BLOCK, _BLOCK_ELEMENTS // max(g * k, 1))))
 
 
 @dataclass(frozen=True)
@@ -345,13 +355,16 @@ def _iterative(kind, Y, V, mask, k):
     G = U[:, None] * grid[None, :]                      # (n, g)
     Yg, Vg, Mg = Yt[:, None, :], Vt[:, None, :], Mt[:, None, :]
     kg = kt[:, None]
+    # in row blocks so the (rows, g, k) temporaries stay small (memory and cache)
+    blocks = _row_blocks(len(G), grid.size, Yt.shape[1])
+    step = blocks.step
     if kind in ("ML", "REML"):
-        # in row blocks so the (rows, g, k) temporaries stay small (memory and cache)
-        obj = np.concatenate([_loglik(kind, Yg[b:b + _BLOCK], Vg[b:b + _BLOCK], Mg[b:b + _BLOCK],
-                                      G[b:b + _BLOCK]) for b in range(0, len(G), _BLOCK)])  # (n, g)
+        obj = np.concatenate([_loglik(kind, Yg[b:b + step], Vg[b:b + step], Mg[b:b + step],
+                                      G[b:b + step]) for b in blocks])  # (n, g)
         j = np.nanargmax(obj, axis=1)
     else:
-        sc = _score(kind, Yg, Vg, Mg, G, kg)
+        sc = np.concatenate([_score(kind, Yg[b:b + step], Vg[b:b + step], Mg[b:b + step], G[b:b + step],
+                                    kg[b:b + step]) for b in blocks])  # (n, g)
         # Q(τ²) − (k − 1) is decreasing: its root is the first sign change
         neg = sc <= 0
         j = np.where(neg.any(1), neg.argmax(1), grid.size - 1)

@@ -18,8 +18,12 @@ Row selection of an ``[[analysis]]`` (in this order; the first rule that applies
 5. Rows with ``status != "confirmed"`` or ``use_for_pooling = "no"`` are left out.
 
 The plan refuses (errors) an analysis that would pool two rows of one ``patient_set``
-(the same patients counted twice), one that mixes measures, and one left with no rows.
-A single row is shown as a single-study result without pooling.
+(the same patients counted twice), one that mixes measures, one left with no rows, and
+one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with the
+``leave-one-out`` or ``cumulative`` sensitivity analyses (their memory and output grow
+with k²). A single row is shown as a single-study result without pooling. Ids may not be
+``index``, ``results`` or a Windows device name (``con``, ``aux``, ``nul``, ``com1``, ...);
+arrays and inline tables may nest at most 16 levels; ``title`` and ``description`` are strings.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from typing import Any
 
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import read_file_bytes
-from .vocab import (HEADLINE_CHOICES, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, TESTS,
-                    as_level, canonical_method, canonical_pi, canonical_test)
+from .table import identity_key, read_file_bytes
+from .vocab import (HEADLINE_CHOICES, MAX_K_REFITS, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS,
+                    QUADRATIC_SENSITIVITY, TAU_PRIORS, TESTS, as_level, canonical_method, canonical_pi,
+                    canonical_tau_prior, canonical_test, default_tau_prior)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -65,12 +70,15 @@ _CODES = {"method": (canonical_method, METHODS), "test": (canonical_test, TESTS)
           "pi": (canonical_pi, PREDICTION_INTERVALS)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED_IDS = {"index", "results", "readme", "style"}
+#: Device names Windows reserves in every directory, with any extension ("con.html" opens the console).
+_NOT_IDS = "not index, results, nor a Windows device name (con, aux, nul, prn, com1, lpt1, ...)"
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
-_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours")
+_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
-                  "favours", "headline", "headline_reason")
+                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale")
 _CHOICE_KEYS = ("row", "reason")
 _SWAP_KEYS = ("replace", "with", "reason")
 _NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
@@ -89,6 +97,8 @@ class Settings:
     test: str = DEFAULT_SETTINGS["test"]
     pi: str = DEFAULT_SETTINGS["pi"]
     level: float = DEFAULT_SETTINGS["level"]
+    tau_prior: str = ""                    # Bayesian analysis: "" = the measure's default (vocab)
+    tau_scale: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,7 +283,8 @@ class _Locator:
 # --------------------------------------------------------------------------------------
 
 def _norm(s: str) -> str:
-    return " ".join(s.split()).casefold()
+    """A select value or cell as compared: spaces collapsed, then :func:`~metaanalysis.table.identity_key`."""
+    return identity_key(" ".join(s.split()))
 
 
 class _Checker:
@@ -348,6 +359,7 @@ class _Checker:
                 except ValueError:  # method, test and pi names are matched case-insensitively
                     self.err(self.loc.at(*path, key), f"{key} = {v!r} is not supported",
                              suggest(str(v), tuple(table_)))
+        self.tau_prior(table, path, out)
         if "level" in table:
             v = table["level"]
             try:
@@ -358,6 +370,31 @@ class _Checker:
                 self.err(self.loc.at(*path, "level"), f"level = {v!r} must be a confidence level",
                          "e.g. level = 0.95 or 95")
         return out
+
+    def tau_prior(self, table: dict, path: tuple, out: dict) -> None:
+        """``tau_prior`` (vocab.TAU_PRIORS, any case) and its ``tau_scale``: one positive number,
+        or [m, s] (mean and SD of log τ²) for "lognormal"; both or neither."""
+        if "tau_prior" not in table and "tau_scale" not in table:
+            return
+        prior, scale = table.get("tau_prior"), table.get("tau_scale")
+        try:
+            code = canonical_tau_prior(prior) if isinstance(prior, str) else None
+        except ValueError:
+            code = None
+        if code is None:
+            self.err(self.loc.at(*path, "tau_prior" if "tau_prior" in table else "tau_scale"),
+                     f"tau_prior = {prior!r} is not supported", suggest(str(prior), tuple(TAU_PRIORS)))
+            return
+        vals = scale if isinstance(scale, list) else [scale]
+        want = 2 if code == "lognormal" else 1
+        ok = len(vals) == want and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+        if not ok or (want == 1 and not vals[0] > 0) or (want == 2 and not vals[1] > 0):
+            self.err(self.loc.at(*path, "tau_scale" if "tau_scale" in table else "tau_prior"),
+                     f"tau_scale = {scale!r} does not fit tau_prior = {code!r}",
+                     "lognormal: tau_scale = [m, s] of log tau^2, e.g. [-2.56, 1.74]; otherwise one "
+                     "number > 0, e.g. tau_scale = 0.5")
+            return
+        out["tau_prior"], out["tau_scale"] = code, tuple(float(v) for v in vals)
 
     def sensitivity(self, table: dict, path: tuple, base: tuple[str, ...]) -> tuple[str, ...]:
         vals = self.strings(table, "sensitivity", path)
@@ -462,21 +499,22 @@ class _Checker:
             self.err(here, "[[analysis]] must be a table")
             return None
         self.keys(t, _ANALYSIS_KEYS, path, "[[analysis]]")
-        aid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-', e.g. \"os-placebo\"; "
-                              "not index or results", "ids name the report files and must be unique")
+        aid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-', e.g. \"os-placebo\"; " + _NOT_IDS,
+                              "ids name the report files and must be unique")
         name = aid or f"analysis #{i + 1}"
         what = f"analysis {name!r}" if aid else name
         title = self.string(t, "title", path, what)
         endpoint = self.endpoint(t, path, what)
         measure = self.measure(t, path, what)
-        desc = t.get("description", "")
-        if not isinstance(desc, str):
-            self.err(self.loc.at(*path, "description"), "description must be a string")
-            desc = ""
+        desc = self.optional_text(t, "description", path, "")
         settings = self.settings(t, path, defaults)
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
         headline, headline_reason = self.headline(t, path)
+        if headline == "bayes" and measure is not None and not settings.get("tau_prior") \
+                and default_tau_prior(measure) is None:
+            self.err(self.loc.at(*path, "headline"), f"headline = \"bayes\" needs a tau prior for {measure}",
+                     "set tau_prior and tau_scale (the scale of tau depends on the outcome's unit)")
         select = self.select(t, path)
         subgroup = self.subgroup(t, path)
         includes = self.choices(t, "include", path)
@@ -491,6 +529,7 @@ class _Checker:
         rows, left, missing = self.resolve_rows(endpoint, measure, select, inc_map,
                                                 {rid: reason for rid, reason, _ in excludes})
         self.patients_once(rows, inc_map, path, name)
+        self.refits_bounded(t, path, name, len(rows), sens)
         if not rows:
             self.err(self.loc.at(*path, "endpoint"),
                      f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
@@ -505,13 +544,33 @@ class _Checker:
             headline_reason=headline_reason,
         )
 
+    def refits_bounded(self, t: dict, path: tuple, name: str, k: int, sens: tuple[str, ...]) -> None:
+        """Refuse the per-study refits (:data:`vocab.QUADRATIC_SENSITIVITY`) above
+        :data:`vocab.MAX_K_REFITS` studies: their memory and output grow with k²."""
+        heavy = [s for s in sens if s in QUADRATIC_SENSITIVITY]
+        if heavy and k > MAX_K_REFITS:
+            where = self.loc.at(*path, "sensitivity") if "sensitivity" in t else self.loc.at(*path, "endpoint")
+            self.err(where, f"analysis {name!r} has {k} studies: {' and '.join(heavy)} refit it once per study, "
+                     f"which needs memory growing with k² (at most {MAX_K_REFITS} studies)",
+                     "list the sensitivity analyses of this analysis without " + " and ".join(heavy))
+
+    def optional_text(self, t: dict, key: str, path: tuple, default: str) -> str:
+        """An optional string key (``title``, ``description``): ``default`` when absent; any
+        other type is an error at the key (``title = 5`` is never silently replaced)."""
+        v = t.get(key, default)
+        if not isinstance(v, str):
+            self.err(self.loc.at(*path, key), f"{key} must be a string in double quotes, not {type(v).__name__} {v!r}",
+                     f'e.g. {key} = "{v}"')
+            return default
+        return v
+
     def identifier(self, t: dict, path: tuple, seen: dict, line: int, usable: str, unique: str = "") -> str | None:
         """The ``id`` of an [[analysis]] or [[narrative]]: a usable, unique file name."""
         what = f"{path[0]} #{path[1] + 1}"
         tid = self.string(t, "id", path, what)
         if tid is None:
             return None
-        if not _SLUG.match(tid) or tid in _RESERVED_IDS:
+        if not _SLUG.match(tid) or tid in _RESERVED_IDS or tid.split(".")[0].casefold() in _WINDOWS_DEVICES:
             self.err(self.loc.at(*path, "id"), f"id {tid!r} is not a usable file name", usable)
         elif tid in seen:
             self.err(self.loc.at(*path, "id"), f"duplicate id {tid!r} (also on line {seen[tid]})", unique)
@@ -642,13 +701,13 @@ class _Checker:
         """The same patients may enter an analysis once (one row per patient_set)."""
         by_set: dict[str, list[str]] = {}
         for rid in rows:
-            by_set.setdefault(self.rows[rid]["patient_set"], []).append(rid)
-        for ps, rids in by_set.items():
+            by_set.setdefault(identity_key(self.rows[rid]["patient_set"]), []).append(rid)
+        for rids in by_set.values():
             if len(rids) > 1:
                 explicit = [r for r in rids if r in inc_map]
                 where = inc_map[explicit[-1]][1] if explicit else self.loc.at(*path, "endpoint")
                 self.err(where,
-                         f"analysis {name!r} would pool {len(rids)} rows of patient_set {ps!r} "
+                         f"analysis {name!r} would pool {len(rids)} rows of patient_set {self.rows[rids[0]]['patient_set']!r} "
                          f"({', '.join(rids)}): the same patients would count twice",
                          "keep one: exclude the others with a reason; use swap for a sensitivity analysis")
 
@@ -692,7 +751,7 @@ class _Checker:
         if rb["endpoint"] != endpoint or rb["measure"] != measure:
             self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
             return None
-        if rb["patient_set"] != self.rows[a]["patient_set"]:
+        if identity_key(rb["patient_set"]) != identity_key(self.rows[a]["patient_set"]):
             self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
                      "swap replaces one report of a trial by another report of the same trial")
             return None
@@ -709,7 +768,7 @@ class _Checker:
             self.err(here, "[[narrative]] must be a table")
             return None
         self.keys(t, _NARRATIVE_KEYS, path, "[[narrative]]")
-        nid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-'; not index or results")
+        nid = self.identifier(t, path, seen, here[0], "lower-case letters, digits and '-'; " + _NOT_IDS)
         title = self.string(t, "title", path, nid or f"narrative #{i + 1}")
         reason = self.string(t, "reason", path, nid or f"narrative #{i + 1}")
         text = t.get("text", "")
@@ -766,7 +825,7 @@ class _Checker:
                 self.err(ref[r], f"p-value {self.rows[r]['p_value']!r} of {r} is a lower bound: it cannot be combined",
                          "Fisher and Stouffer need the p-value itself; 'p > x' only says it is at least x: "
                          "find the exact p-value in the source or leave the result out of the combination")
-        sets = [self.rows[r]["patient_set"] for r in crow]
+        sets = [identity_key(self.rows[r]["patient_set"]) for r in crow]
         indep = c.get("independent")
         if len(set(sets)) < len(sets) and not (isinstance(indep, str) and indep.strip()):
             self.err(rwhere, "results of one patient_set are combined as if independent",
@@ -808,14 +867,44 @@ class _Checker:
                 narratives.append(n)
         if not al and not nl:
             self.err((1, 0), "the plan has no [[analysis]] and no [[narrative]]")
-        title = doc.get("title", "Evidence reports")
-        desc = doc.get("description", "")
-        return (str(title) if isinstance(title, str) else "Evidence reports",
-                str(desc) if isinstance(desc, str) else "", Settings(**defaults),
-                tuple(analyses), tuple(narratives))
+        return (self.optional_text(doc, "title", (), "Evidence reports"), self.optional_text(doc, "description", (), ""),
+                Settings(**defaults), tuple(analyses), tuple(narratives))
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+#: Deepest nesting of arrays / inline tables accepted (the plan needs 2: a list of inline tables);
+#: Python's TOML parser recurses once per level and fails with RecursionError near 1000.
+MAX_TOML_DEPTH = 16
+
+
+def _nesting_too_deep(text: str, limit: int = MAX_TOML_DEPTH) -> tuple[int, int] | None:
+    """(line, column) of the first ``[`` or ``{`` nested deeper than ``limit``, outside strings and
+    comments; None when the text stays within it (a scan before parsing, so it cannot recurse)."""
+    depth, quote, line, line_start, i = 0, "", 1, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote in ('"', '"""'):
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote) - 1
+        elif ch == "#":
+            while i + 1 < len(text) and text[i + 1] != "\n":
+                i += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line, i - line_start + 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        if ch == "\n":
+            line, line_start = line + 1, i + 1
+        i += 1
+    return None
 
 
 def _read(path: str | Path) -> tuple[bytes | None, list[Problem]]:
@@ -838,6 +927,10 @@ def _check(path: str | Path, registry) -> tuple[list[Problem], tuple | None, str
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         return [Problem(shown, line, col, "error", "the plan is not UTF-8 text",
                         "save it as UTF-8")], None, sha
+    deep = _nesting_too_deep(text)
+    if deep:
+        return [Problem(shown, *deep, "error", f"arrays or tables nested more than {MAX_TOML_DEPTH} levels deep",
+                        "a plan nests at most a list of inline tables: include = [{ row = ..., reason = ... }]")], None, sha
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -32,10 +32,12 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,8 +47,9 @@ import pandas as pd
 
 from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import MAX_FIELD_LENGTH, Table, is_plain_number, norm_header, parse_number, read_table
-from .vocab import EFFECT_MEASURES, as_level
+from .table import (DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, Table, identity_key, is_plain_number, lookalike_character, norm_header,
+                    parse_number, read_table)
+from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, RATIO_MEASURES, as_level
 
 __all__ = [
     "Registry",
@@ -68,6 +71,18 @@ _SCHEMA_CANDIDATES = (
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _DOI_PREFIX_RE = re.compile(r"(?i)^(?:https?://)?(?:dx\.)?doi\.org/|^doi:\s*")
 _COUNT_COLUMNS = ("events_int", "n_int", "events_ctl", "n_ctl")
+#: Text columns that are codes (compared, grouped or selected on), besides the schema's enum
+#: columns: a look-alike character in them (U+200B, a full-width or Cyrillic letter) would make
+#: one trial two, or drop a row out of an analysis, in silence -- so it is an error.
+_CODE_COLUMNS = ("row_id", "trial_id", "nct_id", "patient_set", "parent_row_id", "design", "tumour_type",
+                 "setting", "intervention", "comparator", "endpoint", "measure")
+#: Free-text columns the plan selects on: an invisible character there drops a row too.
+_SELECTED_TEXT_COLUMNS = ("population",)
+_LOOKALIKE_HINTS = {
+    "invisible": "delete it (often pasted from a web page or a PDF): codes are compared character by character",
+    "compatibility": "retype it as the plain character",
+    "mixed-script": "retype the word in Latin letters",
+}
 _PATTERN_HINTS = {
     "row_id": "letters, digits, '-' and '_' only, e.g. ABCSG18-DFS-2019",
     "nct_id": "NCT followed by 8 digits, e.g. NCT00556374 (empty if none)",
@@ -207,6 +222,29 @@ def _number_hint(s: str, decimal_comma: bool) -> str:
         return "leave the cell empty when the value is unknown"
     return "a plain number such as 0.82 or 1.5E-05"
 
+_DIRECTION_RE = re.compile(r"^\s*(?P<measure>[A-Za-z]+)\s*(?P<op><=|>=|<|>|≤|≥)\s*(?P<null>[0-9.]+)\s+"
+                           r"favou?rs?\s+(?P<arm>.+?)(?:\s+(?:over|versus|vs\.?)\s+.+)?\s*$", re.IGNORECASE)
+_ARM_WORDS = {"intervention": "intervention", "experimental": "intervention", "treatment": "intervention",
+              "control": "comparator", "comparator": "comparator"}
+_FILLER_WORDS = {"and", "with", "the", "arm", "group", "plus"}
+
+
+def _words(s: str) -> set[str]:
+    """The words (letters and digits) of an arm's name, compared by identity key."""
+    return set(re.findall(r"\w+", identity_key(s)))
+
+
+def _arm_named(favoured: str, intervention: str, comparator: str) -> str | None:
+    """``"intervention"`` or ``"comparator"``: the arm whose name holds every word of ``favoured``
+    (or a generic word such as 'control'); None when neither or both do."""
+    words = _words(favoured) - _FILLER_WORDS
+    if len(words) == 1 and next(iter(words)) in _ARM_WORDS:
+        return _ARM_WORDS[next(iter(words))]
+    hits = [arm for arm, name in (("intervention", intervention), ("comparator", comparator))
+            if words and words <= _words(name)]
+    return hits[0] if len(hits) == 1 else None
+
+
 # --- the validator -----------------------------------------------------------------------
 
 
@@ -313,7 +351,8 @@ class _Checker:
 
     def _rows(self, data: tuple[tuple[int, tuple[str, ...]], ...], width: int) -> None:
         sink = self.sink
-        spaces, commas, ragged, unnamed = _Once(), _Once(), _Once(), _Once()
+        spaces, ragged, unnamed = _Once(), _Once(), _Once()
+        quirks = {DECIMAL_COMMA: _Once(), NON_ASCII_DIGITS: _Once()}
         decimal_comma = self.delimiter == ";"
         for start, fields in data:
             if len(fields) > width and not any(f.strip() for f in fields[width:]):
@@ -351,14 +390,19 @@ class _Checker:
                 s = raw.strip()
                 if s != raw and s:
                     spaces.hit(lines[name], j, name)
-                self._cell(r, name, s, j, lines[name], decimal_comma, commas)
+                self._cell(r, name, s, j, lines[name], decimal_comma, quirks)
         if spaces.n:
             line, col, name = spaces.first
             sink.warning(line, col, f"{spaces.n} cell(s) have leading/trailing spaces; stripped (first here)", "", name)
+        commas, digits = quirks[DECIMAL_COMMA], quirks[NON_ASCII_DIGITS]
         if commas.n:
             line, col, name = commas.first
             sink.warning(line, col, f"{commas.n} number(s) written with a decimal comma (first here); read as decimal points",
                          "export with '.' as the decimal separator", name)
+        if digits.n:
+            line, col, name = digits.first
+            sink.warning(line, col, f"{digits.n} number(s) written with non-ASCII digits (full-width or another "
+                         "script; first here); read as 0-9", "retype the numbers with the digits 0-9", name)
         if unnamed.n:
             line, col, _ = unnamed.first
             sink.error(line, col, f"{unnamed.n} value(s) in a column without a name (first here)",
@@ -370,7 +414,8 @@ class _Checker:
             line, col, _ = ragged.first
             sink.warning(line, col, f"{ragged.n} row(s) end with extra empty fields (first here); ignored")
 
-    def _cell(self, r: int, name: str, s: str, col: int, line: int, decimal_comma: bool, commas: _Once) -> None:
+    def _cell(self, r: int, name: str, s: str, col: int, line: int, decimal_comma: bool,
+              quirks: dict[str, _Once]) -> None:
         f = self.by_name[name]
         sink = self.sink
         row, bad = self.rows[r], self.bad[r]
@@ -392,6 +437,8 @@ class _Checker:
             if f.required:
                 err("required value is empty", f"fill in {name}" + (f": {f.description}" if f.description else ""))
             return
+        if f.type == "string" and self._lookalike(name, s, err):
+            return
         if f.type == "string":
             if s[0] in "=@" or (s[0] in "+-" and not is_plain_number(s)):
                 sink.warning(line, col, f"text starts with {s[0]!r} and may run as a spreadsheet formula",
@@ -411,12 +458,12 @@ class _Checker:
             row[name] = s
             return
         # numbers and integers
-        v, msg, used_comma = parse_number(s, decimal_comma)
+        v, msg, quirk = parse_number(s, decimal_comma)
         if v is None:
             err(f"{msg} ({name} is {'a whole number' if f.type == 'integer' else 'numeric'})", _number_hint(s, decimal_comma))
             return
-        if used_comma:
-            commas.hit(line, col, name)
+        if quirk:
+            quirks[quirk].hit(line, col, name)
         if not math.isfinite(v):
             err(f"{s!r} is not a finite number", "leave the cell empty when the value is unknown")
             return
@@ -425,21 +472,9 @@ class _Checker:
                 err(f"{s!r} is not a whole number", f"{name} counts or codes are integers")
                 return
             v = int(v)
-        if f.enum is not None and v not in f.enum:
-            err(f"{s!r} is not an allowed {name}", "allowed: " + ", ".join(str(e) for e in f.enum))
-            return
-        if f.minimum is not None and v < f.minimum:
-            err(f"{s} is below the minimum {f.minimum:g}")
-            return
-        if f.maximum is not None and v > f.maximum:
-            err(f"{s} is above the maximum {f.maximum:g}")
-            return
-        if f.exclusive_minimum is not None and v <= f.exclusive_minimum:
-            err(f"{s} must be greater than {f.exclusive_minimum:g}")
-            return
-        if f.exclusive_maximum is not None and v >= f.exclusive_maximum:
-            err(f"{s} must be less than {f.exclusive_maximum:g}",
-                "ci_level is in percent: 95 for a 95% CI" if name == "ci_level" else "")
+        bad_value = _schema_range_error(f, v, s)
+        if bad_value:
+            err(*bad_value)
             return
         if name == "ci_level" and v < 1:
             err(f"ci_level {s} looks like a fraction; the registry stores percent", f"write {v * 100:g} for a {v:.0%} CI")
@@ -448,6 +483,21 @@ class _Checker:
             err(f"ci_level {s} is not a confidence level (50 to below 100 percent)", "ci_level is in percent: 95 for a 95% CI")
             return
         row[name] = v
+
+    def _lookalike(self, name: str, s: str, err) -> bool:
+        """Report a look-alike character in a code cell (see :data:`_CODE_COLUMNS`); True if found."""
+        if not (name in _CODE_COLUMNS or self.by_name[name].enum is not None or name in _SELECTED_TEXT_COLUMNS):
+            return False
+        hit = lookalike_character(s)
+        if hit is None or (name in _SELECTED_TEXT_COLUMNS and hit[2] != "invisible"):
+            return False
+        pos, ch, kind = hit
+        what = {"invisible": "invisible character", "compatibility": "look-alike character",
+                "mixed-script": "non-Latin letter"}[kind]
+        reads = f" (reads as {identity_key(ch)!r})" if kind == "compatibility" else ""
+        err(f"{what} U+{ord(ch):04X} {unicodedata.name(ch, '')} at character {pos} of {s!r}{reads}",
+            _LOOKALIKE_HINTS[kind])
+        return True
 
     def _p_value(self, r, s, err, line, col) -> None:
         try:
@@ -473,6 +523,94 @@ class _Checker:
         for r in range(n):
             self._row_rules(r, row_ids | trial_ids)
         self._pooling_rule()
+        self._one_trial_one_identity()
+        self._directions()
+
+    def _one_trial_one_identity(self) -> None:
+        """Rows with one NCT id are one trial: a second ``trial_id`` for it is an error unless the
+        rows are linked as the same patients (same ``patient_set``, or ``parent_row_id`` naming
+        the other row or its trial). Otherwise the trial would be pooled twice, as two trials.
+        NCT ids, trial ids and patient sets are compared by :func:`~metaanalysis.table.identity_key`.
+        """
+        trials_of: dict[str, dict[str, list[int]]] = {}  # nct key -> trial key -> its rows
+        for r, row in enumerate(self.rows):
+            if not (self.present(r, "nct_id") and self.present(r, "trial_id") and self.present(r, "patient_set")):
+                continue
+            trials = trials_of.setdefault(identity_key(row["nct_id"]), {})
+            tkey = identity_key(row["trial_id"])
+            others = [rows[0] for t, rows in trials.items()
+                      if t != tkey and not any(self._linked(r, o) for o in rows)]
+            if others:
+                o = self.rows[others[0]]
+                self.at(r, "nct_id", "error",
+                        f"{row['nct_id']} is also trial {o['trial_id']!r} (row {o['row_id']!r}, line {self.lines[others[0]]}), "
+                        f"a different trial_id and patient_set: the same patients would be pooled as two trials",
+                        f"use trial_id {o['trial_id']!r} and patient_set {o['patient_set']!r} for every report of "
+                        "this trial, link the rows with parent_row_id, or correct the NCT id")
+            trials.setdefault(tkey, []).append(r)
+
+    def _directions(self) -> None:
+        """``direction`` of effect rows: it must name the row's measure, its null value (1 for
+        ratios, 0 for differences) and an arm; rows of one endpoint must agree on which arm a
+        value below the null favours (pooled together, a row oriented the other way would count
+        against its own result). Free text for PROP, GMR and PVAL rows (nothing is pooled)."""
+        first: dict[tuple, tuple[int, str]] = {}
+        for r, row in enumerate(self.rows):
+            m = row.get("measure")
+            if m not in EFFECT_MEASURES or not self.present(r, "direction") or not self.present(r, "endpoint"):
+                continue
+            side = self._direction_side(r, m)
+            if side is None:
+                continue
+            key = (row["endpoint"], identity_key(row.get("endpoint_detail") or "") if row["endpoint"] == "OTHER" else "")
+            o, o_side = first.setdefault(key, (r, side))
+            if o_side != side:
+                null = 1 if m in RATIO_MEASURES else 0
+                self.at(r, "direction", "error",
+                        f"direction says a {m} below {null} favours the {side}, but row {self.rows[o]['row_id']!r} "
+                        f"(line {self.lines[o]}) of endpoint {row['endpoint']} says the {o_side}: pooled together, "
+                        "one of them would count in the wrong direction",
+                        "re-orient this row (1/ratio with the CI bounds swapped, or the difference negated) "
+                        "and its direction, or correct the direction")
+
+    def _direction_side(self, r: int, m: str) -> str | None:
+        """Which arm (``"intervention"`` or ``"comparator"``) a value below the null favours, by
+        the row's ``direction``; None with the error reported when it cannot be read."""
+        row = self.rows[r]
+        null = 1 if m in RATIO_MEASURES else 0
+        example = f"e.g. '{m} < {null} favours {row.get('intervention') or 'the intervention'}'"
+        d = _DIRECTION_RE.match(row["direction"])
+        if d is None:
+            self.at(r, "direction", "error", f"direction {row['direction']!r} does not say which arm a {m} below "
+                    f"{null} favours", example)
+        elif d["measure"].upper() != m:
+            self.at(r, "direction", "error", f"direction speaks of {d['measure']} but the row's measure is {m}", example)
+        elif parse_number(d["null"])[0] != null:
+            self.at(r, "direction", "error", f"direction compares the {m} with {d['null']}, not with its null value "
+                    f"{null}", example)
+        else:
+            arm = _arm_named(d["arm"], row.get("intervention") or "", row.get("comparator") or "")
+            if arm is None:
+                self.at(r, "direction", "error", f"direction favours {d['arm']!r}, which names neither the "
+                        f"intervention ({row.get('intervention')!r}) nor the comparator ({row.get('comparator')!r})",
+                        example)
+                return None
+            below = d["op"] in ("<", "<=", "≤")
+            return arm if below else ("comparator" if arm == "intervention" else "intervention")
+        return None
+
+    def _linked(self, r: int, o: int) -> bool:
+        """Rows ``r`` and ``o`` are declared the same patients (patient_set or parent_row_id)."""
+        a, b = self.rows[r], self.rows[o]
+        if identity_key(a["patient_set"]) == identity_key(b["patient_set"]):
+            return True
+        def names(x):
+            return {identity_key(x.get("row_id") or ""), identity_key(x["trial_id"])}
+
+        def parent(x):
+            return identity_key(x.get("parent_row_id") or "")
+
+        return parent(a) in names(b) or parent(b) in names(a)
 
     def _unique_columns(self) -> None:
         """Columns the schema marks unique (row_id)."""
@@ -570,11 +708,12 @@ class _Checker:
         for r, row in enumerate(self.rows):
             if row.get("use_for_pooling") != "yes" or not self.present(r, "patient_set") or not self.present(r, "endpoint"):
                 continue
-            key = (row["patient_set"], row["endpoint"], (row.get("endpoint_detail") or "").casefold() if row["endpoint"] == "OTHER" else "")
+            key = (identity_key(row["patient_set"]), row["endpoint"],
+                   identity_key(row.get("endpoint_detail") or "") if row["endpoint"] == "OTHER" else "")
             if key in first:
                 o = first[key]
                 self.at(r, "use_for_pooling", "error",
-                        f"two rows for patient_set {key[0]!r} and endpoint {key[1]} say use_for_pooling = yes "
+                        f"two rows for patient_set {row['patient_set']!r} and endpoint {key[1]} say use_for_pooling = yes "
                         f"(also {self.rows[o]['row_id']!r}, line {self.lines[o]})",
                         "an analysis may use one report per trial and endpoint: set the others to 'no'")
             else:
@@ -660,6 +799,34 @@ class _Checker:
                 data[f.name] = pd.array(vals, dtype="string")
         data["source_line"] = pd.array(self.lines, dtype="int64")
         return pd.DataFrame(data)
+
+
+def _schema_range_error(f: SchemaField, v: float, s: str) -> tuple[str, str] | None:
+    """(message, hint) when the number ``v`` (written ``s``) breaks the column's enum or bounds."""
+    if f.enum is not None and v not in f.enum:
+        return f"{s!r} is not an allowed {f.name}", "allowed: " + ", ".join(str(e) for e in f.enum)
+    if f.minimum is not None and v < f.minimum:
+        return f"{s} is below the minimum {f.minimum:g}", ""
+    if f.maximum is not None and v > f.maximum:
+        return f"{s} is above the maximum {f.maximum:g}", ""
+    if f.exclusive_minimum is not None and v <= f.exclusive_minimum:
+        return f"{s} must be greater than {f.exclusive_minimum:g}", ""
+    if f.exclusive_maximum is not None and v >= f.exclusive_maximum:
+        return f"{s} must be less than {f.exclusive_maximum:g}", _above_maximum_hint(f.name, v)
+    return None
+
+
+def _above_maximum_hint(name: str, v: float) -> str:
+    """Why a value is too large, when the column has a usual cause (percent, a date cell)."""
+    if name == "ci_level":
+        return "ci_level is in percent: 95 for a 95% CI"
+    if name == "followup_months" and v == int(v) and EXCEL_SERIAL_RANGE[0] <= v <= EXCEL_SERIAL_RANGE[1]:
+        day = datetime.date(1899, 12, 30) + datetime.timedelta(days=int(v))
+        return (f"{v:g} is the Excel date serial of {day.isoformat()}: the cell was formatted as a date; "
+                "format it as a number and enter the follow-up in months")
+    if name == "followup_months":
+        return "follow-up is in months: years x 12 (and say so in notes)"
+    return ""
 
 
 def _is_level(percent: float) -> bool:

@@ -14,6 +14,7 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
   match the known column names) and read with a warning. With ``;`` numbers may use a
   decimal comma (:func:`parse_number` with ``decimal_comma=Table.decimal_comma``).
 - Blank lines and lines of only separators (also trailing ones) are dropped.
+- An Excel ``sep=;`` first line is skipped with a warning, and names the separator.
 
 Lines are 1-based physical lines as an editor shows them (the header is line 1; a quoted
 field spanning lines counts every line); columns are 1-based field numbers (0 = the whole
@@ -26,6 +27,7 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -33,12 +35,16 @@ from typing import Iterable
 from .problems import Problem, ProblemSink, has_errors
 
 __all__ = ["Table", "read_table", "read_file_bytes", "parse_number", "is_plain_number", "norm_header",
-           "MAX_FIELD_LENGTH"]
+           "MAX_FIELD_LENGTH", "identity_key", "lookalike_character", "DECIMAL_COMMA", "NON_ASCII_DIGITS"]
 
 #: Longest accepted cell, in characters (a registry cell is a number or a note, not a document).
 MAX_FIELD_LENGTH = 2000
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
-_DECIMAL_COMMA_RE = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+# ASCII digits only: Python's float() also takes '1_000', '١٢' (Arabic-Indic) and '１２' (full width).
+_NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_DECIMAL_COMMA_RE = re.compile(r"^[+-]?[0-9]+,[0-9]+(?:[eE][+-]?[0-9]+)?$")
+#: Quirk codes of :func:`parse_number` (each accepted quirk is warned about by the caller).
+DECIMAL_COMMA = "decimal-comma"
+NON_ASCII_DIGITS = "non-ascii-digits"
 _SEPARATOR_NAMES = {";": "';'", "\t": "tab"}
 
 
@@ -102,17 +108,79 @@ def norm_header(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().casefold())
 
 
-def parse_number(s: str, decimal_comma: bool = False) -> tuple[float | None, str | None, bool]:
-    """A stripped cell -> ``(value, error message, used a decimal comma)``.
+def _invisible(ch: str) -> bool:
+    """Format characters (Unicode category Cf: U+200B..U+200D, U+2060, U+FEFF, soft hyphen U+00AD,
+    bidirectional marks...): they print as nothing, yet make two codes differ."""
+    return unicodedata.category(ch) == "Cf"
 
-    Plain decimals and scientific notation (``1.5E-05``); with ``decimal_comma`` also
-    ``0,82``. ``value`` is None (and the message says why) when the cell is not a number.
+
+def identity_key(s: str) -> str:
+    """An identifier as compared for identity (NCT ids, ``patient_set``, ``trial_id``).
+
+    NFKC normalisation (full-width ``ＡＢ`` and ligatures become ``AB``), invisible format
+    characters removed, case folded and surrounding spaces stripped, so that two spellings
+    of one trial can never count as two trials (Unicode Standard Annex #15 and #31).
+    """
+    return "".join(ch for ch in unicodedata.normalize("NFKC", s) if not _invisible(ch)).casefold().strip()
+
+
+_CONFUSABLE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "").split(" ", 1)[0]
+
+
+def lookalike_character(s: str) -> tuple[int, str, str] | None:
+    """The first character of a code that reads like another: ``(1-based position, char, kind)``.
+
+    ``kind`` is ``"invisible"`` (a Cf format character such as U+200B), ``"compatibility"``
+    (a character NFKC rewrites: full-width letters or digits, ligatures, non-breaking spaces)
+    or ``"mixed-script"`` (a Cyrillic/Greek letter in a word with Latin letters: ``plаcebo``
+    with a Cyrillic ``а``). None when every character is what it looks like.
+    """
+    for i, ch in enumerate(s, start=1):
+        if _invisible(ch):
+            return i, ch, "invisible"
+        if unicodedata.normalize("NFKC", ch) != ch:
+            return i, ch, "compatibility"
+    if any(ch.isalpha() and _script(ch) == "LATIN" for ch in s):
+        for i, ch in enumerate(s, start=1):
+            if ch.isalpha() and _script(ch) in _CONFUSABLE_SCRIPTS:
+                return i, ch, "mixed-script"
+    return None
+
+
+def _ascii_digits(s: str) -> str:
+    """``s`` with every decimal digit of any script as 0-9 and full-width signs and points
+    (U+FF01..U+FF5E) as their ASCII forms; anything else (superscripts, U+2212) is kept."""
+    out = []
+    for ch in s:
+        d = unicodedata.decimal(ch, None)
+        out.append(str(d) if d is not None else chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch)
+    return "".join(out)
+
+
+def parse_number(s: str, decimal_comma: bool = False) -> tuple[float | None, str | None, str]:
+    """A stripped cell -> ``(value, error message, quirk)``.
+
+    Plain decimals and scientific notation (``1.5E-05``) in ASCII digits; with
+    ``decimal_comma`` also ``0,82`` (quirk :data:`DECIMAL_COMMA`). Digits of other scripts
+    (full-width ``１２``, Arabic-Indic ``١٢``) are read with the quirk :data:`NON_ASCII_DIGITS`;
+    ``1_000``, ``nan``, ``inf`` and ``0x1p3`` are not numbers. ``value`` is None (and the
+    message says why) when the cell is not a number; ``quirk`` is '' for a plain number.
     """
     if _NUMBER_RE.match(s):
-        return float(s), None, False
+        return float(s), None, ""
     if decimal_comma and _DECIMAL_COMMA_RE.match(s):
-        return float(s.replace(",", ".")), None, True
-    return None, f"{s!r} is not a number", False
+        return float(s.replace(",", ".")), None, DECIMAL_COMMA
+    if not s.isascii():
+        folded = _ascii_digits(s)
+        if folded != s and folded.isascii():
+            value = parse_number(folded, decimal_comma)[0]
+            if value is not None:
+                return value, None, NON_ASCII_DIGITS
+    return None, f"{s!r} is not a number", ""
 
 
 def is_plain_number(s: str) -> bool:
@@ -223,7 +291,8 @@ def _records(text: str, delimiter: str, sink: ProblemSink) -> list[tuple[int, tu
                 sink.error(prev + 1, 0, f"a field longer than {csv.field_size_limit()} characters",
                            f"cells hold at most {MAX_FIELD_LENGTH} characters; an unclosed quote?")
             elif "unexpected end of data" in msg:
-                sink.error(prev + 1, 0, "a quoted field is never closed (the file ends inside quotes)",
+                line, col = _unclosed_quote(text, prev + 1, delimiter)
+                sink.error(line, col, f"a quoted field opened on line {line} is never closed (the file ends inside quotes)",
                            'close the quote; a literal " inside a quoted field is written ""')
             else:
                 sink.error(reader.line_num, 0, f"malformed CSV: {msg}",
@@ -232,6 +301,52 @@ def _records(text: str, delimiter: str, sink: ProblemSink) -> list[tuple[int, tu
         out.append((prev + 1, tuple(fields)))
         prev = reader.line_num
     return out
+
+
+def _unclosed_quote(text: str, start: int, delimiter: str) -> tuple[int, int]:
+    """(line, field number) where the quote that is never closed opened, reading from line ``start``.
+
+    Follows the CSV quoting rules of :func:`csv.reader` (a quote opens a field only at its
+    start; ``""`` inside a quoted field is a literal quote).
+    """
+    line, field, at_start, quoted = start, 1, True, False
+    opened = (start, 0)
+    rest = "\n".join(text.split("\n")[start - 1:])
+    i = 0
+    while i < len(rest):
+        ch = rest[i]
+        if quoted:
+            if ch == '"' and rest[i + 1:i + 2] == '"':
+                i += 1
+            elif ch == '"':
+                quoted, at_start = False, False
+        elif ch == '"' and at_start:
+            quoted, opened = True, (line, field)
+        elif ch == delimiter:
+            field, at_start = field + 1, True
+        elif ch == "\n":
+            field, at_start = 1, True
+        elif ch != "\r":
+            at_start = False
+        line += ch == "\n"
+        i += 1
+    return opened
+
+
+_SEP_LINE_RE = re.compile(r"^sep=(.)?\r?$")
+
+
+def _excel_sep_line(text: str, sink: ProblemSink) -> tuple[str, str | None]:
+    """Excel's ``sep=;`` first line (written by some exports to name the separator): blanked (line
+    numbers stay those of the file) with one warning; -> (text, the separator it names or None)."""
+    first, nl, rest = text.partition("\n")
+    m = _SEP_LINE_RE.match(first.lstrip("\ufeff"))
+    if not m:
+        return text, None
+    sep = m.group(1) if m.group(1) in (",", ";", "\t") else None
+    sink.warning(1, 0, f"line 1 is Excel's {first.strip()!r} line, not the header; skipped",
+                 "delete the first line (the header must be line 1)")
+    return nl + rest, sep
 
 
 def _column_at(text: str, line: int, char: int, d: str) -> int:
@@ -272,7 +387,8 @@ def read_table(path: str | Path, known_columns: Iterable[str], *,
     if not text.strip():
         sink.error(1, 0, "the file is empty", "the first line must be the header: " + ",".join(known[:4]) + ",...")
         return Table(shown, raw, problems=tuple(sink.items))
-    d = _detect_delimiter(text, known)
+    text, d = _excel_sep_line(text, sink)
+    d = d or _detect_delimiter(text, known)
     records = _records(text, d, sink)
     if records is None:
         return Table(shown, raw, d, problems=tuple(sink.items))

@@ -378,13 +378,14 @@ class Headline(str, enum.Enum):
 
     RANDOM = "random-effects"      # the plan's random-effects model (REML + Knapp-Hartung ad hoc by default)
     COMMON = "common-effect"       # the plan judged the designs identical (inverse-variance, z)
+    BAYES = "bayesian"             # the exact Bayesian random-effects posterior (metaanalysis.bayes)
     NONE = "none"                  # studies side by side, no pooled estimate leads
     SINGLE = "single-study"        # one study, shown as reported
 
 
 #: What a plan may write: ``headline = "random" | "common" | "none"`` (with ``headline_reason``).
 HEADLINE_CHOICES: dict[str, Headline] = {"random": Headline.RANDOM, "common": Headline.COMMON,
-                                         "none": Headline.NONE}
+                                         "bayes": Headline.BAYES, "none": Headline.NONE}
 #: Below this many studies no frequentist random-effects interval leads a page: with two studies
 #: τ² cannot be estimated usefully and a t(1) interval is either absurdly wide or, under HKSJ with
 #: q < 1, spuriously narrow (Bender et al. 2018, Res Synth Methods 9:382, doi:10.1002/jrsm.1319;
@@ -397,12 +398,14 @@ BENDER2018 = MethodInfo(
     "Res Synth Methods 2018;9:382-92.", "10.1002/jrsm.1319", "")
 
 
-def default_headline(k: int) -> Headline:
-    """The headline model when the plan does not name one: single study, none (k = 2), random effects."""
+def default_headline(k: int, has_prior: bool = False) -> Headline:
+    """The headline model when the plan does not name one: the single study; with two studies the
+    Bayesian posterior under a weakly informative τ prior when there is one (Friede et al. 2017;
+    Röver et al. 2021), else none; from three studies the plan's random-effects model."""
     if k == 1:
         return Headline.SINGLE
     if k < RANDOM_HEADLINE_MIN_K:
-        return Headline.NONE
+        return Headline.BAYES if has_prior else Headline.NONE
     return Headline.RANDOM
 
 
@@ -430,6 +433,121 @@ class GridRole(str, enum.Enum):
     ZERO = "zero"                    # no heterogeneity
     ESTIMATE = "estimate"            # the plan's τ² estimate
     QPROFILE_UPPER = "qprofile-upper"   # the upper Q-profile confidence bound
+# ---------------------------------------------------------------------------------------------
+# Bayesian random effects: priors on the heterogeneity τ, and notes on posterior moments
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TauPrior:
+    """A prior family for the between-study SD τ of :func:`metaanalysis.bayesian.bayes`.
+
+    Attributes
+    ----------
+    code : str
+        The ``tau_prior=`` code.
+    name : str
+        Full name.
+    scale : str
+        What ``tau_scale=`` means for this family (its parametrisation).
+    citation, doi : str
+        Where the family is recommended or its parameters come from.
+    """
+
+    code: str
+    name: str
+    scale: str
+    citation: str
+    doi: str
+
+
+_ROVER_2021 = ("Röver C, Bender R, Dias S, Schmid CH, Schmidli H, Sturtz S, Weber S, Friede T. On weakly "
+               "informative prior distributions for the heterogeneity parameter in Bayesian random-effects "
+               "meta-analysis. Res Synth Methods 2021;12:448-74.")
+
+#: τ priors offered, with the meaning of ``tau_scale``. Densities are for τ >= 0.
+TAU_PRIORS: dict[str, TauPrior] = {p.code: p for p in [
+    TauPrior("halfnormal", "half-normal prior on τ",
+             "tau_scale = σ, the scale of the half-normal: p(τ) = 2 φ(τ/σ)/σ (median 0.674σ); "
+             "σ = 0.5 is weakly informative for log odds, risk and hazard ratios",
+             _ROVER_2021, "10.1002/jrsm.1475"),
+    TauPrior("halfcauchy", "half-Cauchy prior on τ",
+             "tau_scale = γ, the scale of the half-Cauchy: p(τ) = 2 / (π γ (1 + (τ/γ)²)) (median γ); "
+             "heavy-tailed, so some posterior moments do not exist for k <= 2 with a flat prior on μ",
+             _ROVER_2021, "10.1002/jrsm.1475"),
+    TauPrior("lognormal", "log-normal prior on τ²",
+             "tau_scale = (m, s): log τ² ~ N(m, s²), i.e. log τ ~ N(m/2, (s/2)²); Turner et al.'s "
+             "predictive distributions for log odds ratios by outcome and comparison type use this form "
+             "(marginal, any outcome: m = -2.56, s = 1.74)",
+             "Turner RM, Jackson D, Wei Y, Thompson SG, Higgins JPT. Predictive distributions for "
+             "between-study heterogeneity and simple methods for their application in Bayesian "
+             "meta-analysis. Stat Med 2015;34:984-98.", "10.1002/sim.6381"),
+    TauPrior("uniform", "uniform prior on τ over [0, A]",
+             "tau_scale = A, the upper end of the support: p(τ) = 1/A on [0, A]",
+             "Röver C. Bayesian random-effects meta-analysis using the bayesmeta R package. "
+             "J Stat Softw 2020;93(6).", "10.18637/jss.v093.i06"),
+]}
+
+
+def canonical_tau_prior(value: str) -> str:
+    """Canonical ``tau_prior=`` code (``"HalfNormal"`` → ``"halfnormal"``); ValueError listing the valid ones."""
+    return _code("tau_prior", value, TAU_PRIORS)
+
+
+class BayesNote(str, enum.Enum):
+    """Why a posterior moment of a Bayesian meta-analysis is reported as inf or NaN.
+
+    With a flat prior on μ the marginal likelihood of τ (μ integrated out) falls like τ^-(k-1), so
+    under a half-Cauchy prior the posterior of τ has a tail ∝ τ^-(k+1); SD(μ | τ) grows like τ/√k,
+    so E|μ| is infinite for k = 1 and E μ² for k <= 2. The lighter-tailed priors (and any normal
+    prior on μ) have all moments.
+    """
+
+    MU_MEAN_UNDEFINED = "mu-mean-undefined"   # E|μ| = ∞: posterior mean reported as NaN
+    MU_SD_INFINITE = "mu-sd-infinite"         # E μ² = ∞: posterior SD reported as inf
+
+#: The Bayesian analysis each pooled page shows when the plan sets no prior: a half-normal prior
+#: on τ with scale 0.5 for log-scale ratio measures (Röver et al. 2021, doi:10.1002/jrsm.1475;
+#: Friede et al. 2017, doi:10.1002/bimj.201500236), a flat prior on μ. Difference measures have no
+#: default (τ's scale depends on the outcome's unit): the plan must set ``tau_prior`` and ``tau_scale``.
+DEFAULT_TAU_PRIOR = ("halfnormal", (0.5,))
+#: Scales of the half-normal prior shown side by side as a prior-sensitivity table.
+TAU_SCALE_SENSITIVITY: tuple[float, ...] = (0.25, 0.5, 1.0)
+
+
+def default_tau_prior(measure_code: str) -> tuple[str, tuple[float, ...]] | None:
+    """The default (prior code, parameters) for a measure, or None where the plan must choose."""
+    return DEFAULT_TAU_PRIOR if measure_code in RATIO_MEASURES else None
+
+BAYESMETA = MethodInfo(
+    "bayes", "exact Bayesian random-effects meta-analysis (normal-normal model) by quadrature, as bayesmeta",
+    "Röver C. Bayesian random-effects meta-analysis using the bayesmeta R package. J Stat Softw 2020;93(6).",
+    "10.18637/jss.v093.i06", "bayesmeta(y, sigma, tau.prior = ...)")
+# --- plausibility of extracted numbers (the registry's rules; trials/README.md) ------------------
+#: Ratio estimates (HR, OR, RR) outside this range are warned about: a percentage or a count
+#: entered as a ratio (an HR written as "17.7" for a 17.7% reduction) is the usual cause.
+RATIO_PLAUSIBLE: tuple[float, float] = (1e-3, 1e3)
+#: Ratio estimates and CI bounds outside this range are errors: no published ratio is that far
+#: from 1, and the analysis scale (log) would reach exp() overflow in prediction intervals.
+RATIO_LIMITS: tuple[float, float] = (1e-6, 1e6)
+#: Smallest CI width on the analysis scale (log for ratios), relative to max(1, |bound|): narrower
+#: CIs carry more digits than any publication prints and make the inverse-variance weights
+#: degenerate (1/vi beyond 1e12 next to ordinary studies).
+MIN_CI_WIDTH = 1e-6
+#: Longest plausible median follow-up in months (50 years); larger values are errors (Excel date
+#: serials such as 44927 = 2023-01-01 are the usual cause).
+MAX_FOLLOWUP_MONTHS = 600
+#: Excel's serial day numbers of the years 1950-2100 (a date-formatted cell read as a number).
+EXCEL_SERIAL_RANGE: tuple[int, int] = (18264, 73051)
+#: Most studies an analysis may have for the sensitivity analyses that refit it once per study
+#: ("leave-one-out", "cumulative"): their results hold k fits of up to k studies, so memory and
+#: the JSON grow with k² (k = 1500 needed 2.4 GB and a 470 MB JSON file).
+MAX_K_REFITS = 1000
+#: The sensitivity options whose cost grows with k² (see :data:`MAX_K_REFITS`).
+QUADRATIC_SENSITIVITY: tuple[str, ...] = ("leave-one-out", "cumulative")
+#: Largest |effect| on the analysis scale accepted (differences in the registry, yi in ``pool``):
+#: squares and inverse-variance sums of such numbers stay far from float overflow (1.8e308).
+EFFECT_LIMIT = 1e50
 
 
 # ---------------------------------------------------------------------------------------------

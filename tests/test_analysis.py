@@ -90,10 +90,12 @@ def test_every_caveat_is_computed_from_its_numbers(ev):
 
 
 def test_shipped_analyses_carry_the_expected_flags(ev):
-    # dfs, ttbm: k = 2, so no pooled headline (Bender et al. 2018); sre: tau2 = 0, and under the
-    # ad hoc test the CI is never narrower than z (HKSJ alone would be: q < 1)
-    assert Flag.NO_POOLED_HEADLINE in ev.analysis("dfs").flags
-    assert {Flag.NO_POOLED_HEADLINE, Flag.TAU2_ZERO} <= set(ev.analysis("ttbm").flags)
+    # dfs, ttbm: k = 2, so no frequentist random-effects headline (Bender et al. 2018): the Bayesian
+    # posterior leads; sre: tau2 = 0, and under the ad hoc test the CI is never narrower than z
+    # (HKSJ alone would be: q < 1)
+    for k2 in ("dfs", "ttbm"):
+        assert not {Flag.NO_POOLED_HEADLINE, Flag.K2_T1} & set(ev.analysis(k2).flags)
+    assert Flag.TAU2_ZERO in ev.analysis("ttbm").flags
     sre = ev.analysis("sre-zoledronic")
     assert Flag.TAU2_ZERO in sre.flags and Flag.HKSJ_NARROWER not in sre.flags
     assert sre.result.ci_upper - sre.result.ci_lower >= sre.z_result.ci_upper - sre.z_result.ci_lower
@@ -206,15 +208,19 @@ def test_vocab_codes_are_case_insensitive():
             vocab.as_level(bad)
 
 
-def test_readme_notebook_example_runs(monkeypatch):
-    """The README's "whole plan from a notebook" block runs, and its printed flag list is true."""
+def test_readme_notebook_example_runs(monkeypatch, capsys):
+    """Every Python block of the README runs (in order, one namespace), and the flag list the
+    notebook block prints in a comment is true."""
     import re
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "analyse(" in b)
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 3
     monkeypatch.chdir(ROOT)
     ns: dict = {}
-    exec(compile(block, "README.md", "exec"), ns)
+    for b in blocks:
+        exec(compile(b, "README.md", "exec"), ns)
+    block = next(b for b in blocks if "analyse(" in b)
     claimed = re.search(r"\[c\.flag\.value for c in sre\.caveats\]\s+# (\[.*?\])", block).group(1)
     assert [c.flag.value for c in ns["sre"].caveats] == eval(claimed)
 
@@ -222,16 +228,16 @@ def test_readme_notebook_example_runs(monkeypatch):
 def test_headline_rule(ev):
     """k = 1: the study; k = 2: no pooled headline (Bender et al. 2018); k >= 3: the plan's model."""
     for a in ev.analyses:
-        want = vocab.default_headline(a.k) if not a.analysis.headline else None
+        want = vocab.default_headline(a.k, a.bayes is not None) if not a.analysis.headline else None
         if want is not None:
             assert a.headline is want, a.id
         if a.headline is vocab.Headline.RANDOM:
             assert a.headline_result is a.result
-        elif a.headline is vocab.Headline.NONE:
+        elif a.headline in (vocab.Headline.NONE, vocab.Headline.BAYES):
             assert a.headline_result is None
             # the plan's model is still reported, as the first sensitivity scenario
             assert a.scenarios[0].kind.value == "random-effects" and a.scenarios[0].result is a.result
-    assert ev.analysis("ttbm").headline is vocab.Headline.NONE
+    assert ev.analysis("ttbm").headline is vocab.Headline.BAYES   # HR: half-normal(0.5) prior by default
     assert ev.analysis("bmfs").headline is vocab.Headline.RANDOM
 
 
@@ -339,9 +345,67 @@ def test_undercoverage_flag_is_computed_from_the_table(ev):
 def test_methods_paragraph_says_what_was_run(ev):
     ttbm = words.analysis_methods_text(ev.analysis("ttbm"))
     assert "HKSJ with the variance multiplier floored at 1" in ttbm      # the plan's test: adhoc
-    assert "no pooled estimate leads the page (Bender et al. 2018)" in ttbm
+    assert "half-normal prior on τ (scale 0.50), flat prior on μ" in ttbm and "leads the page" in ttbm
     assert "10,000 meta-analyses per τ²" in ttbm
     cites = [c.code for c in words.analysis_citations(ev.analysis("ttbm"))]
-    assert "bender2018" in cites and "morris2019" in cites and "adhoc" in cites
+    assert {"bender2018", "morris2019", "adhoc", "bayes", "halfnormal"} <= set(cites)
     bmfs = words.analysis_methods_text(ev.analysis("bmfs"))
     assert "Bender" not in bmfs and "bender2018" not in [c.code for c in words.analysis_citations(ev.analysis("bmfs"))]
+
+
+def test_bayesian_analysis_of_the_sre_trials(ev):
+    """Issue #12: "a Bayesian analysis with a half-normal(0.5) prior on τ gives 0.83 (0.67-1.02)"
+    for SRE vs zoledronic acid; the prior-sensitivity rows use half-normal scales 0.25 and 1."""
+    from metaanalysis import bayes
+
+    sre = ev.analysis("sre-zoledronic")
+    b = sre.bayes
+    assert (b.tau_prior, b.tau_scale, b.mu_prior) == ("halfnormal", (0.5,), None)
+    assert [round(math.exp(x), 2) for x in (b.mu_median, b.mu_ci_lower, b.mu_ci_upper)] == [0.83, 0.67, 1.02]
+    yi = np.array([s.yi for s in sre.studies])
+    vi = np.array([s.vi for s in sre.studies])
+    assert b == bayes(yi, vi, tau_prior="halfnormal", tau_scale=0.5)
+    assert [x.tau_scale for x in sre.bayes_sensitivity] == [(0.25,), (1.0,)]
+    assert sre.headline is vocab.Headline.RANDOM   # k = 3: the plan's frequentist model leads
+
+
+def test_k2_pages_lead_with_the_bayesian_posterior(ev):
+    ttbm = ev.analysis("ttbm")
+    files, _ = render_files(ev)
+    html = files["ttbm.html"].decode("utf-8")
+    med = math.exp(ttbm.bayes.mu_median)
+    assert f"Pooled HR (Bayesian random-effects, posterior median)" in html
+    assert f'<span class="kr-value">{med:.2f}</span>' in html
+    assert "no pooled diamond: the page leads with the Bayesian posterior" in html
+
+
+def test_plan_tau_prior_is_checked_and_used(tmp_path):
+    from metaanalysis.problems import ProblemError
+
+    reg = load_registry(REGISTRY)
+    base = PLAN.read_text(encoding="utf-8")
+    p = tmp_path / "analyses.toml"
+    p.write_text(base.replace('id = "ttbm"', 'id = "ttbm"\ntau_prior = "HalfCauchy"\ntau_scale = 0.25', 1),
+                 encoding="utf-8")
+    ev = run_plan(reg, load_plan(str(p), reg), coverage=False)
+    b = ev.analysis("ttbm").bayes
+    assert (b.tau_prior, b.tau_scale) == ("halfcauchy", (0.25,))
+    for bad, msg in (('tau_prior = "gamma"\ntau_scale = 1', "is not supported"),
+                     ('tau_prior = "lognormal"\ntau_scale = 0.5', "does not fit"),
+                     ('tau_prior = "halfnormal"\ntau_scale = -1', "does not fit")):
+        p.write_text(base.replace('id = "ttbm"', 'id = "ttbm"\n' + bad, 1), encoding="utf-8")
+        with pytest.raises(ProblemError) as ei:
+            load_plan(str(p), reg)
+        assert any(msg in q.message for q in ei.value.errors), ei.value
+
+
+def test_narrative_results_side_by_side(ev):
+    """SWiM: a narrative section with comparative results gets a forest plot without a diamond, and
+    results of one trial are told apart by what the registry says of each (endpoint detail)."""
+    files, _ = render_files(ev)
+    html = files["subgroups-not-pooled.html"].decode("utf-8")
+    assert "Results side by side" in html and "no diamond and no weights" in html
+    assert "D-CARE (Coleman 2021): time to first bone metastasis, patients aged &lt; 50 years" in html
+    assert "D-CARE (Coleman 2021): time to first bone metastasis, premenopausal patients" in html
+    # p-value-only and proportion sections draw no effect-size forest
+    assert "Results side by side" not in files["flatiron-ici.html"].decode("utf-8")

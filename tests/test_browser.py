@@ -100,15 +100,19 @@ def test_every_page_in_chromium(site, browser, viewport):
         for tag, label, fw, fh in figs:
             if not (fw > 0 and fh > 0):
                 problems.append(f"{name}: <{tag}> {label[:60]!r} rendered {fw}x{fh}")
-        # plot text: glyphs are paths in viewBox units (pt); the smallest plot text is 7.5 pt
-        # (forest footnotes), which must render at >= 9.5 CSS px whatever the viewport
-        scales = page.eval_on_selector_all(
+        # plot text: <text> whose font-size is in viewBox units (pt); rendered size = computed
+        # font-size x the text's screen scale. The smallest plot text is 7.5 pt (forest
+        # footnotes), which must render at >= 9.5 CSS px whatever the viewport
+        sizes = page.eval_on_selector_all(
             "figure.plot svg",
-            "els => els.map(e => [e.getAttribute('aria-label') || '',"
-            " e.getBoundingClientRect().width / e.viewBox.baseVal.width])")
-        for label, scale in scales:
-            if 7.5 * scale < 9.5:
-                problems.append(f"{name}: {label[:60]!r} smallest text {7.5 * scale:.1f}px (< 9.5px)")
+            "els => els.map(e => [e.getAttribute('aria-label') || '', Array.from(e.querySelectorAll('text'),"
+            " t => { const m = t.getScreenCTM(); return parseFloat(getComputedStyle(t).fontSize)"
+            " * Math.hypot(m.a, m.b); })])")
+        for label, px in sizes:
+            if not px:
+                problems.append(f"{name}: {label[:60]!r} has no <text>")
+            elif min(px) < 9.5:
+                problems.append(f"{name}: {label[:60]!r} smallest text {min(px):.1f}px (< 9.5px)")
         # nothing wider than the viewport forces the page to scroll sideways, except inside a
         # scroll container (wide tables and plots are wrapped so they scroll on their own)
         sw = page.evaluate("document.documentElement.scrollWidth")
@@ -152,4 +156,87 @@ def test_plots_fit_the_printed_page(site, browser):
             seen += 1
             assert 0 < w <= main_w + 0.5 and h > 0, (path.name, w, main_w, h)
     assert seen == 7  # one forest plot per analysis in trials/analyses.toml
+    ctx.close()
+
+
+# Each plot <text>: its string, size (user units = pt), weight, anchor and x, where the browser
+# starts and ends its glyph run (advance positions of the first and last character, in the
+# text's own user space) and the px per user unit on screen.
+_TEXT_GEOMETRY = """els => els.map(t => {
+  const n = t.getNumberOfChars(), a = n ? t.getStartPositionOfChar(0) : {x: NaN, y: NaN},
+        b = n ? t.getEndPositionOfChar(n - 1) : {x: NaN}, m = t.getScreenCTM();
+  return [t.textContent, parseFloat(t.getAttribute('font-size')), getComputedStyle(t).fontWeight,
+          t.getAttribute('text-anchor') || 'start', parseFloat(t.getAttribute('x')),
+          parseFloat(t.getAttribute('y')), t.getComputedTextLength(), a.x, a.y, b.x, Math.hypot(m.a, m.b)];
+})"""
+
+
+def _text_problems(page, cdp, selector: str, where: str) -> tuple[int, list[str]]:
+    """Every <text> under ``selector`` is set in the embedded subset (a web font, bold face for
+    bold text) and its glyph run is where and as wide as the layout measured it: within 0.5 %
+    + 0.2 CSS px of metaanalysis.plots._text's advance width, at both ends."""
+    from metaanalysis.plots._text import raw_width
+
+    rows = page.eval_on_selector_all(selector, _TEXT_GEOMETRY)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    nodes = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+    assert len(nodes) == len(rows)
+    problems = []
+    for node, (s, size, weight, anchor, x, y, length, start_x, start_y, end_x, scale) in zip(nodes, rows):
+        bold = weight == "700"
+        fonts = [(f["isCustomFont"], f.get("postScriptName")) for f in
+                 cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]]
+        if fonts != [(True, "DejaVuSans-Bold" if bold else "DejaVuSans")]:
+            problems.append(f"{where}: {s!r} drawn with {fonts}")
+        w = raw_width(s, size, bold)
+        x0 = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
+        tol = 0.005 * w + 0.2 / scale  # user units (pt)
+        for what, got, want in (("length", length, w), ("start", start_x, x0), ("end", end_x, x0 + w),
+                                ("baseline", start_y, y)):
+            if not abs(got - want) <= tol:
+                problems.append(f"{where}: {s!r} {what} {got:.3f} pt, layout {want:.3f} pt (tol {tol:.3f})")
+    cdp.send("DOM.disable")
+    return len(rows), problems
+
+
+def test_plot_text_is_where_the_layout_measured_it(site, browser):
+    """Report pages: every plot <text> in the embedded font, glyph positions as the layout's."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    cdp = ctx.new_cdp_session(page)
+    checked, problems = 0, []
+    for path in pages(site):
+        page.goto(path.as_uri())
+        n, p = _text_problems(page, cdp, "figure.plot svg text", path.name)
+        checked += n
+        problems += p
+    assert not problems, "\n".join(problems[:40])
+    # every <text> of every page was checked (7 forest plots in trials/analyses.toml)
+    assert checked == sum(p.read_text(encoding="utf-8").count("<text ") for p in pages(site)) > 200
+    ctx.close()
+
+
+def test_example_plots_standalone_text_as_measured(browser, tmp_path):
+    """The example forest plots and a funnel plot (the shipped registry has none: k < 10) as
+    standalone SVG files with the font embedded, in an HTML page: same checks."""
+    from metaanalysis.plots import layout_forest, layout_funnel, render_forest, render_funnel
+    from metaanalysis.plots.examples import bcg_spec, denosumab_spec, funnel_example
+
+    svgs = [render_forest(layout_forest(s), format="svg", embed_font=True)
+            for s in (bcg_spec(), denosumab_spec(subgroups=True))]
+    svgs.append(render_funnel(layout_funnel(funnel_example()), format="svg", embed_font=True))
+    html = tmp_path / "examples.html"
+    html.write_text("<!doctype html><html><head><meta charset='utf-8'><title>plots</title></head><body>"
+                    + "".join(f"<figure class='plot'>{s.decode()}</figure>" for s in svgs)
+                    + "</body></html>", encoding="utf-8")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    cdp = ctx.new_cdp_session(page)
+    page.goto(html.as_uri())
+    n, problems = _text_problems(page, cdp, "figure.plot svg text", "examples")
+    page.screenshot(path=str(SHOTS / "examples.png"), full_page=True) if SHOTS.is_dir() else None
+    assert not problems, "\n".join(problems[:40])
+    assert n == sum(s.count(b"<text ") for s in svgs) > 150
     ctx.close()

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -267,7 +268,7 @@ case(name="nul_bytes", exit=1, registry=reg_with({(OS_ROW, "notes"): "XX"}).enco
 case(name="control_character", exit=1, registry=reg_with({(OS_ROW, "notes"): "bad \x07 bell"}),
      line=LINE[OS_ROW], col=COL["notes"], msg=r"control character U\+0007")
 case(name="unclosed_quote", exit=1, registry=REG_TEXT + 'X,"unclosed\n', line=len(REG_TEXT.splitlines()) + 1,
-     col=0, msg=r"never closed")
+     col=2, msg=r"opened on line \d+ is never closed")
 case(name="very_long_field", exit=1, registry=reg_with({(OS_ROW, "notes"): "x" * 5000}),
      line=LINE[OS_ROW], col=COL["notes"], msg=r"5000 characters")
 case(name="huge_field_beyond_csv_limit", exit=1, registry=reg_with({(OS_ROW, "notes"): "y" * 200_000}),
@@ -292,6 +293,55 @@ case(name="utf16_with_bom", exit=0, registry=REG_TEXT.encode("utf-16"), warn=r"U
 case(name="spreadsheet_formula_in_text", exit=0,
      registry=reg_with({(OS_ROW, "notes"): '=HYPERLINK("http://evil.example","click")'}),
      warn=rf":{LINE[OS_ROW]}:{COL['notes']}: warning: \[notes\] text starts with '='")
+# Non-ASCII digits (issue #11 item 3): read as 0-9, with the warning every accepted quirk gets.
+case(name="full_width_digits", exit=0, registry=reg_with({(OS_ROW, "estimate"): "１.０１"}),
+     warn=rf":{LINE[OS_ROW]}:{COL['estimate']}: warning: \[estimate\] 1 number\(s\) written with non-ASCII digits")
+case(name="arabic_indic_digits", exit=0, registry=reg_with({(OS_ROW, "ci_upper"): "١.٢٠"}),
+     warn=rf":{LINE[OS_ROW]}:{COL['ci_upper']}: warning: \[ci_upper\] 1 number\(s\) written with non-ASCII digits")
+case(name="underscore_in_number", exit=1, registry=reg_with({(OS_ROW, "estimate"): "1_01"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"'1_01' is not a number")
+# direction (issue #11 item 3): read, checked against the measure, the arms and the endpoint's other rows
+case(name="direction_favours_the_comparator", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 1 favours placebo"}),
+     line=LINE[OS_ROW], col=COL["direction"],
+     msg=r"a HR below 1 favours the comparator, but row 'ABCSG18-OS-2022' \(line \d+\) of endpoint OS says the intervention")
+case(name="direction_other_measure", exit=1, registry=reg_with({(OS_ROW, "direction"): "OR < 1 favours denosumab"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"direction speaks of OR but the row's measure is HR")
+case(name="direction_wrong_null", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 0 favours denosumab"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"not with its null value 1")
+case(name="direction_unreadable", exit=1, registry=reg_with({(OS_ROW, "direction"): "lower is better"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"does not say which arm a HR below 1 favours")
+case(name="direction_names_no_arm", exit=1, registry=reg_with({(OS_ROW, "direction"): "HR < 1 favours zoledronic acid"}),
+     line=LINE[OS_ROW], col=COL["direction"], msg=r"names neither the intervention \('denosumab'\) nor the comparator")
+case(name="direction_said_the_other_way", exit=0,
+     registry=reg_with({(OS_ROW, "direction"): "HR > 1 favours placebo"}))
+# plausibility (issue #11 item 3): counts, follow-up, ratios
+case(name="n_int_zero", exit=1, registry=reg_with({(OS_ROW, "n_int"): "0"}),
+     line=LINE[OS_ROW], col=COL["n_int"], msg=r"0 is below the minimum 1")
+case(name="followup_excel_date_serial", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "44927"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"44927 must be less than 600.*Excel date serial of 2023-01-01")
+case(name="followup_zero", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "0"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"must be greater than 0")
+case(name="followup_in_days", exit=1, registry=reg_with({(OS_ROW, "followup_months"): "2190"}),
+     line=LINE[OS_ROW], col=COL["followup_months"], msg=r"must be less than 600.*in months")
+case(name="hr_entered_as_percentage", exit=0,
+     registry=reg_with({(OS_ROW, "estimate"): "1777", (OS_ROW, "ci_lower"): "1500", (OS_ROW, "ci_upper"): "2100"}),
+     same_numbers=False, warn=rf":{LINE[OS_ROW]}:{COL['estimate']}: warning: \[estimate\] HR 1777 is outside 0.001 to 1000")
+case(name="hr_near_1e300", exit=1,
+     registry=reg_with({(OS_ROW, "estimate"): "1e300", (OS_ROW, "ci_lower"): "1e299", (OS_ROW, "ci_upper"): "1e301"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"HR estimate 1e\+300 is outside 1e-06 to 1e\+06")
+# numerics (issue #11 item 6): a CI of width 1e-10 gave numpy RuntimeWarnings on the console
+case(name="ci_width_1e-10", exit=1,
+     registry=reg_with({(OS_ROW, "ci_lower"): "1.00999999995", (OS_ROW, "ci_upper"): "1.01000000005"}),
+     line=LINE[OS_ROW], col=COL["ci_lower"], msg=r"narrower than 1e-06")
+# Excel's "sep=," first line (issue #11 item 7): skipped with one warning (it gave 41 problems)
+case(name="excel_sep_line", exit=0, registry="sep=,\n" + REG_TEXT,
+     warn=r":1:0: warning: line 1 is Excel's 'sep=,' line, not the header; skipped \(delete the first line")
+case(name="excel_sep_line_semicolon", exit=0, registry="sep=;\r\n" + render(HEADER, ROWS, delimiter=";", eol="\r\n"),
+     warn=r":1:0: warning: line 1 is Excel's 'sep=;' line")
+case(name="md_near_1e300", exit=1,
+     registry=reg_with({(OS_ROW, "measure"): "MD", (OS_ROW, "direction"): "MD < 0 favours denosumab",
+                        (OS_ROW, "estimate"): "1e300", (OS_ROW, "ci_lower"): "0.9e300", (OS_ROW, "ci_upper"): "1.1e300"}),
+     line=LINE[OS_ROW], col=COL["estimate"], msg=r"MD estimate 1e\+300 is beyond ±1e\+50")
 # A decimal comma in a comma-separated file splits the cell: the row has one field too many.
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
@@ -306,13 +356,56 @@ def _or_row_left_out(out: Path) -> None:
     assert OS_ROW in left and "OR" in left[OS_ROW], left
 
 
-case(name="measure_changed_to_or_is_left_out", exit=0, registry=reg_with({(OS_ROW, "measure"): "OR"}),
+case(name="measure_changed_to_or_is_left_out", exit=0,
+     registry=reg_with({(OS_ROW, "measure"): "OR", (OS_ROW, "direction"): "OR < 1 favours denosumab"}),
      same_numbers=False, check=_or_row_left_out)
+
+# --- identity (issue #11 item 2): spellings that must not make one trial two ------------------
+_last = len(REG_TEXT.splitlines()) + 1       # line of a row appended to the shipped registry
+_case_twice = row(OS_ROW)                   # the same OS result again, patient_set in other case
+_case_twice[0], _case_twice[COL["patient_set"] - 1] = OS_ROW + "-UPDATE", "NMCRPC-BMFS"
+case(name="patient_set_differing_in_case_pooled_twice", exit=1, registry=reg_with(extra=[_case_twice]),
+     line=_last, col=COL["use_for_pooling"], msg=r"patient_set 'NMCRPC-BMFS'.*use_for_pooling = yes")
+_zw_twice = row(OS_ROW)
+_zw_twice[0], _zw_twice[COL["patient_set"] - 1] = OS_ROW + "-UPDATE", "nmCRPC-BMFS\u200b"
+case(name="patient_set_with_zero_width_space", exit=1, registry=reg_with(extra=[_zw_twice]),
+     line=_last, col=COL["patient_set"], msg=r"invisible character U\+200B ZERO WIDTH SPACE at character 12")
+case(name="comparator_with_zero_width_space", exit=1, registry=reg_with({(OS_ROW, "comparator"): "placebo\u200b"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"invisible character U\+200B")
+case(name="comparator_with_soft_hyphen", exit=1, registry=reg_with({(OS_ROW, "comparator"): "pla\u00adcebo"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"invisible character U\+00AD SOFT HYPHEN at character 4")
+case(name="endpoint_with_word_joiner", exit=1, registry=reg_with({(OS_ROW, "endpoint"): "OS\u2060"}),
+     line=LINE[OS_ROW], col=COL["endpoint"], msg=r"invisible character U\+2060")
+case(name="comparator_with_cyrillic_a", exit=1, registry=reg_with({(OS_ROW, "comparator"): "pl\u0430cebo"}),
+     line=LINE[OS_ROW], col=COL["comparator"], msg=r"non-Latin letter U\+0430 CYRILLIC SMALL LETTER A at character 3")
+case(name="trial_id_full_width", exit=1, registry=reg_with({(OS_ROW, "trial_id"): "ｎｍCRPC-BMFS"}),
+     line=LINE[OS_ROW], col=COL["trial_id"], msg=r"look-alike character U\+FF4E .*reads as 'n'")
+case(name="tumour_type_with_bom_inside", exit=1, registry=reg_with({(OS_ROW, "tumour_type"): "pro\ufeffstate"}),
+     line=LINE[OS_ROW], col=COL["tumour_type"], msg=r"invisible character U\+FEFF")
+case(name="population_with_zero_width_joiner", exit=1,
+     registry=reg_with({(OS_ROW, "population"): "men with\u200d nmCRPC"}),
+     line=LINE[OS_ROW], col=COL["population"], msg=r"invisible character U\+200D")
+case(name="invisible_character_in_notes_is_free_text", exit=0,
+     registry=reg_with({(OS_ROW, "notes"): "checked\u200b twice"}))
+_other_id = row(OS_ROW)                     # the same trial (NCT id) under a second trial_id and patient_set
+_other_id[0], _other_id[COL["trial_id"] - 1], _other_id[COL["patient_set"] - 1] = "SMITH-OS-2012", "SMITH-2012", "SMITH-2012"
+case(name="same_nct_id_under_second_trial_id", exit=1, registry=reg_with(extra=[_other_id]),
+     line=_last, col=COL["nct_id"], msg=r"NCT00286091 is also trial 'nmCRPC-BMFS' \(row 'NMCRPC-BMFS-2012', line \d+\)")
+_linked = row(OS_ROW)                       # ... allowed when linked as the same patients
+_linked[0], _linked[COL["trial_id"] - 1], _linked[COL["use_for_pooling"] - 1] = "SMITH-OS-2012", "SMITH-2012", "no"
+_linked[COL["report"] - 1] = "re-analysis"
+case(name="same_nct_id_linked_by_patient_set", exit=0, registry=reg_with(extra=[_linked]))
+_linked_parent = list(_other_id)
+_linked_parent[COL["parent_row_id"] - 1], _linked_parent[COL["use_for_pooling"] - 1] = OS_ROW, "no"
+case(name="same_nct_id_linked_by_parent_row", exit=0, registry=reg_with(extra=[_linked_parent]))
 
 # --- the plan ----------------------------------------------------------------------------------
 _p, _l = plan_insert_after("dfs", "select.design", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }]')
 case(name="plan_same_trial_twice", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'ABCSG-18'.*count twice")
+# ... also when the registry spells the second report's patient_set in another case (issue #11 item 2)
+case(name="plan_same_trial_twice_patient_set_case", exit=1, plan=_p, where="plan", line=_l, col=None,
+     registry=reg_with({("ABCSG18-DFS-2022", "patient_set"): "abcsg-18"}), msg=r"patient_set 'ABCSG-18'.*count twice")
 # Overlapping populations: the post hoc lung subgroup (Scagliotti 2012) pooled with the parent
 # trial's other subgroup of the same patients (patient_set DMAB-ZA-SOLID, Henry 2011's trial).
 _p, _l = plan_replace_in(
@@ -326,7 +419,7 @@ _p, _l = plan_replace_in(
     '{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }, { row = "ZASOLID-SRE-2011"')
 case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
-_reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR"})
+_reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR", ("SPLENDOUR-OS-2020", "direction"): "OR < 1 favours denosumab"})
 _p, _l = plan_insert_after("os-placebo", "subgroup", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }]')
 case(name="plan_mixing_measures", exit=1, registry=_reg_or, plan=_p, where="plan", line=_l, col=None,
      msg=r"mix measures")
@@ -360,6 +453,23 @@ case(name="plan_empty", exit=1, plan="", where="plan", line=1, col=0, msg=r"no \
 case(name="plan_not_utf8", exit=1, plan=PLAN_TEXT.encode("utf-8").replace(b"Whole-trial", b"Whole\xff-trial", 1),
      where="plan", line=plan_line(PLAN_TEXT, "Whole-trial")[0], col=plan_line(PLAN_TEXT, "Whole-trial")[1] + 5,
      msg=r"not UTF-8")
+# issue #11 item 6: nesting that made Python's TOML parser recurse to death (exit 3)
+_deep_line = len(PLAN_TEXT.splitlines()) + 2
+case(name="plan_nested_3000_deep", exit=1, plan=PLAN_TEXT + "\nx = " + "[" * 3000 + "]" * 3000 + "\n", where="plan",
+     line=_deep_line, col=5 + 16, msg=r"nested more than 16 levels deep")
+case(name="plan_inline_tables_3000_deep", exit=1, plan=PLAN_TEXT + "\nx = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+     where="plan", line=_deep_line, col=5 + 16 * 5, msg=r"nested more than 16 levels deep")
+case(name="plan_brackets_inside_strings_are_not_nesting", exit=0,
+     plan=PLAN_TEXT.replace('title = "', 'title = "' + "[" * 40 + "{" * 40 + " ", 1))
+# issue #11 item 7: Windows device names as ids, typed keys
+for _dev in ("con", "aux", "nul", "prn", "com1", "lpt9"):
+    _p, _l = plan_replace_in("ttbm", 'id = "ttbm"', f'id = "{_dev}"')
+    case(name=f"plan_windows_device_id_{_dev}", exit=1, plan=_p, where="plan", line=_l, col=None,
+         msg=rf"id '{_dev}' is not a usable file name")
+_l = plan_line(PLAN_TEXT, 'title = "Denosumab in oncology')[0]
+case(name="plan_title_is_a_number", exit=1, plan=PLAN_TEXT.replace('title = "Denosumab in oncology: evidence reports"',
+                                                                    "title = 5", 1),
+     where="plan", line=_l, col=None, msg=r"title must be a string in double quotes, not int 5")
 case(name="plan_bom_crlf", exit=0, plan=b"\xef\xbb\xbf" + PLAN_TEXT.replace("\n", "\r\n").encode("utf-8"))
 
 
@@ -432,10 +542,13 @@ def test_report(c: Case, tmp_path, good_build, good_numbers, capsys):
     out = fresh_out(good_build, tmp_path)
     before = snapshot(out)
     capsys.readouterr()
-    code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)])
+    with warnings.catch_warnings(record=True) as caught:   # numpy warnings would reach the console
+        warnings.simplefilter("always")
+        code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(out)])
     cap = capsys.readouterr()
     err = cap.err
     assert "Traceback" not in err and "Traceback" not in cap.out
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     assert code == c.exit, f"exit {code}, expected {c.exit}; stderr:\n{err}"
     if c.exit != 0:
         assert snapshot(out) == before, "a failed build changed OUT or left files beside it"
@@ -518,15 +631,53 @@ def test_missing_inputs(tmp_path, good_build, capsys):
     ("yi,sei\n-0.22,0.1\n0.01,0\n", 3, 2, "sei must be > 0"),
     ("yi,vi\n-0.22,0.0139\nnan,0.01\n", 3, 1, "yi must be finite"),
     ("yi,vi\n-0.22,0.0139\n=1+1,0.01\n", 3, 1, "yi is not a number"),
-], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula"])
+    # issue #11 item 4: the registry's strict reader and number parser
+    ("yi,vi,yi\n-0.22,0.0139,1\n0.01,0.02,2\n", 1, 3, "column 'yi' appears twice (also column 1)"),
+    ("yi,vi,sei\n-0.22,0.0139,0.1179\n0.01,0.02,0.2\n", 3, 3, "sei² = 0.04 disagrees with vi = 0.02"),
+    ("yi,vi\n-0.22,0.0139\n0.01,\"0.02\n0.1,0.03\n", 3, 2, "quoted field opened on line 3 is never closed"),
+    ('study,yi,vi\n"two\nlines",-0.22,0.0139\n"b,0.01,0.02\n', 4, 1, "quoted field opened on line 4 is never closed"),
+    ("yi,vi\n-0.22,0.0139\n-0_2,0.02\n", 3, 1, "yi is not a number: '-0_2'"),
+    ("yi,vi\n-0.22,0.0139\n0.1,abc\n", 3, 2, "vi is not a number: 'abc'"),
+    # issue #11 item 6: extremes refused at their cell (the sums of the estimators would overflow)
+    ("yi,vi\n1e300,0.01\n-1e300,0.02\n0.1,0.03\n", 2, 1, "yi = 1e300 is beyond"),
+    ("yi,vi\n0.1,1e-300\n0.2,0.02\n0.3,0.03\n", 2, 2, "vi = 1e-300 is outside"),
+    ("yi,sei\n0.1,1e-160\n0.2,0.02\n", 2, 2, "sei = 1e-160 is outside"),
+    ("yi,vi\n0.1,0.01\n0.2," + "1" * 200_000 + "\n", 3, 0, "a field longer than"),
+    ("yi,vi\n0.1,0.01\n0.2," + "1" * 5000 + "\n", 3, 2, "vi: cell is 5000 characters long"),
+], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula", "duplicate_column", "vi_sei_disagree",
+        "unclosed_quote", "unclosed_quote_after_multiline_field", "underscore_digits", "vi_text",
+        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters"])
 def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     p = tmp_path / "effects.csv"
     p.write_text(content, encoding="utf-8")
-    code = main(["pool", str(p)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["pool", str(p)])
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" not in err
     assert re.search(rf"^{re.escape(str(p))}:{line}:{col}: error: .*{re.escape(msg)}", err, re.M), err
+    assert "Warning" not in err
+
+
+@pytest.mark.parametrize("content,warn", [
+    ("yi,vi,sei\n-0.22,0.0139,0.11789826\n0.01,0.02,0.14142136\n", None),   # agree to 1e-6
+    ("yi,vi\n-0.22,0.0139\n０.０１,0.02\n", r":3:1: warning: \[yi\] 1 number\(s\) written with non-ASCII digits"),
+    ("yi,vi\n-0.22,0.0139\n0.01,٠.٠٢\n", r":3:2: warning: \[vi\] 1 number\(s\) written with non-ASCII digits"),
+    ("yi;vi\n-0,22;0,0139\n0,01;0,02\n", r":2:1: warning: \[yi\] 4 number\(s\) written with a decimal comma"),
+], ids=["vi_sei_agree", "full_width_digits", "arabic_indic_digits", "decimal_comma"])
+def test_pool_accepted_quirks_are_warned(content, warn, tmp_path, capsys):
+    p = tmp_path / "effects.csv"
+    p.write_text(content, encoding="utf-8")
+    code = main(["pool", str(p), "--format", "json"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert json.loads(cap.out)["k"] == 2
+    if warn:
+        assert re.search(re.escape(str(p)) + warn, cap.err), cap.err
+    else:
+        assert cap.err == ""
 
 
 # --- hostile --out: never destroy what is not a previous report build -----------------------------
@@ -572,3 +723,158 @@ def test_out_is_the_current_directory(tmp_path):
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "precious\n"
     assert p.returncode in (0, 1, 2)
     assert not [x.name for x in tmp_path.parent.iterdir() if x.name.startswith("..")], "stray temp dirs"
+
+
+# --- issue #11 item 1: report and batch never delete what they did not write ------------------
+
+def _tree(d: Path) -> dict[str, str]:
+    """SHA-256 of every file under d, and every directory (as '<dir>')."""
+    return {str(p.relative_to(d)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>")
+            for p in sorted(d.rglob("*"))}
+
+
+def _legacy_look_alike(d: Path) -> None:
+    """A folder holding index.html and results.csv among other .html/.csv files (no marker)."""
+    d.mkdir(parents=True)
+    for name in ("index.html", "results.csv", "summary.html", "extra.csv"):
+        (d / name).write_text(f"the reviewer's {name}\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("way", ["registry_in_legacy_lookalike", "plan_in_legacy_lookalike",
+                                 "registry_in_marked_build", "plan_in_marked_build_old_marker"])
+def test_report_refuses_inputs_inside_out(way, tmp_path, capsys):
+    d = tmp_path / "D"
+    if "legacy" in way:
+        _legacy_look_alike(d)
+    else:
+        assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)]) == 0
+        if "old_marker" in way:  # a build marked before markers listed their files
+            (d / ".metaanalysis-report").write_text("written by `metaanalysis report`; safe to replace\n")
+    reg, plan = REGISTRY, PLAN
+    if "registry" in way:
+        reg = d / "registry.csv"
+        shutil.copy(REGISTRY, reg)
+        what = "--registry"
+    else:
+        plan = d / "analyses.toml"
+        shutil.copy(PLAN, plan)
+        what = "--plan"
+    bad = reg if what == "--registry" else plan
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(reg), "--plan", str(plan), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(bad))}:0:0: error: {what} lies inside the output directory", err, re.M), err
+    assert _tree(tmp_path) == before
+
+
+def test_report_refuses_a_legacy_lookalike_out(tmp_path, capsys):
+    d = tmp_path / "D"
+    _legacy_look_alike(d)
+    before = _tree(tmp_path)
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(d))}:0:0: error: refusing to replace .*delete the directory yourself", err, re.M)
+    assert _tree(tmp_path) == before
+
+
+def test_report_refuses_a_marked_build_with_a_foreign_file(tmp_path, capsys):
+    d = tmp_path / "D"
+    assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)]) == 0
+    (d / "my-notes.txt").write_text("a reviewer's notes\n", encoding="utf-8")
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(d)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^{re.escape(str(d))}:0:0: error: refusing to replace .*\(my-notes\.txt\)", err, re.M), err
+    assert _tree(tmp_path) == before
+
+
+def _batch_dir(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REGISTRY, d / "registry.csv")
+    shutil.copy(PLAN, d / "analyses.toml")
+    return d
+
+
+@pytest.mark.parametrize("way", ["input_is_a_previous_output", "input_inside_a_previous_output",
+                                 "out_is_an_input_directory"])
+def test_batch_refuses_inputs_inside_out(way, tmp_path, capsys):
+    out = tmp_path / "out"
+    if way == "input_is_a_previous_output":
+        src = out / "D"
+        assert main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(src)]) == 0
+        (src / ".metaanalysis-report").write_text("written by `metaanalysis report`; safe to replace\n")
+        _batch_dir(src)
+    elif way == "input_inside_a_previous_output":
+        src = out / "D"         # D/trials/registry.csv: the registry lies deeper inside OUT/D
+        _batch_dir(src / "trials")
+    else:
+        src = _batch_dir(tmp_path / "D")
+        out = tmp_path          # OUT/D is the input directory itself
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    code = main(["batch", str(src), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"^metaanalysis batch: usage error: .*: lies inside .*, which this batch replaces", err, re.M), err
+    assert str(src) in err
+    assert _tree(tmp_path) == before
+
+
+# --- issue #11 item 7: a full disk names the path ------------------------------------------------
+
+def test_disk_full_names_the_path(tmp_path, good_build, monkeypatch, capsys):
+    import errno
+
+    out = fresh_out(good_build, tmp_path)
+    before = snapshot(out)
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.name == "index.html":
+            raise OSError(errno.ENOSPC, "No space left on device")   # as write() raises it: no file name
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    capsys.readouterr()
+    code = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert re.search(rf"^metaanalysis: error: {re.escape(str(out.parent))}/\.reports\.build-\w+/index\.html: "
+                     r"No space left on device \(nothing was replaced", err, re.M), err
+    assert "error::" not in err
+    assert snapshot(out) == before
+
+
+# --- issue #11 item 6: one analysis with very many studies ---------------------------------------
+
+def _synthetic(path: Path, k: int, sensitivity) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_synthetic", ROOT / "benchmarks" / "make_synthetic.py")
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    return synth.make_registry_dir(path, 1, seed=3, k_min=k, k_max=k, sensitivity=sensitivity)
+
+
+@pytest.mark.parametrize("k,exit", [(1000, 0), (1001, 1)])
+def test_per_study_refits_are_bounded(k, exit, tmp_path, capsys):
+    """leave-one-out and cumulative hold k fits of k studies (memory and JSON ~ k²: k = 1500 needed
+    2.4 GB and wrote a 470 MB JSON file): refused above vocab.MAX_K_REFITS, at the plan's line."""
+    from metaanalysis.vocab import MAX_K_REFITS
+
+    assert MAX_K_REFITS == 1000
+    d = _synthetic(tmp_path / "big", k, ("leave-one-out", "estimators"))
+    plan = d / "analyses.toml"
+    code = main(["validate", str(d / "registry.csv"), "--plan", str(plan)])
+    err = capsys.readouterr().err
+    assert code == exit, err
+    if exit:
+        line = plan_line(plan.read_text(encoding="utf-8"), "[[analysis]]")[0] + 3   # its endpoint line
+        assert plan.read_text(encoding="utf-8").splitlines()[line - 1].startswith("endpoint"), line
+        assert re.search(rf"^{re.escape(str(plan))}:{line}:\d+: error: analysis 'a0000' has 1001 studies: "
+                         r"leave-one-out refit it once per study", err, re.M), err

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from metaanalysis.cli import main
+from metaanalysis.vocab import EFFECT_MEASURES
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "trials" / "registry.csv"
@@ -71,6 +72,9 @@ def hostile_registry() -> tuple[str, dict[str, dict[str, str]]]:
                 r[c] = PAYLOADS[(i + j) % len(PAYLOADS)].lstrip("=+-@")
     for r in rows:  # parent_row_id may name a trial_id
         r["parent_row_id"] = maps["trial_id"].get(r["parent_row_id"], r["parent_row_id"])
+        # direction of an effect row is read (issue #11): it must name the (hostile) intervention
+        if r["measure"] in EFFECT_MEASURES:
+            r["direction"] = f"{r['measure']} < 1 favours {r['intervention']} over {r['comparator']}"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     w.writeheader()

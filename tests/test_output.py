@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -30,11 +31,50 @@ def test_build_writes_marker_and_keeps_readme(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["reports"]   # no temporary leftovers
 
 
-def test_legacy_build_without_marker_is_accepted(tmp_path):
+def test_legacy_look_alike_without_marker_is_refused_with_a_hint(tmp_path):
+    """Issue #11 item 1: only the marker proves authorship; a directory that merely looks like an
+    old build is refused (it may hold the registry being read), with a hint to delete it by hand."""
     d = tmp_path / "reports"
     d.mkdir()
     for name in ("index.html", "results.csv", "os.json", "os.html", "README.md"):
         (d / name).write_text("x")
+    with pytest.raises(ProblemError, match="refusing to replace") as e:
+        check_out_dir(d)
+    assert "delete the directory yourself" in e.value.problems[0].hint
+    assert e.value.problems[0].path == str(d)
+
+
+def test_marker_lists_the_files_written(tmp_path):
+    d = tmp_path / "reports"
+    write_tree_atomic({"index.html": b"x", "a.json": b"{}"}, d)
+    lines = (d / MARKER).read_text(encoding="utf-8").splitlines()
+    assert lines[-2:] == ["a.json", "index.html"]
+
+
+@pytest.mark.parametrize("added", ["notes.txt", "registry.csv", "sub/"])
+def test_file_added_to_a_marked_build_is_refused_by_name(tmp_path, added):
+    d = tmp_path / "reports"
+    write_tree_atomic({"index.html": b"x", "results.csv": b"a\n"}, d)
+    if added.endswith("/"):
+        (d / added).mkdir()
+    else:
+        (d / added).write_text("precious")
+    with pytest.raises(ProblemError, match=rf"did not write \({re.escape(added)}\)"):
+        check_out_dir(d)
+    with pytest.raises(ProblemError):
+        write_tree_atomic({"index.html": b"y"}, d)
+    assert (d / "index.html").read_bytes() == b"x"
+
+
+def test_old_marker_without_listing_and_nested_builds_are_accepted(tmp_path):
+    d = tmp_path / "reports"
+    d.mkdir()
+    (d / MARKER).write_text("written by `metaanalysis report`; safe to replace\n")
+    (d / "index.html").write_text("x")
+    check_out_dir(d)
+    write_tree_atomic({"index.html": b"x"}, d / "batch" / "one")   # as `make batch` does
+    (d / "batch" / "one" / ".inputs.sha256").write_text("0" * 64)  # the batch stamp
+    (d / "batch" / MARKER).write_text("written by `metaanalysis report`; safe to replace\n")
     check_out_dir(d)
 
 

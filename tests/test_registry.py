@@ -89,7 +89,7 @@ CASES = [
     ("multiline.csv", 1, "error", 4, 18, "'NR' is not a number"),  # row 2's population spans lines 2-4
     ("multiline.csv", 1, "error", 5, 14, "'DSF'"),
     ("wrong_field_count.csv", 1, "error", 3, 41, "41 fields but the header has 40"),
-    ("unclosed_quote.csv", 1, "error", 4, 0, "never closed"),
+    ("unclosed_quote.csv", 1, "error", 4, 40, "opened on line 4 is never closed"),  # notes
     ("events_exceed_n.csv", 1, "error", 2, 26, "events_int 2000 exceeds n_int 1711"),
     ("year_not_integer.csv", 1, "error", 2, 35, "not a whole number"),
     ("year_below_minimum.csv", 1, "error", 4, 35, "below the minimum 1950"),

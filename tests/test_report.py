@@ -26,7 +26,7 @@ from metaanalysis.cli import main
 from metaanalysis.plan import load_plan
 from metaanalysis.problems import ProblemError
 from metaanalysis.registry import effects_table, load_registry
-from metaanalysis.report.output import MARKER
+from metaanalysis.report.output import MARKER, write_tree_atomic
 from metaanalysis.report.build import build_reports
 from metaanalysis.render.data import neutralise_cell
 
@@ -90,8 +90,9 @@ def test_pooled_json_equals_pool_on_the_same_rows(built, plan):
                 assert res[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), (a.id, key)
         # the plan's defaults: REML + Knapp-Hartung ad hoc (trials/analyses.toml [defaults])
         assert js["settings"] == {"method": "REML", "test": "adhoc", "pi": "metafor", "level": 0.95}
-        if len(ids) == 2:   # no pooled headline from two studies (Bender et al. 2018): no weights
-            assert js["headline"] == "none" and js["headline_result"] is None
+        if len(ids) == 2:   # two studies: the Bayesian posterior leads (Bender et al. 2018): no weights
+            assert js["headline"] == "bayesian" and js["headline_result"] is None
+            assert js["bayes"]["k"] == 2 and js["bayes"]["tau_prior"] == "halfnormal"
             assert all(st["weight"] is None for st in js["studies"])
         else:
             assert js["headline"] == "random-effects" and js["headline_result"] == res
@@ -132,7 +133,7 @@ def test_warnings_are_shown(built):
     assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero"} <= set(sre["warning_codes"])
     assert "hksj-narrower" not in sre["warning_codes"]
     dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
-    assert {"derived-se", "no-pooled-headline"} <= set(dfs["warning_codes"]) and "k2-t1" not in dfs["warning_codes"]
+    assert "derived-se" in dfs["warning_codes"] and "k2-t1" not in dfs["warning_codes"]
     os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
     assert os_["missing_evidence"] == ["DCARE-OS-2020"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
@@ -365,8 +366,8 @@ def test_readme_is_kept_across_builds(tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
     (out / "README.md").write_text("# committed\n", encoding="utf-8")   # as in a fresh clone
-    build_reports(REGISTRY, PLAN, out)
-    (out / "stale.html").write_text("old", encoding="utf-8")  # e.g. an analysis since removed
+    # a previous build with an analysis since removed (the marker lists stale.html as ours)
+    write_tree_atomic({"index.html": b"old", "stale.html": b"old"}, out)
     build_reports(REGISTRY, PLAN, out)
     assert (out / "README.md").read_text(encoding="utf-8") == "# committed\n"
     assert not (out / "stale.html").exists()

@@ -21,3 +21,12 @@ def test_schema_enumerations_equal_the_vocabulary():
     assert set(enum["measure"]) == set(MEASURES) and len(enum["measure"]) == len(MEASURES)
     assert tuple(enum["design"]) == DESIGNS
     assert tuple(enum["status"]) == STATUSES
+
+
+def test_followup_limit_equals_the_vocabulary():
+    import json
+
+    from metaanalysis.vocab import MAX_FOLLOWUP_MONTHS
+
+    fields = {f["name"]: f for f in json.loads((ROOT / "trials" / "schema.json").read_text(encoding="utf-8"))["fields"]}
+    assert fields["followup_months"]["constraints"]["exclusiveMaximum"] == MAX_FOLLOWUP_MONTHS

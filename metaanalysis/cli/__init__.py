@@ -135,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metaanalysis: interrupted; outputs left as they were", file=sys.stderr)
         return 130
     except OSError as e:  # disk full, permission denied, ...: the machine, not the data
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"metaanalysis: error:{where}: {e.strerror or e} (nothing was replaced; check "
+        where = f" {e.filename}:" if getattr(e, "filename", None) else ""
+        print(f"metaanalysis: error:{where} {e.strerror or e} (nothing was replaced; check "
               f"permissions and free space, then run again)", file=sys.stderr)
         return 1
     except Exception as e:  # a bug in this package: one line, the traceback on request

@@ -2,15 +2,20 @@
 
 ``layout_forest(ForestSpec) -> ForestLayout`` and ``render_forest(layout, path=None,
 format=None, dpi=200) -> bytes``; ``layout_funnel(FunnelSpec) -> FunnelLayout`` and
-``render_funnel(...)``; ``funnel_allowed(k, min_k=10)``.
+``render_funnel(...)``; ``funnel_allowed(k, min_k=10)``. SVG is written directly (text as
+``<text>`` in the shipped DejaVu Sans subset, declared by ``font_face_css()``); matplotlib is
+imported only for PNG.
 """
 
 from .forest import (ForestLayout, ForestRow, ForestSpec, SubgroupBlock, SubgroupTest,
                      forest_rows_from_result, heterogeneity_text, layout_forest, render_forest)
-from .funnel import FunnelLayout, FunnelSpec, funnel_allowed, layout_funnel, render_funnel
+from .funnel import (FunnelFrame, FunnelLayout, FunnelSpec, funnel_allowed, funnel_frame,
+                     layout_funnel, render_funnel)
+from ._svg import FONT_CSS_FAMILY, font_face_css
 
 __all__ = [
     "ForestLayout", "ForestRow", "ForestSpec", "SubgroupBlock", "SubgroupTest",
     "forest_rows_from_result", "heterogeneity_text", "layout_forest", "render_forest",
-    "FunnelLayout", "FunnelSpec", "funnel_allowed", "layout_funnel", "render_funnel",
+    "FunnelFrame", "FunnelLayout", "FunnelSpec", "funnel_allowed", "funnel_frame", "layout_funnel",
+    "render_funnel", "FONT_CSS_FAMILY", "font_face_css",
 ]

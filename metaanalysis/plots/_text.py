@@ -1,55 +1,145 @@
-"""Canvas-free text measurement, wrapping and shared plot helpers.
+"""Text measurement, wrapping and shared plot helpers, from the plot font's own metrics.
 
-Text extents come from the font file itself (FreeType via
-:class:`matplotlib.textpath.TextToPath`), not from a drawing canvas, so a layout
-is deterministic, fast and identical whatever backend later draws it. Every
-plot uses one font, DejaVu Sans (shipped inside matplotlib, so always present).
+Every plot uses one font, DejaVu Sans, and the package ships it: a subset in ``fonts/`` (WOFF,
+embedded in the report pages so the browser draws plot text with it) and the advance widths
+and kerning of the full font (``fonts/dejavu-metrics.json``), both made at development time
+by ``tools/make_font_subset.py``. Text is measured from those numbers alone, so a layout needs
+no drawing library, is deterministic and is what the browser draws: the width of a string is
+the sum of its characters' advances plus pair kerning, rounded per glyph to 1/64 px at 100 pt
+as FreeType + HarfBuzz (matplotlib's ``TextToPath``, which measured the layouts before) do,
+so the numbers are the same as before to the last bit: checked on every character of the
+subset and every pair of them (``tools/make_font_subset.py``), so the layouts are unchanged.
+Outside the subset a character has its own advance but no kerning or ligature, and one DejaVu
+Sans lacks counts as its .notdef box (before: whatever fallback font matplotlib found; the
+browser draws it in a fallback font whose width no layout can know).
 
-No backend is selected, at import or later: renderers draw on a bare
-:class:`matplotlib.figure.Figure` and :func:`save_figure` attaches an explicit SVG or
-Agg canvas to it, so importing the plots never changes ``matplotlib.get_backend()``
-of the program that imports them.
-
-Reference: Hunter JD (2007). Matplotlib: A 2D graphics environment.
-Computing in Science & Engineering 9(3):90-95, doi:10.1109/MCSE.2007.55.
+Reference: the metrics follow the OpenType 'hmtx' and 'kern' tables (OpenType specification
+1.9, Microsoft 2022, https://learn.microsoft.com/typography/opentype/spec/).
 """
 
 from __future__ import annotations
 
-import io
+import json
 import math
-import threading
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-import matplotlib
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
-
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FONT_FAMILY = "DejaVu Sans"
 #: Measured widths are padded by this factor plus 0.5 pt: Agg hints glyphs at
-#: draw time, which can make a string up to ~1-2 % wider than the unhinted
+#: draw time (PNG export), which can make a string up to ~1-2 % wider than the unhinted
 #: outline measured here.
 WIDTH_SLACK = 1.03
 LINE_FACTOR = 1.25  # line box height / font size
+#: Size (pt) and fixed-point step (1/64 px) at which glyph advances are rounded, as
+#: matplotlib's TextToPath measured them (it shapes at 100 pt, 72 dpi, in FreeType's 26.6).
+_SHAPE_SIZE = 100.0
+_SUBPIXELS = 64
+#: Characters a shaper gives no width (default-ignorable code points: soft hyphen, zero-width
+#: space and joiners, direction marks, word joiner, byte order mark).
+_IGNORABLE = frozenset([0x00AD, 0x034F, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                        *range(0x2060, 0x2065), 0xFEFF])
 
-_T2P = TextToPath()
-_SAVE_LOCK = threading.Lock()
+
+@dataclass(frozen=True)
+class FaceMetrics:
+    """Horizontal metrics of one face, in 1/64 px at 100 pt (what the width sums use).
+
+    Attributes
+    ----------
+    advance : dict
+        Code point -> rounded advance width.
+    kerning : dict
+        (left code point, right code point) -> rounded pair adjustment.
+    ligatures : dict
+        First code point -> ((component code points, ligature code point), ...), longest
+        first: the font's 'liga' substitutions (ff, fi, fl, ffi, ffl), which the browser and
+        the shaper behind the old measure both apply.
+    notdef : int
+        Rounded advance of the .notdef glyph (characters the font lacks).
+    baseline_shift : float
+        Em fraction from a line's vertical centre down to its baseline (half the height of
+        'l': matplotlib's ``va="center_baseline"``, which the layouts' ``y`` means).
+    """
+
+    advance: dict
+    kerning: dict
+    ligatures: dict
+    notdef: int
+    baseline_shift: float
+
+    @classmethod
+    def from_json(cls, m: dict) -> "FaceMetrics":
+        """From one face of ``dejavu-metrics.json`` (font units, as the script wrote them)."""
+        upm = m["units_per_em"]
+
+        def rounded(units: int) -> int:
+            # FreeType/HarfBuzz round to the nearest 1/64 px, halves up
+            return math.floor(units * _SHAPE_SIZE * _SUBPIXELS / upm + 0.5)
+
+        advance = {start + i: rounded(a) for start, advs in m["advance_runs"]
+                   for i, a in enumerate(advs)}
+        advance.update((c, 0) for c in _IGNORABLE)
+        kerning = {(a, b): rounded(v) for a, b, v in m["kerning"]}
+        ligatures: dict = {}
+        for seq, lig in m["ligatures"]:  # already longest first
+            ligatures.setdefault(seq[0], []).append((tuple(seq), lig))
+        return cls(advance, kerning, {c: tuple(v) for c, v in ligatures.items()},
+                   rounded(m["notdef_advance"]), m["ascent_l"] / upm / 2)
+
+    def _shaped(self, s: str) -> list[int]:
+        """Code points of ``s`` after the ligature substitutions (left to right, longest first)."""
+        cps = [ord(ch) for ch in s]
+        if not any(c in self.ligatures for c in cps):
+            return cps
+        out, i = [], 0
+        while i < len(cps):
+            for seq, lig in self.ligatures.get(cps[i], ()):
+                if tuple(cps[i:i + len(seq)]) == seq:
+                    out.append(lig)
+                    i += len(seq)
+                    break
+            else:
+                out.append(cps[i])
+                i += 1
+        return out
+
+    def width_at(self, s: str, size: float) -> float:
+        """Unpadded advance width of ``s`` at ``size`` points, in points."""
+        adv, kern, notdef = self.advance, self.kerning, self.notdef
+        cps = self._shaped(s)
+        total = sum(adv.get(c, notdef) for c in cps)
+        if kern:
+            total += sum(kern.get(pair, 0) for pair in zip(cps, cps[1:]))
+        return total / float(_SUBPIXELS) * (size / _SHAPE_SIZE)
 
 
-def font(size: float, bold: bool = False, italic: bool = False) -> FontProperties:
-    """The one font used by all plots (DejaVu Sans), at ``size`` points."""
-    return FontProperties(family=FONT_FAMILY, size=size,
-                          weight="bold" if bold else "normal",
-                          style="italic" if italic else "normal")
+@lru_cache(maxsize=1)
+def metrics_data() -> dict:
+    """``fonts/dejavu-metrics.json`` as written by ``tools/make_font_subset.py``."""
+    return json.loads((FONT_DIR / "dejavu-metrics.json").read_text(encoding="ascii"))
+
+
+@lru_cache(maxsize=2)
+def face_metrics(bold: bool = False) -> FaceMetrics:
+    """Metrics of the regular or the bold face."""
+    return FaceMetrics.from_json(metrics_data()["faces"]["bold" if bold else "regular"])
+
+
+def raw_width(s: str, size: float, bold: bool = False) -> float:
+    """Advance width of ``s`` as the browser sets it, in points (no padding)."""
+    return face_metrics(bold).width_at(s, size)
 
 
 @lru_cache(maxsize=16384)
 def text_width(s: str, size: float, bold: bool = False, italic: bool = False) -> float:
-    """Advance width of a single-line string, in inches (1 in = 72 pt)."""
+    """Width reserved for a single-line string, in inches (1 in = 72 pt): the advance width
+    padded by :data:`WIDTH_SLACK` and 0.5 pt. ``italic`` is measured upright (no plot text is
+    italic; DejaVu Sans Oblique has the upright advances)."""
     if not s:
         return 0.0
-    w, _h, _d = _T2P.get_text_width_height_descent(s, font(size, bold, italic), ismath=False)
-    return (w * WIDTH_SLACK + 0.5) / 72.0
+    return (raw_width(s, size, bold) * WIDTH_SLACK + 0.5) / 72.0
 
 
 def line_height(size: float) -> float:
@@ -103,40 +193,18 @@ def typeset(s: str) -> str:
     return "".join(out)
 
 
-def save_figure(fig, path, fmt: str, dpi: int) -> bytes:
-    """Write ``fig`` as deterministic SVG or PNG bytes (and to ``path`` if given).
-
-    The figure gets its own canvas (:class:`~matplotlib.backends.backend_svg.FigureCanvasSVG`
-    or :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`), so no global backend is
-    involved. Determinism: fixed SVG hash salt, no date/creator metadata, no PNG
-    'Software' chunk. ``svg.fonttype='path'`` draws glyphs as outlines so the
-    text looks exactly as measured by the layout, whatever fonts the viewer
-    has (a substituted font would change widths and could make labels
-    collide); each glyph is stored once and reused, so files stay small.
-    """
-    fmt = fmt.lower()
+def output_format(path, format: str | None) -> str:
+    """``format`` lower-cased, else ``path``'s suffix, else "svg"; only "svg" and "png"."""
+    if format is None:
+        format = str(path).rsplit(".", 1)[-1] if path is not None and "." in str(path) else "svg"
+    fmt = format.lower()
     if fmt not in ("svg", "png"):
-        raise ValueError(f"format must be 'svg' or 'png', not {fmt!r}")
-    if fmt == "svg":
-        from matplotlib.backends.backend_svg import FigureCanvasSVG as Canvas
-    else:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg as Canvas
-    Canvas(fig)  # attaches itself as fig.canvas
-    buf = io.BytesIO()
-    if fmt == "svg":
-        meta = {"Date": None, "Creator": None, "Format": None, "Type": None}
-    else:
-        meta = {"Software": None}
-    # rc_context touches process-global rcParams; the lock keeps two threads
-    # from interleaving their temporary settings.
-    with _SAVE_LOCK, matplotlib.rc_context({
-        "svg.hashsalt": "metaanalysis",
-        "svg.fonttype": "path",
-        "svg.image_inline": True,
-        "path.simplify": False,
-    }):
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta, facecolor="white")
-    data = buf.getvalue()
+        raise ValueError(f"format must be 'svg' or 'png', not {format!r}")
+    return fmt
+
+
+def write_output(data: bytes, path) -> bytes:
+    """Write ``data`` to ``path`` when one is given; return ``data``."""
     if path is not None:
         with open(path, "wb") as fh:
             fh.write(data)

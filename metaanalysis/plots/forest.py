@@ -1,12 +1,13 @@
-"""Publication-grade forest plots: a pure layout, then a thin matplotlib renderer.
+"""Publication-grade forest plots: a pure layout, then a thin SVG (or PNG) renderer.
 
 :func:`layout_forest` turns a :class:`ForestSpec` into a :class:`ForestLayout`:
 every text string with its measured bounding box, every box, whisker, diamond
 and line, in inches on a page whose origin is the top-left corner (y grows
 downwards). Nothing is drawn, so the geometry is unit-tested (no overlapping
-text, ticks, limits, clipping) without a canvas. :func:`render_forest` draws
-that layout with a bare :class:`matplotlib.figure.Figure` (no pyplot, no global
-figure state) and returns deterministic SVG or PNG bytes.
+text, ticks, limits, clipping) without a canvas. :func:`render_forest` writes
+that layout as SVG directly (:mod:`._svg`, text as ``<text>`` in the shipped font) or
+draws it as PNG with a bare :class:`matplotlib.figure.Figure` (no pyplot, no global
+figure state, imported only for PNG); both deterministic.
 
 What it shows (Cochrane Handbook v6.4, ch. 10.2.1; Lewis & Clarke 2001,
 BMJ 322:1479, doi:10.1136/bmj.322.7300.1479): study labels with optional
@@ -37,8 +38,7 @@ Why not the ``forestplot`` package (0.4.1, checked against its source in
 * it draws on ``pyplot`` (``plt.subplots``) and changes the global
   ``rcParams['font.monospace']`` at import time.
 
-So this module uses none of it and draws everything with plain matplotlib
-artists from a measured layout.
+So this module uses none of it and draws everything from a measured layout.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .._dist import z_crit
 from ..render.format import fmt_num, fmt_p, pct
 from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
-from ._text import finite, line_height, save_figure, text_width, typeset, wrap
+from ._text import finite, line_height, output_format, text_width, typeset, write_output, wrap
 
 # --------------------------------------------------------------------------
 # Input
@@ -905,17 +905,35 @@ BAND = "#f2f4f7"
 RULE = "#bdbdbd"
 
 
-def _arrow(ax, x, y, direction, size=0.055, color=INK):
-    from matplotlib.patches import Polygon
+_ARROW = 0.055  # length of a clipping arrow, inches
 
-    tip = x
+
+def _arrow_points(x: float, y: float, direction: int, size: float = _ARROW):
+    """Triangle of an arrow whose tip is at (x, y), pointing left (-1) or right (+1)."""
     base = x - direction * size
-    ax.add_patch(Polygon([(tip, y), (base, y - size * 0.55), (base, y + size * 0.55)],
-                         closed=True, facecolor=color, edgecolor="none", zorder=4))
+    return [(x, y), (base, y - size * 0.55), (base, y + size * 0.55)]
+
+
+def _clip_arrows(shape, color: str = INK):
+    """(points, colour) of the arrows of a clipped whisker, bar or diamond."""
+    x0, x1 = (shape.xl, shape.xr) if isinstance(shape, Diamond) else (shape.x0, shape.x1)
+    out = []
+    if shape.clip_left:
+        out.append((_arrow_points(x0, shape.y, -1), color))
+    if shape.clip_right:
+        out.append((_arrow_points(x1, shape.y, +1), color))
+    return out
+
+
+_PI_HH = 0.028  # half-height of the prediction-interval bar, inches
+
+
+def _diamond_points(d: Diamond):
+    return [(d.xl, d.y), (d.xc, d.y - d.hh), (d.xr, d.y), (d.xc, d.y + d.hh)]
 
 
 def render_forest(layout: ForestLayout, path=None, format: str | None = None,
-                  dpi: int = 200) -> bytes:
+                  dpi: int = 200, *, embed_font: bool = False) -> bytes:
     """Draw a :class:`ForestLayout` and return SVG or PNG bytes.
 
     Parameters
@@ -927,28 +945,72 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
         Default: from ``path``'s suffix, else "svg".
     dpi : int
         Raster resolution for PNG (dots per inch).
+    embed_font : bool
+        SVG only: carry the plot font's ``@font-face`` rules (~90 KB) in the file itself, for a
+        standalone file; the report declares the font once per page instead.
 
     Returns
     -------
     bytes
-        Byte-identical for identical input (fixed hash salt, no dates).
+        Byte-identical for identical input. SVG is written directly (plot text as ``<text>``,
+        no matplotlib); PNG is drawn with matplotlib (imported only then).
     """
+    fmt = output_format(path, format)
+    data = _forest_svg(layout, embed_font) if fmt == "svg" else _forest_png(layout, dpi)
+    return write_output(data, path)
+
+
+def _forest_svg(layout: ForestLayout, embed_font: bool) -> bytes:
+    """The SVG document of a forest plot, painted in the order of the PNG's z-order."""
+    from ._svg import SvgWriter
+
+    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
+    px0, _py0, px1, _py1 = layout.panel
+    for b in layout.bands:
+        svg.rect(0.12, b.y0, layout.width - 0.12, b.y1, fill=BAND)
+    thin = {"stroke_width": 0.8, "stroke_linecap": "square"}
+    for x0, x1, yy in layout.hlines:
+        svg.line(x0, yy, x1, yy, stroke=RULE, **thin)
+    svg.line(layout.null_x, layout.null_y[0], layout.null_x, layout.null_y[1], stroke=GUIDE,
+             stroke_width=0.9, stroke_linecap="square")
+    svg.line(px0, layout.axis_y, px1, layout.axis_y, stroke=INK, **thin)
+    for tx in layout.tick_x:
+        svg.line(tx, layout.axis_y, tx, layout.axis_y + 0.05, stroke=INK, **thin)
+    for w in layout.whiskers:
+        svg.line(w.x0, w.y, w.x1, w.y, stroke=INK, stroke_width=1.0, stroke_linecap="butt")
+    for p in layout.pi_bars:
+        svg.rect(p.x0, p.y - _PI_HH, p.x1, p.y + _PI_HH, fill=PI)
+    for pts, color in [a for w in layout.whiskers for a in _clip_arrows(w)]:
+        svg.polygon(pts, fill=color)
+    for b in layout.boxes:
+        style = {"fill": BOX} if b.filled else {"fill": "#ffffff", "stroke": BOX, "stroke_width": 0.8}
+        svg.rect(b.x - b.half, b.y - b.half, b.x + b.half, b.y + b.half, **style)
+    for pts, color in [a for p in layout.pi_bars for a in _clip_arrows(p, PI)]:
+        svg.polygon(pts, fill=color)
+    for d in layout.diamonds:
+        svg.polygon(_diamond_points(d), fill=BOX if d.filled else "#ffffff", stroke=BOX,
+                    stroke_width=0.9)
+        for pts, color in _clip_arrows(d):
+            svg.polygon(pts, fill=color)
+    for t in layout.texts:
+        svg.text(t)
+    return svg.to_bytes()
+
+
+def _forest_png(layout: ForestLayout, dpi: int) -> bytes:
+    """The PNG of a forest plot, drawn with matplotlib on a bare Figure (no pyplot)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Polygon, Rectangle
 
-    from ._text import font
+    from ._mpl import font, save_png
 
-    if format is None:
-        format = str(path).rsplit(".", 1)[-1].lower() if path is not None and "." in str(path) \
-            else "svg"
     fig = Figure(figsize=(layout.width, layout.height), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, layout.width)
     ax.set_ylim(layout.height, 0)
     ax.set_axis_off()
     px0, py0, px1, py1 = layout.panel
-
     for b in layout.bands:
         ax.add_patch(Rectangle((0.12, b.y0), layout.width - 0.24, b.y1 - b.y0,
                                facecolor=BAND, edgecolor="none", zorder=0))
@@ -956,43 +1018,30 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
         ax.add_line(Line2D([x0, x1], [yy, yy], color=RULE, lw=0.8, zorder=1))
     # null line: grey guide from the first row to the axis
     ax.add_line(Line2D([layout.null_x] * 2, list(layout.null_y), color=GUIDE, lw=0.9, zorder=1))
-    # axis
     ax.add_line(Line2D([px0, px1], [layout.axis_y] * 2, color=INK, lw=0.8, zorder=2))
     for tx in layout.tick_x:
         ax.add_line(Line2D([tx, tx], [layout.axis_y, layout.axis_y + 0.05], color=INK, lw=0.8))
-
     for w in layout.whiskers:
         ax.add_line(Line2D([w.x0, w.x1], [w.y, w.y], color=INK, lw=1.0, zorder=3,
                            solid_capstyle="butt"))
-        if w.clip_left:
-            _arrow(ax, w.x0, w.y, -1)
-        if w.clip_right:
-            _arrow(ax, w.x1, w.y, +1)
     for b in layout.boxes:
         ax.add_patch(Rectangle((b.x - b.half, b.y - b.half), 2 * b.half, 2 * b.half,
                                facecolor=BOX if b.filled else "white", edgecolor=BOX,
                                lw=0.8 if not b.filled else 0.0, zorder=4))
     for p in layout.pi_bars:
-        hh = 0.028
-        ax.add_patch(Rectangle((p.x0, p.y - hh), p.x1 - p.x0, 2 * hh, facecolor=PI,
+        ax.add_patch(Rectangle((p.x0, p.y - _PI_HH), p.x1 - p.x0, 2 * _PI_HH, facecolor=PI,
                                edgecolor="none", zorder=3))
-        if p.clip_left:
-            _arrow(ax, p.x0, p.y, -1, color=PI)
-        if p.clip_right:
-            _arrow(ax, p.x1, p.y, +1, color=PI)
     for d in layout.diamonds:
-        ax.add_patch(Polygon([(d.xl, d.y), (d.xc, d.y - d.hh), (d.xr, d.y), (d.xc, d.y + d.hh)],
-                             closed=True, facecolor=BOX if d.filled else "white",
+        ax.add_patch(Polygon(_diamond_points(d), closed=True, facecolor=BOX if d.filled else "white",
                              edgecolor=BOX, lw=0.9, zorder=4))
-        if d.clip_left:
-            _arrow(ax, d.xl, d.y, -1)
-        if d.clip_right:
-            _arrow(ax, d.xr, d.y, +1)
-
+    for shape, color in [(s, INK) for s in layout.whiskers + layout.diamonds] + \
+            [(p, PI) for p in layout.pi_bars]:
+        for pts, c in _clip_arrows(shape, color):
+            ax.add_patch(Polygon(pts, closed=True, facecolor=c, edgecolor="none", zorder=4))
     for t in layout.texts:
         ax.text(t.x, t.y, t.text, ha=t.ha, va="center_baseline", color=t.color,
                 fontproperties=font(t.size, t.bold, t.italic), parse_math=False, zorder=5)
-    return save_figure(fig, path, format, dpi)
+    return save_png(fig, dpi)
 
 
 def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,

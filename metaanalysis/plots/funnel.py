@@ -1,4 +1,4 @@
-"""Contour-enhanced funnel plot: a pure layout, then a matplotlib renderer.
+"""Contour-enhanced funnel plot: a pure layout and frame, then an SVG (or PNG) renderer.
 
 x = effect on the analysis scale (log scale for ratio measures, labelled on the
 natural scale), y = standard error, inverted (precise studies at the top).
@@ -22,7 +22,7 @@ from .._dist import z_crit
 from ..render.format import fmt_num
 from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
-from ._text import finite, save_figure, typeset
+from ._text import finite, output_format, typeset, write_output
 
 
 def funnel_allowed(k: int, min_k: int = 10) -> tuple[bool, str]:
@@ -173,8 +173,125 @@ def layout_funnel(spec: FunnelSpec) -> FunnelLayout:
         xlabel=axis_title(spec.measure))
 
 
+# --------------------------------------------------------------------------
+# Frame: where panel, axes, texts and legend go on the page (inches, origin top-left, y down)
+# --------------------------------------------------------------------------
+
+_MARGINS = (0.75, 2.05, 0.65)  # left, right, bottom; top: 0.5 with a title, else 0.2 (inches)
+_TICK = 3.0 / 72               # tick length, inches
+_TICK_PAD = 3.5 / 72           # tick to label
+_LABEL_PAD = 4.0 / 72          # tick labels to axis title
+_TICK_SIZE, _LABEL_SIZE, _LEGEND_SIZE, _TITLE_SIZE = 8.5, 9.0, 8.0, 10.5
+AXIS_INK = "#555555"
+TICK_INK = "#333333"
+EDGE = "#9e9e9e"
+#: Line styles: colour, width (pt), dash pattern in multiples of the width (None: solid).
+LINE_STYLES = {"null": ("#7a7a7a", 0.9, None), "estimate": ("#24466e", 1.0, None),
+               "pseudo": ("#24466e", 0.9, (4, 3)), "egger": ("#b2182b", 1.2, (6, 2, 1, 2))}
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One legend row: a swatch (``kind`` "patch", ``style`` = fill colour) or a line sample
+    (``kind`` "line", ``style`` = a key of :data:`LINE_STYLES`) from x0 to x1 at height y."""
+
+    kind: str
+    style: str
+    x0: float
+    x1: float
+    y: float
+    half_height: float
+
+
+@dataclass(frozen=True)
+class FunnelFrame:
+    """The page geometry of a :class:`FunnelLayout` (inches, origin top-left, y down).
+
+    ``panel`` is the plot area ``(x0, y0, x1, y1)``; :meth:`to_page` maps (effect, SE) into it.
+    ``texts`` are the title, tick labels, x axis title and legend labels; ``ylabel`` is drawn
+    turned 90° counter-clockwise about its (x, y).
+    """
+
+    panel: tuple[float, float, float, float]
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    xtick_x: tuple[float, ...]
+    ytick_y: tuple[float, ...]
+    texts: tuple  # of TextItem
+    ylabel: object  # TextItem
+    legend: tuple[LegendEntry, ...]
+
+    def to_page(self, x: float, se: float) -> tuple[float, float]:
+        return _page_xy(self.panel, self.xlim, self.ylim, x, se)
+
+
+def _page_xy(panel, xlim, ylim, x: float, se: float) -> tuple[float, float]:
+    """(effect, SE) -> page inches in ``panel``; SE 0 at the top."""
+    x0, y0, x1, y1 = panel
+    (lo, hi), (s0, s1) = xlim, ylim
+    return x0 + (x - lo) / (hi - lo) * (x1 - x0), y0 + (se - s0) / (s1 - s0) * (y1 - y0)
+
+
+def legend_items(layout: FunnelLayout) -> list[tuple[str, str, str]]:
+    """(kind, style, label) of the legend rows: non-significant area, contours, lines."""
+    rows = [("patch", "#ffffff", f"p > {layout.regions[0][0].split('≤ ')[-1]}"
+             if layout.regions else "p > 0.10")]
+    for lab, col, _poly in layout.regions:
+        if all(r[2] != lab for r in rows):
+            rows.append(("patch", col, lab))
+    rows += [("line", style, lab) for lab, style, _pts in layout.lines if style != "null"]
+    return rows
+
+
+def funnel_frame(layout: FunnelLayout) -> FunnelFrame:
+    """Place the panel, tick labels, axis titles, title and legend of a funnel plot.
+
+    Matplotlib's default spacing (ticks 3 pt, label pad 3.5 pt, axis title pad 4 pt; legend
+    rows 0.5 em apart, swatches 2.2 em long) with text measured as the forest layout does.
+    """
+    from .forest import TextItem
+    from ._text import line_height, text_width
+
+    W, H = layout.width, layout.height
+    left, right, bottom = _MARGINS
+    top = 0.5 if layout.title else 0.2
+    panel = (left, top, W - right, H - bottom)
+    xs = tuple(_page_xy(panel, layout.xlim, layout.ylim, v, 0.0)[0] for v in layout.xticks.values)
+    ys = tuple(_page_xy(panel, layout.xlim, layout.ylim, layout.xlim[0], v)[1] for v in layout.yticks)
+    off = _TICK + _TICK_PAD
+    lh_tick = line_height(_TICK_SIZE)
+    texts = [TextItem(x, panel[3] + off + lh_tick / 2, typeset(lab), "center", _TICK_SIZE,
+                      color=TICK_INK, role="tick")
+             for x, lab in zip(xs, layout.xticks.labels)]
+    texts += [TextItem(panel[0] - off, y, lab, "right", _TICK_SIZE, color=TICK_INK, role="tick")
+              for y, lab in zip(ys, layout.ytick_labels)]
+    lh_label = line_height(_LABEL_SIZE)
+    texts.append(TextItem((panel[0] + panel[2]) / 2,
+                          panel[3] + off + lh_tick + _LABEL_PAD + lh_label / 2, layout.xlabel,
+                          "center", _LABEL_SIZE, role="axis_label"))
+    widest = max([text_width(lab, _TICK_SIZE) for lab in layout.ytick_labels] + [0.0])
+    ylabel = TextItem(panel[0] - off - widest - _LABEL_PAD - lh_label / 2, (panel[1] + panel[3]) / 2,
+                      layout.ylabel, "center", _LABEL_SIZE, role="axis_label")
+    if layout.title:
+        texts.append(TextItem(left, 0.22, layout.title, "left", _TITLE_SIZE, True, role="title"))
+    em = _LEGEND_SIZE / 72
+    lx = panel[2] + 0.03 * (panel[2] - panel[0]) + 0.4 * em
+    pitch = line_height(_LEGEND_SIZE) + 0.5 * em  # rows 0.5 em apart
+    legend = []
+    for i, (kind, style, lab) in enumerate(legend_items(layout)):
+        y = panel[1] + 0.4 * em + line_height(_LEGEND_SIZE) / 2 + i * pitch
+        legend.append(LegendEntry(kind, style, lx, lx + 2.2 * em, y, 0.35 * em))
+        texts.append(TextItem(lx + 3.0 * em, y, lab, "left", _LEGEND_SIZE, role="legend"))
+    return FunnelFrame(panel, layout.xlim, layout.ylim, xs, ys, tuple(texts), ylabel, tuple(legend))
+
+
+# --------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------
+
+
 def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
-                  dpi: int = 200) -> bytes:
+                  dpi: int = 200, *, embed_font: bool = False) -> bytes:
     """Draw a :class:`FunnelLayout`; return deterministic SVG or PNG bytes.
 
     Parameters
@@ -186,62 +303,108 @@ def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
         Default: from ``path``'s suffix, else "svg".
     dpi : int
         PNG resolution (dots per inch).
+    embed_font : bool
+        SVG only: carry the plot font's ``@font-face`` rules in the file (a standalone file).
+
+    SVG is written directly from :func:`funnel_frame` (text as ``<text>``); PNG is drawn with
+    matplotlib's axes (imported only then).
     """
+    fmt = output_format(path, format)
+    data = _funnel_svg(layout, embed_font) if fmt == "svg" else _funnel_png(layout, dpi)
+    return write_output(data, path)
+
+
+def _line_style(style: str) -> dict:
+    color, width, dashes = LINE_STYLES[style]
+    return {"stroke": color, "stroke_width": width,
+            "stroke_dasharray": None if dashes is None else " ".join(str(d * width) for d in dashes)}
+
+
+def _funnel_svg(layout: FunnelLayout, embed_font: bool) -> bytes:
+    from ._svg import SvgWriter
+
+    fr = funnel_frame(layout)
+    x0, y0, x1, y1 = fr.panel
+    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
+    svg.open("clipPath", {"id": "panel"})
+    svg.rect(x0, y0, x1, y1)
+    svg.close("clipPath")
+    svg.open("g", {"clip_path": "url(#panel)"})
+    for _lab, col, poly in layout.regions:
+        svg.polygon([fr.to_page(*p) for p in poly], fill=col)
+    for _lab, style, pts in layout.lines:
+        svg.polyline([fr.to_page(*p) for p in pts], **_line_style(style))
+    svg.close("g")
+    for x, se in layout.points:
+        svg.circle(*fr.to_page(x, se), 22 ** 0.5 / 2, fill="#24466e", stroke="#ffffff",
+                   stroke_width=0.6)
+    axis = {"stroke": AXIS_INK, "stroke_width": 0.8, "stroke_linecap": "square"}
+    svg.line(x0, y0, x0, y1, **axis)
+    svg.line(x0, y1, x1, y1, **axis)
+    tick = {"stroke": TICK_INK, "stroke_width": 0.8}
+    for x in fr.xtick_x:
+        svg.line(x, y1, x, y1 + _TICK, **tick)
+    for y in fr.ytick_y:
+        svg.line(x0 - _TICK, y, x0, y, **tick)
+    for e in fr.legend:
+        if e.kind == "patch":
+            svg.rect(e.x0, e.y - e.half_height, e.x1, e.y + e.half_height, fill=e.style,
+                     stroke=EDGE, stroke_width=0.5)
+        else:
+            svg.line(e.x0, e.y, e.x1, e.y, **_line_style(e.style))
+    for t in fr.texts:
+        svg.text(t)
+    svg.text(fr.ylabel, rotate=True)
+    return svg.to_bytes()
+
+
+def _funnel_png(layout: FunnelLayout, dpi: int) -> bytes:
+    """The PNG of a funnel plot, drawn with matplotlib axes on a bare Figure (no pyplot)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Polygon
 
-    from ._text import font
+    from ._mpl import font, save_png
 
-    if format is None:
-        format = str(path).rsplit(".", 1)[-1].lower() if path is not None and "." in str(path) \
-            else "svg"
     fig = Figure(figsize=(layout.width, layout.height), dpi=dpi)
     W, H = layout.width, layout.height
-    left, right, bottom, top = 0.75, 2.05, 0.65, 0.5 if layout.title else 0.2
+    left, right, bottom = _MARGINS
+    top = 0.5 if layout.title else 0.2
     ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
     ax.set_xlim(*layout.xlim)
     ax.set_ylim(layout.ylim[1], layout.ylim[0])  # inverted: SE 0 at the top
     ax.set_facecolor("white")
-    handles = []
-    seen = set()
-    for lab, col, poly in layout.regions:
+    for _lab, col, poly in layout.regions:
         ax.add_patch(Polygon(poly, closed=True, facecolor=col, edgecolor="none", zorder=0))
-        if lab not in seen:
-            seen.add(lab)
-            handles.append(Patch(facecolor=col, edgecolor="#9e9e9e", lw=0.5, label=lab))
-    handles.insert(0, Patch(facecolor="white", edgecolor="#9e9e9e", lw=0.5,
-                            label=f"p > {layout.regions[0][0].split('≤ ')[-1]}"
-                            if layout.regions else "p > 0.10"))
-    styles = {"null": dict(color="#7a7a7a", lw=0.9),
-              "estimate": dict(color="#24466e", lw=1.0),
-              "pseudo": dict(color="#24466e", lw=0.9, ls=(0, (4, 3))),
-              "egger": dict(color="#b2182b", lw=1.2, ls=(0, (6, 2, 1, 2)))}
+    lines = {}
     for lab, style, pts in layout.lines:
+        color, width, dashes = LINE_STYLES[style]
         xs, ys = zip(*pts)
-        ln = Line2D(xs, ys, zorder=2, label=lab, **styles[style])
-        ax.add_line(ln)
-        if style != "null":
-            handles.append(ln)
+        lines[lab] = Line2D(xs, ys, zorder=2, label=lab, color=color, lw=width,
+                            ls=(0, dashes) if dashes else "-")
+        ax.add_line(lines[lab])
+    handles = [lines[lab] if kind == "line" else
+               Patch(facecolor=style, edgecolor=EDGE, lw=0.5, label=lab)
+               for kind, style, lab in legend_items(layout)]
     xs, ys = zip(*layout.points)
     ax.scatter(xs, ys, s=22, facecolor="#24466e", edgecolor="white", lw=0.6, zorder=3,
                clip_on=False)
     ax.set_xticks(layout.xticks.values)
-    ax.set_xticklabels([typeset(s) for s in layout.xticks.labels], fontproperties=font(8.5))
+    ax.set_xticklabels([typeset(s) for s in layout.xticks.labels], fontproperties=font(_TICK_SIZE))
     ax.set_yticks(layout.yticks)
-    ax.set_yticklabels(layout.ytick_labels, fontproperties=font(8.5))
+    ax.set_yticklabels(layout.ytick_labels, fontproperties=font(_TICK_SIZE))
     ax.minorticks_off()
-    ax.set_xlabel(layout.xlabel, fontproperties=font(9))
-    ax.set_ylabel(layout.ylabel, fontproperties=font(9))
+    ax.set_xlabel(layout.xlabel, fontproperties=font(_LABEL_SIZE))
+    ax.set_ylabel(layout.ylabel, fontproperties=font(_LABEL_SIZE))
     for s in ("top", "right"):
         ax.spines[s].set_visible(False)
     for s in ("left", "bottom"):
-        ax.spines[s].set_color("#555555")
+        ax.spines[s].set_color(AXIS_INK)
         ax.spines[s].set_linewidth(0.8)
-    ax.tick_params(colors="#333333", width=0.8, length=3)
+    ax.tick_params(colors=TICK_INK, width=0.8, length=3)
     if layout.title:
         fig.text(left / W, 1 - 0.22 / H, layout.title, ha="left", va="center",
-                 fontproperties=font(10.5, bold=True), parse_math=False)
+                 fontproperties=font(_TITLE_SIZE, bold=True), parse_math=False)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False,
-              prop=font(8), handlelength=2.2, borderaxespad=0.0)
-    return save_figure(fig, path, format, dpi)
+              prop=font(_LEGEND_SIZE), handlelength=2.2, borderaxespad=0.0)
+    return save_png(fig, dpi)

@@ -2,8 +2,9 @@
 
 :func:`forest_spec` lays the studies, subgroups and pooled result of an
 :class:`~metaanalysis.analysis.AnalysisResult` into a :class:`metaanalysis.plots.ForestSpec`;
-:func:`render_figures` draws them (the slow step, run in worker processes by the report
-builder) and returns markup ready to inline in a page.
+:func:`render_figures` draws them as SVG (run in worker processes by the report builder) and
+returns markup ready to inline in a page; :func:`plot_font_css` is the font every such page
+declares once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .. import vocab
 from ..results import MetaResult
 from . import words
 
-__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg"]
+__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg", "plot_font_css"]
 
 
 @dataclass(frozen=True)
@@ -101,27 +102,20 @@ def render_figures(fig: FigureInput) -> dict[str, str]:
     return out
 
 
-_SVG_HEAD = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.S)
-_SVG_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
-
-
 def inline_svg(svg: bytes, prefix: str, label: str) -> str:
-    """SVG bytes -> markup for inlining in HTML (no XML prolog, comments or metadata).
+    """SVG bytes of :mod:`metaanalysis.plots` -> markup for inlining in HTML.
 
-    Comments are removed because matplotlib copies the drawn text into them; ids get a
-    per-figure prefix so two figures on one page cannot collide.
+    Ids get a per-figure prefix so two figures on one page cannot collide. The figure is a
+    labelled group (``role="group"``, not ``"img"``) so that screen readers reach its
+    ``<text>``. Its plot font is declared once per page (:func:`plot_font_css`), not here.
     """
     s = svg.decode("utf-8")
-    s = _SVG_HEAD.sub("", s, count=1)
-    s = _SVG_COMMENT.sub("", s)
-    s = _SVG_META.sub("", s)
     s = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', s)
     s = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}-{m.group(2)}"', s)
     s = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", s)
     from markupsafe import escape
 
-    s = s.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
+    s = s.replace("<svg ", f'<svg role="group" aria-label="{escape(label)}" ', 1)
     # natural size in CSS px (1 pt = 4/3 px): the CSS never shrinks a plot below it, so the
     # smallest plot text (7.5 pt) stays 10 px and a wide plot scrolls in its .plot-scroll
     end = s.index(">") + 1  # the root <svg ...> tag only
@@ -129,8 +123,52 @@ def inline_svg(svg: bytes, prefix: str, label: str) -> str:
     return s
 
 
+def plot_font_css() -> str:
+    """The ``@font-face`` rules of the plot font (``data:`` URLs), for a page with figures."""
+    from ..plots import font_face_css
+
+    return font_face_css()
+
+
 _SVG_SIZE = re.compile(r'(?<=\s)(width|height)="([0-9.]+)pt"')
 
 
 def _pt_to_px(v: str) -> str:
     return f"{float(v) * 4 / 3:.2f}".rstrip("0").rstrip(".")
+
+
+def narrative_forest_spec(rows_view: list[dict], rows, level: float = 0.95):
+    """Side-by-side forest plot (no diamond) of a narrative section's comparative results with a
+    reported CI (SWiM: results shown without pooling; Campbell et al. 2020, doi:10.1136/bmj.l6890).
+
+    Only rows of one ratio measure are drawn (the section's most common); None when fewer than
+    one such row has a CI at the given level.
+    """
+    from ..plots import ForestRow, ForestSpec
+
+    drawable = []
+    for r in rows_view:
+        rid = r["row_id"]
+        m = rows.get(rid, "measure")
+        est, lo, hi = rows.number(rid, "estimate"), rows.number(rid, "ci_lower"), rows.number(rid, "ci_upper")
+        lev = rows.number(rid, "ci_level")
+        if m in vocab.RATIO_MEASURES and None not in (est, lo, hi) and 0 < lo < est < hi and lev == 100 * level:
+            drawable.append((m, ForestRow(label=r["label"], yi=math.log(est), ci=(math.log(lo), math.log(hi)),
+                                          cells=(r["tumour"],), pooled=False)))
+    if not drawable:
+        return None
+    measures = [m for m, _ in drawable]
+    measure = max(sorted(set(measures)), key=measures.count)
+    return ForestSpec(measure=measure, rows=tuple(fr for m, fr in drawable if m == measure),
+                      columns=("Tumour type",), result=None, level=level,
+                      favours=("Favours denosumab", "Favours control"))
+
+
+def render_narrative_figure(spec, nid: str, title: str) -> str:
+    """Inline SVG markup of a narrative section's side-by-side forest plot ('' without one)."""
+    if spec is None:
+        return ""
+    from ..plots import layout_forest, render_forest
+
+    return inline_svg(render_forest(layout_forest(spec), format="svg"), f"forest-{nid}",
+                      f"Results side by side: {title}")

@@ -72,14 +72,26 @@ class Pages:
         self.env = environment()
         self.common = common_context(registry, plan)
 
-    def _render(self, template: str, page_id: str, **kw) -> bytes:
-        return self.env.get_template(template).render(**self.common, **kw, page_id=page_id).encode("utf-8")
+    def _render(self, template: str, page_id: str, font_css: str = "", **kw) -> bytes:
+        from markupsafe import Markup
+
+        return self.env.get_template(template).render(**self.common, **kw, page_id=page_id,
+                                                      font_css=Markup(font_css)).encode("utf-8")
 
     def analysis(self, view: dict) -> bytes:
-        return self._render("analysis.html.j2", view["id"], a=view)
+        """An analysis page; with figures, it declares their font once (``@font-face``)."""
+        from .figures import plot_font_css
+
+        has_figure = bool(view.get("forest_svg") or view.get("funnel_svg"))
+        return self._render("analysis.html.j2", view["id"], a=view,
+                            font_css=plot_font_css() if has_figure else "")
 
     def narrative(self, view: dict) -> bytes:
-        return self._render("narrative.html.j2", view["id"], n=view)
+        """A narrative page; with a side-by-side figure, it declares its font once."""
+        from .figures import plot_font_css
+
+        return self._render("narrative.html.j2", view["id"], n=view,
+                            font_css=plot_font_css() if view.get("figure_svg") else "")
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
               changes: dict | None = None) -> bytes:

@@ -84,6 +84,8 @@ def as_reported(st: dict) -> dict[str, str]:
 def main_view(a: AnalysisResult, studies: list[dict]) -> dict[str, Any] | None:
     """The key result: the headline model, the single study as reported, or the studies side by side."""
     res, m = a.headline_result, a.measure
+    if a.headline is vocab.Headline.BAYES:
+        return bayes_main_view(a)
     if res is None:
         if a.k == 1:
             return {"k": 1, **as_reported(studies[0]), "pi": "–", "single": True}
@@ -97,6 +99,35 @@ def main_view(a: AnalysisResult, studies: list[dict]) -> dict[str, Any] | None:
         "p_eq": fmt_p_eq(res.pvalue), "stat_name": "t" if res.df is not None else "z",
         "model": words.headline_model(a).replace("-", " "),
     }
+
+
+def _bayes_cells(b, measure: str) -> dict[str, Any]:
+    null = vocab.measure(measure).null
+    p_null = b.prob_below(0.0 if vocab.measure(measure).log_scale else null) if null is not None else None
+    return {
+        "prior": words.prior_words(b), "estimate": fmt_num(natural(measure, b.mu_median)),
+        "ci": words.natural_ci(measure, b.mu_ci_lower, b.mu_ci_upper),
+        "hpd": words.natural_ci(measure, b.mu_hpd_lower, b.mu_hpd_upper),
+        "pi": words.natural_ci(measure, b.pred_lower, b.pred_upper),
+        "tau": fmt_num(b.tau_median, 3), "tau_ci": fmt_ci(b.tau_ci_lower, b.tau_ci_upper, 3),
+        "p_below": "–" if p_null is None else fmt_num(100 * float(p_null), 1),
+    }
+
+
+def bayes_main_view(a: AnalysisResult) -> dict[str, Any]:
+    """The key result when the page leads with the Bayesian posterior (median, central interval)."""
+    return {"k": a.k, "bayes": True, **_bayes_cells(a.bayes, a.measure), "p": "–",
+            "model": words.headline_model(a)}
+
+
+def bayes_view(a: AnalysisResult) -> dict[str, Any] | None:
+    """The Bayesian section: the analysis's prior first, then the prior-sensitivity rows."""
+    if a.bayes is None:
+        return None
+    m = vocab.measure(a.measure)
+    return {"rows": [{**_bayes_cells(b, a.measure), "main": i == 0}
+                     for i, b in enumerate((a.bayes,) + tuple(a.bayes_sensitivity))],
+            "null": fmt_num(m.null, 0), "leads": a.headline is vocab.Headline.BAYES}
 
 
 def heterogeneity_view(res: MetaResult | None) -> dict[str, Any] | None:
@@ -223,7 +254,7 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
                           "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
         "result": a.result, "main": main_view(a, studies), "het": heterogeneity_view(a.result),
-        "coverage": coverage_view(a),
+        "coverage": coverage_view(a), "bayes": bayes_view(a),
         "warnings": warnings,
         "panel": panel_view(a), "loo": loo, "cum": cum,
         "subgroups": subgroup_views(a, rows, studies), "scenarios": scenario_views(a, rows, studies, effects),
@@ -274,13 +305,22 @@ def narrative_view(nr: NarrativeResult, rows: RowText, effects) -> dict[str, Any
     n = nr.narrative
     base = [rows.label(rid) for rid in n.rows]
 
-    def label_of(rid: str) -> str:
+    def cohort(rid: str) -> str:
         # several results of one study: say which cohort / subgroup each is
         lab = rows.label(rid)
         if base.count(lab) > 1 or any(rows.label(r2) == lab for c in n.combine for r2 in c.rows if r2 != rid):
             extra, ep = rows.get(rid, "tumour_type"), rows.get(rid, "endpoint")
             return f"{lab}: {ep}, {extra}" if extra else f"{lab}: {ep}"
         return lab
+
+    first = {rid: cohort(rid) for rid in n.rows}
+    seen = list(first.values())
+
+    def label_of(rid: str) -> str:
+        # still ambiguous (two subgroups of one endpoint and tumour): the reported endpoint detail
+        lab = first.get(rid) or cohort(rid)
+        detail = rows.get(rid, "endpoint_detail")
+        return f"{rows.label(rid)}: {detail}" if seen.count(lab) > 1 and detail else lab
 
     return {"id": n.id, "title": n.title, "reason": n.reason, "text": n.text,
             "rows": [_narrative_row(rows, rid, label_of(rid), effects[rid].reason) for rid in n.rows],

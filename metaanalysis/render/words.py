@@ -83,6 +83,8 @@ def overview_model(a: AnalysisResult) -> str:
         return "not pooled (k = 2)" if a.k == 2 else "not pooled"
     if a.headline is vocab.Headline.COMMON:
         return "common effect · z"
+    if a.headline is vocab.Headline.BAYES:
+        return f"Bayesian · {a.bayes.tau_prior} {fmt_num(a.bayes.tau_scale[0], 2)}"
     return f"{a.settings.method} · {vocab.TESTS[a.settings.test].label}"
 
 
@@ -193,8 +195,19 @@ def subgroup_note(variable: str, n_groups: int, singles: int, tested: bool) -> s
 
 
 def headline_model(a: AnalysisResult) -> str:
-    """The model the page leads with, in words (``random-effects``, ``common-effect``)."""
+    """The model the page leads with, in words (``random-effects``, ``common-effect``, ``Bayesian ...``)."""
+    if a.headline is vocab.Headline.BAYES:
+        return "Bayesian random-effects"
     return "common-effect" if a.headline is vocab.Headline.COMMON else model_words(a.settings.method)
+
+
+def prior_words(b) -> str:
+    """``half-normal prior on τ (scale 0.5)``: the τ prior of a Bayesian result, and the μ prior."""
+    scale = (f"log τ² ~ N({fmt_num(b.tau_scale[0], 2)}, {fmt_num(b.tau_scale[1], 2)}²)"
+             if b.tau_prior == "lognormal" else f"scale {fmt_num(b.tau_scale[0], 2)}")
+    mu = "flat prior on μ" if b.mu_prior is None else \
+        f"normal prior on μ (mean {fmt_num(b.mu_prior[0], 2)}, SD {fmt_num(b.mu_prior[1], 2)})"
+    return f"{vocab.TAU_PRIORS[b.tau_prior].name} ({scale}), {mu}"
 
 
 def forest_caption(a: AnalysisResult) -> str:
@@ -208,6 +221,8 @@ def forest_caption(a: AnalysisResult) -> str:
             text += f"; grey bar: {lv} prediction interval"
     elif a.headline is vocab.Headline.NONE and a.k >= 2:
         text += "; no pooled diamond (see Warnings)"
+    elif a.headline is vocab.Headline.BAYES:
+        text += "; no pooled diamond: the page leads with the Bayesian posterior (key result above)"
     scale = "Log scale; " if m.log_scale else ""
     return f"{text}. {scale}{m.code} < {fmt_num(m.null, 0)} favours {a.analysis.favours[0]}."
 
@@ -287,6 +302,11 @@ def headline_why(a: AnalysisResult) -> str:
     if a.headline is vocab.Headline.NONE and a.k >= 2:
         return (f"with {a.k} studies no random-effects interval is reliable (Bender et al. 2018); the plan names "
                 "no common-effect judgement, so no pooled estimate leads. Pooled models: Sensitivity analyses.")
+    if a.headline is vocab.Headline.BAYES and a.k < vocab.RANDOM_HEADLINE_MIN_K:
+        return (f"with {a.k} studies no frequentist random-effects interval is reliable (Bender et al. 2018); the "
+                f"Bayesian posterior ({prior_words(a.bayes)}) carries the uncertainty "
+                "about τ into the interval (Friede et al. 2017; Röver et al. 2021). Frequentist models: "
+                "Sensitivity analyses.")
     return ""
 
 
@@ -298,6 +318,8 @@ def k_text(a: AnalysisResult) -> str:
         return "1 study, not pooled"
     if a.headline is vocab.Headline.NONE:
         return f"{a.k} studies, not pooled for the headline"
+    if a.headline is vocab.Headline.BAYES:
+        return f"{a.k} studies, Bayesian random effects"
     return f"{a.k} studies pooled"
 
 
@@ -336,6 +358,9 @@ def coverage_summary(a: AnalysisResult) -> str:
     from ..analysis import headline_interval
 
     code, table = headline_interval(a), a.coverage
+    if a.headline is vocab.Headline.BAYES:
+        return ("The page leads with the Bayesian posterior, whose frequentist coverage is not simulated here; the "
+                "table shows how each frequentist interval method would have performed for this design.")
     if code is None:
         return ("No pooled interval leads this page; the table shows how each interval method would have "
                 "performed for this design.")
@@ -352,12 +377,16 @@ def analysis_methods_text(a: AnalysisResult) -> str:
     and why, then the coverage simulation (when there is one)."""
     s = a.settings
     text = methods_text(s.method, s.test, s.pi, s.level, a.measure)
-    if a.headline is vocab.Headline.NONE:
+    if a.headline is vocab.Headline.NONE and a.k >= 2:
         text += (f" With {a.k} studies no pooled estimate leads the page (Bender et al. 2018); the pooled "
                  "models are reported as sensitivity analyses.")
     elif a.headline is vocab.Headline.COMMON:
         text += (" The page leads with the inverse-variance common-effect model (z interval), as the plan "
                  f"judged: {a.analysis.headline_reason}")
+    if a.bayes is not None:
+        lead = "leads the page" if a.headline is vocab.Headline.BAYES else "is reported alongside"
+        text += (f" A Bayesian random-effects analysis ({prior_words(a.bayes)}; posterior by exact quadrature, as "
+                 f"bayesmeta) {lead}.")
     if a.coverage is not None:
         text += (f" The coverage of each interval method for this design was simulated ({a.coverage.n_sim:,} "
                  "meta-analyses per τ², fixed seed).")
@@ -367,8 +396,12 @@ def analysis_methods_text(a: AnalysisResult) -> str:
 def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
     """The references the methods paragraph of this analysis needs."""
     out = citations(a.settings.method, a.settings.test, a.settings.pi)
-    if a.headline is vocab.Headline.NONE:
+    if a.headline in (vocab.Headline.NONE, vocab.Headline.BAYES) and a.k < vocab.RANDOM_HEADLINE_MIN_K:
         out.append(vocab.BENDER2018)
+    if a.bayes is not None:
+        out += [vocab.BAYESMETA, vocab.MethodInfo(a.bayes.tau_prior, vocab.TAU_PRIORS[a.bayes.tau_prior].name,
+                                                  vocab.TAU_PRIORS[a.bayes.tau_prior].citation,
+                                                  vocab.TAU_PRIORS[a.bayes.tau_prior].doi, "")]
     if a.coverage is not None:
         out.append(vocab.COVERAGE_SIMULATION)
     return out

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problems import Problem
-from ..render.figures import figure_input, render_figures
+from ..render.figures import figure_input, narrative_forest_spec, render_figures, render_narrative_figure
 from ..runtime import fork_workers, run_forked
-from .output import check_out_dir, write_tree_atomic
+from .output import check_inputs_outside, check_out_dir, write_tree_atomic
 
 __all__ = ["BuildSummary", "build_reports", "render_files"]
 
@@ -103,6 +103,8 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     nviews = []
     for nr in ev.narratives:
         nv = view.narrative_view(nr, rows, ev.effects)
+        nv["figure_svg"] = render_narrative_figure(narrative_forest_spec(nv["rows"], rows), nr.id,
+                                                   nr.narrative.title)
         nviews.append(nv)
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
@@ -136,7 +138,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     Raises
     ------
     ProblemError
-        Bad registry or plan; nothing is written.
+        Bad registry or plan, an ``out_dir`` that is not ours to replace, or an input inside
+        ``out_dir``; nothing is written.
     ValueError
         ``jobs`` < 1.
     """
@@ -145,7 +148,9 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..plan import load_plan
     from ..registry import load_registry
 
-    check_out_dir(Path(out_dir))  # refuse a foreign --out before any work
+    # refuse before any work: an input the build would delete, a --out that is not ours
+    check_inputs_outside(Path(out_dir), {"--registry": Path(registry_path), "--plan": Path(plan_path)})
+    check_out_dir(Path(out_dir))
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
     ev = run_plan(registry, plan, mapper=_worker_map(jobs))

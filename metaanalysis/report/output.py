@@ -3,9 +3,13 @@
 The rules, in order:
 
 1. ``OUT`` must be a new path, an empty directory, a directory holding only the files we
-   keep (``README.md``), or a directory a previous build wrote (it carries :data:`MARKER`).
-   Anything else — a file, the working directory, ``trials/`` — is refused, so a typo in
-   ``--out`` can never delete somebody's files.
+   keep (``README.md``), or a directory a previous build wrote: it carries :data:`MARKER`,
+   which lists every file that build wrote, and holds nothing else (a file added since, or
+   a subdirectory that is not itself such a build, is refused by name). A directory that
+   merely looks like a build (``index.html`` and ``results.csv``, no marker) is refused too:
+   nothing but the marker proves authorship. Anything else — a file, the working directory,
+   ``trials/`` — is refused, so a typo in ``--out`` can never delete somebody's files.
+   :func:`check_inputs_outside` refuses inputs (registry, plan) that lie inside ``OUT``.
 2. The new tree is written into a sibling temporary directory, then exchanged with ``OUT`` in
    one atomic ``renameat2(RENAME_EXCHANGE)`` call (Linux >= 3.15); elsewhere two renames are
    used and a crash between them is repaired by the next build (rule 3).
@@ -27,10 +31,58 @@ from pathlib import Path
 
 from ..problems import Problem, ProblemError
 
-#: Written into every build; its presence is what allows a later build to replace the directory.
+#: Written into every build; it lists the files the build wrote (one per line after
+#: :data:`_MARKER_HEAD`), which is what allows a later build to replace the directory.
 MARKER = ".metaanalysis-report"
+_MARKER_HEAD = "written by `metaanalysis report`; safe to replace"
+_LISTING = "files written:"
 #: Files in OUT that are not ours but may be there (and are carried over into the new tree).
 KEEP = ("README.md",)
+#: Written into OUT by ``metaanalysis batch`` after a successful build (its incremental stamp).
+BATCH_STAMP = ".inputs.sha256"
+
+
+def _refuse(out: Path, message: str, hint: str) -> ProblemError:
+    return ProblemError([Problem(str(out), 0, 0, "error", message, hint)])
+
+
+def _marker_text(names) -> str:
+    return "\n".join([_MARKER_HEAD, _LISTING, *sorted(names)]) + "\n"
+
+
+def _written_by_us(out: Path) -> set[str] | None:
+    """Names the build that wrote ``out`` listed in its marker; None without a marker.
+
+    A marker from before the listing (its first line only) proves that the directory is a
+    build but not which files: every regular file then counts as written by us.
+    """
+    try:
+        lines = (out / MARKER).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or lines[0] != _MARKER_HEAD:
+        return None
+    if _LISTING not in lines:
+        return {e.name for e in out.iterdir() if e.is_file() and not e.is_symlink()}
+    return set(lines[lines.index(_LISTING) + 1:])
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """Entries of an existing ``out`` that no build of ours wrote (sorted; empty: may be replaced)."""
+    entries = sorted(os.listdir(out))
+    ours = _written_by_us(out)
+    if ours is None:
+        return [e for e in entries if e not in KEEP]
+    allowed = ours | set(KEEP) | {MARKER, BATCH_STAMP}
+    foreign = []
+    for e in entries:
+        p = out / e
+        if p.is_dir() and not p.is_symlink():
+            if _written_by_us(p) is None or _foreign_entries(p):  # a nested build (reports/batch/x)
+                foreign.append(e + "/")
+        elif e not in allowed:
+            foreign.append(e)
+    return foreign
 
 
 def check_out_dir(out: Path) -> None:
@@ -38,40 +90,46 @@ def check_out_dir(out: Path) -> None:
     out = Path(out)
     shown = str(out)
     if out.is_symlink():
-        raise ProblemError([Problem(shown, 0, 0, "error", "--out is a symbolic link",
-                                    "give the real directory path")])
+        raise _refuse(out, "--out is a symbolic link", "give the real directory path")
     if out.exists() and not out.is_dir():
-        raise ProblemError([Problem(shown, 0, 0, "error", "--out is a file, not a directory",
-                                    "give a new or empty directory for the reports")])
+        raise _refuse(out, "--out is a file, not a directory", "give a new or empty directory for the reports")
     res = out.resolve()
     cwd = Path.cwd().resolve()
     if res == cwd or res in cwd.parents or res == Path(res.anchor):
-        raise ProblemError([Problem(shown, 0, 0, "error",
-                                    "--out is the current directory or one of its parents",
-                                    "give a subdirectory such as reports/")])
+        raise _refuse(out, "--out is the current directory or one of its parents", "give a subdirectory such as reports/")
     if not out.exists():
         return
-    entries = sorted(os.listdir(out))
-    if not entries or MARKER in entries or set(entries) <= set(KEEP) or _legacy_build(out, entries):
+    foreign = _foreign_entries(out)
+    if not foreign:
         return
-    foreign = [e for e in entries if e not in KEEP][:3]
-    raise ProblemError([Problem(
-        shown, 0, 0, "error",
-        f"refusing to replace {shown}: it holds files metaanalysis did not write ({', '.join(foreign)}"
-        f"{', ...' if len(entries) > 3 else ''})",
-        "choose a new or empty directory for --out, or remove this one yourself "
-        "(for the project's reports/: make clean)")])
+    shown_names = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+    if (out / MARKER).exists():
+        hint = "move them out of the way (the rest was written by metaanalysis), or choose another --out"
+    elif "index.html" in foreign and "results.csv" in foreign:
+        hint = ("it looks like a build made before metaanalysis marked its builds, but only the marker "
+                "proves that: delete the directory yourself (for the project's reports/: make clean)")
+    else:
+        hint = ("choose a new or empty directory for --out, or remove this one yourself "
+                "(for the project's reports/: make clean)")
+    raise _refuse(out, f"refusing to replace {shown}: it holds files metaanalysis did not write ({shown_names})", hint)
 
 
-_OUTPUT_SUFFIXES = (".html", ".json", ".csv", ".svg", ".png")
+def inside(path: Path, directory: Path) -> bool:
+    """True when ``path`` (resolved) is ``directory`` or lies below it."""
+    p, d = Path(path).resolve(), Path(directory).resolve()
+    return p == d or d in p.parents
 
 
-def _legacy_build(out: Path, entries: list[str]) -> bool:
-    """A build made before :data:`MARKER` existed: index.html and results.csv, and nothing but
-    plain report files (no subdirectories, no other kinds of file)."""
-    if "index.html" not in entries or "results.csv" not in entries:
-        return False
-    return all(e in KEEP or (e.endswith(_OUTPUT_SUFFIXES) and (out / e).is_file()) for e in entries)
+def check_inputs_outside(out: Path, inputs: dict[str, Path]) -> None:
+    """Raise :class:`ProblemError` when an input (``{"--registry": path, ...}``) lies inside ``out``.
+
+    Replacing ``out`` would delete the input being read (and the next build could not run).
+    """
+    problems = [Problem(str(p), 0, 0, "error", f"{what} lies inside the output directory {out}, "
+                        "which the build replaces", "keep inputs outside --out, or choose another --out")
+                for what, p in inputs.items() if inside(p, out)]
+    if problems:
+        raise ProblemError(problems)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -111,6 +169,17 @@ def _recover(out: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Write a file; an OSError without a file name (a full disk fails in write(), not open())
+    gets this path, so the message says where."""
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+
+
 def write_tree_atomic(files: dict[str, bytes], out: Path) -> None:
     """Write ``files`` (name -> bytes) as directory ``out``, replacing it atomically.
 
@@ -130,8 +199,8 @@ def write_tree_atomic(files: dict[str, bytes], out: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
         try:
             for name, data in sorted(files.items()):
-                (tmp / name).write_bytes(data)
-            (tmp / MARKER).write_text("written by `metaanalysis report`; safe to replace\n")
+                _write(tmp / name, data)
+            _write(tmp / MARKER, _marker_text(files).encode("utf-8"))
             for keep in KEEP:
                 src = out / keep
                 if src.is_file() and keep not in files:
