@@ -95,8 +95,8 @@ class CumulativePoint:
 @dataclass(frozen=True)
 class AnalysisSnapshot:
     """What one analysis's conclusions rest on. ``settings`` is ``(method, test, pi, level)``;
-    ``lead`` is the headline model's result, else the plan's model (headline none), else for one
-    study its own Wald estimate and CI, else None (k = 0)."""
+    ``lead`` is the headline model's result (the posterior under a Bayesian headline), else the
+    plan's model (headline none), else for one study its own Wald estimate and CI, else None (k = 0)."""
 
     id: str
     title: str
@@ -166,7 +166,8 @@ def snapshot_from_evidence(ev) -> Snapshot:
         out.append(AnalysisSnapshot(
             a.id, a.analysis.title, a.measure, (s.method, s.test, s.pi, float(s.level)), a.k, a.headline,
             tuple(StudySnapshot(st.row_id, st.yi, st.vi, _pairs(fields.get(st.row_id))) for st in a.studies),
-            _lead(lead.to_dict() if lead is not None else None, a.studies, s.level),
+            _lead(a.headline, lead.to_dict() if lead is not None else None,
+                  jsonable(a.bayes.to_dict()) if a.bayes is not None else None, a.studies, s.level),
             tuple(c.flag.value for c in a.caveats),
             tuple(_point(x.added, x.year, x.result.to_dict()) for x in a.cumulative)))
     return Snapshot(tuple(sorted(out, key=lambda x: x.id)), ev.registry.sha256, ev.plan.sha256)
@@ -178,17 +179,25 @@ def _from_page(d: Mapping[str, Any]) -> AnalysisSnapshot:
     lead = d.get("headline_result") if d.get("headline_result") is not None else d.get("result")
     studies = tuple(StudySnapshot(str(st["row_id"]), float(st["yi"]), float(st["vi"]), _pairs(st.get("registry")))
                     for st in d["studies"])
+    headline = vocab.Headline(d["headline"])
     return AnalysisSnapshot(
         str(d["id"]), str(d.get("title", "")), str(d["measure"]),
         (str(s["method"]), str(s["test"]), str(s["pi"]), float(s["level"])), int(d["k"]),
-        vocab.Headline(d["headline"]), studies,
-        _lead(lead, studies, float(s["level"])), tuple(str(c) for c in d.get("warning_codes", ())),
+        headline, studies, _lead(headline, lead, d.get("bayes"), studies, float(s["level"])), tuple(str(c) for c in d.get("warning_codes", ())),
         tuple(_point(str(x["added_row_id"]), int(x["year"]), x["result"]) for x in d.get("cumulative", ())))
 
 
-def _lead(result: Mapping[str, Any] | None, studies, level: float) -> LeadResult | None:
-    """The lead result; for one study, its own Wald estimate, CI and two-sided p at ``level``
-    (what :meth:`AnalysisResult.to_frame` shows), so a single study's conclusion can change too."""
+def _lead(headline: vocab.Headline, result: Mapping[str, Any] | None, bayes: Mapping[str, Any] | None, studies,
+          level: float) -> LeadResult | None:
+    """The lead result: the frequentist headline (or plan) model's; under a Bayesian headline the
+    posterior median of μ, its central credible and predictive intervals, τ² at the median τ (no
+    p-value); for one study its own Wald estimate, CI and two-sided p at ``level`` (what
+    :meth:`AnalysisResult.to_frame` shows), so a single study's conclusion can change too."""
+    if headline is vocab.Headline.BAYES and bayes is not None:
+        tau = bayes.get("tau_median")
+        return LeadResult(bayes.get("mu_median"), bayes.get("mu_ci_lower"), bayes.get("mu_ci_upper"),
+                          bayes.get("pred_lower"), bayes.get("pred_upper"), None if tau is None else tau * tau,
+                          None, None)
     if result is not None or len(studies) != 1:
         return LeadResult.from_dict(result)
     from ._dist import norm_sf, z_crit

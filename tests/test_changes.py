@@ -173,9 +173,13 @@ def test_removing_and_adding_a_study(shipped, tmp_path):
     ac = removed.get("bmfs")
     assert [(s.row_id, s.kind) for s in ac.studies] == [(BMFS_ROW, StudyChangeKind.REMOVED)]
     assert ac.numbers[0].field == "k" and (ac.numbers[0].old, ac.numbers[0].new) == (3, 2)
-    # k = 3 -> 2: no random-effects interval leads any more (vocab.RANDOM_HEADLINE_MIN_K = 3)
+    # k = 3 -> 2: no random-effects interval leads any more (vocab.RANDOM_HEADLINE_MIN_K = 3): the
+    # Bayesian posterior under the half-normal(0.5) prior on τ does, and is the lead compared
     head = [c for c in ac.conclusions if c.code is Change.HEADLINE_CHANGED]
-    assert [(c.old, c.new) for c in head] == [("random-effects", "none")]
+    assert [(c.old, c.new) for c in head] == [("random-effects", "bayesian")]
+    post = fewer.analysis("bmfs").bayes
+    assert (ac.new.lead.estimate, ac.new.lead.ci_upper, ac.new.lead.pvalue) == (post.mu_median, post.mu_ci_upper,
+                                                                                 None)
     path = cumulative_changes(ac)
     gone = [st for st in path if st.row_id == BMFS_ROW]
     assert len(gone) == 1 and gone[0].new is None and gone[0].change is StudyChangeKind.REMOVED
@@ -183,7 +187,7 @@ def test_removing_and_adding_a_study(shipped, tmp_path):
     added = compare(less, full).get("bmfs")
     assert [(s.row_id, s.kind) for s in added.studies] == [(BMFS_ROW, StudyChangeKind.ADDED)]
     assert [(c.old, c.new) for c in added.conclusions if c.code is Change.HEADLINE_CHANGED] == \
-        [("none", "random-effects")]
+        [("bayesian", "random-effects")]
 
 
 def test_conclusion_codes_on_constructed_snapshots(shipped):

@@ -423,6 +423,7 @@ CHANGE_FIELD_NAMES: dict[str, str] = {
 HEADLINE_WORDS: dict[str, str] = {
     vocab.Headline.RANDOM.value: "the random-effects model", vocab.Headline.COMMON.value: "the common-effect model",
     vocab.Headline.NONE.value: "no pooled estimate (studies side by side)",
+    vocab.Headline.BAYES.value: "the Bayesian random-effects posterior",
     vocab.Headline.SINGLE.value: "a single study as reported",
 }
 
@@ -462,9 +463,12 @@ def lead_text(snap) -> str:
     if snap.k == 1:
         return (f"single study: {m} {fmt_num(vocab.to_natural(m, lead.estimate))} "
                 f"({lv} CI {natural_ci(m, lead.ci_lower, lead.ci_upper)})")
-    text = (f"{m} {fmt_num(vocab.to_natural(m, lead.estimate))} ({lv} CI {natural_ci(m, lead.ci_lower, lead.ci_upper)}"
+    bayes = snap.headline is vocab.Headline.BAYES       # posterior median, credible and predictive intervals
+    text = (f"{m} {fmt_num(vocab.to_natural(m, lead.estimate))} ({lv} {'CrI' if bayes else 'CI'} "
+            f"{natural_ci(m, lead.ci_lower, lead.ci_upper)}"
             + (f"; PI {natural_ci(m, lead.pi_lower, lead.pi_upper)}" if lead.pi_lower is not None else "") + ")")
-    return f"{text}, τ² {fmt_num(lead.tau2, 4)}, I² {fmt_num(lead.i2, 1)}%, k = {snap.k}"
+    i2 = f", I² {fmt_num(lead.i2, 1)}%" if lead.i2 is not None else ""
+    return f"{text}{' (posterior median)' if bayes else ''}, τ² {fmt_num(lead.tau2, 4)}{i2}, k = {snap.k}"
 
 
 def _settings_words(settings) -> str:
@@ -479,8 +483,10 @@ def conclusion_change_text(c, snap) -> str:
     alpha = f"{1 - snap.level:.10g}"
     null = f"{m} = {fmt_num(c.reference, 2 if c.reference not in (0, 1) else 0)}" if c.reference is not None else ""
     nat = (lambda x: fmt_num(vocab.to_natural(m, x), 3))
-    interval = "CI" if code in (vocab.Change.CI_NOW_CROSSES_NULL, vocab.Change.CI_NO_LONGER_CROSSES_NULL) \
-        else "prediction interval"
+    bayes = snap.headline is vocab.Headline.BAYES
+    interval = ("credible interval" if bayes else "CI") if code in (
+        vocab.Change.CI_NOW_CROSSES_NULL, vocab.Change.CI_NO_LONGER_CROSSES_NULL) \
+        else ("predictive interval" if bayes else "prediction interval")
     texts = {
         vocab.Change.ANALYSIS_ADDED: lambda: "New analysis in the plan.",
         vocab.Change.ANALYSIS_REMOVED: lambda: "No longer in the plan.",
