@@ -155,7 +155,7 @@ def test_plots_fit_the_printed_page(site, browser):
         for w, main_w, h in rows:
             seen += 1
             assert 0 < w <= main_w + 0.5 and h > 0, (path.name, w, main_w, h)
-    assert seen == 7  # one forest plot per analysis in trials/analyses.toml
+    assert seen == 8  # a forest plot per analysis of trials/analyses.toml (7) + the side-by-side plot of subgroups-not-pooled
     ctx.close()
 
 
