@@ -88,6 +88,7 @@ class Caveat:
 
     flag: Flag
     rows: tuple[str, ...] = ()
+    problems: tuple = ()          # metaanalysis.problems.Problem: the located warnings behind the flag
 
     @property
     def severity(self) -> str:
@@ -367,12 +368,36 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map) -> Evidence:
     ctx = _Rows(registry, _row_effects(effects_table(registry)))
     selected = {a.id: _pooled_effects(ctx, a) for a in plan.analyses}
     panels = _estimator_panels(plan.analyses, selected)
-    analyses = [_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})) for a in plan.analyses]
+    warned = row_warnings(registry)
+    analyses = [_with_row_warnings(_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})), warned)
+                for a in plan.analyses]
     if coverage:
         analyses = _with_coverage(analyses, mapper)
     narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine))
                        for n in plan.narratives)
     return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives)
+
+
+def row_warnings(registry) -> dict[str, tuple]:
+    """The registry check's warnings by the row they are located in (row id -> Problems)."""
+    by_line = {int(line): cells.text(rid) for rid, line in zip(registry.df["row_id"], registry.df["source_line"])}
+    out: dict[str, list] = {}
+    for p in registry.problems:
+        if p.severity == "warning" and p.line in by_line:
+            out.setdefault(by_line[p.line], []).append(p)
+    return {rid: tuple(ps) for rid, ps in out.items()}
+
+
+def _with_row_warnings(a: AnalysisResult, warned: dict) -> AnalysisResult:
+    """Warnings travel with the data: a row the registry check warned about flags every analysis
+    that pools it (and the study row itself)."""
+    rows = tuple(st.row_id for st in a.studies if st.row_id in warned)
+    if not rows:
+        return a
+    studies = tuple(dataclasses.replace(st, flags=st.flags + (StudyFlag.REGISTRY_WARNING,))
+                    if st.row_id in warned else st for st in a.studies)
+    caveat = Caveat(Flag.ROW_WARNING, rows, tuple(p for r in rows for p in warned[r]))
+    return dataclasses.replace(a, studies=studies, caveats=a.caveats + (caveat,))
 
 
 def coverage_grid(res: MetaResult) -> tuple[tuple[vocab.GridRole, float], ...]:

@@ -335,6 +335,7 @@ class Flag(str, enum.Enum):
     MISSING_EVIDENCE = "missing-evidence"
     NO_POOLED_HEADLINE = "no-pooled-headline"
     UNDERCOVERAGE = "undercoverage"
+    ROW_WARNING = "row-warning"       # the registry check warned about a row pooled here
 
 
 #: Flags that inform rather than caution (shown in a neutral style).
@@ -353,6 +354,7 @@ class StudyFlag(str, enum.Enum):
     PRESPECIFIED_SUBGROUP = "prespecified-subgroup"
     NOT_FOR_POOLING = "not-for-pooling"    # use_for_pooling = no
     INCLUDED_BY_PLAN = "included-by-plan"  # an explicit include line with a reason
+    REGISTRY_WARNING = "registry-warning"  # the registry check warned about this row
 
 
 #: Registry design values → the study flag they raise (designs not listed raise none).

@@ -409,3 +409,31 @@ def test_narrative_results_side_by_side(ev):
     assert "D-CARE (Coleman 2021): time to first bone metastasis, premenopausal patients" in html
     # p-value-only and proportion sections draw no effect-size forest
     assert "Results side by side" not in files["flatiron-ici.html"].decode("utf-8")
+
+
+def test_registry_warnings_travel_with_the_rows(tmp_path):
+    """Issue #11 item 5: a row the registry check warns about flags every analysis that pools it.
+    NMCRPC-BMFS-2012 (trials/registry.csv line 19) reports HR 0.85 (0.73 to 0.98); entering 0.93
+    gives two located warnings (estimate off-centre in its CI, p-value disagreeing with the CI)."""
+    import csv as _csv
+
+    rows = list(_csv.reader(io.StringIO(REGISTRY.read_text(encoding="utf-8"))))
+    i = [r[0] for r in rows].index("NMCRPC-BMFS-2012")
+    assert rows[i][rows[0].index("estimate")] == "0.85"
+    rows[i][rows[0].index("estimate")] = "0.93"
+    buf = io.StringIO()
+    _csv.writer(buf, lineterminator="\n").writerows(rows)
+    reg_path = tmp_path / "registry.csv"
+    reg_path.write_text(buf.getvalue(), encoding="utf-8")
+    reg = load_registry(reg_path)
+    warned = [p for p in reg.problems if p.line == 19]
+    assert len(warned) == 2 and all(p.severity == "warning" for p in warned)
+    ev = run_plan(reg, load_plan(str(PLAN), reg), coverage=False)
+    for a in ev.analyses:
+        pooled = "NMCRPC-BMFS-2012" in [s.row_id for s in a.studies]
+        assert (Flag.ROW_WARNING in a.flags) == pooled, a.id
+    bmfs = ev.analysis("bmfs")
+    assert bmfs.caveat(Flag.ROW_WARNING).problems == tuple(warned)
+    assert StudyFlag.REGISTRY_WARNING in next(s for s in bmfs.studies if s.row_id == "NMCRPC-BMFS-2012").flags
+    html = render_files(ev)[0]["bmfs.html"].decode("utf-8")
+    assert f"{reg_path}:19:18: warning: [estimate] estimate 0.93 is not halfway" in html

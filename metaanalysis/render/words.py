@@ -21,6 +21,7 @@ FLAG_LABELS: dict[Flag, str] = {
     Flag.NOT_POOLABLE: "row without SE", Flag.MISSING_EVIDENCE: "missing evidence",
     Flag.NO_POOLED_HEADLINE: "k = 2: not pooled for the headline",
     Flag.UNDERCOVERAGE: "headline CI under-covers",
+    Flag.ROW_WARNING: "registry warning",
 }
 
 STUDY_FLAG_TEXT: dict[StudyFlag, str] = {
@@ -31,6 +32,7 @@ STUDY_FLAG_TEXT: dict[StudyFlag, str] = {
     StudyFlag.PRESPECIFIED_SUBGROUP: "prespecified subgroup",
     StudyFlag.NOT_FOR_POOLING: "use_for_pooling = no",
     StudyFlag.INCLUDED_BY_PLAN: "included by the plan",
+    StudyFlag.REGISTRY_WARNING: "registry warning (see Warnings)",
 }
 
 #: Footnote marks: the mark, the study flags that raise it, and its footnote.
@@ -136,6 +138,8 @@ def caveat_text(c: Caveat, a: AnalysisResult, rows: RowText) -> str:
                 f"al. 2018, doi:{vocab.BENDER2018.doi}). The studies are shown side by side; the pooled models "
                 "are under Sensitivity analyses. A plan can lead with the common-effect model (headline = "
                 "\"common\", with a reason) when the trials answer one question with one design.")
+    if f is Flag.ROW_WARNING:
+        return _row_warning_text(c, a)
     return _model_caveat_text(f, a)
 
 
@@ -583,3 +587,9 @@ def cumulative_point_text(measure: str, p) -> str:
     if p is None:
         return "–"
     return f"{fmt_num(vocab.to_natural(measure, p.estimate))} ({natural_ci(measure, p.ci_lower, p.ci_upper)})"
+
+
+def _row_warning_text(c: Caveat, a: AnalysisResult) -> str:
+    """The registry check's warnings about rows pooled here, each with its file, line and column."""
+    return ("The registry check warned about rows pooled here; check them in the source before relying on "
+            "this result: " + "; ".join(p.format() for p in c.problems) + ".")
