@@ -127,8 +127,11 @@ def test_a_corrected_ci_that_crosses_1_is_a_conclusion_change(shipped, corrected
     log = compare(snapshot_from_evidence(shipped), snapshot_from_evidence(corrected[1]))
     assert [a.id for a in log.analyses] == ["sre-zoledronic"]
     ac = log.get("sre-zoledronic")
+    # the corrected row, 0.84 (0.71 to 1.10), is no longer centred in its CI: the registry warns, and
+    # the warning travels with the row (a caveat added, which does not itself alter a conclusion)
     assert [c.code for c in ac.conclusions] == [Change.CI_NOW_CROSSES_NULL, Change.PI_NOW_CROSSES_NULL,
-                                                 Change.NO_LONGER_SIGNIFICANT]
+                                                 Change.NO_LONGER_SIGNIFICANT, Change.CAVEAT_ADDED]
+    assert not ac.conclusions[3].alters_conclusion and "row-warning" in str(ac.conclusions[3].new)
     assert log.conclusions_changed and ac.conclusions_changed
     ci = ac.conclusions[0]
     assert math.exp(ci.old[1]) < 1 < math.exp(ci.new[1]) and ci.reference == 1.0
@@ -277,7 +280,7 @@ def test_report_over_a_previous_build_says_what_changed(built, corrected, tmp_pa
     assert d["status"] == "changed" and d["conclusions_changed"] is True
     assert [a["id"] for a in d["analyses"]] == ["sre-zoledronic"]
     assert [c["code"] for c in d["analyses"][0]["conclusions"]] == ["ci-now-crosses-null", "pi-now-crosses-null",
-                                                                    "no-longer-significant"]
+                                                                    "no-longer-significant", "caveat-added"]
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "What changed" in index and "The 95% CI now includes HR = 1 (no effect): 0.683 to 0.999 → 0.671 to 1.010" \
         in index
@@ -341,7 +344,7 @@ def test_diff_between_two_git_revisions(tmp_path, monkeypatch, capsys):
     assert main(["diff", "--rev", f"{a}..HEAD", "--format", "json"]) == 1
     d = json.loads(capsys.readouterr().out)
     assert [c["code"] for c in d["analyses"][0]["conclusions"]] == ["ci-now-crosses-null", "pi-now-crosses-null",
-                                                                    "no-longer-significant"]
+                                                                    "no-longer-significant", "caveat-added"]
     assert d["old"]["registry_sha256"] == hashlib.sha256(REGISTRY.read_bytes()).hexdigest()
     assert main(["diff", "--rev", "HEAD~1..nosuchrev"]) == 2
     assert "nosuchrev" in capsys.readouterr().err
