@@ -350,6 +350,9 @@ class StudyFlag(str, enum.Enum):
     UNCONFIRMED = "unconfirmed"            # registry status is not "confirmed"
     POST_HOC = "post-hoc"                  # post hoc subgroup
     OBSERVATIONAL = "observational"
+    NO_BASELINE_RISK = "no-baseline-risk"
+    NO_ABSOLUTE_FOR_MEASURE = "no-absolute-for-measure"
+    NO_RELATIVE_EFFECT = "no-relative-effect"
     PRESPECIFIED_SUBGROUP = "prespecified-subgroup"
     NOT_FOR_POOLING = "not-for-pooling"    # use_for_pooling = no
     INCLUDED_BY_PLAN = "included-by-plan"  # an explicit include line with a reason
@@ -646,6 +649,9 @@ class GradeReason(str, enum.Enum):
     PLAN_JUDGEMENT = "plan-judgement"
     NOT_IN_PLAN = "not-in-plan"
     OBSERVATIONAL = "observational"
+    NO_BASELINE_RISK = "no-baseline-risk"
+    NO_ABSOLUTE_FOR_MEASURE = "no-absolute-for-measure"
+    NO_RELATIVE_EFFECT = "no-relative-effect"
 
 
 #: Inconsistency is suggested as serious at I² at or above this (%): "may represent substantial
