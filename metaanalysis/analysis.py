@@ -343,9 +343,11 @@ def analyse(registry_path, plan_path) -> Evidence:
     """
     from .plan import load_plan
     from .registry import load_registry
+    from .rob import default_rob_path, load_rob
 
     registry = load_registry(registry_path)
-    return run_plan(registry, load_plan(plan_path, registry))
+    rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
+    return run_plan(registry, load_plan(plan_path, registry), rob=rob)
 
 
 def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> Evidence:

@@ -24,6 +24,14 @@ one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with th
 with k²). A single row is shown as a single-study result without pooling. Ids may not be
 ``index``, ``results`` or a Windows device name (``con``, ``aux``, ``nul``, ``com1``, ...);
 arrays and inline tables may nest at most 16 levels; ``title`` and ``description`` are strings.
+
+``[analysis.grade]`` (optional, below its ``[[analysis]]``) feeds the GRADE summary of findings
+(:mod:`metaanalysis.grade`): ``baseline_risk = [{risk, label, source}]`` (risk a proportion in
+(0, 1) at the time point the label names, with where it was read), ``indirectness`` and
+``publication_bias`` (``"not serious"``, ``"serious"``, ``"very serious"`` or ``"not assessed"``),
+each with its ``indirectness_reason`` / ``publication_bias_reason``; ``threshold`` (a
+natural-scale effect whose crossing by the CI suggests imprecision) and ``ois_ratio`` (the
+hazard ratio the optimal information size is computed for; default 0.75).
 """
 
 from __future__ import annotations

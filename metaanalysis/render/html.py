@@ -93,6 +93,7 @@ class Pages:
         return self._render("narrative.html.j2", view["id"], n=view,
                             font_css=plot_font_css() if view.get("figure_svg") else "")
 
-    def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str]) -> bytes:
+    def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
+              sof: list[dict] | None = None) -> bytes:
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
-                            input_problems=input_problems)
+                            input_problems=input_problems, sof=sof or [])

@@ -346,3 +346,73 @@ def _narrative_row(rows: RowText, rid: str, label: str, why: str) -> dict[str, A
         "n": f"{ev}/{nn}" if ev is not None and nn is not None else (str(nn) if nn is not None else "–"),
         "why": why or "not pooled by the plan",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# risk of bias (traffic lights) and the GRADE summary of findings
+# ---------------------------------------------------------------------------------------------
+
+
+def _rob_cell(j: vocab.RobJudgement) -> dict[str, str]:
+    letter, cls, text = words.ROB_CELLS[j]
+    return {"letter": letter, "cls": cls, "text": text}
+
+
+def rob_view(a: AnalysisResult, rows: RowText) -> dict[str, Any]:
+    """The traffic-light table: one row per pooled study, D1-D5 and overall (robvis layout)."""
+    return {
+        "domains": [{"code": code.upper(), "name": name} for code, name in vocab.ROB_DOMAINS],
+        "rows": [{"row_id": e.row_id, "label": rows.label(e.row_id),
+                  "cells": [_rob_cell(j) for j in (*e.domains, e.overall)],
+                  "source": e.source, "location": e.source_location} for e in a.rob],
+        "none_assessed": not any(e.assessed for e in a.rob),
+        "legend": [_rob_cell(j) for j in vocab.RobJudgement],
+        "citation": vocab.ROB2.citation,
+    }
+
+
+def _difference(d: float) -> str:
+    n = round(1000 * d)
+    return f"{abs(n)} {'fewer' if n < 0 else 'more'}"
+
+
+def _absolute_view(x, lv: str) -> dict[str, str]:
+    label, source = words.baseline_words(x.baseline)
+    return {"label": label, "source": source, "control": f"{words.per_1000(x.baseline.risk)} per 1000",
+            "intervention": f"{words.per_1000(x.risk)} per 1000 ({words.per_1000(x.lower)} to {words.per_1000(x.upper)})",
+            "difference": f"{_difference(x.difference)} per 1000 ({_difference(x.lower - x.baseline.risk)} to "
+                          f"{_difference(x.upper - x.baseline.risk)}; {lv} CI)"}
+
+
+def sof_view(a: AnalysisResult) -> dict[str, Any]:
+    """One outcome row of the summary of findings, with its domain ratings and footnotes."""
+    sof = a.sof
+    notes: list[str] = []
+
+    def mark(texts: list[str]) -> str:
+        marks = []
+        for t in texts:
+            if t not in notes:
+                notes.append(t)
+            marks.append(str(notes.index(t) + 1))
+        return ",".join(marks)
+
+    domains = []
+    for d in sof.domains:
+        texts = [words.grade_reason_text(r, sof) + (f": {d.note}" if d.note else "") for r in d.reasons]
+        domains.append({"name": words.DOMAIN_NAMES[d.domain], "rating": d.rating.value, "code": d.domain.value,
+                        "marks": mark(texts)})
+    lv = pct(sof.level)
+    rel = "–" if sof.estimate is None else \
+        f"{sof.measure} {fmt_num(sof.estimate)} ({fmt_num(sof.ci_lower)} to {fmt_num(sof.ci_upper)})"
+    return {
+        "id": a.id, "title": a.analysis.title, "measure": sof.measure,
+        "participants": "not known for every study" if sof.participants is None else f"{sof.participants:,}".replace(",", " "),
+        "k": sof.k, "relative": rel, "interval": f"{lv} {'CrI' if sof.headline is vocab.Headline.BAYES else 'CI'}",
+        "model": words.overview_model(a),
+        "absolute": [_absolute_view(x, lv) for x in sof.absolute],
+        "absolute_marks": mark([words.grade_reason_text(sof.absolute_missing, sof)]) if sof.absolute_missing else "",
+        "symbols": words.certainty_symbols(sof.certainty), "certainty": words.CERTAINTY_WORDS[sof.certainty],
+        "start": words.CERTAINTY_WORDS[sof.start], "provisional": sof.provisional,
+        "domains": domains, "notes": notes,
+    }

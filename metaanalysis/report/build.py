@@ -93,6 +93,7 @@ def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[st
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
         v.update(svgs)
+        v["rob"] = view.rob_view(a, rows)
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -104,8 +105,11 @@ def render_files(ev, jobs: int | None = None) -> tuple[dict[str, bytes], list[st
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
     files["results.csv"] = data.results_csv(ev, views)
-    problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems)]
-    files["index.html"] = pages.index(views, nviews, problems)
+    files["summary_of_findings.csv"] = data.sof_csv(ev)
+    files["summary_of_findings.json"] = data.sof_json(ev)
+    rob_problems = list(ev.rob.problems) if ev.rob is not None else []
+    problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems) + rob_problems]
+    files["index.html"] = pages.index(views, nviews, problems, [view.sof_view(a) for a in ev.analyses])
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
 
@@ -138,13 +142,15 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..analysis import run_plan
     from ..plan import load_plan
     from ..registry import load_registry
+    from ..rob import default_rob_path, load_rob
 
     # refuse before any work: an input the build would delete, a --out that is not ours
     check_inputs_outside(Path(out_dir), {"--registry": Path(registry_path), "--plan": Path(plan_path)})
     check_out_dir(Path(out_dir))
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    files, warnings = render_files(run_plan(registry, plan, mapper=_worker_map(jobs)), jobs)
+    rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
+    files, warnings = render_files(run_plan(registry, plan, mapper=_worker_map(jobs), rob=rob), jobs)
     write_tree_atomic(files, Path(out_dir))
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
