@@ -166,15 +166,19 @@ def check_rob(path: str | Path, registry_ids=None) -> RobTable:
         return RobTable(str(path), table.sha256, {}, tuple(sink.items))
     known = set(registry_ids) if registry_ids is not None else None
     entries: dict[str, RobEntry] = {}
+    seen: dict[str, int] = {}
     for line, fields in table.rows:
         cells = {name: (i + 1, fields[i].strip() if i < len(fields) else "") for name, i in cols.items()}
+        rid = cells["row_id"][1]
+        if rid and rid in seen:
+            sink.error(line, cells["row_id"][0], f"row_id {rid!r} is listed twice (also on line {seen[rid]})",
+                       "one row per result", "row_id")
+            continue
+        seen.setdefault(rid, line)
         e = _check_row(sink, line, cells)
         if e is None:
             continue
-        if e.row_id in entries:
-            sink.error(line, cells["row_id"][0], f"row_id {e.row_id!r} is listed twice (also on line "
-                       f"{entries[e.row_id].line})", "one row per result", "row_id")
-        elif known is not None and e.row_id not in known:
+        if known is not None and e.row_id not in known:
             sink.warning(line, cells["row_id"][0], f"row_id {e.row_id!r} is not in the registry: ignored",
                          suggest(e.row_id, sorted(known)), "row_id")
         else:
