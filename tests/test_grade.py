@@ -252,3 +252,14 @@ def test_vocab_schema_agree():
     assert tuple(f["name"] for f in doc["fields"]) == ROB_COLUMNS
     judged = [f for f in doc["fields"] if f["name"] in {c for c, _ in vocab.ROB_DOMAINS} | {"overall"}]
     assert all(f["constraints"]["enum"] == [j.value for j in RobJudgement] for f in judged)
+
+
+def test_validate_reports_rob_problems_with_locations(tmp_path, capsys):
+    from metaanalysis.cli import main
+
+    (tmp_path / "registry.csv").write_bytes(REGISTRY.read_bytes())
+    _rob_file(tmp_path, ["DCARE-DFS-2020,low,low,low,low,low,low,,,assessed,"])
+    assert main(["validate", str(tmp_path / "registry.csv")]) == 1
+    cap = capsys.readouterr()
+    assert f"{tmp_path / 'rob.csv'}:2:8: error: [source] an assessed row needs source" in cap.err
+    assert cap.out.strip().endswith("rob.csv: 2 errors, 0 warnings")
