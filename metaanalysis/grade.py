@@ -11,7 +11,8 @@ its five domains. Two domains are *suggested* by computed rules, the others are 
   serious. The OIS is the Schoenfeld number of events for a hazard ratio of ``ois_ratio``
   (default :data:`vocab.OIS_DEFAULT_RATIO`), two-sided α = 0.05, power 0.8; it cannot be
   computed for other measures or when any pooled study lacks its event counts (said so).
-- **inconsistency**: serious when I² ≥ :data:`vocab.GRADE_I2_SERIOUS` % or the prediction
+- **inconsistency** (from the plan's random-effects fit, whatever model the page leads with):
+  serious when I² ≥ :data:`vocab.GRADE_I2_SERIOUS` % or the prediction
   interval crosses the null while the CI does not; with one study it cannot be assessed.
 - **risk of bias**: from ``trials/rob.csv`` (:mod:`metaanalysis.rob`), by weight share: very
   serious when results at high risk carry more than :data:`vocab.ROB_WEIGHT_SHARE` % of the
@@ -105,6 +106,7 @@ class SofRow:
     start: Certainty
     certainty: Certainty
     ois_events: float | None = None
+    start_reason: GradeReason | None = None  # OBSERVATIONAL when certainty starts low
 
     @property
     def provisional(self) -> bool:
@@ -276,4 +278,5 @@ def summary_of_findings(a, rows: Mapping[str, Mapping[str, Any]], rob, g: GradeS
     down = sum(vocab.GRADE_DOWNGRADE[d.rating] for d in domains)
     absolute, missing = _absolute(a, rel, _baselines(a, rows, g))
     return SofRow(a.id, a.measure, a.k, _total(rows, ids, "n_int", "n_ctl"), events, a.headline, a.settings.level,
-                  *rel, absolute, missing, domains, start, Certainty(max(Certainty.VERY_LOW, start - down)), ois)
+                  *rel, absolute, missing, domains, start, Certainty(max(Certainty.VERY_LOW, start - down)), ois,
+                  GradeReason.OBSERVATIONAL if observational else None)

@@ -174,6 +174,9 @@ def test_traffic_light_table_and_outputs(sre):
     assert r["indirectness"] == "serious" and r["certainty_level"] == str(int(a.sof.certainty))
     doc = json.loads(files["summary_of_findings.json"])
     assert doc["outcomes"][0]["domains"]["risk-of-bias"]["rating"] == a.sof.domain(GradeDomain.RISK_OF_BIAS).rating.value
+    assert [(r["row_id"], r["d2"], r["overall"]) for r in doc["outcomes"][0]["risk_of_bias"]] == [
+        ("ZABREAST-SRE-2010", "low", "low"), ("ZACRPC-SRE-2011", "high", "high"),
+        ("ZASOLID-SRE-2011", "some concerns", "some concerns")]
     index = files["index.html"].decode()
     assert 'id="h-sof"' in index and "1 year" in index and "test reason" in index
 

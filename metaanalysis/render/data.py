@@ -166,6 +166,7 @@ def sof_record(a: AnalysisResult) -> dict[str, Any]:
     sof = a.sof
     rec = {k: v for k, v in asdict(sof).items() if k not in ("absolute", "domains")}
     rec.update(title=a.analysis.title, headline=sof.headline.value, start=sof.start.name.lower(),
+               start_reason=sof.start_reason.value if sof.start_reason else None,
                certainty=sof.certainty.name.lower(), certainty_level=int(sof.certainty),
                provisional=sof.provisional,
                absolute_missing=sof.absolute_missing.value if sof.absolute_missing else None,
@@ -175,7 +176,11 @@ def sof_record(a: AnalysisResult) -> dict[str, Any]:
                           "risk_intervention_upper": x.upper, "per_1000_difference": 1000 * x.difference}
                          for x in sof.absolute],
                domains={d.domain.value: {"rating": d.rating.value, "reasons": [r.value for r in d.reasons],
-                                         "note": d.note, "value": d.value} for d in sof.domains})
+                                         "note": d.note, "value": d.value} for d in sof.domains},
+               risk_of_bias=[{"row_id": e.row_id, "overall": e.overall.value, "source": e.source,
+                              "source_location": e.source_location,
+                              **{code: j.value for (code, _), j in zip(vocab.ROB_DOMAINS, e.domains)}}
+                             for e in a.rob])
     return rec
 
 
@@ -194,7 +199,7 @@ def sof_csv(ev: Evidence) -> bytes:
     w.writerow(SOF_CSV_FIELDS)
     for a in ev.analyses:
         rec = sof_record(a)
-        base = {**rec, "estimate": rec["estimate"], "certainty_start": rec["start"]}
+        base = {**rec, "certainty_start": rec["start"]}
         for d, v in rec["domains"].items():
             base[d], base[f"{d}_reasons"] = v["rating"], ";".join(v["reasons"])
         for x in rec["absolute"] or [{}]:

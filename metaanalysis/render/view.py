@@ -376,12 +376,12 @@ def _difference(d: float) -> str:
     return f"{abs(n)} {'fewer' if n < 0 else 'more'}"
 
 
-def _absolute_view(x, lv: str) -> dict[str, str]:
+def _absolute_view(x, interval: str) -> dict[str, str]:
     label, source = words.baseline_words(x.baseline)
     return {"label": label, "source": source, "control": f"{words.per_1000(x.baseline.risk)} per 1000",
             "intervention": f"{words.per_1000(x.risk)} per 1000 ({words.per_1000(x.lower)} to {words.per_1000(x.upper)})",
             "difference": f"{_difference(x.difference)} per 1000 ({_difference(x.lower - x.baseline.risk)} to "
-                          f"{_difference(x.upper - x.baseline.risk)}; {lv} CI)"}
+                          f"{_difference(x.upper - x.baseline.risk)}; {interval})"}
 
 
 def sof_view(a: AnalysisResult) -> dict[str, Any]:
@@ -402,17 +402,18 @@ def sof_view(a: AnalysisResult) -> dict[str, Any]:
         texts = [words.grade_reason_text(r, sof) + (f": {d.note}" if d.note else "") for r in d.reasons]
         domains.append({"name": words.DOMAIN_NAMES[d.domain], "rating": d.rating.value, "code": d.domain.value,
                         "marks": mark(texts)})
-    lv = pct(sof.level)
+    interval = f"{pct(sof.level)} {'CrI' if sof.headline is vocab.Headline.BAYES else 'CI'}"
     rel = "–" if sof.estimate is None else \
         f"{sof.measure} {fmt_num(sof.estimate)} ({fmt_num(sof.ci_lower)} to {fmt_num(sof.ci_upper)})"
     return {
         "id": a.id, "title": a.analysis.title, "measure": sof.measure,
-        "participants": "not known for every study" if sof.participants is None else f"{sof.participants:,}".replace(",", " "),
-        "k": sof.k, "relative": rel, "interval": f"{lv} {'CrI' if sof.headline is vocab.Headline.BAYES else 'CI'}",
+        "participants": "not known for every study" if sof.participants is None else str(sof.participants),
+        "k": sof.k, "relative": rel, "interval": interval,
         "model": words.overview_model(a),
-        "absolute": [_absolute_view(x, lv) for x in sof.absolute],
+        "absolute": [_absolute_view(x, interval) for x in sof.absolute],
         "absolute_marks": mark([words.grade_reason_text(sof.absolute_missing, sof)]) if sof.absolute_missing else "",
         "symbols": words.certainty_symbols(sof.certainty), "certainty": words.CERTAINTY_WORDS[sof.certainty],
         "start": words.CERTAINTY_WORDS[sof.start], "provisional": sof.provisional,
+        "start_marks": mark([words.grade_reason_text(sof.start_reason, sof)]) if sof.start_reason else "",
         "domains": domains, "notes": notes,
     }

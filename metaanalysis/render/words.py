@@ -464,6 +464,7 @@ def grade_reason_text(r: vocab.GradeReason, sof, rob_path: str = "") -> str:
                             "trial reports its control-arm events and participants",
         R.NO_ABSOLUTE_FOR_MEASURE: f"absolute effects are computed for HR, RR and OR only, not {sof.measure}",
         R.NO_RELATIVE_EFFECT: "absolute effects not shown: the page leads with no pooled estimate",
+        R.OBSERVATIONAL: "certainty starts low: a pooled result is a post hoc subgroup or observational",
     }
     return texts.get(r, r.value)
 
