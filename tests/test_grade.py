@@ -266,3 +266,14 @@ def test_validate_reports_rob_problems_with_locations(tmp_path, capsys):
     cap = capsys.readouterr()
     assert f"{tmp_path / 'rob.csv'}:2:8: error: [source] an assessed row needs source" in cap.err
     assert cap.out.strip().endswith("rob.csv: 2 errors, 0 warnings")
+
+
+def test_batch_stamp_changes_with_the_rob_file(tmp_path):
+    from metaanalysis.batch import inputs_hash
+
+    reg, plan = tmp_path / "registry.csv", tmp_path / "plan.toml"
+    reg.write_bytes(REGISTRY.read_bytes())
+    plan.write_bytes(PLAN.read_bytes())
+    before = inputs_hash(reg, plan, toolkit="t")
+    _rob_file(tmp_path, [f"DCARE-DFS-2020,{NA6},,,not assessed,"])
+    assert inputs_hash(reg, plan, toolkit="t") != before
