@@ -142,6 +142,7 @@ class ScenarioKind(str, enum.Enum):
     COMMON_EFFECT = "common-effect"
     SWAP = "swap"
     RANDOM_EFFECTS = "random-effects"   # the plan's model, when the page does not lead with it
+    LOW_RISK_OF_BIAS = "low-risk-of-bias"   # only results judged at low risk of bias (RoB 2 overall)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ class AnalysisResult:
     coverage_grid: tuple[tuple[vocab.GridRole, float], ...] = ()
     bayes: Any = None                                  # metaanalysis.bayesian.BayesResult
     bayes_sensitivity: tuple = ()                      # the same model under other τ priors
+    rob: tuple = ()                                    # metaanalysis.rob.RobEntry per study, studies' order
+    sof: Any = None                                    # metaanalysis.grade.SofRow
 
     @property
     def id(self) -> str:
@@ -292,6 +295,7 @@ class Evidence:
     effects: Mapping[str, RowEffect]
     analyses: tuple[AnalysisResult, ...]
     narratives: tuple[NarrativeResult, ...]
+    rob: Any = None                                    # metaanalysis.rob.RobTable (None: no file read)
 
     def analysis(self, analysis_id: str) -> AnalysisResult:
         return next(a for a in self.analyses if a.id == analysis_id)
@@ -340,12 +344,14 @@ def analyse(registry_path, plan_path) -> Evidence:
     """
     from .plan import load_plan
     from .registry import load_registry
+    from .rob import default_rob_path, load_rob
 
     registry = load_registry(registry_path)
-    return run_plan(registry, load_plan(plan_path, registry))
+    rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
+    return run_plan(registry, load_plan(plan_path, registry), rob=rob)
 
 
-def run_plan(registry, plan, *, coverage: bool = True, mapper=map) -> Evidence:
+def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> Evidence:
     """Compute every analysis and narrative section of ``plan`` on ``registry``.
 
     Parameters
@@ -358,6 +364,8 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map) -> Evidence:
     mapper : callable
         ``mapper(fn, items)`` runs the coverage simulations (default the builtin ``map``; the
         report builder passes one that uses worker processes). Results do not depend on it.
+    rob : metaanalysis.rob.RobTable, optional
+        RoB 2 judgements (:func:`metaanalysis.rob.load_rob`); None: every result "not assessed".
 
     Returns
     -------
@@ -373,9 +381,10 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map) -> Evidence:
                 for a in plan.analyses]
     if coverage:
         analyses = _with_coverage(analyses, mapper)
+    analyses = with_rob_and_grade(ctx, analyses, rob)
     narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine))
                        for n in plan.narratives)
-    return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives)
+    return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives, rob)
 
 
 def row_warnings(registry) -> dict[str, tuple]:
@@ -745,3 +754,36 @@ def _combine(registry, c) -> CombinationResult:
     stouffer = combine_pvalues(p1, method="stouffer")
     return CombinationResult(c, p1, tuple(pv.sided for pv in pvs), any(pv.is_upper_bound for pv in pvs),
                              fisher[0], 2 * len(p1), fisher[1], stouffer[0], stouffer[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# risk of bias and the GRADE summary of findings
+# ---------------------------------------------------------------------------------------------
+
+
+def with_rob_and_grade(ctx: _Rows, analyses: list[AnalysisResult], rob=None) -> list[AnalysisResult]:
+    """Each analysis with its studies' RoB 2 judgements, the "low risk of bias only" scenario
+    (when any pooled result is assessed and some is not low) and its summary-of-findings row."""
+    from .grade import summary_of_findings
+    from .rob import RobTable
+
+    rob = rob if rob is not None else RobTable()
+    out = []
+    for a in analyses:
+        entries = tuple(rob.entry(st.row_id) for st in a.studies)
+        a = dataclasses.replace(a, rob=entries, scenarios=a.scenarios + _low_rob_scenario(a, entries))
+        out.append(dataclasses.replace(a, sof=summary_of_findings(a, ctx.rows, rob, a.analysis.grade)))
+    return out
+
+
+def _low_rob_scenario(a: AnalysisResult, entries) -> tuple[Scenario, ...]:
+    """Pool only the results judged at low risk of bias overall (RoB 2; Cochrane Handbook 8.8)."""
+    if not any(e.assessed for e in entries):
+        return ()
+    keep = [i for i, e in enumerate(entries) if e.overall is vocab.RobJudgement.LOW]
+    if len(keep) == len(entries):
+        return ()
+    yi = np.array([a.studies[i].yi for i in keep], dtype=float)
+    vi = np.array([a.studies[i].vi for i in keep], dtype=float)
+    res = _pool(yi, vi, a.settings) if len(keep) >= 2 else None
+    return (Scenario(ScenarioKind.LOW_RISK_OF_BIAS, tuple(a.studies[i].row_id for i in keep), res),)

@@ -51,11 +51,12 @@ class ValidationReport:
     plan_checked: bool = False
     plan_not_checked: str = ""
     plan_problems: tuple[Problem, ...] = ()
+    rob_problems: tuple[Problem, ...] = ()   # of rob.csv next to the registry (metaanalysis.rob), if present
 
     @property
     def problems(self) -> tuple[Problem, ...]:
-        """Registry problems, then plan problems."""
-        return self.registry_problems + self.plan_problems
+        """Registry problems, then plan problems, then those of the RoB 2 file."""
+        return self.registry_problems + self.plan_problems + self.rob_problems
 
     @property
     def n_errors(self) -> int:
@@ -81,9 +82,14 @@ def validate_inputs(registry_path: str | Path, plan_path: str | Path | None = No
     -------
     ValidationReport
     """
+    from .rob import check_rob, default_rob_path
+
     checked = check_registry(registry_path)
+    rob_path = default_rob_path(registry_path)
+    rob_problems = () if checked.registry is None or not rob_path.exists() else \
+        check_rob(rob_path, checked.registry.df["row_id"].astype(str)).problems
     report = ValidationReport(str(registry_path), checked.problems, checked.n_rows,
-                              None if plan_path is None else str(plan_path))
+                              None if plan_path is None else str(plan_path), rob_problems=tuple(rob_problems))
     if plan_path is None:
         return report
     if checked.registry is None:

@@ -24,6 +24,14 @@ one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with th
 with k²). A single row is shown as a single-study result without pooling. Ids may not be
 ``index``, ``results`` or a Windows device name (``con``, ``aux``, ``nul``, ``com1``, ...);
 arrays and inline tables may nest at most 16 levels; ``title`` and ``description`` are strings.
+
+``[analysis.grade]`` (optional, below its ``[[analysis]]``) feeds the GRADE summary of findings
+(:mod:`metaanalysis.grade`): ``baseline_risk = [{risk, label, source}]`` (risk a proportion in
+(0, 1) at the time point the label names, with where it was read), ``indirectness`` and
+``publication_bias`` (``"not serious"``, ``"serious"``, ``"very serious"`` or ``"not assessed"``),
+each with its ``indirectness_reason`` / ``publication_bias_reason``; ``threshold`` (a
+natural-scale effect whose crossing by the CI suggests imprecision) and ``ois_ratio`` (the
+hazard ratio the optimal information size is computed for; default 0.75).
 """
 
 from __future__ import annotations
@@ -78,7 +86,10 @@ _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
 _DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
-                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale")
+                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale", "grade")
+_GRADE_KEYS = ("baseline_risk", "indirectness", "indirectness_reason", "publication_bias",
+               "publication_bias_reason", "threshold", "ois_ratio")
+_BASELINE_KEYS = ("risk", "label", "source")
 _CHOICE_KEYS = ("row", "reason")
 _SWAP_KEYS = ("replace", "with", "reason")
 _NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
@@ -141,6 +152,7 @@ class Analysis:
     line: int
     headline: str = ""                     # "random" | "common" | "none"; "" = the rule by k (vocab)
     headline_reason: str = ""              # the reviewer's reason for the plan's headline choice
+    grade: Any = None                      # metaanalysis.grade.GradeSettings of [analysis.grade]
 
 
 @dataclass(frozen=True)
@@ -439,6 +451,66 @@ class _Checker:
                      'say why, e.g. headline_reason = "same design, dose and population: one true effect"')
         return v.strip().lower(), " ".join(reason.split())
 
+    def grade(self, t: dict, path: tuple):
+        """``[analysis.grade]``: judged GRADE domains with reasons, baseline risks with sources,
+        the imprecision threshold and the OIS effect (:mod:`metaanalysis.grade`); None when absent."""
+        from .grade import BaselineRisk, GradeSettings
+
+        g = t.get("grade")
+        if g is None:
+            return None
+        gpath = path + ("grade",)
+        if not isinstance(g, dict):
+            self.err(self.loc.at(*gpath), "grade must be a table", "write [analysis.grade] below the [[analysis]]")
+            return None
+        self.keys(g, _GRADE_KEYS, gpath, "[analysis.grade]")
+        out: dict[str, Any] = {}
+        for key in ("indirectness", "publication_bias"):
+            out.update(self.grade_judgement(g, key, gpath))
+        for key in ("threshold", "ois_ratio"):
+            v = g.get(key)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e6 or v == 1:
+                    self.err(self.loc.at(*gpath, key), f"{key} = {v!r} must be a positive ratio other than 1",
+                             f"a natural-scale effect, e.g. {key} = 0.8")
+                else:
+                    out[key] = float(v)
+        risks = g.get("baseline_risk", [])
+        risks = [risks] if isinstance(risks, dict) else risks
+        if not isinstance(risks, list):
+            self.err(self.loc.at(*gpath, "baseline_risk"), "baseline_risk must be a list of {risk, label, source}")
+            risks = []
+        good = []
+        for r in risks:
+            where = self.loc.at(*gpath, "baseline_risk")
+            ok = isinstance(r, dict) and set(r) <= set(_BASELINE_KEYS) and \
+                isinstance(r.get("risk"), (int, float)) and not isinstance(r.get("risk"), bool) and \
+                0 < r["risk"] < 1 and all(isinstance(r.get(k), str) and r[k].strip() for k in ("label", "source"))
+            if not ok:
+                self.err(where, f"baseline_risk entry {r!r} needs risk (a proportion in (0, 1)), label and source",
+                         'e.g. {risk = 0.10, label = "10-year risk, ...", source = "where the risk was read"}')
+            else:
+                good.append(BaselineRisk(float(r["risk"]), r["label"].strip(), r["source"].strip()))
+        return GradeSettings(baseline_risk=tuple(good), **out)
+
+    def grade_judgement(self, g: dict, key: str, gpath: tuple) -> dict[str, Any]:
+        """A judged GRADE domain (vocab.GradeRating) and the ``<key>_reason`` it needs."""
+        from .vocab import GradeRating
+
+        v, reason = g.get(key), g.get(f"{key}_reason")
+        if v is None:
+            if reason is not None:
+                self.err(self.loc.at(*gpath, f"{key}_reason"), f"{key}_reason without {key}")
+            return {}
+        ratings = {r.value: r for r in GradeRating}
+        if not isinstance(v, str) or " ".join(v.split()).lower() not in ratings:
+            self.err(self.loc.at(*gpath, key), f"{key} = {v!r} is not a GRADE rating", suggest(str(v), ratings, quote=True))
+            return {}
+        if not isinstance(reason, str) or not reason.strip():
+            self.err(self.loc.at(*gpath, key), f"{key} needs a {key}_reason", "say why, in words a panel can check")
+            return {}
+        return {key: ratings[" ".join(v.split()).lower()], f"{key}_reason": " ".join(reason.split())}
+
     # -- rows ----------------------------------------------------------------------------
     def row_ref(self, rid: Any, where: tuple[int, int]) -> str | None:
         if not isinstance(rid, str) or not rid.strip():
@@ -511,6 +583,7 @@ class _Checker:
         sens = self.sensitivity(t, path, dsens)
         fav = self.favours(t, path, dfav)
         headline, headline_reason = self.headline(t, path)
+        grade = self.grade(t, path)
         if headline == "bayes" and measure is not None and not settings.get("tau_prior") \
                 and default_tau_prior(measure) is None:
             self.err(self.loc.at(*path, "headline"), f"headline = \"bayes\" needs a tau prior for {measure}",
@@ -541,7 +614,7 @@ class _Checker:
             included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
             left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0], headline=headline,
-            headline_reason=headline_reason,
+            headline_reason=headline_reason, grade=grade,
         )
 
     def refits_bounded(self, t: dict, path: tuple, name: str, k: int, sens: tuple[str, ...]) -> None:

@@ -351,6 +351,9 @@ class StudyFlag(str, enum.Enum):
     UNCONFIRMED = "unconfirmed"            # registry status is not "confirmed"
     POST_HOC = "post-hoc"                  # post hoc subgroup
     OBSERVATIONAL = "observational"
+    NO_BASELINE_RISK = "no-baseline-risk"
+    NO_ABSOLUTE_FOR_MEASURE = "no-absolute-for-measure"
+    NO_RELATIVE_EFFECT = "no-relative-effect"
     PRESPECIFIED_SUBGROUP = "prespecified-subgroup"
     NOT_FOR_POOLING = "not-for-pooling"    # use_for_pooling = no
     INCLUDED_BY_PLAN = "included-by-plan"  # an explicit include line with a reason
@@ -590,3 +593,120 @@ CONCLUSION_CHANGES = frozenset({
     Change.ANALYSIS_ADDED, Change.ANALYSIS_REMOVED, Change.CI_NOW_CROSSES_NULL, Change.CI_NO_LONGER_CROSSES_NULL,
     Change.PI_NOW_CROSSES_NULL, Change.PI_NO_LONGER_CROSSES_NULL, Change.NOW_SIGNIFICANT,
     Change.NO_LONGER_SIGNIFICANT, Change.DIRECTION_CHANGED, Change.HEADLINE_CHANGED, Change.THRESHOLD_CROSSED})
+
+
+# ---------------------------------------------------------------------------------------------
+# risk of bias (RoB 2) and GRADE certainty
+# ---------------------------------------------------------------------------------------------
+
+#: RoB 2: Sterne JAC et al. (2019). RoB 2: a revised tool for assessing risk of bias in
+#: randomised trials. BMJ 366:l4898. doi:10.1136/bmj.l4898. Judgements are per result.
+ROB2 = MethodInfo("RoB2", "Cochrane risk-of-bias tool for randomised trials (RoB 2)",
+                  "Sterne JAC et al. (2019). RoB 2: a revised tool for assessing risk of bias in randomised "
+                  "trials. BMJ 366:l4898.", "10.1136/bmj.l4898", "")
+#: The five RoB 2 domains: (column code of ``trials/rob.csv``, name as the tool words it).
+ROB_DOMAINS: tuple[tuple[str, str], ...] = (
+    ("d1", "Bias arising from the randomisation process"),
+    ("d2", "Bias due to deviations from intended interventions"),
+    ("d3", "Bias due to missing outcome data"),
+    ("d4", "Bias in measurement of the outcome"),
+    ("d5", "Bias in selection of the reported result"),
+)
+
+
+class RobJudgement(str, enum.Enum):
+    """A RoB 2 judgement; values are the spelling ``trials/rob.csv`` uses."""
+
+    LOW = "low"
+    SOME_CONCERNS = "some concerns"
+    HIGH = "high"
+    NOT_ASSESSED = "not assessed"
+
+
+#: Judgements that come from an assessment (all but "not assessed").
+ROB_ASSESSED = frozenset({RobJudgement.LOW, RobJudgement.SOME_CONCERNS, RobJudgement.HIGH})
+
+#: GRADE: Guyatt GH et al. (2011). GRADE guidelines: 1. Introduction - GRADE evidence profiles and
+#: summary of findings tables. J Clin Epidemiol 64(4):383-394. doi:10.1016/j.jclinepi.2010.04.026.
+GRADE = MethodInfo("GRADE", "GRADE certainty of evidence and summary of findings",
+                   "Guyatt GH et al. (2011). GRADE guidelines: 1. Introduction - GRADE evidence profiles and "
+                   "summary of findings tables. J Clin Epidemiol 64(4):383-394.", "10.1016/j.jclinepi.2010.04.026", "")
+#: Imprecision: Zeng L et al. (2022). GRADE Guidance 34: update on rating imprecision using a minimally
+#: contextualized approach. J Clin Epidemiol 150:216-224. doi:10.1016/j.jclinepi.2022.07.014.
+GRADE_IMPRECISION = MethodInfo(
+    "GRADE-imprecision", "GRADE imprecision: CI against thresholds, optimal information size",
+    "Zeng L et al. (2022). GRADE Guidance 34: update on rating imprecision using a minimally contextualized "
+    "approach. J Clin Epidemiol 150:216-224.", "10.1016/j.jclinepi.2022.07.014", "")
+
+
+class GradeDomain(str, enum.Enum):
+    """The five GRADE domains that can lower certainty, in the SoF table's order."""
+
+    RISK_OF_BIAS = "risk-of-bias"
+    INCONSISTENCY = "inconsistency"
+    INDIRECTNESS = "indirectness"
+    IMPRECISION = "imprecision"
+    PUBLICATION_BIAS = "publication-bias"
+
+
+class GradeRating(str, enum.Enum):
+    """A domain's rating; values are the plan's spelling. NOT_ASSESSED lowers nothing but makes
+    the certainty provisional (an upper bound), so an unassessed domain is never shown as fine."""
+
+    NOT_SERIOUS = "not serious"
+    SERIOUS = "serious"
+    VERY_SERIOUS = "very serious"
+    NOT_ASSESSED = "not assessed"
+
+
+#: Levels a rating lowers certainty by.
+GRADE_DOWNGRADE = {GradeRating.NOT_SERIOUS: 0, GradeRating.SERIOUS: 1, GradeRating.VERY_SERIOUS: 2,
+                   GradeRating.NOT_ASSESSED: 0}
+
+
+class Certainty(enum.IntEnum):
+    """GRADE certainty of evidence (the number of filled circles)."""
+
+    VERY_LOW = 1
+    LOW = 2
+    MODERATE = 3
+    HIGH = 4
+
+
+class GradeReason(str, enum.Enum):
+    """Why a computed or judged domain rating is what it is (footnote codes)."""
+
+    CI_CROSSES_NULL = "ci-crosses-null"
+    CI_CROSSES_THRESHOLD = "ci-crosses-threshold"
+    OIS_NOT_MET = "ois-not-met"
+    OIS_MET = "ois-met"
+    OIS_NOT_COMPUTABLE = "ois-not-computable"
+    NO_INTERVAL = "no-interval"
+    I2_HIGH = "i2-high"
+    PI_CROSSES_NULL = "pi-crosses-null"
+    SINGLE_STUDY = "single-study"
+    ROB_NOT_ASSESSED = "rob-not-assessed"
+    ROB_PARTLY_ASSESSED = "rob-partly-assessed"
+    ROB_HIGH_WEIGHT = "rob-high-weight"
+    ROB_CONCERNS_WEIGHT = "rob-concerns-weight"
+    PLAN_JUDGEMENT = "plan-judgement"
+    NOT_IN_PLAN = "not-in-plan"
+    OBSERVATIONAL = "observational"
+    NO_BASELINE_RISK = "no-baseline-risk"
+    NO_ABSOLUTE_FOR_MEASURE = "no-absolute-for-measure"
+    NO_RELATIVE_EFFECT = "no-relative-effect"
+
+
+#: Inconsistency is suggested as serious at I² at or above this (%): "may represent substantial
+#: heterogeneity" (Cochrane Handbook 10.10.2; GRADE guidelines 7, Guyatt 2011 J Clin Epidemiol 64:1294).
+GRADE_I2_SERIOUS = 50.0
+#: Optimal information size: two-sided alpha and power of the conventional sample-size rule
+#: (Guyatt GH et al. 2011, GRADE guidelines 6: imprecision. J Clin Epidemiol 64:1283).
+OIS_ALPHA = 0.05
+OIS_POWER = 0.80
+#: Relative effect the OIS is computed for when the plan sets none: a 25% relative risk
+#: reduction (HR/RR 0.75), GRADE's conventional default (Guyatt 2011, GRADE guidelines 6).
+OIS_DEFAULT_RATIO = 0.75
+#: Weight share (%) of high-risk (or high plus some-concerns) results above which risk of bias is
+#: suggested as very serious (serious); a simple, documented rule (Cochrane Handbook 14.2.2).
+ROB_WEIGHT_SHARE = 50.0

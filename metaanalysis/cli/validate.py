@@ -38,5 +38,7 @@ def cli_validate(args) -> int:
         summary += f"; plan {plan}: {_counts(report.plan_problems)}"
     elif report.plan_not_checked == PLAN_NOT_CHECKED_REGISTRY_ERRORS:
         summary += f"; plan {plan} not checked (fix the registry first)"
+    if report.rob_problems:
+        summary += f"; {report.rob_problems[0].path}: {_counts(report.rob_problems)}"
     print(summary)
     return 0 if report.ok else 1

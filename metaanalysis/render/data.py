@@ -155,3 +155,66 @@ def changes_json(changelog) -> bytes:
     """``changes.json``: the :class:`~metaanalysis.changes.Changelog` of this build (always written;
     its ``status`` says whether there was a previous build and whether anything changed)."""
     return dumps(changelog.to_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# the GRADE summary of findings: summary_of_findings.csv and .json
+# ---------------------------------------------------------------------------------------------
+
+SOF_CSV_FIELDS = ("analysis_id", "title", "measure", "k", "participants", "events", "headline", "level",
+                  "estimate", "ci_lower", "ci_upper", "baseline_label", "baseline_source", "baseline_risk",
+                  "risk_intervention", "risk_intervention_lower", "risk_intervention_upper", "per_1000_control",
+                  "per_1000_intervention", "per_1000_difference", "absolute_missing",
+                  *(f"{d.value}" for d in vocab.GradeDomain), *(f"{d.value}_reasons" for d in vocab.GradeDomain),
+                  "certainty_start", "certainty", "certainty_level", "provisional", "ois_events")
+
+
+def sof_record(a: AnalysisResult) -> dict[str, Any]:
+    """Every number and code of one summary-of-findings row (JSON; domain ratings as codes)."""
+    from dataclasses import asdict
+
+    sof = a.sof
+    rec = {k: v for k, v in asdict(sof).items() if k not in ("absolute", "domains")}
+    rec.update(title=a.analysis.title, headline=sof.headline.value, start=sof.start.name.lower(),
+               start_reason=sof.start_reason.value if sof.start_reason else None,
+               certainty=sof.certainty.name.lower(), certainty_level=int(sof.certainty),
+               provisional=sof.provisional,
+               absolute_missing=sof.absolute_missing.value if sof.absolute_missing else None,
+               absolute=[{"baseline_risk": x.baseline.risk, "baseline_label": x.baseline.label,
+                          "baseline_source": x.baseline.source, "baseline_rows": list(x.baseline.rows),
+                          "risk_intervention": x.risk, "risk_intervention_lower": x.lower,
+                          "risk_intervention_upper": x.upper, "per_1000_difference": 1000 * x.difference}
+                         for x in sof.absolute],
+               domains={d.domain.value: {"rating": d.rating.value, "reasons": [r.value for r in d.reasons],
+                                         "note": d.note, "value": d.value} for d in sof.domains},
+               risk_of_bias=[{"row_id": e.row_id, "overall": e.overall.value, "source": e.source,
+                              "source_location": e.source_location,
+                              **{code: j.value for (code, _), j in zip(vocab.ROB_DOMAINS, e.domains)}}
+                             for e in a.rob])
+    return rec
+
+
+def sof_json(ev: Evidence) -> bytes:
+    """``summary_of_findings.json``: one record per analysis, with the method citations."""
+    return dumps({"method": {"grade": vocab.GRADE.citation, "imprecision": vocab.GRADE_IMPRECISION.citation,
+                             "risk_of_bias": vocab.ROB2.citation},
+                  "rob_file": ev.rob.path if ev.rob is not None else "",
+                  "outcomes": [sof_record(a) for a in ev.analyses]})
+
+
+def sof_csv(ev: Evidence) -> bytes:
+    """``summary_of_findings.csv``: one row per analysis and baseline risk (one row when none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SOF_CSV_FIELDS)
+    for a in ev.analyses:
+        rec = sof_record(a)
+        base = {**rec, "certainty_start": rec["start"]}
+        for d, v in rec["domains"].items():
+            base[d], base[f"{d}_reasons"] = v["rating"], ";".join(v["reasons"])
+        for x in rec["absolute"] or [{}]:
+            row = {**base, **x}
+            if x:
+                row.update(per_1000_control=1000 * x["baseline_risk"], per_1000_intervention=1000 * x["risk_intervention"])
+            w.writerow([neutralise_cell(row.get(f)) for f in SOF_CSV_FIELDS])
+    return buf.getvalue().encode("utf-8")

@@ -94,6 +94,6 @@ class Pages:
                             font_css=plot_font_css() if view.get("figure_svg") else "")
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
-              changes: dict | None = None) -> bytes:
+              changes: dict | None = None, sof: list[dict] | None = None) -> bytes:
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
-                            input_problems=input_problems, changes=changes)
+                            input_problems=input_problems, changes=changes, sof=sof or [])

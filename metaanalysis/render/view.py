@@ -404,3 +404,73 @@ def cumulative_change_view(ac, rows: RowText) -> list[dict[str, Any]]:
              "before": words.cumulative_point_text(m, st.old), "now": words.cumulative_point_text(m, st.new),
              "change": words.CUMULATIVE_CHANGE_WORDS[st.change.value] if st.change else "", "moved": st.moved}
             for st in cumulative_changes(ac)]
+
+
+# risk of bias (traffic lights) and the GRADE summary of findings
+# ---------------------------------------------------------------------------------------------
+
+
+def _rob_cell(j: vocab.RobJudgement) -> dict[str, str]:
+    letter, cls, text = words.ROB_CELLS[j]
+    return {"letter": letter, "cls": cls, "text": text}
+
+
+def rob_view(a: AnalysisResult, rows: RowText) -> dict[str, Any]:
+    """The traffic-light table: one row per pooled study, D1-D5 and overall (robvis layout)."""
+    return {
+        "domains": [{"code": code.upper(), "name": name} for code, name in vocab.ROB_DOMAINS],
+        "rows": [{"row_id": e.row_id, "label": rows.label(e.row_id),
+                  "cells": [_rob_cell(j) for j in (*e.domains, e.overall)],
+                  "source": e.source, "location": e.source_location} for e in a.rob],
+        "none_assessed": not any(e.assessed for e in a.rob),
+        "legend": [_rob_cell(j) for j in vocab.RobJudgement],
+        "citation": vocab.ROB2.citation,
+    }
+
+
+def _difference(d: float) -> str:
+    n = round(1000 * d)
+    return f"{abs(n)} {'fewer' if n < 0 else 'more'}"
+
+
+def _absolute_view(x, interval: str) -> dict[str, str]:
+    label, source = words.baseline_words(x.baseline)
+    return {"label": label, "source": source, "control": f"{words.per_1000(x.baseline.risk)} per 1000",
+            "intervention": f"{words.per_1000(x.risk)} per 1000 ({words.per_1000(x.lower)} to {words.per_1000(x.upper)})",
+            "difference": f"{_difference(x.difference)} per 1000 ({_difference(x.lower - x.baseline.risk)} to "
+                          f"{_difference(x.upper - x.baseline.risk)}; {interval})"}
+
+
+def sof_view(a: AnalysisResult) -> dict[str, Any]:
+    """One outcome row of the summary of findings, with its domain ratings and footnotes."""
+    sof = a.sof
+    notes: list[str] = []
+
+    def mark(texts: list[str]) -> str:
+        marks = []
+        for t in texts:
+            if t not in notes:
+                notes.append(t)
+            marks.append(str(notes.index(t) + 1))
+        return ",".join(marks)
+
+    domains = []
+    for d in sof.domains:
+        texts = [words.grade_reason_text(r, sof) + (f": {d.note}" if d.note else "") for r in d.reasons]
+        domains.append({"name": words.DOMAIN_NAMES[d.domain], "rating": d.rating.value, "code": d.domain.value,
+                        "marks": mark(texts)})
+    interval = f"{pct(sof.level)} {'CrI' if sof.headline is vocab.Headline.BAYES else 'CI'}"
+    rel = "–" if sof.estimate is None else \
+        f"{sof.measure} {fmt_num(sof.estimate)} ({fmt_num(sof.ci_lower)} to {fmt_num(sof.ci_upper)})"
+    return {
+        "id": a.id, "title": a.analysis.title, "measure": sof.measure,
+        "participants": "not known for every study" if sof.participants is None else str(sof.participants),
+        "k": sof.k, "relative": rel, "interval": interval,
+        "model": words.overview_model(a),
+        "absolute": [_absolute_view(x, interval) for x in sof.absolute],
+        "absolute_marks": mark([words.grade_reason_text(sof.absolute_missing, sof)]) if sof.absolute_missing else "",
+        "symbols": words.certainty_symbols(sof.certainty), "certainty": words.CERTAINTY_WORDS[sof.certainty],
+        "start": words.CERTAINTY_WORDS[sof.start], "provisional": sof.provisional,
+        "start_marks": mark([words.grade_reason_text(sof.start_reason, sof)]) if sof.start_reason else "",
+        "domains": domains, "notes": notes,
+    }

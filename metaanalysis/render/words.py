@@ -593,3 +593,76 @@ def _row_warning_text(c: Caveat, a: AnalysisResult) -> str:
     """The registry check's warnings about rows pooled here, each with its file, line and column."""
     return ("The registry check warned about rows pooled here; check them in the source before relying on "
             "this result: " + "; ".join(p.format() for p in c.problems) + ".")
+
+
+# risk of bias (RoB 2) and the GRADE summary of findings
+# ---------------------------------------------------------------------------------------------
+
+SCENARIO_TEXT[ScenarioKind.LOW_RISK_OF_BIAS] = (
+    "Low risk of bias only", "only results judged at low risk of bias overall (RoB 2) pooled")
+
+#: Traffic-light cell of a RoB 2 judgement: (letter, CSS class, words); the letter carries the
+#: meaning without colour (as robvis does: + low, − some concerns, × high, ? not assessed).
+ROB_CELLS = {
+    vocab.RobJudgement.LOW: ("+", "rob-low", "low risk of bias"),
+    vocab.RobJudgement.SOME_CONCERNS: ("−", "rob-some", "some concerns"),
+    vocab.RobJudgement.HIGH: ("×", "rob-high", "high risk of bias"),
+    vocab.RobJudgement.NOT_ASSESSED: ("?", "rob-na", "not assessed"),
+}
+
+CERTAINTY_WORDS = {vocab.Certainty.HIGH: "High", vocab.Certainty.MODERATE: "Moderate",
+                   vocab.Certainty.LOW: "Low", vocab.Certainty.VERY_LOW: "Very low"}
+DOMAIN_NAMES = {vocab.GradeDomain.RISK_OF_BIAS: "Risk of bias", vocab.GradeDomain.INCONSISTENCY: "Inconsistency",
+                vocab.GradeDomain.INDIRECTNESS: "Indirectness", vocab.GradeDomain.IMPRECISION: "Imprecision",
+                vocab.GradeDomain.PUBLICATION_BIAS: "Publication bias"}
+
+
+def certainty_symbols(c: vocab.Certainty) -> str:
+    """``⊕⊕⊕◯`` for moderate: filled circles for the certainty, open ones for the rest."""
+    return "⊕" * int(c) + "◯" * (4 - int(c))
+
+
+def grade_reason_text(r: vocab.GradeReason, sof, rob_path: str = "") -> str:
+    """The footnote sentence of one reason code (numbers from the SoF row)."""
+    R = vocab.GradeReason
+    texts = {
+        R.CI_CROSSES_NULL: "the CI includes no effect",
+        R.CI_CROSSES_THRESHOLD: "the CI crosses the plan's threshold of a minimal important effect",
+        R.OIS_NOT_MET: f"{sof.events} events, fewer than the optimal information size of "
+                       f"{fmt_num(sof.ois_events, 0)} (Schoenfeld, α = 0.05, power 0.8)",
+        R.OIS_MET: f"{sof.events} events reach the optimal information size of {fmt_num(sof.ois_events, 0)}",
+        R.OIS_NOT_COMPUTABLE: ("optimal information size not computed: "
+                               + ("event counts are not known for every pooled study" if sof.measure == "HR"
+                                  else f"computed for hazard ratios only, not {sof.measure}")),
+        R.NO_INTERVAL: "no pooled interval to judge (the page leads with no pooled estimate)",
+        R.I2_HIGH: f"I² at or above {fmt_num(vocab.GRADE_I2_SERIOUS, 0)}%",
+        R.PI_CROSSES_NULL: "the prediction interval includes no effect while the CI does not",
+        R.SINGLE_STUDY: "one study: consistency cannot be assessed",
+        R.ROB_NOT_ASSESSED: "no pooled result has a published RoB 2 assessment (trials/rob.csv): risk of bias "
+                            "could not be assessed and was not rated down",
+        R.ROB_PARTLY_ASSESSED: "some pooled results have no published RoB 2 assessment",
+        R.ROB_HIGH_WEIGHT: f"results at high risk of bias carry more than {fmt_num(vocab.ROB_WEIGHT_SHARE, 0)}% of "
+                           "the weight",
+        R.ROB_CONCERNS_WEIGHT: f"results with some concerns or high risk carry more than "
+                               f"{fmt_num(vocab.ROB_WEIGHT_SHARE, 0)}% of the weight",
+        R.PLAN_JUDGEMENT: "judged in the plan",
+        R.NOT_IN_PLAN: "no judgement recorded in the plan: not assessed",
+        R.NO_BASELINE_RISK: "absolute effects not shown: the plan gives no baseline risk and not every pooled "
+                            "trial reports its control-arm events and participants",
+        R.NO_ABSOLUTE_FOR_MEASURE: f"absolute effects are computed for HR, RR and OR only, not {sof.measure}",
+        R.NO_RELATIVE_EFFECT: "absolute effects not shown: the page leads with no pooled estimate",
+        R.OBSERVATIONAL: "certainty starts low: a pooled result is a post hoc subgroup or observational",
+    }
+    return texts.get(r, r.value)
+
+
+def baseline_words(b) -> tuple[str, str]:
+    """Label and source of a baseline risk (a registry-derived one is described from its rows)."""
+    if b.rows:
+        return ("control arms of the pooled trials (crude proportion at each trial's follow-up)",
+                "registry events_ctl / n_ctl of " + ", ".join(b.rows))
+    return b.label, b.source
+
+
+def per_1000(p: float) -> str:
+    return fmt_num(1000 * p, 0)

@@ -98,6 +98,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
         v.update(svgs, changes=view.page_changes_view(changes, a.id, rows))
+        v["rob"] = view.rob_view(a, rows)
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -109,9 +110,13 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
     files["results.csv"] = data.results_csv(ev, views)
-    problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems)]
+    files["summary_of_findings.csv"] = data.sof_csv(ev)
+    files["summary_of_findings.json"] = data.sof_json(ev)
+    rob_problems = list(ev.rob.problems) if ev.rob is not None else []
+    problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems) + rob_problems]
     files["index.html"] = pages.index(views, nviews, problems,
-                                      view.changes_view(changes, rows, [a.id for a in ev.analyses]))
+                                      view.changes_view(changes, rows, [a.id for a in ev.analyses]),
+                                      [view.sof_view(a) for a in ev.analyses])
     files[CHANGES_FILE] = data.changes_json(changes)
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
@@ -147,13 +152,15 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..changes import since_previous_build, snapshot_from_evidence
     from ..plan import load_plan
     from ..registry import load_registry
+    from ..rob import default_rob_path, load_rob
 
     # refuse before any work: an input the build would delete, a --out that is not ours
     check_inputs_outside(Path(out_dir), {"--registry": Path(registry_path), "--plan": Path(plan_path)})
     check_out_dir(Path(out_dir))
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
-    ev = run_plan(registry, plan, mapper=_worker_map(jobs))
+    rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
+    ev = run_plan(registry, plan, mapper=_worker_map(jobs), rob=rob)
     # the previous build is still in out_dir: what changed since it goes into this one
     changes = since_previous_build(out_dir, snapshot_from_evidence(ev))
     files, warnings = render_files(ev, jobs, changes)
