@@ -414,9 +414,8 @@ _p, _l = plan_replace_in(
 case(name="plan_subgroup_pooled_with_parent_population", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'DMAB-ZA-SOLID'.*count twice")
 # Henry 2011 (SRE) and Scagliotti 2012 (OS): one trial's two endpoints in one analysis.
-_p, _l = plan_replace_in(
-    "sre-zoledronic", '{ row = "ZASOLID-SRE-2011"',
-    '{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }, { row = "ZASOLID-SRE-2011"')
+_p, _l = plan_insert_after(
+    "sre-zoledronic", "subgroup", 'include = [{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }]')
 case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
 _reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR", ("SPLENDOUR-OS-2020", "direction"): "OR < 1 favours denosumab"})

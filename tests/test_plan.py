@@ -85,11 +85,11 @@ def test_shipped_plan_rows(registry):
     assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
     left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
     assert "use_for_pooling = no" in left["ABCSG18-DFS-2022"]
-    # SRE: two unconfirmed rows enter only through explicit includes with reasons
+    # SRE: all three rows confirmed in the Xgeva US prescribing information (section 14, Table 2;
+    # curation round 2026-12-01), so they are pooled without an explicit include
     sre = by_id["sre-zoledronic"]
     assert set(sre.rows) == {"ZABREAST-SRE-2010", "ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
-    assert {c.row_id for c in sre.included} == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
-    assert all(c.reason for c in sre.included)
+    assert sre.included == ()
     assert by_id["fracture"].rows == ("ABCSG18-FRACTURE-2015",)
     # defaults: REML + HKSJ + prediction interval (metafor convention), 95%
     s = by_id["bmfs"].settings
@@ -107,15 +107,25 @@ def test_no_analysis_pools_one_patient_set_twice(registry):
         assert len(sets) == len(set(sets)), a.id
 
 
-def test_unconfirmed_row_needs_explicit_include(tmp_path, registry):
+def test_unconfirmed_row_needs_explicit_include(tmp_path):
+    # the shipped SRE rows are all confirmed; mark one unconfirmed and one secondary
+    text = REGISTRY.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        for rid, status in (("ZACRPC-SRE-2011", "unconfirmed"), ("ZASOLID-SRE-2011", "secondary")):
+            if line.startswith(rid + ","):
+                assert line.count(",confirmed,") == 1
+                lines[i] = line.replace(",confirmed,", f",{status},")
+    reg_path = tmp_path / "registry.csv"
+    reg_path.write_text("".join(lines), encoding="utf-8")
     plan = tmp_path / "p.toml"
     plan.write_text('[[analysis]]\nid = "sre"\ntitle = "SRE"\nendpoint = "SRE"\nmeasure = "HR"\n',
                     encoding="utf-8")
-    a = load_plan(str(plan), registry).analyses[0]
-    # ZABREAST is the only confirmed SRE row (registry line 22): a single-study analysis
+    a = load_plan(str(plan), load_registry(reg_path)).analyses[0]
     assert a.rows == ("ZABREAST-SRE-2010",)
     reasons = {c.row_id: c.reason for c in a.left_out}
-    assert "unconfirmed" in reasons["ZACRPC-SRE-2011"]
+    assert "status unconfirmed" in reasons["ZACRPC-SRE-2011"]
+    assert "status secondary" in reasons["ZASOLID-SRE-2011"]
     assert set(a.missing) == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
 
 

@@ -129,8 +129,11 @@ def test_warnings_are_shown(built):
     out, summary = built
     sre = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
     # identical HRs 0.82, 0.82, 0.84 (registry lines 22-24): tau2 = 0; plain HKSJ would be narrower
-    # than z (q < 1), the plan's ad hoc interval is not, so that flag is not raised
-    assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero"} <= set(sre["warning_codes"])
+    # than z (q < 1), the plan's ad hoc interval is not, so that flag is not raised. All three rows
+    # are confirmed in the Xgeva US prescribing information, section 14, Table 2 (curation round
+    # 2026-12-01), so the page no longer carries the unconfirmed flag.
+    assert {"few-studies", "no-funnel", "tau2-zero"} <= set(sre["warning_codes"])
+    assert "unconfirmed" not in sre["warning_codes"]
     assert "hksj-narrower" not in sre["warning_codes"]
     dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
     assert "derived-se" in dfs["warning_codes"] and "k2-t1" not in dfs["warning_codes"]
