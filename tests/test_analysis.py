@@ -318,8 +318,12 @@ def test_missing_evidence_text_is_true_of_the_pooled_rows(ev, tmp_path):
     sre = words.no_missing_text(ev2.analysis("sre-zoledronic"), rows)
     assert "unconfirmed (‡): DMAB-ZA-CRPC (Fizazi 2011), DMAB-ZA-SOLID (Henry 2011)" in sre
     assert "confirmed results only" in sre
+    # TTBM pools two confirmed rows (D-CARE Adv Ther 2021, Smith 2012 abstracts); since the
+    # 2026-12-01 curation round BMFS pools two unconfirmed ones through includes
+    ttbm = words.no_missing_text(ev2.analysis("ttbm"), rows)
+    assert ttbm == "No registry row for this question is marked missing or unconfirmed."
     bmfs = words.no_missing_text(ev2.analysis("bmfs"), rows)
-    assert bmfs == "No registry row for this question is marked missing or unconfirmed."
+    assert "unconfirmed (‡): D-CARE (Coleman 2020), ABCSG-18 (Gnant 2022)" in bmfs
 
 
 def test_every_pooled_analysis_has_its_coverage_table(ev):

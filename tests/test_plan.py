@@ -84,7 +84,9 @@ def test_shipped_plan_rows(registry):
     # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
     assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
     left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
-    assert "use_for_pooling = no" in left["ABCSG18-DFS-2022"]
+    # the 2022 row is also status unconfirmed since the 2026-12-01 curation round (HR/CI/p from the
+    # team evidence file only; registry notes), and status is checked before use_for_pooling
+    assert "status unconfirmed" in left["ABCSG18-DFS-2022"]
     # SRE: all three rows confirmed in the Xgeva US prescribing information (section 14, Table 2;
     # curation round 2026-12-01), so they are pooled without an explicit include
     sre = by_id["sre-zoledronic"]
@@ -135,6 +137,8 @@ def test_exclude_with_reason_and_swap(tmp_path, registry):
         '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
         'select.design = ["RCT"]\n'
         'exclude = [{row = "SPLENDOUR-OS-2020", reason = "metastatic NSCLC is another question"}]\n'
+        # ABCSG18-OS-2022 and -CENS are status unconfirmed since the 2026-12-01 curation round
+        'include = [{row = "ABCSG18-OS-2022", reason = "unconfirmed, taken explicitly"}]\n'
         'swap = [{replace = "ABCSG18-OS-2022", with = "ABCSG18-OS-2022-CENS", reason = "censored at cross-over"}]\n',
         encoding="utf-8")
     a = load_plan(str(plan), registry).analyses[0]
@@ -148,10 +152,11 @@ def test_swap_must_stay_within_the_trial(tmp_path, registry):
     plan = tmp_path / "p.toml"
     plan.write_text(
         '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
+        'include = [{row = "ABCSG18-OS-2022", reason = "unconfirmed since 2026-12-01, taken explicitly"}]\n'
         'swap = [{replace = "ABCSG18-OS-2022", with = "NMCRPC-OS-2012", reason = "x"}]\n',
         encoding="utf-8")
     probs = validate_plan(str(plan), registry)
-    assert [p.line for p in probs] == [6]
+    assert [p.line for p in probs] == [7]
     assert "not reports of the same patients" in probs[0].message
 
 
