@@ -79,7 +79,9 @@ def test_shipped_plan_rows(registry):
     # OS vs placebo/no denosumab: the three whole-trial RCT rows with use_for_pooling = yes;
     # D-CARE OS is status missing (registry line 10) and is reported as missing evidence
     assert set(by_id["os-placebo"].rows) == {"ABCSG18-OS-2022", "SPLENDOUR-OS-2020", "NMCRPC-OS-2012"}
-    assert by_id["os-placebo"].missing == ("DCARE-OS-2020",)
+    # ... and, since the 2026-12-01 curation round, the phase 2 NSCLC trial NCT01951586 (row
+    # AMG20120249-OS, status missing: its OS result was not read)
+    assert by_id["os-placebo"].missing == ("DCARE-OS-2020", "AMG20120249-OS")
     assert set(by_id["bmfs"].rows) == {"ABCSG18-BMFS-2022", "DCARE-BMFS-2020", "NMCRPC-BMFS-2012"}
     # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
     assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}

@@ -138,7 +138,8 @@ def test_warnings_are_shown(built):
     dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
     assert "derived-se" in dfs["warning_codes"] and "k2-t1" not in dfs["warning_codes"]
     os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
-    assert os_["missing_evidence"] == ["DCARE-OS-2020"]
+    # D-CARE OS and, since the 2026-12-01 curation round, NCT01951586 (AMG20120249-OS): both missing
+    assert os_["missing_evidence"] == ["DCARE-OS-2020", "AMG20120249-OS"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
     html = (out / "os-placebo.html").read_text(encoding="utf-8")
     assert "No funnel plot: k = 3 &lt; 10" in html
