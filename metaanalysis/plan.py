@@ -294,6 +294,14 @@ class _Locator:
 # Validation
 # --------------------------------------------------------------------------------------
 
+#: Why a row of the question is left out, by its registry status (trials/README.md, Rules, status).
+_NOT_CONFIRMED_WHY: dict[str, str] = {
+    "missing": "result not extracted (status missing)",
+    "secondary": "numbers read only in a secondary source (status secondary); include it with a reason to pool it",
+    "unconfirmed": "numbers unconfirmed (status unconfirmed); include it with a reason to pool it",
+}
+
+
 def _norm(s: str) -> str:
     """A select value or cell as compared: spaces collapsed, then :func:`~metaanalysis.table.identity_key`."""
     return identity_key(" ".join(s.split()))
@@ -758,8 +766,7 @@ class _Checker:
                 left.append(RowChoice(rid, f"outside the question: {c} is {r.get(c, '')!r}"))
                 continue
             if r["status"] != "confirmed":
-                why = ("result not extracted (status missing)" if r["status"] == "missing"
-                       else "numbers unconfirmed (status unconfirmed); include it with a reason to pool it")
+                why = _NOT_CONFIRMED_WHY.get(r["status"], _NOT_CONFIRMED_WHY["unconfirmed"])
                 left.append(RowChoice(rid, why))
                 if r["use_for_pooling"] == "yes":
                     missing.append(rid)

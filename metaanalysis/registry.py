@@ -662,7 +662,7 @@ class _Checker:
         has_p = self.present(r, "p_value")
         if st == "missing" and has_est:
             self.at(r, "estimate", "error", "status is 'missing' but an estimate is given",
-                    "leave estimate empty for a result that was not extracted, or set status to confirmed/unconfirmed")
+                    "leave estimate empty for a result that was not extracted, or set status to confirmed/secondary/unconfirmed")
         counts = all(self.present(r, k) for k in ("events_int", "n_int", "events_ctl", "n_ctl"))
         if (st == "confirmed" and not has_est and not has_p and not counts
                 and "estimate" not in self.bad[r] and "p_value" not in self.bad[r]):

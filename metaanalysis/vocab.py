@@ -370,7 +370,7 @@ DESIGN_FLAGS: dict[str, StudyFlag] = {
 DESIGNS: tuple[str, ...] = ("RCT", "RCT post hoc subgroup", "RCT prespecified subgroup", "observational",
                             "single-arm")
 #: Registry ``status`` values: the evidence rule of trials/README.md.
-STATUSES: tuple[str, ...] = ("confirmed", "unconfirmed", "missing")
+STATUSES: tuple[str, ...] = ("confirmed", "secondary", "unconfirmed", "missing")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -293,16 +293,41 @@ def test_plan_headline_errors_are_located(tmp_path, lines, message):
     assert any(message in q.message and q.line >= line for q in ei.value.errors), ei.value
 
 
-def test_missing_evidence_text_is_true_of_the_pooled_rows(ev):
-    """SRE pools two unconfirmed rows (Fizazi 2011, Henry 2011): the page must not say none is."""
+def test_missing_evidence_text_is_true_of_the_pooled_rows(ev, tmp_path):
+    """An analysis that pools unconfirmed rows through includes must not say none is.
+
+    Since the 2026-12-01 curation round the shipped SRE rows (Fizazi 2011, Henry 2011) are confirmed
+    in the Xgeva US prescribing information (section 14, Table 2), so the shipped SRE page says none
+    is; the test re-marks both rows unconfirmed and includes them, as the plan did before.
+    """
     from metaanalysis.render.labels import RowText
 
-    rows = RowText(ev.registry)
-    sre = words.no_missing_text(ev.analysis("sre-zoledronic"), rows)
+    shipped = words.no_missing_text(ev.analysis("sre-zoledronic"), RowText(ev.registry))
+    assert shipped == "No registry row for this question is marked missing or unconfirmed."
+    lines = REGISTRY.read_text(encoding="utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith(("ZACRPC-SRE-2011,", "ZASOLID-SRE-2011,")):
+            assert line.count(",confirmed,") == 1
+            lines[i] = line.replace(",confirmed,", ",unconfirmed,")
+    reg = tmp_path / "registry.csv"
+    reg.write_text("".join(lines), encoding="utf-8")
+    plan_text = PLAN.read_text(encoding="utf-8").replace(
+        'select.comparator = ["zoledronic acid 4 mg i.v. every 4 weeks"]\n',
+        'select.comparator = ["zoledronic acid 4 mg i.v. every 4 weeks"]\ninclude = ['
+        '{ row = "ZACRPC-SRE-2011", reason = "r" }, { row = "ZASOLID-SRE-2011", reason = "r" }]\n', 1)
+    plan = tmp_path / "analyses.toml"
+    plan.write_text(plan_text, encoding="utf-8")
+    ev2 = analyse(reg, plan)
+    rows = RowText(ev2.registry)
+    sre = words.no_missing_text(ev2.analysis("sre-zoledronic"), rows)
     assert "unconfirmed (‡): DMAB-ZA-CRPC (Fizazi 2011), DMAB-ZA-SOLID (Henry 2011)" in sre
     assert "confirmed results only" in sre
-    bmfs = words.no_missing_text(ev.analysis("bmfs"), rows)
-    assert bmfs == "No registry row for this question is marked missing or unconfirmed."
+    # TTBM pools two confirmed rows (D-CARE Adv Ther 2021, Smith 2012 abstracts); since the
+    # 2026-12-01 curation round BMFS pools two unconfirmed ones through includes
+    ttbm = words.no_missing_text(ev2.analysis("ttbm"), rows)
+    assert ttbm == "No registry row for this question is marked missing or unconfirmed."
+    bmfs = words.no_missing_text(ev2.analysis("bmfs"), rows)
+    assert "unconfirmed (‡): D-CARE (Coleman 2020), ABCSG-18 (Gnant 2022)" in bmfs
 
 
 def test_every_pooled_analysis_has_its_coverage_table(ev):

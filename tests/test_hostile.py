@@ -349,15 +349,21 @@ case(name="decimal_comma_in_comma_file", exit=1,
 # A pooled row's measure changed to OR: the plan leaves it out of the HR analysis (rule 3) and says so.
 
 
+# SPLENDOUR-OS-2020 is pooled in os-placebo by selection; NMCRPC-OS-2012 enters through an explicit
+# include since the 2026-12-01 curation round (status unconfirmed), and an include of another measure
+# is an error, not a silent left-out.
+OR_ROW = "SPLENDOUR-OS-2020"
+
+
 def _or_row_left_out(out: Path) -> None:
     d = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
-    assert OS_ROW not in [s["row_id"] for s in d["studies"]]
+    assert OR_ROW not in [s["row_id"] for s in d["studies"]]
     left = {x["row_id"]: x["reason"] for x in d["left_out"]}
-    assert OS_ROW in left and "OR" in left[OS_ROW], left
+    assert OR_ROW in left and "OR" in left[OR_ROW], left
 
 
 case(name="measure_changed_to_or_is_left_out", exit=0,
-     registry=reg_with({(OS_ROW, "measure"): "OR", (OS_ROW, "direction"): "OR < 1 favours denosumab"}),
+     registry=reg_with({(OR_ROW, "measure"): "OR", (OR_ROW, "direction"): "OR < 1 favours denosumab"}),
      same_numbers=False, check=_or_row_left_out)
 
 # --- identity (issue #11 item 2): spellings that must not make one trial two ------------------
@@ -400,7 +406,8 @@ _linked_parent[COL["parent_row_id"] - 1], _linked_parent[COL["use_for_pooling"] 
 case(name="same_nct_id_linked_by_parent_row", exit=0, registry=reg_with(extra=[_linked_parent]))
 
 # --- the plan ----------------------------------------------------------------------------------
-_p, _l = plan_insert_after("dfs", "select.design", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }]')
+# (the shipped dfs analysis has an include list since the 2026-12-01 curation round: add to it)
+_p, _l = plan_replace_in("dfs", "include = [", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }, ')
 case(name="plan_same_trial_twice", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'ABCSG-18'.*count twice")
 # ... also when the registry spells the second report's patient_set in another case (issue #11 item 2)
@@ -414,17 +421,17 @@ _p, _l = plan_replace_in(
 case(name="plan_subgroup_pooled_with_parent_population", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'DMAB-ZA-SOLID'.*count twice")
 # Henry 2011 (SRE) and Scagliotti 2012 (OS): one trial's two endpoints in one analysis.
-_p, _l = plan_replace_in(
-    "sre-zoledronic", '{ row = "ZASOLID-SRE-2011"',
-    '{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }, { row = "ZASOLID-SRE-2011"')
+_p, _l = plan_insert_after(
+    "sre-zoledronic", "subgroup", 'include = [{ row = "ZASOLID-OS-2012-LUNG", reason = "Scagliotti 2012" }]')
 case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
 _reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR", ("SPLENDOUR-OS-2020", "direction"): "OR < 1 favours denosumab"})
-_p, _l = plan_insert_after("os-placebo", "subgroup", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }]')
+_p, _l = plan_replace_in("os-placebo", "include = [", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }, ')
 case(name="plan_mixing_measures", exit=1, registry=_reg_or, plan=_p, where="plan", line=_l, col=None,
      msg=r"mix measures")
-_p, _l = plan_replace_in("bmfs", 'select.comparator = ["placebo"]', 'select.comparator = ["no such comparator"]')
-_l_ep = plan_line(_p, 'endpoint = "BMFS"')[0]
+# ttbm, not bmfs: bmfs includes two rows explicitly since the 2026-12-01 curation round
+_p, _l = plan_replace_in("ttbm", 'select.comparator = ["placebo"]', 'select.comparator = ["no such comparator"]')
+_l_ep = plan_line(_p, 'endpoint = "TTBM"')[0]
 case(name="plan_no_studies_after_filtering", exit=1, plan=_p, where="plan", line=_l_ep, col=None,
      msg=r"no rows to pool")
 _p, _l = plan_replace_in("ttbm", 'endpoint = "TTBM"', 'endpoint = "TTBX"')

@@ -79,17 +79,21 @@ def test_shipped_plan_rows(registry):
     # OS vs placebo/no denosumab: the three whole-trial RCT rows with use_for_pooling = yes;
     # D-CARE OS is status missing (registry line 10) and is reported as missing evidence
     assert set(by_id["os-placebo"].rows) == {"ABCSG18-OS-2022", "SPLENDOUR-OS-2020", "NMCRPC-OS-2012"}
-    assert by_id["os-placebo"].missing == ("DCARE-OS-2020",)
+    # ... and, since the 2026-12-01 curation round, the phase 2 NSCLC trial NCT01951586 (row
+    # AMG20120249-OS, status missing: its OS result was not read)
+    assert by_id["os-placebo"].missing == ("DCARE-OS-2020", "AMG20120249-OS")
     assert set(by_id["bmfs"].rows) == {"ABCSG18-BMFS-2022", "DCARE-BMFS-2020", "NMCRPC-BMFS-2012"}
     # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
     assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
     left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
-    assert "use_for_pooling = no" in left["ABCSG18-DFS-2022"]
-    # SRE: two unconfirmed rows enter only through explicit includes with reasons
+    # the 2022 row is also status unconfirmed since the 2026-12-01 curation round (HR/CI/p from the
+    # team evidence file only; registry notes), and status is checked before use_for_pooling
+    assert "status unconfirmed" in left["ABCSG18-DFS-2022"]
+    # SRE: all three rows confirmed in the Xgeva US prescribing information (section 14, Table 2;
+    # curation round 2026-12-01), so they are pooled without an explicit include
     sre = by_id["sre-zoledronic"]
     assert set(sre.rows) == {"ZABREAST-SRE-2010", "ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
-    assert {c.row_id for c in sre.included} == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
-    assert all(c.reason for c in sre.included)
+    assert sre.included == ()
     assert by_id["fracture"].rows == ("ABCSG18-FRACTURE-2015",)
     # defaults: REML + HKSJ + prediction interval (metafor convention), 95%
     s = by_id["bmfs"].settings
@@ -107,15 +111,25 @@ def test_no_analysis_pools_one_patient_set_twice(registry):
         assert len(sets) == len(set(sets)), a.id
 
 
-def test_unconfirmed_row_needs_explicit_include(tmp_path, registry):
+def test_unconfirmed_row_needs_explicit_include(tmp_path):
+    # the shipped SRE rows are all confirmed; mark one unconfirmed and one secondary
+    text = REGISTRY.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        for rid, status in (("ZACRPC-SRE-2011", "unconfirmed"), ("ZASOLID-SRE-2011", "secondary")):
+            if line.startswith(rid + ","):
+                assert line.count(",confirmed,") == 1
+                lines[i] = line.replace(",confirmed,", f",{status},")
+    reg_path = tmp_path / "registry.csv"
+    reg_path.write_text("".join(lines), encoding="utf-8")
     plan = tmp_path / "p.toml"
     plan.write_text('[[analysis]]\nid = "sre"\ntitle = "SRE"\nendpoint = "SRE"\nmeasure = "HR"\n',
                     encoding="utf-8")
-    a = load_plan(str(plan), registry).analyses[0]
-    # ZABREAST is the only confirmed SRE row (registry line 22): a single-study analysis
+    a = load_plan(str(plan), load_registry(reg_path)).analyses[0]
     assert a.rows == ("ZABREAST-SRE-2010",)
     reasons = {c.row_id: c.reason for c in a.left_out}
-    assert "unconfirmed" in reasons["ZACRPC-SRE-2011"]
+    assert "status unconfirmed" in reasons["ZACRPC-SRE-2011"]
+    assert "status secondary" in reasons["ZASOLID-SRE-2011"]
     assert set(a.missing) == {"ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
 
 
@@ -125,6 +139,8 @@ def test_exclude_with_reason_and_swap(tmp_path, registry):
         '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
         'select.design = ["RCT"]\n'
         'exclude = [{row = "SPLENDOUR-OS-2020", reason = "metastatic NSCLC is another question"}]\n'
+        # ABCSG18-OS-2022 and -CENS are status unconfirmed since the 2026-12-01 curation round
+        'include = [{row = "ABCSG18-OS-2022", reason = "unconfirmed, taken explicitly"}]\n'
         'swap = [{replace = "ABCSG18-OS-2022", with = "ABCSG18-OS-2022-CENS", reason = "censored at cross-over"}]\n',
         encoding="utf-8")
     a = load_plan(str(plan), registry).analyses[0]
@@ -138,10 +154,11 @@ def test_swap_must_stay_within_the_trial(tmp_path, registry):
     plan = tmp_path / "p.toml"
     plan.write_text(
         '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
+        'include = [{row = "ABCSG18-OS-2022", reason = "unconfirmed since 2026-12-01, taken explicitly"}]\n'
         'swap = [{replace = "ABCSG18-OS-2022", with = "NMCRPC-OS-2012", reason = "x"}]\n',
         encoding="utf-8")
     probs = validate_plan(str(plan), registry)
-    assert [p.line for p in probs] == [6]
+    assert [p.line for p in probs] == [7]
     assert "not reports of the same patients" in probs[0].message
 
 

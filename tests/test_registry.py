@@ -331,7 +331,7 @@ def test_validate_inputs_report(tmp_path):
     from metaanalysis.inputs import PLAN_NOT_CHECKED_REGISTRY_ERRORS, validate_inputs
 
     ok = validate_inputs(ROOT / "trials" / "registry.csv", ROOT / "trials" / "analyses.toml")
-    assert ok.plan_checked and ok.ok and ok.problems == () and ok.n_rows == 38  # trials/registry.csv: 38 rows
+    assert ok.plan_checked and ok.ok and ok.problems == () and ok.n_rows == 41  # trials/registry.csv: 41 rows (3 added in the 2026-12-01 curation round)
     broken = validate_inputs(CORPUS / "empty.csv", "plan.toml")
     assert not broken.plan_checked and broken.plan_not_checked == PLAN_NOT_CHECKED_REGISTRY_ERRORS
     assert broken.n_errors == 1 and not broken.ok

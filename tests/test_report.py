@@ -129,13 +129,17 @@ def test_warnings_are_shown(built):
     out, summary = built
     sre = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
     # identical HRs 0.82, 0.82, 0.84 (registry lines 22-24): tau2 = 0; plain HKSJ would be narrower
-    # than z (q < 1), the plan's ad hoc interval is not, so that flag is not raised
-    assert {"few-studies", "no-funnel", "unconfirmed", "tau2-zero"} <= set(sre["warning_codes"])
+    # than z (q < 1), the plan's ad hoc interval is not, so that flag is not raised. All three rows
+    # are confirmed in the Xgeva US prescribing information, section 14, Table 2 (curation round
+    # 2026-12-01), so the page no longer carries the unconfirmed flag.
+    assert {"few-studies", "no-funnel", "tau2-zero"} <= set(sre["warning_codes"])
+    assert "unconfirmed" not in sre["warning_codes"]
     assert "hksj-narrower" not in sre["warning_codes"]
     dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
     assert "derived-se" in dfs["warning_codes"] and "k2-t1" not in dfs["warning_codes"]
     os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
-    assert os_["missing_evidence"] == ["DCARE-OS-2020"]
+    # D-CARE OS and, since the 2026-12-01 curation round, NCT01951586 (AMG20120249-OS): both missing
+    assert os_["missing_evidence"] == ["DCARE-OS-2020", "AMG20120249-OS"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
     html = (out / "os-placebo.html").read_text(encoding="utf-8")
     assert "No funnel plot: k = 3 &lt; 10" in html
