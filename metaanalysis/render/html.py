@@ -95,5 +95,8 @@ class Pages:
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
               changes: dict | None = None) -> bytes:
+        from .words import REFERENCES_TEXTS
+
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
-                            input_problems=input_problems, changes=changes)
+                            input_problems=input_problems, changes=changes,
+                            reference_files=[{"href": f, "text": t} for f, t in REFERENCES_TEXTS.items()])

@@ -404,3 +404,13 @@ def cumulative_change_view(ac, rows: RowText) -> list[dict[str, Any]]:
              "before": words.cumulative_point_text(m, st.old), "now": words.cumulative_point_text(m, st.new),
              "change": words.CUMULATIVE_CHANGE_WORDS[st.change.value] if st.change else "", "moved": st.moved}
             for st in cumulative_changes(ac)]
+
+
+def downloads_view(a: AnalysisResult, has_forest: bool) -> dict[str, Any]:
+    """The files the report writes for one analysis, by kind (``""`` where there is none):
+    ``json``, ``studies_csv`` (with studies), ``forest_svg`` (with a forest plot), ``r_script``
+    (with a pooled main model); ``items`` lists the present ones as (file name, description)."""
+    names = {"json": f"{a.id}.json", "studies_csv": f"{a.id}-studies.csv" if a.studies else "",
+             "forest_svg": f"{a.id}-forest.svg" if has_forest else "",
+             "r_script": f"{a.id}.R" if a.result is not None else ""}
+    return {**names, "items": [{"href": n, "text": words.DOWNLOAD_TEXTS[k]} for k, n in names.items() if n]}

@@ -583,3 +583,19 @@ def cumulative_point_text(measure: str, p) -> str:
     if p is None:
         return "–"
     return f"{fmt_num(vocab.to_natural(measure, p.estimate))} ({natural_ci(measure, p.ci_lower, p.ci_upper)})"
+
+
+#: What each downloadable file of an analysis holds (index list, links on the page).
+DOWNLOAD_TEXTS = {
+    "json": "every result field and each study's yi, vi, weight and flags",
+    "studies_csv": "one row per study: estimate, CI and p as reported, n and events per arm, yi, vi, "
+                   "SE source, weight, flag codes",
+    "forest_svg": "the forest plot as a standalone SVG file (font embedded)",
+    "r_script": "R script that reproduces the main model with metafor (data inline, rma.uni, predict, "
+                "confint, forest)",
+}
+#: The combined reference list of the studies pooled in any analysis.
+REFERENCES_TEXTS = {
+    "references.ris": "reference list of the included studies (RIS, for reference managers)",
+    "references.bib": "the same list as BibTeX",
+}

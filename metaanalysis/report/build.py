@@ -97,7 +97,10 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
-        v.update(svgs, changes=view.page_changes_view(changes, a.id, rows))
+        forest_file = svgs.pop("forest_file", b"")
+        v.update(svgs, changes=view.page_changes_view(changes, a.id, rows),
+                 downloads=view.downloads_view(a, bool(forest_file)))
+        files.update(_download_files(a, v, rows, forest_file))
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -109,12 +112,37 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
     files["results.csv"] = data.results_csv(ev, views)
+    files.update(_reference_files(ev, rows))
     problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems)]
     files["index.html"] = pages.index(views, nviews, problems,
                                       view.changes_view(changes, rows, [a.id for a in ev.analyses]))
     files[CHANGES_FILE] = data.changes_json(changes)
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
+
+
+def _download_files(a, v: dict, rows, forest_file: bytes) -> dict[str, bytes]:
+    """An analysis's files to take away: studies CSV, standalone forest SVG, R script (each
+    where :func:`~metaanalysis.render.view.downloads_view` named one)."""
+    from ..render import data
+    from ..render.rscript import r_script
+
+    d, out = v["downloads"], {}
+    if d["studies_csv"]:
+        out[d["studies_csv"]] = data.studies_csv(a, v, rows)
+    if d["forest_svg"]:
+        out[d["forest_svg"]] = forest_file
+    if d["r_script"]:
+        out[d["r_script"]] = r_script(a, v)
+    return out
+
+
+def _reference_files(ev, rows) -> dict[str, bytes]:
+    """``references.ris`` and ``references.bib``: the publications of every pooled study."""
+    from ..render.references import included_references, references_bib, references_ris
+
+    refs = included_references([st.row_id for a in ev.analyses for st in a.studies], rows)
+    return {"references.ris": references_ris(refs), "references.bib": references_bib(refs)}
 
 
 def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike,
