@@ -84,7 +84,8 @@ def test_shipped_plan_rows(registry):
     # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
     assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
     left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
-    assert "use_for_pooling = no" in left["ABCSG18-DFS-2022"]
+    # plain words for readers (issue #16; was "use_for_pooling = no"): the registry column says no
+    assert "marked in the registry as not for pooling" in left["ABCSG18-DFS-2022"]
     # SRE: two unconfirmed rows enter only through explicit includes with reasons
     sre = by_id["sre-zoledronic"]
     assert set(sre.rows) == {"ZABREAST-SRE-2010", "ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}

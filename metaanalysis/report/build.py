@@ -87,13 +87,16 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     the :class:`~metaanalysis.changes.Changelog` since the previous build (None: there was none)."""
     from ..changes import CHANGES_FILE, Baseline, Changelog
     from ..render import data, view
-    from ..render.html import Pages
+    from ..render.html import Pages, nav_entries
     from ..render.labels import RowText
 
     if changes is None:
         changes = Changelog(Baseline.NONE, new_shas=(ev.registry.sha256, ev.plan.sha256))
     rows, pages = RowText(ev.registry), Pages(ev.registry, ev.plan)
     views = [view.analysis_view(a, rows, ev.effects) for a in ev.analyses]
+    short = {i: s for i, s, _ in nav_entries(ev.plan)}
+    for a, v in zip(ev.analyses, views):
+        v.update(view.plain_words_view(a, v, short[a.id]))
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
@@ -106,6 +109,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     nviews = []
     for nr in ev.narratives:
         nv = view.narrative_view(nr, rows, ev.effects)
+        nv["short_title"] = short[nr.id]
         nv["figure_svg"] = render_narrative_figure(narrative_forest_spec(nv["rows"], rows), nr.id,
                                                    nr.narrative.title)
         nviews.append(nv)
