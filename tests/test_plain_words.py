@@ -78,3 +78,45 @@ def test_settings_and_test_in_words(built):
             "HKSJ ad hoc confidence interval; prediction interval from the same distribution as the CI; "
             "95% level") in page
     assert re.search(r"Test of no effect</span> p = 0\.42 \(t = -1\.01, 2 degrees of freedom\)", page)
+
+
+def _doc_tables(text: str) -> dict[str, dict[str, str]]:
+    """The plan-key tables of trials/README.md: heading -> {key: row text}."""
+    part = text[text.index("## The analysis plan"):]
+    out: dict[str, dict[str, str]] = {}
+    for block in re.split(r"\n### ", part)[1:]:
+        head = block.splitlines()[0]
+        rows = {}
+        for line in block.splitlines():
+            m = re.match(r"\| (`[^|]+`) \|", line)
+            if m:
+                for key in re.findall(r"`([^`]+)`", m.group(1)):
+                    rows[key] = line
+        out[head] = rows
+    return out
+
+
+def test_plan_reference_lists_every_key_and_value():
+    """trials/README.md documents exactly the keys metaanalysis.plan accepts, with the vocabulary's values."""
+    from metaanalysis import plan
+
+    tables = _doc_tables((ROOT / "trials" / "README.md").read_text(encoding="utf-8"))
+    by_head = {h.split(" (")[0]: rows for h, rows in tables.items()}
+    assert set(by_head["Top level"]) == set(plan._TOP_KEYS)
+    assert set(by_head["`[defaults]`"]) == set(plan._DEFAULT_KEYS)
+    assert set(by_head["`[[analysis]]`"]) == set(plan._ANALYSIS_KEYS)
+    assert set(by_head["`[[narrative]]`"]) == set(plan._NARRATIVE_KEYS)
+    assert set(by_head["`[[narrative.combine]]`"]) == set(plan._COMBINE_KEYS)
+    d, a = by_head["`[defaults]`"], by_head["`[[analysis]]`"]
+    for key, values in (("method", vocab.METHODS), ("test", vocab.TESTS), ("pi", vocab.PREDICTION_INTERVALS),
+                        ("tau_prior", vocab.TAU_PRIORS), ("sensitivity", plan.SENSITIVITY_OPTIONS)):
+        assert set(re.findall(r"`([\w-]+)`", d[key].split("|")[3])) >= set(values), key
+    assert f"`{plan.DEFAULT_SETTINGS['method']}` (default" in d["method"]
+    assert f"`{plan.DEFAULT_SETTINGS['test']}` (default" in d["test"]
+    assert f"`{plan.DEFAULT_SETTINGS['pi']}` (default" in d["pi"]
+    assert set(re.findall(r"`(\w+)`", a["headline"].split("|")[3])) == set(vocab.HEADLINE_CHOICES)
+    assert set(re.findall(r"`(\w+)`", a["measure"].split("|")[3])) == set(vocab.POOLABLE_MEASURES)
+    assert set(re.findall(r"`(\w+)`", a["select"].split("|")[3])) - {"select"} >= set(plan.SELECT_COLUMNS)
+    for c in ("_CHOICE_KEYS", "_SWAP_KEYS"):
+        for k in getattr(plan, c):
+            assert f"{k} = " in a["include" if c == "_CHOICE_KEYS" else "swap"], (c, k)
