@@ -161,3 +161,17 @@ def test_r_scripts_reproduce_the_page(tmp_path, variant):
             assert all(math.isnan(x) for x in got[4:]), aid
             got, want = got[:4], want[:4]
         assert got == pytest.approx(want, rel=1e-6, abs=1e-8), aid
+
+
+def test_reports_readme_lists_exactly_what_a_build_writes(built):
+    """reports/README.md names every file a build writes (patterns with <analysis>/<narrative>)."""
+    out, summary = built
+    readme = (ROOT / "reports" / "README.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`([^`\s]+\.(?:html|json|csv|svg|R|ris|bib)|\.metaanalysis-report)`", readme))
+    patterns = [re.compile("^" + re.escape(n).replace("<analysis>", "(?P<a>[a-z0-9-]+)")
+                           .replace("<narrative>", "(?P<n>[a-z0-9-]+)") + "$") for n in names]
+    for f in list(summary.files) + [".metaanalysis-report"]:
+        hits = [p for p in patterns if p.match(f)]
+        assert hits, f"{f} is not in reports/README.md"
+    for p in patterns:   # and nothing the build does not write
+        assert any(p.match(f) for f in list(summary.files) + [".metaanalysis-report"]), p.pattern
