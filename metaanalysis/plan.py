@@ -772,7 +772,8 @@ class _Checker:
                     missing.append(rid)
                 continue
             if r["use_for_pooling"] != "yes":
-                left.append(RowChoice(rid, "use_for_pooling = no (another report or a subgroup of this trial)"))
+                left.append(RowChoice(rid, "marked in the registry as not for pooling: another report or a "
+                                           "subgroup of this trial"))
                 continue
             rows.append(rid)
         return rows, left, missing

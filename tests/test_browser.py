@@ -240,3 +240,54 @@ def test_example_plots_standalone_text_as_measured(browser, tmp_path):
     assert not problems, "\n".join(problems[:40])
     assert n == sum(s.count(b"<text ") for s in svgs) > 150
     ctx.close()
+
+
+def _boxes(page, selector: str) -> list[list]:
+    return page.eval_on_selector_all(
+        selector, "els => els.map(e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);"
+                  " return [e.textContent.trim(), r.left, r.right, r.width, r.height, s.display, s.visibility]; })")
+
+
+def test_phone_shows_every_key_result_without_sideways_scrolling(site, browser):
+    """At 390 px (a phone) the page does not scroll sideways, and each analysis row of the overview
+    shows its estimate, CI and PI inside the viewport (rows become cards, issue #16); each analysis
+    page's Studies table shows every study's estimate and CI inside the viewport too."""
+    import json
+
+    w, h = VIEWPORTS["narrow"]
+    ctx = browser.new_context(viewport={"width": w, "height": h})
+    page = ctx.new_page()
+    page.goto((site / "index.html").as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= w
+    analyses = [j.stem for j in sorted(site.glob("*.json"))
+                if "result" in json.loads(j.read_text(encoding="utf-8"))]
+    rows = page.eval_on_selector_all("table.overview tbody tr", "els => els.length")
+    assert rows == len(analyses) == 7   # trials/analyses.toml
+    cells = _boxes(page, "table.overview tbody td.key")
+    assert len(cells) == 3 * rows, cells   # estimate, CI, PI of every analysis (each has a key result)
+    for text, left, right, cw, ch, display, vis in cells:
+        assert text and cw > 0 and ch > 0 and display != "none" and vis == "visible", (text, display)
+        assert 0 <= left and right <= w, (text, left, right)
+    for aid in analyses:
+        page.goto((site / f"{aid}.html").as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth") <= w, aid
+        n = page.eval_on_selector_all("table.studies tbody tr", "els => els.length")
+        cells = _boxes(page, "table.studies tbody td.key")
+        assert len(cells) == 2 * n, (aid, cells)
+        for text, left, right, cw, ch, display, vis in cells:
+            assert text and cw > 0 and ch > 0 and vis == "visible", (aid, text)
+            assert 0 <= left and right <= w, (aid, text, left, right)
+    page.screenshot(path=str(SHOTS / "phone-last-analysis.png"), full_page=True)
+    ctx.close()
+
+
+def test_desktop_overview_is_a_table(site, browser):
+    """At 1280 px the overview stays one table row per analysis with its column headers shown."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.goto((site / "index.html").as_uri())
+    assert page.eval_on_selector("table.overview thead", "e => e.getBoundingClientRect().height") > 10
+    tops = page.eval_on_selector_all("table.overview tbody tr:first-child > *",
+                                     "els => els.map(e => Math.round(e.getBoundingClientRect().top))")
+    assert len(set(tops)) == 1, tops   # the cells of a row side by side
+    ctx.close()

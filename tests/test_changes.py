@@ -34,8 +34,8 @@ from metaanalysis.vocab import Change
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "trials" / "registry.csv"
 PLAN = ROOT / "trials" / "analyses.toml"
-SRE_ROW = "ZASOLID-SRE-2011"        # trials/registry.csv line 24: HR 0.84 (0.71 to 0.98), unconfirmed
-BMFS_ROW = "DCARE-BMFS-2020"        # one of the three rows of the bmfs analysis
+SRE_ROW = "ZASOLID-SRE-2011"        # trials/registry.csv: HR 0.84 (0.71 to 0.98), confirmed in the Xgeva label §14 Table 2
+BMFS_ROW = "NMCRPC-BMFS-2012"       # one of the three rows of the bmfs analysis (confirmed: pooled without an include)
 
 
 def _edit_registry(dest: Path, edit) -> Path:
@@ -96,7 +96,7 @@ def test_snapshot_from_evidence_equals_snapshot_from_the_report_folder(shipped, 
     assert from_tree.registry_sha256 == hashlib.sha256(REGISTRY.read_bytes()).hexdigest()
     sre = from_tree.get("sre-zoledronic")
     row = dict(next(s for s in sre.studies if s.row_id == SRE_ROW).registry)
-    assert (row["estimate"], row["ci_lower"], row["ci_upper"], row["status"]) == (0.84, 0.71, 0.98, "unconfirmed")
+    assert (row["estimate"], row["ci_lower"], row["ci_upper"], row["status"]) == (0.84, 0.71, 0.98, "confirmed")
     assert sre.k == 3 and sre.headline is vocab.Headline.RANDOM
     assert math.exp(sre.lead.ci_upper) == pytest.approx(0.99899, abs=1e-5)
 

@@ -19,7 +19,8 @@ from .. import vocab
 from ..analysis import AnalysisResult, Evidence, NarrativeResult, summary_record
 from ..results import jsonable
 
-__all__ = ["analysis_json", "narrative_json", "results_csv", "changes_json", "neutralise_cell", "CSV_FIELDS"]
+__all__ = ["analysis_json", "narrative_json", "results_csv", "changes_json", "neutralise_cell", "CSV_FIELDS",
+           "studies_csv", "STUDY_CSV_FIELDS"]
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -217,4 +218,35 @@ def sof_csv(ev: Evidence) -> bytes:
             if x:
                 row.update(per_1000_control=1000 * x["baseline_risk"], per_1000_intervention=1000 * x["risk_intervention"])
             w.writerow([neutralise_cell(row.get(f)) for f in SOF_CSV_FIELDS])
+    return buf.getvalue().encode("utf-8")
+
+
+STUDY_CSV_FIELDS = ("row_id", "label", "measure", "estimate", "ci_lower", "ci_upper", "ci_level", "p_value",
+                    "n_int", "n_ctl", "events_int", "events_ctl", "yi", "vi", "se", "se_source", "weight",
+                    "flags")
+
+
+def studies_csv(a: AnalysisResult, view: dict, rows) -> bytes:
+    """One row per pooled study of an analysis (``<id>-studies.csv``).
+
+    ``estimate``, ``ci_lower``, ``ci_upper``, ``ci_level`` (%) and ``p_value`` are as the registry
+    reports them (natural scale; the p-value as text, e.g. ``<0.001``); ``yi``, ``vi`` and ``se``
+    are the analysis-scale effect, its variance and SE (log scale for ratio measures); ``weight``
+    is the percentage weight in the main model (empty for a single study); ``flags`` the study's
+    :class:`~metaanalysis.vocab.StudyFlag` codes separated by ``;``. Numbers are written as
+    numbers; every cell is neutralised against formula injection.
+    """
+    labels = {st["row_id"]: st["label"] for st in view["studies"]}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(STUDY_CSV_FIELDS)
+    for st in a.studies:
+        rid = st.row_id
+        rec = {"row_id": rid, "label": labels[rid], "measure": a.measure,
+               **{c: rows.number(rid, c) for c in ("estimate", "ci_lower", "ci_upper", "ci_level")},
+               "p_value": rows.get(rid, "p_value") or None,
+               **{c: rows.integer(rid, c) for c in ("n_int", "n_ctl", "events_int", "events_ctl")},
+               "yi": st.yi, "vi": st.vi, "se": st.se, "se_source": st.se_source, "weight": st.weight,
+               "flags": ";".join(f.value for f in st.flags)}
+        w.writerow([neutralise_cell(rec[f]) for f in STUDY_CSV_FIELDS])
     return buf.getvalue().encode("utf-8")

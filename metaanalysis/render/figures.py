@@ -85,13 +85,17 @@ def forest_spec(a, view: dict):
 
 
 def render_figures(fig: FigureInput) -> dict[str, str]:
-    """Inline SVG markup of the forest plot and, from 10 studies on, the funnel plot."""
+    """Inline SVG markup of the forest plot and, from 10 studies on, the funnel plot; under
+    ``forest_file`` the forest plot as a standalone SVG file (font embedded; b'' without one)."""
     from ..plots import layout_forest, render_forest
 
-    out = {"forest_svg": "", "funnel_svg": ""}
+    out = {"forest_svg": "", "funnel_svg": "", "forest_file": b""}
     if fig.forest is not None:
-        svg = render_forest(layout_forest(fig.forest), format="svg")
+        layout = layout_forest(fig.forest)
+        svg = render_forest(layout, format="svg")
         out["forest_svg"] = inline_svg(svg, f"forest-{fig.id}", f"Forest plot: {fig.title}")
+        # the download: a standalone file that carries its own font
+        out["forest_file"] = render_forest(layout, format="svg", embed_font=True)
     res = fig.result
     if res is not None and res.k >= vocab.FUNNEL_MIN_K:
         from ..plots import FunnelSpec, layout_funnel, render_funnel

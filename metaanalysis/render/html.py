@@ -61,8 +61,17 @@ def common_context(registry, plan) -> dict[str, Any]:
         "registry_path": Path(registry.path).name, "plan_path": Path(plan.path).name,
         "versions": versions(), "build_date": build_date(), "defaults": plan.defaults,
         "fmt_num": fmt.fmt_num, "fmt_p": fmt.fmt_p, "pct": fmt.pct,
-        "nav": [(a.id, a.title) for a in plan.analyses] + [(n.id, n.title) for n in plan.narratives],
+        "nav": nav_entries(plan),
     }
+
+
+def nav_entries(plan) -> list[tuple[str, str, str]]:
+    """(id, short title, full title) of every page of the plan, analyses first: the navigation
+    shows the short title (:func:`metaanalysis.render.words.short_titles`), URLs keep the id."""
+    pages = [(a.id, a.title) for a in plan.analyses] + [(n.id, n.title) for n in plan.narratives]
+    from .words import short_titles
+
+    return [(i, short, t) for (i, t), short in zip(pages, short_titles([t for _, t in pages]))]
 
 
 class Pages:
@@ -95,5 +104,10 @@ class Pages:
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
               changes: dict | None = None, sof: list[dict] | None = None) -> bytes:
+        from .view import flag_legend
+        from .words import REFERENCES_TEXTS
+
         return self._render("index.html.j2", "index", analyses=analyses, narratives=narratives,
-                            input_problems=input_problems, changes=changes, sof=sof or [])
+                            input_problems=input_problems, changes=changes, sof=sof or [],
+                            flag_legend=flag_legend(analyses),
+                            reference_files=[{"href": f, "text": t} for f, t in REFERENCES_TEXTS.items()])

@@ -474,3 +474,32 @@ def sof_view(a: AnalysisResult) -> dict[str, Any]:
         "start_marks": mark([words.grade_reason_text(sof.start_reason, sof)]) if sof.start_reason else "",
         "domains": domains, "notes": notes,
     }
+
+
+def downloads_view(a: AnalysisResult, has_forest: bool) -> dict[str, Any]:
+    """The files the report writes for one analysis, by kind (``""`` where there is none):
+    ``json``, ``studies_csv`` (with studies), ``forest_svg`` (with a forest plot), ``r_script``
+    (with a pooled main model); ``items`` lists the present ones as (file name, description)."""
+    names = {"json": f"{a.id}.json", "studies_csv": f"{a.id}-studies.csv" if a.studies else "",
+             "forest_svg": f"{a.id}-forest.svg" if has_forest else "",
+             "r_script": f"{a.id}.R" if a.result is not None else ""}
+    return {**names, "items": [{"href": n, "text": words.DOWNLOAD_TEXTS[k]} for k, n in names.items() if n]}
+
+
+def plain_words_view(a: AnalysisResult, view: dict[str, Any], short_title: str) -> dict[str, Any]:
+    """Words for readers that the page shows beside the exact terms: the short title (navigation),
+    the settings line, the test of no effect; each study's ``se_source_words``; ``flag_href``, where
+    the overview's flags link to (the page's Warnings)."""
+    for st in view["studies"]:
+        st["se_source_words"] = words.SE_SOURCE_WORDS.get(st["se_source"], st["se_source"])
+    main = view["main"]
+    mean_test = words.mean_test_words(main) if main and "stat_name" in main else ""
+    return {"short_title": short_title, "settings_words": words.settings_words(a.settings, a.k),
+            "mean_test": mean_test, "flag_href": f"{a.id}.html#h-warn"}
+
+
+def flag_legend(views: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The flags the overview shows (caution level), each once in vocabulary order, with what it means."""
+    shown = {w["code"] for v in views for w in v["warnings"] if w["level"] == "caution"}
+    return [{"code": f.value, "short": words.FLAG_LABELS[f], "text": words.FLAG_EXPLANATIONS[f]}
+            for f in vocab.Flag if f.value in shown]

@@ -16,8 +16,9 @@ from .labels import RowText
 #: Short labels of the flags (overview table, warning list).
 FLAG_LABELS: dict[Flag, str] = {
     Flag.SINGLE_STUDY: "single study", Flag.FEW_STUDIES: "few studies", Flag.NO_FUNNEL: "no funnel",
-    Flag.DERIVED_SE: "SE from p-value", Flag.POST_HOC: "post hoc input", Flag.UNCONFIRMED: "unconfirmed input",
-    Flag.TAU2_ZERO: "τ² = 0", Flag.HKSJ_NARROWER: "HKSJ CI < z CI", Flag.K2_T1: "k = 2: t(1)",
+    Flag.DERIVED_SE: "uncertainty from p-value", Flag.POST_HOC: "post hoc input", Flag.UNCONFIRMED: "unconfirmed input",
+    Flag.TAU2_ZERO: "no spread estimated", Flag.HKSJ_NARROWER: "interval narrower than usual",
+    Flag.K2_T1: "two studies: wide interval",
     Flag.NOT_POOLABLE: "row without SE", Flag.MISSING_EVIDENCE: "missing evidence",
     Flag.NO_POOLED_HEADLINE: "k = 2: not pooled for the headline",
     Flag.UNDERCOVERAGE: "headline CI under-covers",
@@ -30,7 +31,7 @@ STUDY_FLAG_TEXT: dict[StudyFlag, str] = {
     StudyFlag.POST_HOC: "post hoc subgroup",
     StudyFlag.OBSERVATIONAL: "observational",
     StudyFlag.PRESPECIFIED_SUBGROUP: "prespecified subgroup",
-    StudyFlag.NOT_FOR_POOLING: "use_for_pooling = no",
+    StudyFlag.NOT_FOR_POOLING: "marked not for pooling in the registry",
     StudyFlag.INCLUDED_BY_PLAN: "included by the plan",
     StudyFlag.REGISTRY_WARNING: "registry warning (see Warnings)",
 }
@@ -666,3 +667,77 @@ def baseline_words(b) -> tuple[str, str]:
 
 def per_1000(p: float) -> str:
     return fmt_num(1000 * p, 0)
+
+
+#: What each downloadable file of an analysis holds (index list, links on the page).
+DOWNLOAD_TEXTS = {
+    "json": "every result field and each study's yi, vi, weight and flags",
+    "studies_csv": "one row per study: estimate, CI and p as reported, n and events per arm, yi, vi, "
+                   "SE source, weight, flag codes",
+    "forest_svg": "the forest plot as a standalone SVG file (font embedded)",
+    "r_script": "R script that reproduces the main model with metafor (data inline, rma.uni, predict, "
+                "confint, forest)",
+}
+#: The combined reference list of the studies pooled in any analysis.
+REFERENCES_TEXTS = {
+    "references.ris": "reference list of the included studies (RIS, for reference managers)",
+    "references.bib": "the same list as BibTeX",
+}
+
+
+#: What each flag means, in general (the index's legend; each page's Warnings give the numbers).
+FLAG_EXPLANATIONS: dict[Flag, str] = {
+    Flag.SINGLE_STUDY: "Only one study: its own result is shown; nothing is pooled.",
+    Flag.FEW_STUDIES: (f"Fewer than {vocab.FEW_STUDIES} studies: how much the studies differ is estimated very "
+                       "imprecisely, and so is the prediction interval."),
+    Flag.NO_FUNNEL: (f"Fewer than {vocab.FUNNEL_MIN_K} studies: too few to look for small-study effects or "
+                     "publication bias."),
+    Flag.DERIVED_SE: "A study reported no confidence interval; its uncertainty was worked out from its p-value.",
+    Flag.POST_HOC: "A result comes from a subgroup chosen after the fact or from an observational study.",
+    Flag.UNCONFIRMED: "Some numbers could not be checked against a clean source.",
+    Flag.TAU2_ZERO: ("The studies' spread was estimated as zero; with few studies this does not show that "
+                     "they agree."),
+    Flag.HKSJ_NARROWER: ("The interval is narrower than the standard one because the studies agree closely; "
+                         "it may be too narrow."),
+    Flag.K2_T1: "With two studies the interval is very wide and depends on how far apart the two results fall.",
+    Flag.NOT_POOLABLE: "A selected study reported too little to be pooled.",
+    Flag.MISSING_EVIDENCE: "Results known to exist are not available for this analysis.",
+    Flag.NO_POOLED_HEADLINE: "With two studies no pooled number leads the page; the studies are shown side by side.",
+    Flag.UNDERCOVERAGE: ("Simulations for this design show the interval misses the true effect more often than "
+                         "its level promises."),
+    Flag.ROW_WARNING: "The registry check raised a warning about a study pooled here; the warning is quoted.",
+}
+
+
+def short_titles(titles: list[str]) -> list[str]:
+    """Navigation titles: each title up to its colon ("Overall survival"); where two titles share
+    that, the words after the colon up to a bracket or comma are kept too, to tell them apart."""
+    heads = [t.split(":")[0].strip() for t in titles]
+    out = []
+    for t, h in zip(titles, heads):
+        if heads.count(h) > 1 and ":" in t:
+            tail = t.split(":", 1)[1].split("(")[0].split(",")[0].strip()
+            h = f"{h}: {tail}"
+        out.append(h.split(" (")[0].strip() or t)
+    return out
+
+
+def settings_words(settings, k: int) -> str:
+    """The model settings in words (the line under an analysis's title)."""
+    if k < 2:
+        return ""
+    model = ("common-effect model" if settings.method == "FE" else
+             f"random-effects model ({vocab.METHODS[settings.method].name} of the between-study spread)")
+    pi = {"metafor": "prediction interval from the same distribution as the CI",
+          "riley": "prediction interval with k − 2 degrees of freedom (Riley)"}.get(settings.pi, settings.pi)
+    return f"{model}; {vocab.TESTS[settings.test].label} confidence interval; {pi}; {pct(settings.level)} level"
+
+
+def mean_test_words(main: dict) -> str:
+    """The test of no effect of the key result: "p = 0.42 (t = −1.01, 2 degrees of freedom)"."""
+    df = f", {main['df']} degrees of freedom" if main.get("stat_name") == "t" else ""
+    return f"{main['p_eq']} ({main['stat_name']} = {main['z']}{df})"
+
+
+#: Where a study's standard error came from (the Studies table), in words.
+SE_SOURCE_WORDS = {"ci": "its reported CI", "p": "its p-value", "2x2": "its 2×2 counts"}

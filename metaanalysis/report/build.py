@@ -87,23 +87,30 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     the :class:`~metaanalysis.changes.Changelog` since the previous build (None: there was none)."""
     from ..changes import CHANGES_FILE, Baseline, Changelog
     from ..render import data, view
-    from ..render.html import Pages
+    from ..render.html import Pages, nav_entries
     from ..render.labels import RowText
 
     if changes is None:
         changes = Changelog(Baseline.NONE, new_shas=(ev.registry.sha256, ev.plan.sha256))
     rows, pages = RowText(ev.registry), Pages(ev.registry, ev.plan)
     views = [view.analysis_view(a, rows, ev.effects) for a in ev.analyses]
+    short = {i: s for i, s, _ in nav_entries(ev.plan)}
+    for a, v in zip(ev.analyses, views):
+        v.update(view.plain_words_view(a, v, short[a.id]))
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
-        v.update(svgs, changes=view.page_changes_view(changes, a.id, rows))
+        forest_file = svgs.pop("forest_file", b"")
+        v.update(svgs, changes=view.page_changes_view(changes, a.id, rows),
+                 downloads=view.downloads_view(a, bool(forest_file)))
         v["rob"] = view.rob_view(a, rows)
+        files.update(_download_files(a, v, rows, forest_file))
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
     for nr in ev.narratives:
         nv = view.narrative_view(nr, rows, ev.effects)
+        nv["short_title"] = short[nr.id]
         nv["figure_svg"] = render_narrative_figure(narrative_forest_spec(nv["rows"], rows), nr.id,
                                                    nr.narrative.title)
         nviews.append(nv)
@@ -112,6 +119,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     files["results.csv"] = data.results_csv(ev, views)
     files["summary_of_findings.csv"] = data.sof_csv(ev)
     files["summary_of_findings.json"] = data.sof_json(ev)
+    files.update(_reference_files(ev, rows))
     rob_problems = list(ev.rob.problems) if ev.rob is not None else []
     problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems) + rob_problems]
     files["index.html"] = pages.index(views, nviews, problems,
@@ -120,6 +128,30 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     files[CHANGES_FILE] = data.changes_json(changes)
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
+
+
+def _download_files(a, v: dict, rows, forest_file: bytes) -> dict[str, bytes]:
+    """An analysis's files to take away: studies CSV, standalone forest SVG, R script (each
+    where :func:`~metaanalysis.render.view.downloads_view` named one)."""
+    from ..render import data
+    from ..render.rscript import r_script
+
+    d, out = v["downloads"], {}
+    if d["studies_csv"]:
+        out[d["studies_csv"]] = data.studies_csv(a, v, rows)
+    if d["forest_svg"]:
+        out[d["forest_svg"]] = forest_file
+    if d["r_script"]:
+        out[d["r_script"]] = r_script(a, v)
+    return out
+
+
+def _reference_files(ev, rows) -> dict[str, bytes]:
+    """``references.ris`` and ``references.bib``: the publications of every pooled study."""
+    from ..render.references import included_references, references_bib, references_ris
+
+    refs = included_references([st.row_id for a in ev.analyses for st in a.studies], rows)
+    return {"references.ris": references_ris(refs), "references.bib": references_bib(refs)}
 
 
 def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike,
