@@ -32,9 +32,8 @@ PLAN = ROOT / "trials" / "analyses.toml"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dl") / "reports"
-    return out, build_reports(REGISTRY, PLAN, out)
+def built(shipped_build):
+    return shipped_build
 
 
 def _json(out: Path, aid: str) -> dict:

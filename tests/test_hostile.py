@@ -493,13 +493,16 @@ def snapshot(d: Path) -> dict[str, str]:
 
 
 def numbers(out: Path) -> dict[str, dict]:
-    """Per analysis JSON: what the pooled numbers are (everything but provenance hashes)."""
+    """Per analysis JSON: what the pooled numbers are (everything but provenance hashes, and the
+    study flags: an accepted quirk warns, and the warning travels with its row as a flag)."""
     res = {}
     for p in sorted(out.glob("*.json")):
         d = json.loads(p.read_text(encoding="utf-8"))
         if "result" in d:
             res[p.stem] = {k: d[k] for k in ("k", "result", "studies", "estimator_panel", "leave_one_out",
                                              "cumulative", "subgroups", "sensitivity")}
+            for st in res[p.stem]["studies"]:
+                st["flags"] = [f for f in st["flags"] if f != "registry-warning"]
     return res
 
 

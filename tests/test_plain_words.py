@@ -11,7 +11,6 @@ from markupsafe import escape
 
 from metaanalysis import vocab
 from metaanalysis.render import words
-from metaanalysis.report.build import build_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "trials" / "registry.csv"
@@ -19,9 +18,8 @@ PLAN = ROOT / "trials" / "analyses.toml"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("words") / "reports"
-    return out, build_reports(REGISTRY, PLAN, out)
+def built(shipped_build):
+    return shipped_build
 
 
 def test_every_flag_has_a_label_and_an_explanation():
