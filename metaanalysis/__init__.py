@@ -3,7 +3,9 @@
 Public API
 ----------
 pool, pool_many : pool one or many meta-analyses (see :mod:`metaanalysis.pooling`).
+bayes           : exact Bayesian random-effects meta-analysis (see :mod:`metaanalysis.bayesian`).
 MetaResult      : the frozen result type (see :mod:`metaanalysis.results`).
+analysis.analyse / analysis.run_plan : a whole plan on a registry -> the typed Evidence tree.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
