@@ -13,21 +13,14 @@ Table Schema ``trials/schema.json``
 editor shows them (the header is line 1; a quoted field spanning lines counts every line);
 columns are 1-based CSV field numbers (0 = the whole line or file).
 
-Spreadsheet-export policy (each accepted quirk gives one warning, never silence):
+Spreadsheet-export policy (each accepted quirk gives one warning, never silence): encodings,
+separators, decimal commas and blank lines as :mod:`metaanalysis.table` says; in addition here:
 
-- UTF-8 with or without BOM, LF or CRLF: accepted silently.
-- Not UTF-8: decoded as Windows-1252 (Excel's "CSV" on Windows) with a warning naming the
-  first non-UTF-8 byte's line and column; bytes cp1252 cannot decode, or NUL bytes
-  (binary files), are an error. UTF-16 with a BOM (Excel "Unicode text") is decoded with a warning.
-- ``;``- or tab-separated files: detected from the header (the separator whose fields
-  match the schema's column names) and read with a warning. With ``;`` a decimal comma
-  in a numeric column (``0,82``) is read as 0.82 with one warning.
 - Leading/trailing spaces in cells and headers are stripped (one warning with the count).
 - Header names differing only in case, spaces/hyphens vs underscores, or surrounding
   spaces (``"Estimate "``) are read as the schema column with a warning; other unknown
   columns are warnings; a missing required column is an error with a did-you-mean hint.
-- Blank lines and lines of only separators are ignored. Excel scientific notation
-  (``1.5E-05``) is a number; whole numbers written ``12.0`` are integers.
+- Excel scientific notation (``1.5E-05``) is a number; whole numbers written ``12.0`` are integers.
 """
 
 from __future__ import annotations
