@@ -103,11 +103,12 @@ def _subgroup_json(g, v: dict) -> dict:
             "q_between_pvalue": r.q_between_pvalue if r else None}
 
 
-def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence) -> bytes:
-    """A narrative section: each row's reported numbers and each combination's statistics."""
-    from .labels import RowText
+def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence, rows) -> bytes:
+    """A narrative section: each row's reported numbers and each combination's statistics.
 
-    n, rows = nr.narrative, RowText(ev.registry)
+    ``rows`` is the build's :class:`~metaanalysis.render.labels.RowText` (one index of the registry).
+    """
+    n = nr.narrative
     labels = {r["row_id"]: r["label"] for r in view["rows"]}
     return dumps({
         "id": n.id, "title": n.title, "reason": n.reason, "text": n.text,

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import vocab
 from .._dist import z_crit
-from ..analysis import AnalysisResult, CombinationResult, NarrativeResult, StudyEffect
+from ..analysis import AnalysisResult, CombinationResult, NarrativeResult, StudyEffect, headline_interval
 from ..results import MetaResult
 from . import words
 from .format import fmt_ci, fmt_num, fmt_p, fmt_p_eq, pct
@@ -145,8 +145,6 @@ def heterogeneity_view(res: MetaResult | None) -> dict[str, Any] | None:
 
 def coverage_view(a: AnalysisResult) -> dict[str, Any] | None:
     """The coverage table: one row per interval method, one column per simulated τ²."""
-    from ..analysis import headline_interval
-
     table = a.coverage
     if table is None:
         return None

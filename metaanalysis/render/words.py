@@ -8,7 +8,7 @@ only say what is true of the numbers on the same page.
 from __future__ import annotations
 
 from .. import vocab
-from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind
+from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind, headline_interval
 from ..vocab import Flag, StudyFlag
 from .format import fmt_ci, fmt_num, pct
 from .labels import RowText
@@ -348,8 +348,6 @@ GRID_LABELS = {vocab.GridRole.ZERO: "τ² = 0", vocab.GridRole.ESTIMATE: "τ² =
 
 
 def _undercoverage_text(a: AnalysisResult) -> str:
-    from ..analysis import headline_interval
-
     code, lv = headline_interval(a), a.settings.level
     worst = min((r for r in a.coverage.rows if r.interval == code), key=lambda r: r.coverage)
     return (f"In {a.coverage.n_sim:,} meta-analyses simulated with these studies' own standard errors, the "
@@ -360,8 +358,6 @@ def _undercoverage_text(a: AnalysisResult) -> str:
 
 def coverage_summary(a: AnalysisResult) -> str:
     """One sentence on what the coverage table says about the interval the page leads with."""
-    from ..analysis import headline_interval
-
     code, table = headline_interval(a), a.coverage
     if a.headline is vocab.Headline.BAYES:
         return ("The page leads with the Bayesian posterior, whose frequentist coverage is not simulated here; the "

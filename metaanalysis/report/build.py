@@ -115,7 +115,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
                                                    nr.narrative.title)
         nviews.append(nv)
         files[f"{nr.id}.html"] = pages.narrative(nv)
-        files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev)
+        files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev, rows)
     files["results.csv"] = data.results_csv(ev, views)
     files["summary_of_findings.csv"] = data.sof_csv(ev)
     files["summary_of_findings.json"] = data.sof_json(ev)
