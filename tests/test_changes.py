@@ -348,3 +348,18 @@ def test_diff_between_two_git_revisions(tmp_path, monkeypatch, capsys):
     assert d["old"]["registry_sha256"] == hashlib.sha256(REGISTRY.read_bytes()).hexdigest()
     assert main(["diff", "--rev", "HEAD~1..nosuchrev"]) == 2
     assert "nosuchrev" in capsys.readouterr().err
+
+
+def test_diff_with_a_broken_registry_exits_2_not_1(tmp_path, capsys):
+    """A data error must not look like a changed conclusion to a CI gate on exit 1."""
+    broken = tmp_path / "registry.csv"
+    rows = list(csv.reader(io.StringIO(REGISTRY.read_text(encoding="utf-8"), newline="")))
+    col = rows[0].index("ci_lower")
+    line = next(i for i, r in enumerate(rows) if i and r[col].replace(".", "").isdigit())
+    rows[line][col] = "not-a-number"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    broken.write_text(buf.getvalue(), encoding="utf-8")
+    assert main(["diff", str(REGISTRY), str(broken), "--plan", str(PLAN)]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}:{line + 1}:{col + 1}" in err and "nothing compared" in err

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the plots (default: up to 4, one per CPU)")
 
     d = sub.add_parser("diff", help="what changed in the conclusions between two registries, report folders "
-                                    "or git revisions (exit 1 when a conclusion changed)")
+                                    "or git revisions (exit 0: no conclusion changed; 1: one did; 2: nothing could "
+                                    "be compared)")
     d.add_argument("old", nargs="?", help="registry CSV or report folder before")
     d.add_argument("new", nargs="?", help="registry CSV or report folder after")
     d.add_argument("--plan", default="trials/analyses.toml", help="analysis plan (default trials/analyses.toml)")

@@ -79,15 +79,22 @@ def cli_diff(args) -> int:
     """``metaanalysis diff OLD NEW [--plan P] [--format text|json]`` or ``diff --rev A..B``.
 
     Returns 0 when no conclusion changed (numbers may have moved), 1 when one did
-    (:data:`metaanalysis.vocab.CONCLUSION_CHANGES`), 2 on a usage error; data problems in
-    either registry or plan are printed and give 1 (:func:`metaanalysis.cli.main`).
+    (:data:`metaanalysis.vocab.CONCLUSION_CHANGES`), 2 when nothing could be compared: a usage
+    error, or a data problem in either registry or plan (printed with its location). A CI gate
+    on exit 1 therefore never mistakes a broken registry for a changed conclusion.
     """
     from ..changes import compare
+    from ..problems import ProblemError
     from ..render.data import changes_json
     from ..render.words import changes_text
 
     try:
         old, new = _snapshots(args)
+    except ProblemError as e:
+        for prob in e.problems:
+            print(prob.format(), file=sys.stderr)
+        print("metaanalysis diff: nothing compared: fix the problems above (exit 2)", file=sys.stderr)
+        return 2
     except ValueError as e:
         return _usage(str(e))
     log = compare(old, new)
