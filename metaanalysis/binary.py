@@ -38,7 +38,7 @@ from scipy.special import chdtrc, ndtr
 
 from . import _dist
 from . import vocab
-from .results import jsonable
+from .results import MetaResult, jsonable
 
 __all__ = ["BinaryResult", "pool_mh", "pool_peto", "zero_cell_options", "escalc_2x2", "BINARY_FIELDS"]
 
@@ -150,6 +150,20 @@ class BinaryResult:
     @property
     def exp_ci_upper(self) -> float | None:
         return self._exp(self.ci_upper)
+
+    def to_meta_result(self) -> MetaResult:
+        """The same fit as a common-effect :class:`~metaanalysis.results.MetaResult` (method "MH" or
+        "Peto", test "z", τ² = 0, no τ² CI and no prediction interval), for the report tree and its
+        renderers. ``weights``, ``yi`` and ``vi`` keep the tables used for the estimate (``k`` of them)."""
+        used = tuple(i for i, w in enumerate(self.weights) if not math.isnan(w))
+        return MetaResult(
+            k=self.k, method=self.method, test="z", level=self.level, estimate=self.estimate, se=self.se,
+            stat=self.stat, df=None, pvalue=self.pvalue, ci_lower=self.ci_lower, ci_upper=self.ci_upper,
+            tau2=0.0, tau2_se=None, tau2_ci_lower=None, tau2_ci_upper=None, tau=0.0, i2=self.i2, i2_ci_lower=None,
+            i2_ci_upper=None, h2=self.h2, h2_ci_lower=None, h2_ci_upper=None, q=self.q, q_df=self.q_df,
+            q_pvalue=self.q_pvalue, pi_lower=None, pi_upper=None, weights=tuple(self.weights[i] for i in used),
+            converged=True, iterations=0, metafor_call=self.metafor_call, yi=tuple(self.yi[i] for i in used),
+            vi=tuple(self.vi[i] for i in used), notes=self.notes)
 
     def to_dict(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Plain-Python dict, JSON-ready (NaN/inf become None), ``exp_*`` included.

@@ -210,6 +210,10 @@ I2_DEFINITION = MethodInfo(
     "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med 2002;21:1539-58.",
     "10.1002/sim.1186", "")
 
+I2_FROM_Q = MethodInfo(
+    "i2q", "I² = (Q − df) / Q, floored at 0, for common-effect models of 2x2 tables (Mantel-Haenszel, Peto)",
+    I2_DEFINITION.citation, I2_DEFINITION.doi, "")
+
 EGGER = MethodInfo(
     "egger", "Egger's regression test for funnel-plot asymmetry",
     "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, "
