@@ -16,6 +16,7 @@ Reference values: metafor 3.8.1 (R 4.2.2), on metadat's dat.collins1985b (``d``)
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -127,6 +128,10 @@ def test_report_pages_and_r_scripts(tmp_path):
     peto = (out / "preecl-peto.html").read_text(encoding="utf-8")
     assert "Peto&#39;s one-step method" in peto or "Peto's one-step method" in peto
     assert "Cochran–Mantel–Haenszel" not in peto and "τ² =" not in peto.split('id="h-het"')[0].rsplit("kr-main", 1)[1]
+    data = json.loads((out / "preecl-mh.json").read_text(encoding="utf-8"))
+    assert data["binary"]["method"] == "MH" and _close(data["binary"]["cmh"], METAFOR["preecl-mh"][8])
+    assert data["binary"]["exp_estimate"] == pytest.approx(math.exp(METAFOR["preecl-mh"][0]), rel=1e-9)
+    assert data["settings"]["method"] == "MH" and data["settings"]["test"] == "z"
     script = (out / "perinatal-mh.R").read_text(encoding="utf-8")
     assert 'res <- rma.mh(ai=ai, bi=bi, ci=ci, di=di, data=dat, measure="RR"' in script
     assert "dat <- data.frame(ai = ai, bi = n1i - ai, ci = ci, di = n2i - ci)" in script
