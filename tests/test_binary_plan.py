@@ -177,3 +177,23 @@ def test_plan_codes_are_case_insensitive_and_documented():
     assert vocab.canonical_binary_method("mh") == "MH" and vocab.canonical_binary_method("PETO") == "Peto"
     doc = (Path(__file__).resolve().parents[1] / "trials" / "README.md").read_text(encoding="utf-8")
     assert "`MH` (Mantel–Haenszel; OR, RR, RD) or `Peto` (OR)" in doc
+
+
+def test_exclusion_scenario_refits_the_tables(tmp_path):
+    """exclude-unconfirmed on an MH analysis: the scenario is rma.mh on the other tables."""
+    from metaanalysis.binary import pool_mh
+
+    lines = REGISTRY.read_text(encoding="utf-8").splitlines(keepends=True)
+    hdr = lines[0].rstrip("\n").split(",")
+    cells = lines[1].split(",")
+    cells[hdr.index("status")] = "secondary"        # COLLINS85-1-PREECL, counts unchanged
+    reg = tmp_path / "registry.csv"
+    reg.write_text(lines[0] + ",".join(cells) + "".join(lines[2:]), encoding="utf-8")
+    plan = _plan(tmp_path, 'measure = "OR"\nmethod = "MH"\nsensitivity = ["exclude-unconfirmed"]\n'
+                 'include = [{row = "COLLINS85-1-PREECL", reason = "test"}]\n')
+    a = analyse(reg, plan).analysis("x")
+    assert a.k == 9 and a.result.estimate == pytest.approx(METAFOR["preecl-mh"][0], abs=1e-12)
+    sc = next(s for s in a.scenarios if s.kind.value == "exclude-unconfirmed")
+    rest = [st.counts for st in a.studies if st.row_id != "COLLINS85-1-PREECL"]
+    ref = pool_mh(*zip(*((e, n - e, c, m - c) for e, n, c, m in rest)))
+    assert sc.k == 8 and sc.result.estimate == ref.estimate and sc.result.method == "MH"
