@@ -61,6 +61,7 @@ test-fast: $(TESTSTAMP) ## tests without the browser
 
 reference: ## regenerate metafor fixtures (needs R: apt-get install -y r-cran-metafor)
 	Rscript tests/reference/make_fixtures.R tests/reference
+	Rscript tests/reference/make_binary_fixtures.R tests/reference
 
 bench: $(TESTSTAMP) ## speed vs PyMARE / statsmodels (/ metafor when R is present)
 	$(BIN)/python benchmarks/bench_pool.py

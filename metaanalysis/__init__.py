@@ -3,6 +3,7 @@
 Public API
 ----------
 pool, pool_many : pool one or many meta-analyses (see :mod:`metaanalysis.pooling`).
+pool_mh, pool_peto : Mantel-Haenszel (OR, RR, RD) and Peto pooling of 2x2 tables (see :mod:`metaanalysis.binary`).
 bayes           : exact Bayesian random-effects meta-analysis (see :mod:`metaanalysis.bayesian`).
 MetaResult      : the frozen result type (see :mod:`metaanalysis.results`).
 analysis.analyse / analysis.run_plan : a whole plan on a registry -> the typed Evidence tree.
@@ -25,6 +26,10 @@ def __getattr__(name):
         from . import pooling
 
         return getattr(pooling, name)
+    if name in ("pool_mh", "pool_peto"):
+        from . import binary
+
+        return getattr(binary, name)
     if name == "bayes":
         from .bayesian import bayes
 
@@ -32,4 +37,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["MetaResult", "pool", "pool_many", "bayes", "fmt_num", "fmt_p", "__version__"]
+__all__ = ["MetaResult", "pool", "pool_many", "pool_mh", "pool_peto", "bayes", "fmt_num", "fmt_p", "__version__"]

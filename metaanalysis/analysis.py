@@ -76,6 +76,7 @@ class StudyEffect:
     se_source: str
     year: int
     included_reason: str = ""
+    counts: tuple[int, int, int, int] | None = None   # events_int, n_int, events_ctl, n_ctl (MH/Peto)
 
     @property
     def se(self) -> float:
@@ -187,6 +188,10 @@ class AnalysisResult:
     coverage : metaanalysis.coverage.CoverageTable or None
         Simulated coverage of every interval method for this design (k >= 2), at the τ² values
         of ``coverage_grid`` ((role, τ²) pairs: zero, the estimate, the Q-profile upper bound).
+    binary : metaanalysis.binary.BinaryResult or None
+        For ``method = "MH"`` or ``"Peto"``: the pooled 2x2 tables with every statistic of metafor's
+        ``rma.mh`` / ``rma.peto`` (CMH and Tarone's test for OR); ``result`` is the same fit as a
+        MetaResult (τ² = 0) and leads the page.
     bayes : metaanalysis.bayesian.BayesResult or None
         The exact Bayesian random-effects posterior under the plan's τ prior (or the measure's
         default, :func:`vocab.default_tau_prior`); ``bayes_sensitivity`` under other half-normal
@@ -213,6 +218,7 @@ class AnalysisResult:
     bayes_sensitivity: tuple = ()                      # the same model under other τ priors
     rob: tuple = ()                                    # metaanalysis.rob.RobEntry per study, studies' order
     sof: Any = None                                    # metaanalysis.grade.SofRow
+    binary: Any = None                                 # metaanalysis.binary.BinaryResult (method MH or Peto)
 
     @property
     def id(self) -> str:
@@ -374,11 +380,12 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> 
     from .registry import effects_table
 
     ctx = _Rows(registry, _row_effects(effects_table(registry)))
-    selected = {a.id: _pooled_effects(ctx, a) for a in plan.analyses}
+    selected = {a.id: (_binary_effects(ctx, a)[:4] if _is_binary(a) else _pooled_effects(ctx, a))
+                for a in plan.analyses}
     panels = _estimator_panels(plan.analyses, selected)
     warned = row_warnings(registry)
-    analyses = [_with_row_warnings(_run_analysis(ctx, a, *selected[a.id], panels.get(a.id, {})), warned)
-                for a in plan.analyses]
+    analyses = [_with_row_warnings((_run_binary if _is_binary(a) else _run_analysis)(
+        ctx, a, *selected[a.id], panels.get(a.id, {})), warned) for a in plan.analyses]
     if coverage:
         analyses = _with_coverage(analyses, mapper)
     analyses = with_rob_and_grade(ctx, analyses, rob)
@@ -431,7 +438,7 @@ def _coverage_job(job):
 
 def _with_coverage(analyses: list[AnalysisResult], mapper) -> list[AnalysisResult]:
     """Each pooled analysis with its coverage table and the caveat it may raise."""
-    todo = [a for a in analyses if a.result is not None and a.settings.method != "FE"]
+    todo = [a for a in analyses if a.result is not None and a.settings.method in vocab.TAU2_ESTIMATORS]
     jobs = [(a.result.vi, coverage_grid(a.result), a.settings) for a in todo]
     tables = dict(zip((a.id for a in todo), mapper(_coverage_job, jobs)))
     out = []
@@ -643,7 +650,7 @@ def _caveats(a, studies, not_pooled, res, zres, headline) -> tuple[Caveat, ...]:
         if rows:
             out.append(Caveat(flag, rows))
     if res is not None:
-        if res.tau2 <= vocab.TAU2_ZERO and k < vocab.FUNNEL_MIN_K:
+        if res.tau2 <= vocab.TAU2_ZERO and k < vocab.FUNNEL_MIN_K and res.method not in vocab.BINARY_METHODS:
             out.append(Caveat(Flag.TAU2_ZERO))
         if zres is not None and s.test in vocab.T_TESTS and \
                 res.ci_upper - res.ci_lower < zres.ci_upper - zres.ci_lower - 1e-12:
@@ -785,5 +792,117 @@ def _low_rob_scenario(a: AnalysisResult, entries) -> tuple[Scenario, ...]:
         return ()
     yi = np.array([a.studies[i].yi for i in keep], dtype=float)
     vi = np.array([a.studies[i].vi for i in keep], dtype=float)
-    res = _pool(yi, vi, a.settings) if len(keep) >= 2 else None
+    if len(keep) < 2:
+        res = None
+    elif _is_binary(a.analysis):
+        res = _pool_counts(a.analysis, [a.studies[i] for i in keep]).to_meta_result()
+    else:
+        res = _pool(yi, vi, a.settings)
     return (Scenario(ScenarioKind.LOW_RISK_OF_BIAS, tuple(a.studies[i].row_id for i in keep), res),)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary outcomes: Mantel-Haenszel and Peto pooling of the rows' 2x2 tables (metaanalysis.binary)
+# ---------------------------------------------------------------------------------------------
+
+#: The registry's 2x2 columns, in the order StudyEffect.counts holds them.
+_COUNTS = ("events_int", "n_int", "events_ctl", "n_ctl")
+
+
+def _is_binary(a) -> bool:
+    """The plan pools this analysis's 2x2 tables (method "MH" or "Peto") rather than (yi, vi)."""
+    return a.settings.method in vocab.BINARY_METHODS
+
+
+def _double_zero(c: tuple[int, int, int, int]) -> bool:
+    """No events in either arm, or only events: such a table does not move an MH or Peto estimate."""
+    ev_i, n_i, ev_c, n_c = c
+    return (ev_i == 0 and ev_c == 0) or (ev_i == n_i and ev_c == n_c)
+
+
+def _binary_effects(ctx: _Rows, a):
+    """Rows of a binary analysis by year: (ids, not pooled, yi, vi, counts); yi/vi are metafor's escalc
+    effects (1/2 added to tables with a zero cell; Peto's log OR for Peto). For ratios a double-zero
+    table is listed as not pooled (metafor keeps it in ``k`` but it carries no weight); a risk
+    difference of 0 is informative, so for RD it is pooled (``drop00=FALSE``, as ``effects.from_2x2``)."""
+    from .binary import escalc_2x2
+
+    order = sorted(a.rows, key=lambda r: (ctx.year(r), ctx.order[r]))
+    counts = {r: tuple(int(cells.number(ctx.rows[r].get(c))) for c in _COUNTS) for r in order}
+    drop = a.measure != "RD"
+    ids = [r for r in order if not (drop and _double_zero(counts[r]))]
+    not_pooled = [RowEffect(r, None, None, "2x2", False, False,
+                            "no events (or only events) in either arm: contributes nothing to the pooled estimate")
+                  for r in order if drop and _double_zero(counts[r])]
+    yi = vi = np.zeros(0)
+    if ids:
+        ai, n1, ci, n2 = (np.array([counts[r][j] for r in ids], dtype=float) for j in range(4))
+        yi, vi = escalc_2x2(ai, n1 - ai, ci, n2 - ci, "PETO" if a.settings.method == "Peto" else a.measure,
+                            0.5, "only0", drop)
+    return ids, not_pooled, yi, vi, counts
+
+
+def _pool_counts(a, studies):
+    """MH or Peto pooling of these studies' tables with metafor's defaults (``add``, ``to``, ``drop00``)."""
+    from .binary import pool_mh, pool_peto
+
+    ev_i, n_i, ev_c, n_c = (np.array([st.counts[j] for st in studies], dtype=float) for j in range(4))
+    cells_ = (ev_i, n_i - ev_i, ev_c, n_c - ev_c)
+    if a.settings.method == "Peto":
+        return pool_peto(*cells_, level=a.settings.level)
+    return pool_mh(*cells_, measure=a.measure, level=a.settings.level, drop00=a.measure != "RD")
+
+
+def _run_binary(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResult:
+    """A Mantel-Haenszel or Peto analysis: the pooled tables lead the page (a common-effect model)."""
+    _, _, _, _, counts = _binary_effects(ctx, a)
+    inc = {c.row_id: c.reason for c in a.included}
+    # the counts are what MH/Peto pool: an effect "derived from 2x2" is no caveat here
+    flags = {rid: tuple(f for f in _study_flags(ctx, rid, rid in inc) if f is not StudyFlag.EFFECT_DERIVED)
+             for rid in ids}
+    studies = tuple(StudyEffect(rid, float(yi[i]), float(vi[i]), None, flags[rid], "2x2", ctx.year(rid),
+                                inc.get(rid, ""), counts[rid]) for i, rid in enumerate(ids))
+    fit = _pool_counts(a, studies) if len(ids) >= 2 else None
+    res = fit.to_meta_result() if fit is not None else None
+    if res is not None:
+        studies = tuple(dataclasses.replace(st, weight=w) for st, w in zip(studies, res.weights))
+    headline = vocab.Headline.COMMON if res is not None else \
+        (vocab.Headline.SINGLE if len(ids) == 1 else vocab.Headline.NONE)
+    return AnalysisResult(
+        analysis=a, studies=studies, not_pooled=tuple(not_pooled), result=res, z_result=None,
+        caveats=_caveats(a, studies, not_pooled, res, None, headline), panel=_panel(a, yi, vi, panel),
+        leave_one_out=_binary_leave_one_out(a, studies), cumulative=_binary_cumulative(a, studies),
+        subgroups=(), scenarios=_binary_scenarios(a, studies, yi, vi), headline=headline, headline_result=res,
+        binary=fit)
+
+
+def _binary_leave_one_out(a, studies) -> tuple[LeaveOneOut, ...]:
+    if len(studies) < vocab.LEAVE_ONE_OUT_MIN_K or "leave-one-out" not in a.sensitivity:
+        return ()
+    return tuple(LeaveOneOut(st.row_id, _pool_counts(a, studies[:i] + studies[i + 1:]).to_meta_result())
+                 for i, st in enumerate(studies))
+
+
+def _binary_cumulative(a, studies) -> tuple[CumulativeStep, ...]:
+    """Studies are already in publication order (year, then registry order)."""
+    if len(studies) < 2 or "cumulative" not in a.sensitivity:
+        return ()
+    return tuple(CumulativeStep(st.row_id, st.year, _pool_counts(a, studies[: j + 1]).to_meta_result())
+                 for j, st in enumerate(studies))
+
+
+def _binary_scenarios(a, studies, yi, vi) -> tuple[Scenario, ...]:
+    """Exclusion scenarios refit with MH/Peto; the common-effect scenario is the inverse-variance
+    model of the studies' escalc effects (how MH/Peto differ from the usual pooling)."""
+    out = []
+    if len(studies) < 2:
+        return ()
+    for kind, flags in _EXCLUSIONS:
+        keep = tuple(st for st in studies if not any(f in st.flags for f in flags))
+        if kind.value in a.sensitivity and len(keep) < len(studies):
+            res = _pool_counts(a, keep).to_meta_result() if len(keep) >= 2 else None
+            out.append(Scenario(kind, tuple(st.row_id for st in keep), res))
+    if ScenarioKind.COMMON_EFFECT.value in a.sensitivity:
+        out.append(Scenario(ScenarioKind.COMMON_EFFECT, tuple(st.row_id for st in studies),
+                            _pool(yi, vi, a.settings, method="FE", test="z")))
+    return tuple(out)

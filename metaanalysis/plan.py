@@ -25,6 +25,11 @@ with k²). A single row is shown as a single-study result without pooling. Ids m
 ``index``, ``results`` or a Windows device name (``con``, ``aux``, ``nul``, ``com1``, ...);
 arrays and inline tables may nest at most 16 levels; ``title`` and ``description`` are strings.
 
+``method = "MH"`` or ``"Peto"`` pools each row's 2x2 table (``events_int``, ``n_int``, ``events_ctl``,
+``n_ctl``) with :func:`metaanalysis.pool_mh` / :func:`metaanalysis.pool_peto` instead of (yi, vi): every
+pooled row needs all four counts, Peto takes measure OR only (MH: OR, RR, RD), the test is z, and
+``subgroup``, ``swap``, ``tau_prior``/``tau_scale`` and a ``headline`` other than "common" are refused.
+
 ``[analysis.grade]`` (optional, below its ``[[analysis]]``) feeds the GRADE summary of findings
 (:mod:`metaanalysis.grade`): ``baseline_risk = [{risk, label, source}]`` (risk a proportion in
 (0, 1) at the time point the label names, with where it was read), ``indirectness`` and
@@ -46,9 +51,10 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import identity_key, read_file_bytes
-from .vocab import (HEADLINE_CHOICES, MAX_K_REFITS, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS,
-                    QUADRATIC_SENSITIVITY, TAU_PRIORS, TESTS, as_level, canonical_method, canonical_pi,
-                    canonical_tau_prior, canonical_test, default_tau_prior)
+from .vocab import (BINARY_METHOD_MEASURES, BINARY_METHODS, HEADLINE_CHOICES, MAX_K_REFITS, MEASURES, METHODS,
+                    POOLABLE_MEASURES, PREDICTION_INTERVALS, QUADRATIC_SENSITIVITY, TAU_PRIORS, TESTS, as_level,
+                    canonical_binary_method, canonical_method, canonical_pi, canonical_tau_prior, canonical_test,
+                    default_tau_prior)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
@@ -73,9 +79,23 @@ SENSITIVITY_OPTIONS: dict[str, str] = {
 }
 #: Registry columns an analysis may filter on (``select.<column> = [values]``).
 SELECT_COLUMNS = ("design", "comparator", "population", "tumour_type", "setting", "trial_id")
+
+
+def _canonical_any_method(value: str) -> str:
+    """A τ² estimator or "FE" (inverse-variance pooling of yi, vi), or "MH" / "Peto" (2x2 counts)."""
+    try:
+        return canonical_method(value)
+    except ValueError:
+        return canonical_binary_method(value)
+
+
 #: Settings keys -> (canonical code of a case-insensitive name, the vocabulary table).
-_CODES = {"method": (canonical_method, METHODS), "test": (canonical_test, TESTS),
+_CODES = {"method": (_canonical_any_method, {**METHODS, **BINARY_METHODS}), "test": (canonical_test, TESTS),
           "pi": (canonical_pi, PREDICTION_INTERVALS)}
+#: Registry columns a Mantel-Haenszel or Peto analysis pools (the 2x2 table of each row).
+COUNT_COLUMNS = ("events_int", "n_int", "events_ctl", "n_ctl")
+#: Plan options a Mantel-Haenszel or Peto analysis cannot take (they refit inverse-variance models).
+_NOT_WITH_BINARY = ("subgroup", "swap", "tau_prior", "tau_scale")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _RESERVED_IDS = {"index", "results", "readme", "style"}
 #: Device names Windows reserves in every directory, with any extension ("con.html" opens the console).
@@ -616,6 +636,8 @@ class _Checker:
                      f"analysis {name!r} has no rows to pool (endpoint {endpoint}, measure {measure})",
                      "check select/exclude, or include a row with a reason")
         swaps = self.swaps(t, path, rows, endpoint, measure, name)
+        if settings["method"] in BINARY_METHODS:
+            self.binary(t, path, name, measure, rows, settings, headline)
         return Analysis(
             id=aid or "", title=title or "", endpoint=endpoint, measure=measure, description=desc.strip(),
             settings=Settings(**settings), rows=tuple(rows),
@@ -624,6 +646,36 @@ class _Checker:
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0], headline=headline,
             headline_reason=headline_reason, grade=grade,
         )
+
+    def binary(self, t: dict, path: tuple, name: str, measure: str, rows: list[str], settings: dict,
+               headline: str) -> None:
+        """Checks of a Mantel-Haenszel or Peto analysis (they pool 2x2 counts, not yi/vi); sets test "z"."""
+        method = settings["method"]
+        where = self.loc.at(*path, "method") if "method" in t else self.loc.at(*path, "measure")
+        ok = BINARY_METHOD_MEASURES[method]
+        if measure not in ok:
+            self.err(where, f"method {method} pools {' or '.join(ok)}, not {measure} (analysis {name!r})",
+                     "Peto's method estimates odds ratios: use measure = \"OR\", or method = \"MH\""
+                     if method == "Peto" else "use an inverse-variance method (e.g. method = \"REML\") for this measure")
+        for rid in rows:
+            gaps = [c for c in COUNT_COLUMNS if not self.rows[rid].get(c)]
+            if gaps:
+                line = self.rows[rid].get("source_line", "")
+                self.err(where, f"method {method} pools 2x2 counts, but row {rid!r} (registry line {line}) has no "
+                         f"{', '.join(gaps)} (analysis {name!r})",
+                         "fill in events_int, n_int, events_ctl and n_ctl in the registry, exclude the row with a "
+                         "reason, or use an inverse-variance method (method = \"REML\")")
+        if "test" in t and settings["test"] != "z":
+            self.err(self.loc.at(*path, "test"), f"method {method} uses a z test, not test = {t['test']!r}",
+                     "remove test from this analysis")
+        settings["test"] = "z"       # the defaults' HKSJ test does not apply to MH/Peto
+        for key in _NOT_WITH_BINARY:
+            if key in t:
+                self.err(self.loc.at(*path, key), f"{key} is not available with method {method} (analysis {name!r})",
+                         "remove it, or pool with an inverse-variance method (method = \"REML\")")
+        if headline and headline != "common":
+            self.err(self.loc.at(*path, "headline"), f"method {method} is a common-effect model: headline = "
+                     f"{headline!r} does not apply", "remove headline (the page leads with the pooled estimate)")
 
     def refits_bounded(self, t: dict, path: tuple, name: str, k: int, sens: tuple[str, ...]) -> None:
         """Refuse the per-study refits (:data:`vocab.QUADRATIC_SENSITIVITY`) above

@@ -210,6 +210,10 @@ I2_DEFINITION = MethodInfo(
     "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med 2002;21:1539-58.",
     "10.1002/sim.1186", "")
 
+I2_FROM_Q = MethodInfo(
+    "i2q", "I² = (Q − df) / Q, floored at 0, for common-effect models of 2x2 tables (Mantel-Haenszel, Peto)",
+    I2_DEFINITION.citation, I2_DEFINITION.doi, "")
+
 EGGER = MethodInfo(
     "egger", "Egger's regression test for funnel-plot asymmetry",
     "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, "
@@ -225,6 +229,55 @@ HKSJ_NARROW = MethodInfo(
     "Röver C, Knapp G, Friede T. Hartung-Knapp-Sidik-Jonkman approach and its modification for "
     "random-effects meta-analysis with few studies. BMC Med Res Methodol 2015;15:99.",
     "10.1186/s12874-015-0091-1", 'test = "adhoc"')
+
+# ---------------------------------------------------------------------------------------------
+# binary outcomes pooled from 2x2 tables (metaanalysis.binary; metafor rma.mh / rma.peto)
+# ---------------------------------------------------------------------------------------------
+
+#: Pooling methods that work on the 2x2 counts themselves rather than on (yi, vi): a plan's
+#: ``method = "MH"`` or ``"Peto"`` (both common-effect models, no τ²).
+BINARY_METHODS: dict[str, MethodInfo] = {m.code: m for m in [
+    MethodInfo("MH", "Mantel-Haenszel common-effect method",
+               "Mantel N, Haenszel W. Statistical aspects of the analysis of data from retrospective studies of "
+               "disease. J Natl Cancer Inst 1959;22:719-48.", "10.1093/jnci/22.4.719", "rma.mh()"),
+    MethodInfo("Peto", "Peto's one-step odds ratio method",
+               "Yusuf S, Peto R, Lewis J, Collins R, Sleight P. Beta blockade during and after myocardial "
+               "infarction: an overview of the randomized trials. Prog Cardiovasc Dis 1985;27:335-71.",
+               "10.1016/S0033-0620(85)80003-7", "rma.peto()"),
+]}
+#: Measures each binary method pools (Peto's method estimates an odds ratio only).
+BINARY_METHOD_MEASURES: dict[str, tuple[str, ...]] = {"MH": ("OR", "RR", "RD"), "Peto": ("OR",)}
+#: The variance estimator of the Mantel-Haenszel estimate, per measure (metafor's choices).
+MH_VARIANCE: dict[str, MethodInfo] = {
+    "OR": MethodInfo("RBG", "Robins-Breslow-Greenland variance of the log Mantel-Haenszel odds ratio",
+                     "Robins J, Breslow N, Greenland S. Estimators of the Mantel-Haenszel variance consistent in "
+                     "both sparse data and large-strata limiting models. Biometrics 1986;42:311-23.",
+                     "10.2307/2531052", ""),
+    "RR": MethodInfo("GR", "Greenland-Robins variance of the log Mantel-Haenszel risk ratio",
+                     "Greenland S, Robins JM. Estimation of a common effect parameter from sparse follow-up data. "
+                     "Biometrics 1985;41:55-68.", "10.2307/2530643", ""),
+    "RD": MethodInfo("SGR", "Sato-Greenland-Robins variance of the Mantel-Haenszel risk difference",
+                     "Sato T, Greenland S, Robins JM. On the variance estimator for the Mantel-Haenszel risk "
+                     "difference. Biometrics 1989;45:1323-4.", "", ""),
+}
+#: The Cochran-Mantel-Haenszel test of no association (odds ratios; continuity-corrected by default).
+CMH_TEST = MethodInfo(
+    "cmh", "Cochran-Mantel-Haenszel test", "Cochran WG. Some methods for strengthening the common chi-square "
+    "tests. Biometrics 1954;10:417-51.", "10.2307/3001616", "res$MH")
+#: Tarone's test for heterogeneity of odds ratios (the Breslow-Day statistic, corrected).
+TARONE_TEST = MethodInfo(
+    "tarone", "Tarone's test for heterogeneity of odds ratios", "Tarone RE. On heterogeneity tests based on "
+    "efficient scores. Biometrika 1985;72:91-5.", "10.1093/biomet/72.1.91", "res$TA")
+#: metafor's ``to=`` codes: which 2x2 tables get ``add`` added to every cell.
+ZERO_CELL_TO: tuple[str, ...] = ("only0", "all", "if0all", "none")
+#: metafor's zero-cell defaults for rma.mh / rma.peto: (for the per-study yi/vi, for the pooling itself).
+ZERO_CELL_DEFAULTS = {"add": (0.5, 0.0), "to": ("only0", "none"), "drop00": (True, False)}
+
+
+def canonical_binary_method(value: str) -> str:
+    """Canonical binary pooling method (``"mh"`` → ``"MH"``, ``"PETO"`` → ``"Peto"``)."""
+    return _code("method", value, BINARY_METHODS)
+
 
 # ---------------------------------------------------------------------------------------------
 # minimum-k rules and other thresholds

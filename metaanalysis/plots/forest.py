@@ -305,7 +305,9 @@ def _tau2_digits(t2: float) -> int:
 
 
 def heterogeneity_text(r: MetaResult) -> str:
-    """``Heterogeneity: τ² = 0.31; I² = 92.2%; Q = 152.23, df = 12, p < 0.001``."""
+    """``Heterogeneity: τ² = 0.31; I² = 92.2%; Q = 152.23, df = 12, p < 0.001`` (no τ² for MH/Peto)."""
+    if r.method in ("MH", "Peto"):
+        return f"Heterogeneity: I² = {fmt_num(r.i2, 1)}%; Q = {fmt_num(r.q, 2)}, df = {r.q_df}, {_p_text(r.q_pvalue)}"
     return (f"Heterogeneity: τ² = {fmt_num(r.tau2, _tau2_digits(r.tau2))}; "
             f"I² = {fmt_num(r.i2, 1)}%; Q = {fmt_num(r.q, 2)}, df = {r.q_df}, "
             f"{_p_text(r.q_pvalue)}")
@@ -326,6 +328,8 @@ def model_label(r: MetaResult) -> str:
     """Row label of a pooled result, e.g. ``Random-effects model (REML, HKSJ)``."""
     if r.method.upper() in ("FE", "EE", "CE"):
         return "Common-effect model"
+    if r.method in ("MH", "Peto"):
+        return "Mantel–Haenszel model" if r.method == "MH" else "Peto model"
     extra = {"knha": ", Hartung–Knapp", "adhoc": ", Hartung–Knapp (ad hoc)"}.get(r.test, "")
     return f"Random-effects model ({r.method}{extra})"
 

@@ -71,6 +71,7 @@ def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
         "headline": a.headline.value, "headline_reason": a.analysis.headline_reason,
         "headline_result": _rd(a.headline_result),
         "bayes": _rd(a.bayes), "bayes_sensitivity": [b.to_dict() for b in a.bayes_sensitivity],
+        "binary": _rd(a.binary),
         "coverage": None if a.coverage is None else {
             **a.coverage.to_dict(), "grid": [{"role": role.value, "tau2": t2} for role, t2 in a.coverage_grid]},
         "studies": [{"row_id": st.row_id, "label": labels[st.row_id], "yi": st.yi, "vi": st.vi,

@@ -39,9 +39,17 @@ def _forest_row(st: dict, a, rows_ci):
     from ..plots import ForestRow
 
     lead = a.headline_result
-    return ForestRow(label=st["label"], yi=st["yi"], vi=st["vi"], ci=rows_ci(st["row_id"]),
+    return ForestRow(label=st["label"], yi=st["yi"], vi=st["vi"],
+                     ci=None if a.binary is not None else rows_ci(st["row_id"]),   # MH/Peto: the counts' effect
                      weight=st["weight"] if lead is not None else None,
-                     cells=(st["tumour"], st["design"]), marks=st["marks"], pooled=lead is not None)
+                     cells=_events_cells(a, st["row_id"]) if a.binary is not None else (st["tumour"], st["design"]),
+                     marks=st["marks"], pooled=lead is not None)
+
+
+def _events_cells(a, rid: str) -> tuple[str, str]:
+    """Events/N per arm of a study of a Mantel-Haenszel or Peto analysis (its pooled 2x2 table)."""
+    ev_i, n_i, ev_c, n_c = next(st.counts for st in a.studies if st.row_id == rid)
+    return f"{ev_i}/{n_i}", f"{ev_c}/{n_c}"
 
 
 def forest_spec(a, view: dict):
@@ -67,6 +75,10 @@ def forest_spec(a, view: dict):
     used = "".join(st["marks"] for st in view["studies"])
     foot = words.footnotes(used)
     fav = (f"Favours {a.analysis.favours[0]}", f"Favours {a.analysis.favours[1]}")
+    if a.binary is not None:    # the pooled 2x2 tables: events/N per arm (Cochrane Handbook 10.2.1)
+        fav0, fav1 = a.analysis.favours
+        return ForestSpec(measure=m, rows=rows, columns=(f"Events/N {fav0}", f"Events/N {fav1}"),
+                          result=a.headline_result, favours=fav, level=s.level, footnotes=foot)
     sg = next((g for g in a.subgroups if g.result is not None), None)
     if sg is None or a.headline is not vocab.Headline.RANDOM:   # subgroup diamonds are random-effects fits
         return ForestSpec(measure=m, rows=rows, columns=("Tumour type", "Design"), result=a.headline_result,

@@ -65,6 +65,8 @@ def r_script(a, view: dict) -> bytes:
     bytes
         UTF-8 R source.
     """
+    if a.binary is not None:
+        return _binary_script(a, view)
     s, m = a.settings, vocab.measure(a.measure)
     labels = {st["row_id"]: st["label"] for st in view["studies"]}
     studies = a.studies
@@ -82,3 +84,29 @@ def r_script(a, view: dict) -> bytes:
               f"       xlab = {_r_string(f'Favours {fav[0]} (left) / Favours {fav[1]} (right)')})"]
     text = "\n".join(head + data + _fit_lines(s.method, s.test, s.level, s.pi, m.log_scale) + forest) + "\n"
     return text.encode("utf-8")
+
+
+def _binary_script(a, view: dict) -> bytes:
+    """The R script of a Mantel-Haenszel or Peto analysis: the 2x2 tables inline, then the same
+    ``rma.mh`` / ``rma.peto`` call as the page (``a.binary.metafor_call``)."""
+    m = vocab.measure(a.measure)
+    labels = {st["row_id"]: st["label"] for st in view["studies"]}
+    ev_i, n_i, ev_c, n_c = zip(*(st.counts for st in a.studies))
+    num = lambda v: str(int(v))   # noqa: E731 -- counts are integers
+    head = [f"# {_comment(a.analysis.title)} ({a.id}): {a.measure}, {len(a.studies)} studies, "
+            f"{vocab.BINARY_METHODS[a.settings.method].name}",
+            "# Reproduces the main model of the report page with metafor (R); written by metaanalysis report.",
+            "# ai/bi: events/non-events in the intervention arm; ci/di: in the control arm.",
+            "library(metafor)", ""]
+    data = [f"slab <- {_r_vector([labels[st.row_id] for st in a.studies], _r_string)}",
+            f"ai <- {_r_vector(ev_i, num)}", f"n1i <- {_r_vector(n_i, num)}",
+            f"ci <- {_r_vector(ev_c, num)}", f"n2i <- {_r_vector(n_c, num)}",
+            "dat <- data.frame(ai = ai, bi = n1i - ai, ci = ci, di = n2i - ci)", ""]
+    tr = ", transf = exp" if m.log_scale else ""
+    fit = [f"res <- {a.binary.metafor_call}", "print(res)", "",
+           "# pooled estimate and CI" + (" (natural scale)" if m.log_scale else ""), f"print(predict(res{tr}))"]
+    fav = a.analysis.favours
+    forest = ["", "# forest plot with the same rows",
+              f"forest(res, slab = slab{', atransf = exp' if m.log_scale else ''},",
+              f"       xlab = {_r_string(f'Favours {fav[0]} (left) / Favours {fav[1]} (right)')})"]
+    return ("\n".join(head + data + fit + forest) + "\n").encode("utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import vocab
 from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind, headline_interval
 from ..vocab import Flag, StudyFlag
-from .format import fmt_ci, fmt_num, pct
+from .format import fmt_ci, fmt_num, fmt_p_eq, pct
 from .labels import RowText
 
 #: Short labels of the flags (overview table, warning list).
@@ -84,6 +84,8 @@ def overview_model(a: AnalysisResult) -> str:
         return "single study"
     if a.headline is vocab.Headline.NONE:
         return "not pooled (k = 2)" if a.k == 2 else "not pooled"
+    if a.binary is not None:
+        return f"{_binary_label(a.settings.method)} · z"
     if a.headline is vocab.Headline.COMMON:
         return "common effect · z"
     if a.headline is vocab.Headline.BAYES:
@@ -93,6 +95,8 @@ def overview_model(a: AnalysisResult) -> str:
 
 def plan_model_words(settings) -> str:
     """``"random-effects model (REML, HKSJ ad hoc)"``: the plan's model in words."""
+    if settings.method in vocab.BINARY_METHODS:
+        return f"{vocab.BINARY_METHODS[settings.method].name} ({settings.method}, z)"
     return f"{model_words(settings.method)} model ({settings.method}, {vocab.TESTS[settings.test].label})"
 
 
@@ -203,6 +207,8 @@ def headline_model(a: AnalysisResult) -> str:
     """The model the page leads with, in words (``random-effects``, ``common-effect``, ``Bayesian ...``)."""
     if a.headline is vocab.Headline.BAYES:
         return "Bayesian random-effects"
+    if a.binary is not None:
+        return f"{_binary_label(a.settings.method)} common-effect"
     return "common-effect" if a.headline is vocab.Headline.COMMON else model_words(a.settings.method)
 
 
@@ -234,6 +240,8 @@ def forest_caption(a: AnalysisResult) -> str:
 
 def methods_text(method: str, test: str, pi: str, level: float, measure: str) -> str:
     """One paragraph of methods text for these settings (vocabulary names and citations)."""
+    if method in vocab.BINARY_METHODS:
+        return binary_methods_text(method, level, measure)
     est, t, p = vocab.METHODS[method], vocab.TESTS[test], vocab.PREDICTION_INTERVALS[pi]
     lv = pct(level)
     scale = "on the log scale for ratio measures" if vocab.measure(measure).log_scale else "on the natural scale"
@@ -245,10 +253,15 @@ def methods_text(method: str, test: str, pi: str, level: float, measure: str) ->
             f"{vocab.I2_DEFINITION.name}. Computations reproduce metafor (rma.uni) to 1e-6.")
 
 
-def citations(method: str, test: str, pi: str) -> list[vocab.MethodInfo]:
+def citations(method: str, test: str, pi: str, measure: str = "OR") -> list[vocab.MethodInfo]:
     """The references a methods section for these settings must cite (no duplicates)."""
-    items = [vocab.METHODS[method], vocab.TESTS[test], vocab.PREDICTION_INTERVALS[pi], vocab.HETEROGENEITY,
-             vocab.I2_DEFINITION]
+    if method in vocab.BINARY_METHODS:
+        items = [vocab.BINARY_METHODS[method]] + ([vocab.MH_VARIANCE[measure]] if method == "MH" else []) + \
+            ([vocab.CMH_TEST, vocab.TARONE_TEST] if method == "MH" and measure == "OR" else []) + \
+            [vocab.TESTS["z"], vocab.I2_FROM_Q]
+    else:
+        items = [vocab.METHODS[method], vocab.TESTS[test], vocab.PREDICTION_INTERVALS[pi], vocab.HETEROGENEITY,
+                 vocab.I2_DEFINITION]
     seen, out = set(), []
     for m in items:
         if m.citation not in seen:
@@ -381,7 +394,7 @@ def analysis_methods_text(a: AnalysisResult) -> str:
     if a.headline is vocab.Headline.NONE and a.k >= 2:
         text += (f" With {a.k} studies no pooled estimate leads the page (Bender et al. 2018); the pooled "
                  "models are reported as sensitivity analyses.")
-    elif a.headline is vocab.Headline.COMMON:
+    elif a.headline is vocab.Headline.COMMON and a.binary is None:
         text += (" The page leads with the inverse-variance common-effect model (z interval), as the plan "
                  f"judged: {a.analysis.headline_reason}")
     if a.bayes is not None:
@@ -396,7 +409,7 @@ def analysis_methods_text(a: AnalysisResult) -> str:
 
 def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
     """The references the methods paragraph of this analysis needs."""
-    out = citations(a.settings.method, a.settings.test, a.settings.pi)
+    out = citations(a.settings.method, a.settings.test, a.settings.pi, a.measure)
     if a.headline in (vocab.Headline.NONE, vocab.Headline.BAYES) and a.k < vocab.RANDOM_HEADLINE_MIN_K:
         out.append(vocab.BENDER2018)
     if a.bayes is not None:
@@ -722,6 +735,9 @@ def settings_words(settings, k: int) -> str:
     """The model settings in words (the line under an analysis's title)."""
     if k < 2:
         return ""
+    if settings.method in vocab.BINARY_METHODS:
+        return (f"{vocab.BINARY_METHODS[settings.method].name} on the 2×2 tables; z confidence "
+                f"interval; {pct(settings.level)} level")
     model = ("common-effect model" if settings.method == "FE" else
              f"random-effects model ({vocab.METHODS[settings.method].name} of the between-study spread)")
     pi = {"metafor": "prediction interval from the same distribution as the CI",
@@ -737,3 +753,55 @@ def mean_test_words(main: dict) -> str:
 
 #: Where a study's standard error came from (the Studies table), in words.
 SE_SOURCE_WORDS = {"ci": "its reported CI", "p": "its p-value", "2x2": "its 2×2 counts"}
+
+
+# ---------------------------------------------------------------------------------------------
+# binary outcomes pooled from 2x2 tables (Mantel-Haenszel, Peto)
+# ---------------------------------------------------------------------------------------------
+
+
+def _binary_label(method: str) -> str:
+    return {"MH": "Mantel–Haenszel", "Peto": "Peto"}[method]
+
+
+def binary_methods_text(method: str, level: float, measure: str) -> str:
+    """The methods paragraph of a Mantel-Haenszel or Peto analysis (metafor rma.mh / rma.peto)."""
+    lv, name = pct(level), vocab.measure(measure).name.lower()
+    if method == "Peto":
+        pooled = ("Odds ratios were pooled from the studies' 2×2 tables with Peto's one-step method (Σ(O − E)/ΣV, "
+                  "a common-effect model); heterogeneity is Peto's Q")
+    else:
+        pooled = (f"The {name} was pooled from the studies' 2×2 tables with the Mantel–Haenszel method (a "
+                  f"common-effect model), its variance by the {vocab.MH_VARIANCE[measure].name.split(' variance')[0]} "
+                  "estimator; heterogeneity is Cochran's Q of the studies' inverse-variance effects around it")
+        if measure == "OR":
+            pooled += (", with Tarone's test, and the Cochran–Mantel–Haenszel test of no association "
+                       "(continuity-corrected)")
+    zero = ("tables without events (or with only events) in both arms carry no information about a ratio and "
+            "are not pooled" if measure != "RD" else
+            "tables without events (or with only events) in both arms are pooled (a risk difference of 0)")
+    return (f"{pooled}. I² = (Q − df)/Q. No continuity correction enters the pooled estimate; the study effects "
+            f"shown add 1/2 to every cell of a table with a zero cell, and {zero}. {lv} confidence "
+            "intervals and p-values use the Wald z test. Computations reproduce metafor (rma.mh / rma.peto) to "
+            "1e-6.")
+
+
+def binary_tests_text(a: AnalysisResult) -> str:
+    """The Mantel-Haenszel tests of odds ratios in words: CMH test of no association and Tarone's test
+    ('' for other measures and methods, or where metafor gives none)."""
+    b = a.binary
+    if b is None or b.method != "MH" or b.measure != "OR" or b.cmh != b.cmh:
+        return ""
+    text = (f"Cochran–Mantel–Haenszel test of no association: χ² = {fmt_num(b.cmh, 2)} (1 df), "
+            f"{fmt_p_eq(b.cmh_pvalue)}.")
+    if b.tarone_pvalue == b.tarone_pvalue:    # not NaN: at least two informative tables
+        text += (f" Tarone's test for heterogeneity of the odds ratios: χ² = {fmt_num(b.tarone, 2)} "
+                 f"({b.k_pos - 1} df), {fmt_p_eq(b.tarone_pvalue)}.")
+    return text
+
+
+def binary_se_text(method: str) -> str:
+    """How the study effects of a binary analysis were obtained."""
+    what = "Peto's log odds ratio (O − E)/V" if method == "Peto" else "the log odds ratio, log risk ratio or risk difference"
+    return (f"Study effects are {what} from each study's 2×2 counts (metafor escalc), shown back-transformed for "
+            "ratios; the pooled estimate uses the counts themselves.")
