@@ -898,15 +898,21 @@ class _Checker:
             return ()
         out: dict[str, DeclaredDirection] = {}
         for j, it in enumerate(items):
-            dpath = path + ("directions", j)
             if not isinstance(it, dict):
                 self.err(self.loc.at(*path, "directions"), f"directions entries must be tables, got {it!r}")
                 continue
-            self.keys(it, _DIRECTION_KEYS, dpath, "a directions entry")
+            # inline tables have no position of their own: locate each entry by its row id
             where = self.loc.find(path, f'"{it.get("row")}"', path + ("directions",))
+            for k in it:
+                if k not in _DIRECTION_KEYS:
+                    self.err(where, f"unknown key {k!r} in a directions entry", suggest(k, _DIRECTION_KEYS))
             rid = self.row_ref(it.get("row"), where)
             d = it.get("points_to")
-            source = self.string(it, "source", dpath, "a directions entry")
+            source = it.get("source").strip() if isinstance(it.get("source"), str) else ""
+            if not source:
+                self.err(where, "a directions entry needs a non-empty 'source'",
+                         'say where the direction was read: source = "abstract: ..."')
+                source = None
             if d not in DECLARED_DIRECTIONS:
                 self.err(where, f"points_to must be one of {', '.join(DECLARED_DIRECTIONS)}, got {d!r}",
                          "the direction the source reports for this result")
