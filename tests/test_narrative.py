@@ -229,7 +229,7 @@ def test_flatiron_page_says_why_no_sign_test_and_keys_every_point(shipped_build)
     assert 'aria-label="Albatross plot: ' in html
     svg = re.search(r'<svg role="group" aria-label="Albatross plot.*?</svg>', html, re.S).group(0)
     drawn = html_lib.unescape(" ".join(re.findall(r">([^<]*)</text>", svg)))     # wrapped lines joined again
-    keys = re.findall(r"\b([1-4])  .*?\(n = (\d+), (p [<=] [0-9.]+)\)", drawn)
+    keys = re.findall(r"\b([1-4]) · .*?\(n = (\d+), (p [<=] [0-9.]+)\)", drawn)
     assert [k for k, _, _ in keys] == ["1", "2", "3", "4"]
     assert {(n, p) for _, n, p in keys} == {("307", "p < 0.0001"), ("66", "p = 0.0172"), ("241", "p < 0.0001")}
     assert ">1, 4</text>" in svg           # ORR combined and OS coincide (n = 307, p < 0.0001): one label

@@ -39,7 +39,7 @@ FLATIRON = (AlbatrossMark("1", 307, 1e-4, 1, True), AlbatrossMark("2", 66, 0.017
 
 
 def test_albatross_places_p_values_by_direction_and_sample_size():
-    lay = layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1  a", "2  b", "3  c", "4  d")))
+    lay = layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1 · a", "2 · b", "3 · c", "4 · d")))
     x0, y0, x1, y1 = lay.panel
     centre = (x0 + x1) / 2
     per_decade = (x1 - x0) / (2 * lay.xlim)
@@ -76,7 +76,7 @@ def test_albatross_harm_side_and_no_arrow_without_bound():
                 min_size=1, max_size=8))
 def test_albatross_texts_never_overlap(marks):
     spec = AlbatrossSpec(marks=tuple(AlbatrossMark(str(i + 1), n, p, s, b) for i, (n, p, s, b) in enumerate(marks)),
-                         key=tuple(f"{i + 1}  a study with a long label that has to wrap (n = {n})"
+                         key=tuple(f"{i + 1} · a study with a long label that has to wrap (n = {n})"
                                    for i, (n, _, _, _) in enumerate(marks)))
     lay = layout_albatross(spec)
     _no_overlap([t for t in lay.texts if t.role != "mark"])     # numbers may sit over the panel's dots
@@ -130,9 +130,9 @@ def test_proportions_refuse_bad_rows():
 
 
 def test_narrative_svgs_are_deterministic_text_as_text():
-    a = render_albatross(layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1  ORR",))))
+    a = render_albatross(layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1 · ORR",))))
     p = render_proportions(layout_proportions(ProportionSpec(rows=SINGLE_ARM)))
-    assert a == render_albatross(layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1  ORR",))))
+    assert a == render_albatross(layout_albatross(AlbatrossSpec(marks=FLATIRON, key=("1 · ORR",))))
     assert p == render_proportions(layout_proportions(ProportionSpec(rows=SINGLE_ARM)))
     assert b">1, 4</text>" in a and b">0.0001</text>" in a and a.count(b"<circle") == 4
     assert b">100%</text>" in p and p.count(b"<circle") == 3 and b"@font-face" not in p

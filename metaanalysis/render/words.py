@@ -772,8 +772,9 @@ def p_as_reported(text: str) -> str:
 
 
 def albatross_key(number: str, label: str, n: int, p_text: str) -> str:
-    """One line of the albatross plot's key: ``1  Liede 2018: ORR, melanoma (n = 66, p = 0.0172)``."""
-    return f"{number}  {label} (n = {n}, {p_as_reported(p_text)})"
+    """One line of the albatross plot's key: ``1 · Liede 2018: ORR, melanoma (n = 66, p = 0.0172)``
+    (one space each side: SVG text collapses a double space)."""
+    return f"{number} · {label} (n = {n}, {p_as_reported(p_text)})"
 
 
 def albatross_caption(points, omitted_labels: list[str], alpha: float) -> str:
