@@ -86,6 +86,7 @@ class NarrativeSynthesis:
     directions: tuple[tuple[str, EffectDirection], ...]   # (row id, direction) of rows with one
     albatross: tuple[AlbatrossPoint, ...]
     albatross_omitted: tuple[str, ...]     # p-value-only rows without n or direction
+    undrawn: tuple[str, ...]               # rows of the section in no figure
     sign_tests: tuple[SignTestResult, ...]
     proportions: tuple[ProportionPoint, ...]
 
@@ -173,14 +174,20 @@ def _proportions(rows: dict, level: float) -> list[ProportionPoint]:
     return out
 
 
-def _has_forest(rows: dict, level: float) -> bool:
-    """A ratio estimate with a CI reported at ``level``: the side-by-side forest plot draws it."""
-    for r in rows.values():
-        vals = [cells.number(r.get(c)) for c in ("estimate", "ci_lower", "ci_upper", "ci_level")]
-        if cells.text(r.get("measure")) in vocab.RATIO_MEASURES and None not in vals[:3] \
-                and vals[3] == 100 * vocab.as_level(level):
-            return True
-    return False
+def _forest_rows(rows: dict, level: float) -> list[str]:
+    """Rows the side-by-side forest plot draws (:func:`metaanalysis.render.figures.narrative_forest_spec`):
+    ratio estimates inside a CI reported at ``level``, of the section's most common such measure."""
+    drawn = []
+    for rid, r in rows.items():
+        est, lo, hi, lev = (cells.number(r.get(c)) for c in ("estimate", "ci_lower", "ci_upper", "ci_level"))
+        if cells.text(r.get("measure")) in vocab.RATIO_MEASURES and None not in (est, lo, hi) \
+                and 0 < lo < est < hi and lev == 100 * vocab.as_level(level):
+            drawn.append(rid)
+    measures = [cells.text(rows[rid].get("measure")) for rid in drawn]
+    if not measures:
+        return []
+    top = max(sorted(set(measures)), key=measures.count)
+    return [rid for rid, m in zip(drawn, measures) if m == top]
 
 
 def synthesise(registry, narrative, level: float = 0.95) -> NarrativeSynthesis:
@@ -205,8 +212,11 @@ def synthesise(registry, narrative, level: float = 0.95) -> NarrativeSynthesis:
     points, omitted = _albatross(registry, rows, directions)
     endpoints = list(dict.fromkeys(p.endpoint for p in points))
     props = _proportions(rows, level)
-    figures = [f for f, on in ((NarrativeFigure.FOREST, _has_forest(rows, level)),
-                               (NarrativeFigure.ALBATROSS, bool(points)),
-                               (NarrativeFigure.PROPORTIONS, any(p.lower is not None for p in props))) if on]
+    forest = _forest_rows(rows, level)
+    with_ci = any(p.lower is not None for p in props)
+    figures = [f for f, on in ((NarrativeFigure.FOREST, bool(forest)), (NarrativeFigure.ALBATROSS, bool(points)),
+                               (NarrativeFigure.PROPORTIONS, with_ci)) if on]
+    drawn = set(forest) | {p.row_id for p in points} | ({p.row_id for p in props} if with_ci else set())
     return NarrativeSynthesis(tuple(figures), tuple(directions.items()), tuple(points), tuple(omitted),
+                              tuple(r for r in rows if r not in drawn),
                               tuple(_sign_test(e, rows, directions) for e in endpoints), tuple(props))

@@ -252,3 +252,19 @@ def test_single_arm_page_names_how_each_interval_was_made(shipped_build):
     assert "Open squares" not in html and "Open dots" not in html      # no reported-only or bare points
     assert not math.isnan(json.loads((out / "single-arm.json").read_text(encoding="utf-8"))
                           ["synthesis"]["proportions"][0]["ci_lower"])
+
+
+def test_results_in_no_figure_are_named(ev):
+    """Rows no figure can show are listed: D-BEYOND (GMR without a CI; TILS not extracted), the
+    Flatiron DCR proportions (no denominator); a section of only such rows says it has no figure."""
+    from metaanalysis.narrative import synthesise
+    from metaanalysis.plan import Narrative
+    from metaanalysis.render.words import undrawn_text
+
+    assert _narrative(ev, "single-arm").synthesis.undrawn == ("DBEYOND-KI67", "DBEYOND-TILS")
+    assert _narrative(ev, "flatiron-ici").synthesis.undrawn == ("FLATIRON-DCR-2018-MEL", "FLATIRON-DCR-2018-NSCLC")
+    only = Narrative("x", "x", ("DBEYOND-KI67", "DBEYOND-TILS"), "r", "", (), 1)
+    syn = synthesise(ev.registry, only)
+    assert syn.figures == () and syn.undrawn == only.rows
+    assert undrawn_text(["a", "b"], False).startswith("No figure:")
+    assert undrawn_text([], True) == ""

@@ -160,7 +160,9 @@ def layout_albatross(spec: AlbatrossSpec) -> AlbatrossLayout:
         return panel[3] - (logn - yt.lo) / (yt.hi - yt.lo) * (panel[3] - panel[1])
 
     dots = tuple((to_x(m.side * -math.log10(m.p)), to_y(math.log(m.n))) for m in spec.marks)
-    arrows = tuple((x + m.side * _DOT_R, y, x + m.side * _ARROW) for m, (x, y) in zip(spec.marks, dots) if m.bound)
+    # a bound's arrow stays inside the decade of room _decades() left (its head is 0.05 in long)
+    arrow = max(_DOT_R + 0.03, min(_ARROW, (panel[2] - panel[0]) / (2 * lim) - 0.06))
+    arrows = tuple((x + m.side * _DOT_R, y, x + m.side * arrow) for m, (x, y) in zip(spec.marks, dots) if m.bound)
     a = -math.log10(spec.alpha)
     guides = ((to_x(0.0), "null"), (to_x(-a), "alpha"), (to_x(a), "alpha"))
     texts = _marker_labels(dots, [m.key for m in spec.marks], panel, fs)

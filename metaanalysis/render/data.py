@@ -140,6 +140,7 @@ def _synthesis_json(syn) -> dict[str, Any] | None:
         "albatross": [{"row_id": p.row_id, "n": p.n, "p_two_sided": p.p, "upper_bound": p.bound,
                        "direction": p.direction.value} for p in syn.albatross],
         "albatross_omitted": list(syn.albatross_omitted),
+        "not_in_a_figure": list(syn.undrawn),
         "proportions": [{"row_id": p.row_id, "estimate": p.estimate, "ci_lower": p.lower, "ci_upper": p.upper,
                          "ci_source": p.source.value, "events": p.events, "n": p.n} for p in syn.proportions],
     }

@@ -210,7 +210,7 @@ def proportions_spec(syn, labels: dict[str, str], rows, level: float):
 
 def narrative_figures(nr, nv: dict, rows, level: float = 0.95) -> list[dict]:
     """Every figure of a narrative section, in the order of ``synthesis.figures``: ``kind``,
-    ``heading``, inline ``svg`` and ``caption`` (the forest's caption stays the template's)."""
+    ``heading``, inline ``svg``, ``caption`` and ``scrolls`` (a wide plot that may scroll sideways)."""
     from ..plots import layout_albatross, layout_proportions, render_albatross, render_proportions
 
     syn, title = nr.synthesis, nr.narrative.title
@@ -218,7 +218,8 @@ def narrative_figures(nr, nv: dict, rows, level: float = 0.95) -> list[dict]:
     out = []
     for kind in syn.figures:
         if kind is vocab.NarrativeFigure.FOREST:
-            svg, cap = render_narrative_figure(narrative_forest_spec(nv["rows"], rows, level), nr.id, title), ""
+            svg = render_narrative_figure(narrative_forest_spec(nv["rows"], rows, level), nr.id, title)
+            cap = words.NARRATIVE_FOREST_CAPTION
         elif kind is vocab.NarrativeFigure.ALBATROSS:
             layout = layout_albatross(albatross_spec(syn, labels, rows))
             svg = inline_svg(render_albatross(layout), f"albatross-{nr.id}",

@@ -332,8 +332,9 @@ def direction_view(nr: NarrativeResult, label_of) -> dict[str, Any]:
     declared for results without an estimate, with where each was read."""
     syn = nr.synthesis
     if syn is None:
-        return {"sign_tests": [], "declared": [], "sign_test_note": "", "declared_intro": ""}
+        return {"sign_tests": [], "declared": [], "sign_test_note": "", "declared_intro": "", "undrawn": ""}
     return {"sign_test_note": words.SIGN_TEST_NOTE, "declared_intro": words.DECLARED_INTRO,
+            "undrawn": words.undrawn_text([label_of(r) for r in syn.undrawn], bool(syn.figures)),
             "sign_tests": [words.sign_test_text(st, vocab.SIGN_TEST_ALPHA) for st in syn.sign_tests],
             "declared": [{"label": label_of(d.row), "row_id": d.row,
                           "direction": words.DIRECTION_WORDS[vocab.EffectDirection(d.direction)],

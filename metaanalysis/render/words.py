@@ -751,6 +751,8 @@ NARRATIVE_FIGURE_HEADINGS = {vocab.NarrativeFigure.FOREST: "Results side by side
 NARRATIVE_FIGURE_LABELS = {vocab.NarrativeFigure.FOREST: "Results side by side",
                            vocab.NarrativeFigure.ALBATROSS: "Albatross plot",
                            vocab.NarrativeFigure.PROPORTIONS: "Proportions plot"}
+NARRATIVE_FOREST_CAPTION = ("Each result with its reported CI, not pooled: no diamond and no weights (SWiM reporting "
+                            "guideline, Campbell et al. 2020). Log scale; values below 1 favour denosumab.")
 ALBATROSS_SIDES = ("← Points to harm", "Points to benefit →")
 ALBATROSS_AXES = ("Two-sided p-value (log scale)", "Sample size (log scale)")
 PROPORTION_AXIS = "Proportion with the outcome (%)"
@@ -811,6 +813,16 @@ def sign_test_text(st, alpha: float) -> str:
                 f"{st.min_n} (smallest p {fmt_num(sign_test_min_p(st.min_n), 3)}) to reach p < {fmt_num(alpha, 2)}.")
     return (f"{head} Sign test: {st.k} of {st.n} point to benefit, two-sided p = {fmt_num(st.pvalue, 3)} "
             f"(exact binomial test against 1/2).")
+
+
+def undrawn_text(labels: list[str], any_figure: bool) -> str:
+    """The section's results that no figure shows (they are in the table), or '' when none."""
+    if not labels:
+        return ""
+    if not any_figure:
+        return ("No figure: no result here has a ratio estimate with its CI, a p-value with a sample size and a "
+                "direction, or a proportion with a CI. The table below gives each as reported.")
+    return f"Not in a figure (no estimate with a CI, nor a p-value with a sample size and a direction): {'; '.join(labels)}."
 
 
 def proportion_label(label: str, endpoint_detail: str) -> str:
