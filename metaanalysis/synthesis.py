@@ -6,7 +6,7 @@ Campbell et al. 2020, BMJ 368:l6890, doi:10.1136/bmj.l6890).
 
 - :func:`sign_test`: the exact two-sided binomial test of ``k`` results in one direction out of
   ``n`` independent results with a direction, against 1/2 (McKenzie & Brennan, Cochrane Handbook
-  v6.4 section 12.4.2.1; Hilton Boon & Thomson 2021, doi:10.1002/jrsm.1458); the same p-value as
+  v6.4 chapter 12; Hilton Boon & Thomson 2021, doi:10.1002/jrsm.1458); the same p-value as
   ``scipy.stats.binomtest(k, n, 0.5).pvalue`` without importing ``scipy.stats``.
 - :func:`sign_test_min_p` and :func:`sign_test_min_n`: the smallest p-value ``n`` results can
   give, and the fewest results that can reach a level: why a sign test over one or two
