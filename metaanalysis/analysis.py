@@ -282,10 +282,13 @@ class CombinationResult:
 
 @dataclass(frozen=True)
 class NarrativeResult:
-    """A narrative section of the plan (evidence shown, not pooled) and its combinations."""
+    """A narrative section of the plan (evidence shown, not pooled), its p-value combinations and
+    its synthesis without pooling (:class:`metaanalysis.narrative.NarrativeSynthesis`: effect
+    directions, sign tests, the data of its figures)."""
 
     narrative: Any
     combinations: tuple[CombinationResult, ...]
+    synthesis: Any = None
 
     @property
     def id(self) -> str:
@@ -389,7 +392,10 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> 
     if coverage:
         analyses = _with_coverage(analyses, mapper)
     analyses = with_rob_and_grade(ctx, analyses, rob)
-    narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine))
+    from .narrative import synthesise
+
+    narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine),
+                                       synthesise(registry, n, plan.defaults.level))
                        for n in plan.narratives)
     return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives, rob)
 

@@ -51,13 +51,13 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import identity_key, read_file_bytes
-from .vocab import (BINARY_METHOD_MEASURES, BINARY_METHODS, HEADLINE_CHOICES, MAX_K_REFITS, MEASURES, METHODS,
-                    POOLABLE_MEASURES, PREDICTION_INTERVALS, QUADRATIC_SENSITIVITY, TAU_PRIORS, TESTS, as_level,
-                    canonical_binary_method, canonical_method, canonical_pi, canonical_tau_prior, canonical_test,
-                    default_tau_prior)
+from .vocab import (BINARY_METHOD_MEASURES, BINARY_METHODS, DECLARED_DIRECTIONS, HEADLINE_CHOICES, MAX_K_REFITS,
+                    MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, QUADRATIC_SENSITIVITY, TAU_PRIORS,
+                    TESTS, as_level, canonical_binary_method, canonical_method, canonical_pi, canonical_tau_prior,
+                    canonical_test, default_tau_prior)
 
 __all__ = [
-    "Plan", "Analysis", "Narrative", "Combination", "Settings", "Swap", "RowChoice",
+    "Plan", "Analysis", "Narrative", "Combination", "DeclaredDirection", "Settings", "Swap", "RowChoice",
     "load_plan", "validate_plan", "SENSITIVITY_OPTIONS", "SELECT_COLUMNS", "DEFAULT_SETTINGS",
 ]
 
@@ -112,7 +112,8 @@ _GRADE_KEYS = ("baseline_risk", "indirectness", "indirectness_reason", "publicat
 _BASELINE_KEYS = ("risk", "label", "source")
 _CHOICE_KEYS = ("row", "reason")
 _SWAP_KEYS = ("replace", "with", "reason")
-_NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine")
+_NARRATIVE_KEYS = ("id", "title", "rows", "reason", "text", "combine", "directions")
+_DIRECTION_KEYS = ("row", "points_to", "source")
 _COMBINE_KEYS = ("label", "rows", "direction", "independent", "note")
 
 
@@ -187,8 +188,18 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class DeclaredDirection:
+    """The direction of a result without an effect estimate (a bare p-value), as read in its source."""
+
+    row: str
+    direction: str          # a value of DECLARED_DIRECTIONS
+    source: str             # where and how the source says so
+
+
+@dataclass(frozen=True)
 class Narrative:
-    """Evidence shown but not pooled, with the reason; optional p-value combinations."""
+    """Evidence shown but not pooled, with the reason; optional p-value combinations and the
+    declared directions of results that have no estimate."""
 
     id: str
     title: str
@@ -197,6 +208,7 @@ class Narrative:
     text: str
     combine: tuple[Combination, ...]
     line: int
+    directions: tuple[DeclaredDirection, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -923,7 +935,52 @@ class _Checker:
             cl = []
         combos = [c for c in (self.combination(path, j, c) for j, c in enumerate(cl)) if c is not None]
         return Narrative(id=nid or "", title=title or "", rows=tuple(rows), reason=reason or "",
-                         text=text.strip(), combine=tuple(combos), line=here[0])
+                         text=text.strip(), combine=tuple(combos), line=here[0],
+                         directions=self.directions(t, path, rows))
+
+    def directions(self, t: dict, path: tuple, rows: list[str]) -> tuple[DeclaredDirection, ...]:
+        """``directions = [{row, points_to, source}]``: the direction of a section's result that has
+        no effect estimate (a bare p-value), as its source states it; one entry per row."""
+        items = t.get("directions", [])
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list):
+            self.err(self.loc.at(*path, "directions"), "directions must be a list of tables",
+                     'directions = [{row = "ROW-ID", points_to = "benefit", source = "..."}]')
+            return ()
+        out: dict[str, DeclaredDirection] = {}
+        for j, it in enumerate(items):
+            if not isinstance(it, dict):
+                self.err(self.loc.at(*path, "directions"), f"directions entries must be tables, got {it!r}")
+                continue
+            # inline tables have no position of their own: locate each entry by its row id
+            where = self.loc.find(path, f'"{it.get("row")}"', path + ("directions",))
+            for k in it:
+                if k not in _DIRECTION_KEYS:
+                    self.err(where, f"unknown key {k!r} in a directions entry", suggest(k, _DIRECTION_KEYS))
+            rid = self.row_ref(it.get("row"), where)
+            d = it.get("points_to")
+            source = it.get("source").strip() if isinstance(it.get("source"), str) else ""
+            if not source:
+                self.err(where, "a directions entry needs a non-empty 'source'",
+                         'say where the direction was read: source = "abstract: ..."')
+                source = None
+            if d not in DECLARED_DIRECTIONS:
+                self.err(where, f"points_to must be one of {', '.join(DECLARED_DIRECTIONS)}, got {d!r}",
+                         "the direction the source reports for this result")
+                continue
+            if rid is None or source is None:
+                continue
+            if rid not in rows:
+                self.err(where, f"{rid} is not one of this section's rows", "add it to rows or remove the entry")
+            elif self.rows[rid].get("estimate", "").strip():
+                self.err(where, f"{rid} has an estimate: its direction is read from it, not declared",
+                         "declare directions only for results reported without an estimate (measure PVAL)")
+            elif rid in out:
+                self.err(where, f"a second direction for {rid}")
+            else:
+                out[rid] = DeclaredDirection(rid, d, source)
+        return tuple(out.values())
 
     def combination(self, path: tuple, j: int, c: Any) -> Combination | None:
         """One ``[[narrative.combine]]``: independent results with exact (or upper-bound) p-values."""

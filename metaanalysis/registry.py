@@ -46,6 +46,7 @@ from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, RATIO_MEASURES, as_level
 
 __all__ = [
     "Registry",
+    "favoured_below_null",
     "SchemaField",
     "load_schema",
     "load_registry",
@@ -236,6 +237,18 @@ def _arm_named(favoured: str, intervention: str, comparator: str) -> str | None:
     hits = [arm for arm, name in (("intervention", intervention), ("comparator", comparator))
             if words and words <= _words(name)]
     return hits[0] if len(hits) == 1 else None
+
+
+def favoured_below_null(direction: str, intervention: str, comparator: str) -> str | None:
+    """Which arm (``"intervention"`` or ``"comparator"``) a value below the null favours by an effect
+    row's ``direction`` text (``HR < 1 favours denosumab``); None when it cannot be read (the
+    validator reports such rows)."""
+    d = _DIRECTION_RE.match(direction or "")
+    arm = _arm_named(d["arm"], intervention, comparator) if d is not None else None
+    if arm is None:
+        return None
+    other = "comparator" if arm == "intervention" else "intervention"
+    return arm if d["op"] in ("<", "<=", "≤") else other
 
 
 # --- the validator -----------------------------------------------------------------------

@@ -763,3 +763,67 @@ OIS_DEFAULT_RATIO = 0.75
 #: Weight share (%) of high-risk (or high plus some-concerns) results above which risk of bias is
 #: suggested as very serious (serious); a simple, documented rule (Cochrane Handbook 14.2.2).
 ROB_WEIGHT_SHARE = 50.0
+
+
+# ---------------------------------------------------------------------------------------------
+# evidence that is not pooled: synthesis without meta-analysis (SWiM)
+# ---------------------------------------------------------------------------------------------
+
+SWIM = MethodInfo(
+    "swim", "synthesis without meta-analysis (SWiM) reporting guideline",
+    "Campbell M, McKenzie JE, Sowden A, et al. Synthesis without meta-analysis (SWiM) in systematic "
+    "reviews: reporting guideline. BMJ 2020;368:l6890.", "10.1136/bmj.l6890", "")
+ALBATROSS = MethodInfo(
+    "albatross", "albatross plot: p-value by direction of effect against sample size",
+    "Harrison S, Jones HE, Martin RM, Lewis SJ, Higgins JPT. The albatross plot: a novel graphical tool "
+    "for presenting results of diversely reported studies in a systematic review. Res Synth Methods "
+    "2017;8:281-9.", "10.1002/jrsm.1239", "")
+EFFECT_DIRECTION = MethodInfo(
+    "effect-direction", "effect direction and the sign test over independent studies",
+    "Hilton Boon M, Thomson H. The effect direction plot revisited: application of the 2019 Cochrane "
+    "Handbook guidance on alternative synthesis methods. Res Synth Methods 2021;12:29-33.",
+    "10.1002/jrsm.1458", "")
+CLOPPER_PEARSON = MethodInfo(
+    "clopper-pearson", "exact (Clopper-Pearson) confidence interval of a proportion",
+    "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of the "
+    "binomial. Biometrika 1934;26:404-13.", "10.1093/biomet/26.4.404", "binom.test")
+#: Two-sided level at which a sign test could show a direction at all: below the number of
+#: independent results whose smallest attainable p reaches it, the test is not run.
+SIGN_TEST_ALPHA = 0.05
+
+
+class EffectDirection(str, enum.Enum):
+    """Direction of one result (Thomson & Thomas 2013; Hilton Boon & Thomson 2021): for the intervention (more exposure), against
+    it, no difference (an estimate at the null), or, for a set of results of one patient set, mixed."""
+
+    BENEFIT = "benefit"
+    HARM = "harm"
+    NONE = "none"
+    MIXED = "mixed"
+
+
+#: What a plan may declare for a result without an effect estimate (``directions`` of a narrative).
+DECLARED_DIRECTIONS = (EffectDirection.BENEFIT.value, EffectDirection.HARM.value)
+
+
+class NarrativeFigure(str, enum.Enum):
+    """The figure a narrative section's results support (one section may have several)."""
+
+    FOREST = "forest"            # ratio estimates with reported CIs, side by side without a diamond
+    ALBATROSS = "albatross"      # p-values with sample size and a direction, no estimate (Harrison 2017)
+    PROPORTIONS = "proportions"  # single-group proportions with exact or reported CIs
+
+
+class SignTestNote(str, enum.Enum):
+    """Why a sign test on effect direction was not run for an outcome (SWiM item 5)."""
+
+    NO_DIRECTION = "no-direction"            # no independent result has a direction
+    TOO_FEW_INDEPENDENT = "too-few-independent"   # even all in one direction could not reach SIGN_TEST_ALPHA
+
+
+class IntervalSource(str, enum.Enum):
+    """Where a proportion's CI on a figure comes from."""
+
+    EXACT = "clopper-pearson"    # computed from the registry's numerator and denominator
+    REPORTED = "reported"        # the registry's reported CI (no counts to compute one)
+    NONE = "none"                # neither: the point alone

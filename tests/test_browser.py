@@ -140,6 +140,34 @@ def test_analysis_pages_show_a_forest_plot(site, browser):
     ctx.close()
 
 
+NARRATIVE_FIGURES = {"flatiron-ici": "albatross", "single-arm": "proportions", "subgroups-not-pooled": "forest"}
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_narrative_pages_show_their_figures(site, browser, viewport):
+    """Every narrative section of trials/analyses.toml draws the figure its results support, with
+    readable text (>= 9.5 CSS px); at 390 px the albatross and proportions plots fit the screen
+    (no sideways scrolling, nothing cut off) and the page itself never scrolls sideways."""
+    w, h = VIEWPORTS[viewport]
+    ctx = browser.new_context(viewport={"width": w, "height": h})
+    page = ctx.new_page()
+    for nid, kind in NARRATIVE_FIGURES.items():
+        page.goto((site / f"{nid}.html").as_uri())
+        figs = page.eval_on_selector_all(
+            "figure.plot", "els => els.map(f => { const s = f.querySelector('svg'), r = s.getBoundingClientRect(),"
+            " c = f.querySelector('.plot-scroll'); return [f.dataset.figure, r.left, r.right, r.width, r.height,"
+            " c.scrollWidth, c.clientWidth, Math.min(...Array.from(s.querySelectorAll('text'), t => {"
+            " const m = t.getScreenCTM(); return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b); }))]; })")
+        assert [f[0] for f in figs] == [kind], (nid, figs)
+        _, left, right, fw, fh, scroll_w, client_w, smallest = figs[0]
+        assert fw > 200 and fh > 150 and smallest >= 9.5, (nid, figs[0])
+        if kind != "forest":      # drawn narrow on purpose: whole on a phone
+            assert 0 <= left and right <= w and scroll_w <= client_w, (nid, viewport, figs[0])
+        assert page.evaluate("document.documentElement.scrollWidth") <= w, (nid, viewport)
+        page.screenshot(path=str(SHOTS / f"{nid}-figure-{viewport}.png"), full_page=True)
+    ctx.close()
+
+
 def test_plots_fit_the_printed_page(site, browser):
     """Print CSS: plots are not scrolled but scaled down to the page width (no clipped plot)."""
     ctx = browser.new_context(viewport={"width": 700, "height": 900})
@@ -155,7 +183,8 @@ def test_plots_fit_the_printed_page(site, browser):
         for w, main_w, h in rows:
             seen += 1
             assert 0 < w <= main_w + 0.5 and h > 0, (path.name, w, main_w, h)
-    assert seen == 8  # a forest plot per analysis of trials/analyses.toml (7) + the side-by-side plot of subgroups-not-pooled
+    # a forest plot per analysis of trials/analyses.toml (7) + one figure per narrative section (3)
+    assert seen == 10
     ctx.close()
 
 
@@ -213,7 +242,7 @@ def test_plot_text_is_where_the_layout_measured_it(site, browser):
         checked += n
         problems += p
     assert not problems, "\n".join(problems[:40])
-    # every <text> of every page was checked (7 forest plots in trials/analyses.toml)
+    # every <text> of every page was checked (7 forest plots and 3 narrative figures in trials/analyses.toml)
     assert checked == sum(p.read_text(encoding="utf-8").count("<text ") for p in pages(site)) > 200
     ctx.close()
 

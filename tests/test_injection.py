@@ -44,7 +44,7 @@ TEXT_COLUMNS = ("trial_id", "trial_name", "patient_set", "population", "tumour_t
 # Columns the plan filters or groups on: one payload per distinct value, the plan's select
 # lists rewritten to match, so every analysis still selects the same rows.
 KEYED = {"trial_id", "patient_set", "population", "tumour_type", "comparator"}
-PLAN_TEXT_KEYS = {"title", "description", "reason", "text", "label", "direction", "independent", "note"}
+PLAN_TEXT_KEYS = {"title", "description", "reason", "text", "label", "direction", "independent", "note", "source"}
 
 
 # ------------------------------------------------------------------------------------------

@@ -284,8 +284,11 @@ def test_report_pages_declare_the_plot_font_once(tmp_path):
         for s in svgs:
             assert "@font-face" not in s and f'font-family="{FONT_CSS_FAMILY}, ' in s
             assert s.count("<text ") > 10
-            assert re.search(r'<svg role="group" aria-label="(Forest plot|Funnel plot|Results side by side): ', s)
+            assert re.search(r'<svg role="group" aria-label="(Forest plot|Funnel plot|Results side by side|'
+                             r'Albatross plot|Proportions plot): ', s)
             for ref in re.findall(r'url\(#([^)]+)\)', s):
                 assert ref.startswith(("forest-", "funnel-")) and f'id="{ref}"' in s
         assert len(svgs) == 1 + ("Funnel plot: " in html)
-    assert with_figs == 8  # one per analysis of trials/analyses.toml, and subgroups-not-pooled (side by side)
+    # one per analysis of trials/analyses.toml and one per narrative section: side by side
+    # (subgroups-not-pooled), albatross (flatiron-ici), proportions (single-arm)
+    assert with_figs == 10

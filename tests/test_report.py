@@ -260,7 +260,8 @@ def test_plots_have_their_natural_size_in_px_and_scroll(built):
             assert attrs["width"] == f"{vb[2] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
             assert attrs["height"] == f"{vb[3] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
         assert html.count("<svg ") == html.count('<div class="plot-scroll"><svg '), page.name
-    assert seen == 8  # a forest plot per analysis of trials/analyses.toml (7) + the side-by-side plot of subgroups-not-pooled
+    # a forest plot per analysis of trials/analyses.toml (7) + one figure per narrative section (3)
+    assert seen == 10
 
 
 _RESOURCE = re.compile(r"<(link|script|img|iframe|source|video|audio|embed|object|image|use)\b[^>]*>", re.I)

@@ -121,8 +121,30 @@ def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence, rows) -> bytes
             "fisher": {"statistic": c.fisher_stat, "df": c.fisher_df, "pvalue": c.fisher_p},
             "stouffer": {"z": c.stouffer_z, "pvalue": c.stouffer_p},
         } for c in nr.combinations],
+        "synthesis": _synthesis_json(nr.synthesis),
         "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256,
     })
+
+
+def _synthesis_json(syn) -> dict[str, Any] | None:
+    """A narrative section's synthesis without pooling: figures drawn, each row's direction, the
+    sign tests (p None when not run, with the note's code), albatross points and proportions."""
+    if syn is None:
+        return None
+    return {
+        "figures": [f.value for f in syn.figures],
+        "directions": {rid: d.value for rid, d in syn.directions},
+        "sign_tests": [{"endpoint": st.endpoint, "n": st.n, "k_benefit": st.k, "pvalue": st.pvalue,
+                        "min_pvalue": st.min_p, "min_n": st.min_n, "note": st.note.value if st.note else None,
+                        "units": [{"patient_set": u.patient_set, "rows": list(u.rows), "direction": u.direction.value}
+                                  for u in st.units]} for st in syn.sign_tests],
+        "albatross": [{"row_id": p.row_id, "n": p.n, "p_two_sided": p.p, "upper_bound": p.bound,
+                       "direction": p.direction.value} for p in syn.albatross],
+        "albatross_omitted": list(syn.albatross_omitted),
+        "not_in_a_figure": list(syn.undrawn),
+        "proportions": [{"row_id": p.row_id, "estimate": p.estimate, "ci_lower": p.lower, "ci_upper": p.upper,
+                         "ci_source": p.source.value, "events": p.events, "n": p.n} for p in syn.proportions],
+    }
 
 
 def _narrative_row(ev: Evidence, rows, rid: str, label: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from .. import vocab
 from ..results import MetaResult
 from . import words
 
-__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg", "plot_font_css"]
+__all__ = ["FigureInput", "figure_input", "forest_spec", "render_figures", "inline_svg", "plot_font_css",
+           "narrative_figures"]
 
 
 @dataclass(frozen=True)
@@ -187,4 +188,62 @@ def render_narrative_figure(spec, nid: str, title: str) -> str:
     from ..plots import layout_forest, render_forest
 
     return inline_svg(render_forest(layout_forest(spec), format="svg"), f"forest-{nid}",
-                      f"Results side by side: {title}")
+                      f"{words.NARRATIVE_FIGURE_LABELS[vocab.NarrativeFigure.FOREST]}: {title}")
+
+
+def albatross_spec(syn, labels: dict[str, str], rows):
+    """The albatross plot of a narrative section's p-value-only results (Harrison et al. 2017,
+    doi:10.1002/jrsm.1239): numbered points, the key naming each with its n and reported p."""
+    from ..plots import AlbatrossMark, AlbatrossSpec
+
+    marks, key = [], []
+    for i, p in enumerate(syn.albatross, start=1):
+        side = 1 if p.direction is vocab.EffectDirection.BENEFIT else -1
+        marks.append(AlbatrossMark(str(i), p.n, p.p, side, p.bound))
+        key.append(words.albatross_key(str(i), labels[p.row_id], p.n, rows.get(p.row_id, "p_value")))
+    return AlbatrossSpec(marks=tuple(marks), left=words.ALBATROSS_SIDES[0], right=words.ALBATROSS_SIDES[1],
+                         xlabel=words.ALBATROSS_AXES[0], ylabel=words.ALBATROSS_AXES[1], key=tuple(key),
+                         alpha=vocab.SIGN_TEST_ALPHA)
+
+
+_PROPORTION_STYLE = {vocab.IntervalSource.EXACT: "exact", vocab.IntervalSource.REPORTED: "reported",
+                     vocab.IntervalSource.NONE: "none"}
+
+
+def proportions_spec(syn, labels: dict[str, str], rows, level: float):
+    """The dot-and-interval plot of a narrative section's single-group proportions."""
+    from ..plots import ProportionRow, ProportionSpec
+
+    return ProportionSpec(rows=tuple(
+        ProportionRow(words.proportion_label(labels[p.row_id], rows.get(p.row_id, "endpoint_detail")), p.estimate, p.lower, p.upper, _PROPORTION_STYLE[p.source],
+                      words.proportion_detail(p, level)) for p in syn.proportions),
+        axis_label=words.PROPORTION_AXIS)
+
+
+def narrative_figures(nr, nv: dict, rows, level: float = 0.95) -> list[dict]:
+    """Every figure of a narrative section, in the order of ``synthesis.figures``: ``kind``,
+    ``heading``, inline ``svg``, ``caption`` and ``scrolls`` (a wide plot that may scroll sideways)."""
+    from ..plots import layout_albatross, layout_proportions, render_albatross, render_proportions
+
+    syn, title = nr.synthesis, nr.narrative.title
+    labels = {r["row_id"]: r["label"] for r in nv["rows"]}
+    out = []
+    for kind in syn.figures:
+        if kind is vocab.NarrativeFigure.FOREST:
+            svg = render_narrative_figure(narrative_forest_spec(nv["rows"], rows, level), nr.id, title)
+            cap = words.NARRATIVE_FOREST_CAPTION
+        elif kind is vocab.NarrativeFigure.ALBATROSS:
+            layout = layout_albatross(albatross_spec(syn, labels, rows))
+            svg = inline_svg(render_albatross(layout), f"albatross-{nr.id}",
+                             f"{words.NARRATIVE_FIGURE_LABELS[kind]}: {title}")
+            omitted = [labels.get(r, r) for r in syn.albatross_omitted]
+            cap = words.albatross_caption(syn.albatross, omitted, vocab.SIGN_TEST_ALPHA)
+        else:
+            layout = layout_proportions(proportions_spec(syn, labels, rows, level))
+            svg = inline_svg(render_proportions(layout), f"proportions-{nr.id}",
+                             f"{words.NARRATIVE_FIGURE_LABELS[kind]}: {title}")
+            cap = words.proportions_caption(syn.proportions, level)
+        if svg:
+            out.append({"kind": kind.value, "heading": words.NARRATIVE_FIGURE_HEADINGS[kind], "svg": svg,
+                        "caption": cap, "scrolls": kind is vocab.NarrativeFigure.FOREST})
+    return out

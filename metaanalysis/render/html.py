@@ -96,11 +96,11 @@ class Pages:
                             font_css=plot_font_css() if has_figure else "")
 
     def narrative(self, view: dict) -> bytes:
-        """A narrative page; with a side-by-side figure, it declares its font once."""
+        """A narrative page; with figures, it declares their font once."""
         from .figures import plot_font_css
 
         return self._render("narrative.html.j2", view["id"], n=view,
-                            font_css=plot_font_css() if view.get("figure_svg") else "")
+                            font_css=plot_font_css() if view.get("figures") else "")
 
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
               changes: dict | None = None, sof: list[dict] | None = None) -> bytes:

@@ -324,7 +324,22 @@ def narrative_view(nr: NarrativeResult, rows: RowText, effects) -> dict[str, Any
     return {"id": n.id, "title": n.title, "reason": n.reason, "text": n.text,
             "rows": [_narrative_row(rows, rid, label_of(rid), effects[rid].reason) for rid in n.rows],
             "combos": [combination_view(c, label_of, lambda r: rows.get(r, "p_value"))
-                       for c in nr.combinations]}
+                       for c in nr.combinations],
+            **direction_view(nr, label_of)}
+
+
+def direction_view(nr: NarrativeResult, label_of) -> dict[str, Any]:
+    """The sign tests on effect direction (one sentence per outcome) and the directions the plan
+    declared for results without an estimate, with where each was read."""
+    syn = nr.synthesis
+    if syn is None:
+        return {"sign_tests": [], "declared": [], "sign_test_note": "", "declared_intro": "", "undrawn": ""}
+    return {"sign_test_note": words.SIGN_TEST_NOTE, "declared_intro": words.DECLARED_INTRO,
+            "undrawn": words.undrawn_text([label_of(r) for r in syn.undrawn], bool(syn.figures)),
+            "sign_tests": [words.sign_test_text(st, vocab.SIGN_TEST_ALPHA) for st in syn.sign_tests],
+            "declared": [{"label": label_of(d.row), "row_id": d.row,
+                          "direction": words.DIRECTION_WORDS[vocab.EffectDirection(d.direction)],
+                          "source": d.source} for d in nr.narrative.directions]}
 
 
 def _narrative_row(rows: RowText, rid: str, label: str, why: str) -> dict[str, Any]:

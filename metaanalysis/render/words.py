@@ -805,3 +805,117 @@ def binary_se_text(method: str) -> str:
     what = "Peto's log odds ratio (O − E)/V" if method == "Peto" else "the log odds ratio, log risk ratio or risk difference"
     return (f"Study effects are {what} from each study's 2×2 counts (metafor escalc), shown back-transformed for "
             "ratios; the pooled estimate uses the counts themselves.")
+# evidence that is not pooled: figures and the sign test on effect direction (SWiM)
+# ---------------------------------------------------------------------------------------------
+
+#: Headings of a narrative section's figures.
+NARRATIVE_FIGURE_HEADINGS = {vocab.NarrativeFigure.FOREST: "Results side by side",
+                             vocab.NarrativeFigure.ALBATROSS: "p-values by direction and sample size (albatross plot)",
+                             vocab.NarrativeFigure.PROPORTIONS: "Proportions with their confidence intervals"}
+#: Accessible names of the figures (``aria-label``; a prefix the tests look for).
+NARRATIVE_FIGURE_LABELS = {vocab.NarrativeFigure.FOREST: "Results side by side",
+                           vocab.NarrativeFigure.ALBATROSS: "Albatross plot",
+                           vocab.NarrativeFigure.PROPORTIONS: "Proportions plot"}
+NARRATIVE_FOREST_CAPTION = ("Each result with its reported CI, not pooled: no diamond and no weights (SWiM reporting "
+                            "guideline, Campbell et al. 2020). Log scale; values below 1 favour denosumab.")
+ALBATROSS_SIDES = ("← Points to harm", "Points to benefit →")
+ALBATROSS_AXES = ("Two-sided p-value (log scale)", "Sample size (log scale)")
+PROPORTION_AXIS = "Proportion with the outcome (%)"
+SIGN_TEST_NOTE = ("Vote counting on the direction of effect, not on statistical significance (SWiM item 5; "
+                  "Hilton Boon & Thomson 2021). Only independent results count: results of one patient set "
+                  "are one vote.")
+DECLARED_INTRO = "These results have a p-value but no estimate; the plan states the direction each source reports."
+DIRECTION_WORDS = {vocab.EffectDirection.BENEFIT: "benefit", vocab.EffectDirection.HARM: "harm",
+                   vocab.EffectDirection.NONE: "no difference", vocab.EffectDirection.MIXED: "mixed"}
+
+
+def p_as_reported(text: str) -> str:
+    """A registry p-value cell in running text: ``<0.0001`` -> ``p < 0.0001``, ``0.0172`` -> ``p = 0.0172``."""
+    t = text.strip()
+    for op in ("<=", ">=", "≤", "≥", "<", ">"):
+        if t.startswith(op):
+            return f"p {op} {t[len(op):].strip()}"
+    return f"p = {t}"
+
+
+def albatross_key(number: str, label: str, n: int, p_text: str) -> str:
+    """One line of the albatross plot's key: ``1 · Liede 2018: ORR, melanoma (n = 66, p = 0.0172)``
+    (one space each side: SVG text collapses a double space)."""
+    return f"{number} · {label} (n = {n}, {p_as_reported(p_text)})"
+
+
+def albatross_caption(points, omitted_labels: list[str], alpha: float) -> str:
+    """The albatross plot's caption, every clause true of the points it describes."""
+    parts = [f"Each result's two-sided p-value, on the side of its reported direction, against its sample "
+             f"size (Harrison et al. 2017). Dashed lines: p = {fmt_num(alpha, 2)}."]
+    if any(p.bound for p in points):
+        parts.append("An arrow marks a p-value reported only as a bound (p < x): it is drawn at the bound and "
+                     "the true p-value lies further out.")
+    sets = sorted({p.patient_set for p in points})
+    if len(sets) < len(points):
+        parts.append(f"The {len(points)} results come from {len(sets)} patient set{'s' if len(sets) != 1 else ''} "
+                     f"({', '.join(sets)}): they are not independent of each other.")
+    parts.append("No effect contours: the source reports no effect measure or test for these p-values, so no "
+                 "effect size can be attached to a p-value and a sample size.")
+    if omitted_labels:
+        parts.append(f"Not drawn (no sample size, direction or usable p-value): {'; '.join(omitted_labels)}.")
+    return " ".join(parts)
+
+
+def sign_test_text(st, alpha: float) -> str:
+    """What the sign test on effect direction for one outcome found, or why it was not run."""
+    from ..synthesis import sign_test_min_p
+
+    units = "; ".join(f"{u.patient_set}: {len(u.rows)} result{'s' if len(u.rows) != 1 else ''}, "
+                      f"{DIRECTION_WORDS[u.direction]}" for u in st.units)
+    once = "; several results of one patient set count once" if any(len(u.rows) > 1 for u in st.units) else ""
+    head = f"{st.endpoint}: {len(st.units)} independent patient set{'s' if len(st.units) != 1 else ''} ({units}){once}."
+    if st.note is vocab.SignTestNote.NO_DIRECTION:
+        return f"{head} No patient set has a single direction: no sign test."
+    if st.note is vocab.SignTestNote.TOO_FEW_INDEPENDENT:
+        return (f"{head} Sign test not run: {st.n} independent result{'s' if st.n != 1 else ''} can give a "
+                f"two-sided p no smaller than {fmt_num(st.min_p, 2)}, even all pointing one way; it takes at least "
+                f"{st.min_n} (smallest p {fmt_num(sign_test_min_p(st.min_n), 3)}) to reach p < {fmt_num(alpha, 2)}.")
+    return (f"{head} Sign test: {st.k} of {st.n} point to benefit, two-sided p = {fmt_num(st.pvalue, 3)} "
+            f"(exact binomial test against 1/2).")
+
+
+def undrawn_text(labels: list[str], any_figure: bool) -> str:
+    """The section's results that no figure shows (they are in the table), or '' when none."""
+    if not labels:
+        return ""
+    if not any_figure:
+        return ("No figure: no result here has a ratio estimate with its CI, a p-value with a sample size and a "
+                "direction, or a proportion with a CI. The table below gives each as reported.")
+    return f"Not in a figure (no estimate with a CI, nor a p-value with a sample size and a direction): {'; '.join(labels)}."
+
+
+def proportion_label(label: str, endpoint_detail: str) -> str:
+    """A proportion's label on its plot: the row label, with what was counted (the registry's
+    endpoint detail up to its first colon) unless the label already says it."""
+    what = endpoint_detail.split(":")[0].strip()
+    return f"{label}: {what}" if what and ":" not in label else label
+
+
+def proportion_detail(pt, level: float) -> str:
+    """The numbers line under a proportion's label: counts, percentage and where its CI comes from."""
+    counts = f"{pt.events}/{pt.n} · " if pt.events is not None and pt.n is not None else ""
+    est = f"{fmt_num(100 * pt.estimate, 0)}%"
+    if pt.source is vocab.IntervalSource.NONE:
+        return f"{counts}{est}, no CI (no denominator or CI in the registry)"
+    how = "exact" if pt.source is vocab.IntervalSource.EXACT else "as reported"
+    return f"{counts}{est} ({pct(level)} CI {fmt_num(100 * pt.lower, 0)}–{fmt_num(100 * pt.upper, 0)}%, {how})"
+
+
+def proportions_caption(points, level: float) -> str:
+    """The proportions plot's caption, naming only the interval kinds it draws."""
+    kinds = {p.source for p in points}
+    parts = ["Each proportion as reported, not pooled: no summary row (SWiM, Campbell et al. 2020)."]
+    if vocab.IntervalSource.EXACT in kinds:
+        parts.append(f"Filled dots: {pct(level)} CI computed exactly (Clopper–Pearson) from the registry's "
+                     "numerator and denominator.")
+    if vocab.IntervalSource.REPORTED in kinds:
+        parts.append("Open squares: the CI as reported (no counts in the registry to compute one).")
+    if vocab.IntervalSource.NONE in kinds:
+        parts.append("Open dots: the proportion alone (neither counts nor a CI in the registry).")
+    return " ".join(parts)

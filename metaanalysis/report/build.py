@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problems import Problem
-from ..render.figures import figure_input, narrative_forest_spec, render_figures, render_narrative_figure
+from ..render.figures import figure_input, narrative_figures, render_figures
 from ..runtime import fork_workers, run_forked
 from .output import check_inputs_outside, check_out_dir, write_tree_atomic
 
@@ -111,8 +111,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     for nr in ev.narratives:
         nv = view.narrative_view(nr, rows, ev.effects)
         nv["short_title"] = short[nr.id]
-        nv["figure_svg"] = render_narrative_figure(narrative_forest_spec(nv["rows"], rows), nr.id,
-                                                   nr.narrative.title)
+        nv["figures"] = narrative_figures(nr, nv, rows, ev.plan.defaults.level)
         nviews.append(nv)
         files[f"{nr.id}.html"] = pages.narrative(nv)
         files[f"{nr.id}.json"] = data.narrative_json(nr, nv, ev, rows)
