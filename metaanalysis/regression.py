@@ -19,7 +19,7 @@ import numpy as np
 from . import _dist as dist
 from . import vocab
 
-__all__ = ["MetaRegression", "fit_meta_regression", "design_matrix", "tau2_regression"]
+__all__ = ["MetaRegression", "fit_meta_regression", "design_matrix", "tau2_regression", "centre_effects"]
 
 _GRID = np.concatenate([[0.0], np.geomspace(1e-10, 1.0, 64)])
 
@@ -33,7 +33,8 @@ class MetaRegression:
     ``btt`` (all but the intercept when the model has one): χ²(``qm_df``) for test z, an
     F statistic QM/m on (``qm_df``, ``qm_ddf``) df for knha/adhoc, as metafor reports it.
     ``qe`` (with ``qe_df`` = k − p and ``qe_pvalue``) is the residual-heterogeneity test
-    with weights 1/vᵢ. ``i2`` and ``r2`` are percentages; ``r2`` (metafor's pseudo-R²,
+    with weights 1/vᵢ. ``tau2_se`` is metafor's se.tau2 (None for FE and a fixed τ²).
+    ``i2`` and ``r2`` are percentages; ``r2`` (metafor's pseudo-R²,
     100 (τ²₀ − τ²)/τ²₀ clipped at 0, τ²₀ from the intercept-only model; adjusted weighted
     R² for FE) is None without an intercept.
     """
@@ -52,6 +53,7 @@ class MetaRegression:
     ci_upper: np.ndarray
     df: float | None
     tau2: float
+    tau2_se: float | None
     i2: float
     h2: float
     r2: float | None
@@ -172,8 +174,23 @@ def _wls(y, X, w) -> _WLS:
                 logdet=2.0 * float(np.log(np.abs(np.diag(R))).sum()), rinv=rinv)
 
 
-def _centre(yi, X):
-    """Centred effects and the shift to add back to β (exact when X spans the constant)."""
+def centre_effects(yi, X):
+    """Effects centred at their mean when ``X`` spans the constant (else unchanged).
+
+    Parameters
+    ----------
+    yi : ndarray, shape (k,)
+    X : ndarray, shape (k, p)
+
+    Returns
+    -------
+    yc : ndarray, shape (k,)
+        ``yi − ȳ`` (exact differences: the residuals of a fit on ``yc`` keep full relative
+        precision however close the effects are).
+    shift : ndarray, shape (p,)
+        Add to the coefficients fitted on ``yc`` to get those for ``yi`` (ȳ times the exact
+        coefficients of the constant in X).
+    """
     ones = np.ones(X.shape[0])
     scale = np.max(np.abs(X), axis=0)
     scale[scale == 0] = 1.0
@@ -288,7 +305,7 @@ def tau2_regression(yi, vi, X, method: str) -> float:
     -----
     Viechtbauer W (2010), doi:10.18637/jss.v036.i03 (the estimators with moderators).
     """
-    y, _ = _centre(yi, X)
+    y, _ = centre_effects(yi, X)
     if method == "FE":
         return 0.0
     if method in ("DL", "HS", "HE", "SJ"):
@@ -337,6 +354,43 @@ def _heterogeneity(y, vi, X, tau2, method):
     return qe, qe_p, 100 * tau2 / (vt + tau2), tau2 / vt + 1
 
 
+def _proj(X, w) -> np.ndarray:
+    """P = W − W X (XᵀWX)⁻¹ XᵀW as √W (I − QQᵀ) √W, shape (k, k): only for the traces of the
+    τ² standard errors (quadratic forms in y never go through it)."""
+    sw = np.sqrt(w)
+    Q, _ = np.linalg.qr(sw[:, None] * X)
+    M = np.eye(X.shape[0]) - Q @ Q.T
+    return sw[:, None] * M * sw[None, :]
+
+
+def _tau2_se(method, y, vi, X, t) -> float | None:
+    """metafor's ``se.tau2`` with moderators (rma.uni, at the truncated estimate ``t``); None for FE."""
+    k, p = X.shape
+    if method == "FE":
+        return None
+    if method in ("ML", "REML", "PM", "EB"):
+        w = 1.0 / (vi + t)
+        if method == "ML":
+            return float(np.sqrt(2 / (w**2).sum()))
+        if method == "REML":
+            return float(np.sqrt(2 / (_proj(X, w) ** 2).sum()))
+        return float(np.sqrt(2 * k**2 / (k - p) / w.sum() ** 2))
+    if method == "HE":
+        P = _proj(X, np.ones(k))                 # I − H, H the OLS hat matrix
+        PV = P * vi[None, :]
+        return float(np.sqrt((2 * (PV * PV.T).sum() + 4 * t * np.trace(PV) + 2 * t**2 * (k - p)) / (k - p) ** 2))
+    if method == "SJ":
+        t0 = float(((y - y.mean()) ** 2).mean())
+        P = _proj(X, 1.0 / (vi + t0))
+        PV = P * vi[None, :]
+        return float(t0 / (k - p) * np.sqrt(2 * (PV * PV.T).sum() + 4 * t * (PV * P).sum() + 2 * t**2 * (P**2).sum()))
+    w = 1.0 / vi
+    P = _proj(X, w)
+    trP = float(np.trace(P))
+    denom = trP if method == "DL" else float(w.sum())    # DL, HS
+    return float(np.sqrt(2 * (k - p) + 4 * t * trP + 2 * t**2 * (P**2).sum()) / denom)
+
+
 def _r2(yi, vi, X, tau2, qe, method, int_incl) -> float | None:
     """metafor's pseudo-R² (percent); None for intercept-only models or without intercept."""
     k, p = X.shape
@@ -345,7 +399,7 @@ def _r2(yi, vi, X, tau2, qe, method, int_incl) -> float | None:
     if method == "FE":
         if np.all(yi == yi[0]):
             return 0.0
-        q0 = _wls(_centre(yi, np.ones((k, 1)))[0], np.ones((k, 1)), 1.0 / vi).rss
+        q0 = _wls(centre_effects(yi, np.ones((k, 1)))[0], np.ones((k, 1)), 1.0 / vi).rss
         return max(0.0, 100 * (1 - (qe / (k - p)) / (q0 / (k - 1))))
     t0 = tau2_regression(yi, vi, np.ones((k, 1)), method)
     if t0 == 0:
@@ -362,7 +416,7 @@ def fit_meta_regression(yi, vi, X, names, *, method, test, level, tau2=None) -> 
         raise ValueError(f"meta-regression needs more studies ({k}) than coefficients ({p})")
     if np.linalg.matrix_rank(X) < p:
         raise ValueError("the moderators are collinear (design matrix not of full column rank)")
-    y, shift = _centre(yi, X)
+    y, shift = centre_effects(yi, X)
     t2 = tau2_regression(yi, vi, X, method) if tau2 is None else float(tau2)
     f = _wls(y, X, 1.0 / (vi + t2))
     beta = f.beta + shift
@@ -385,6 +439,7 @@ def fit_meta_regression(yi, vi, X, names, *, method, test, level, tau2=None) -> 
     return MetaRegression(
         method=method, test=test, level=level, k=k, coef_names=tuple(names), beta=beta, vb=vb, se=se,
         stat=stat, pvalue=np.asarray(pval, dtype=float), ci_lower=beta - crit * se,
-        ci_upper=beta + crit * se, df=None if ddf is None else float(ddf), tau2=t2, i2=float(i2),
+        ci_upper=beta + crit * se, df=None if ddf is None else float(ddf), tau2=t2,
+        tau2_se=None if tau2 is not None else _tau2_se(method, y, vi, X, t2), i2=float(i2),
         h2=float(h2), r2=_r2(yi, vi, X, t2, qe, method, ints.size > 0), qm=qm, qm_df=qm_df,
         qm_ddf=qm_ddf, qm_pvalue=qm_p, qe=qe, qe_df=k - p, qe_pvalue=qe_p, btt=btt, s2w=s2w)

@@ -1,9 +1,11 @@
-"""Sensitivity analyses: leave-one-out, cumulative, influence, Egger's test, subgroups.
+"""Sensitivity analyses: leave-one-out, cumulative, influence, Egger's test, meta-regression, subgroups.
 
-All are pure functions of ``(yi, vi)`` (plus a grouping or an order) and reuse
-:func:`metaanalysis.pooling.pool_many`, so every refit uses exactly the estimator,
-test and level of the main analysis, as metafor's ``leave1out``/``cumul``/``influence``
-do (Viechtbauer & Cheung 2010, doi:10.1002/jrsm.11).
+All are pure functions of ``(yi, vi)`` (plus a grouping, an order or moderators) and reuse
+:func:`metaanalysis.pooling.pool_many` (intercept-only refits) or
+:mod:`metaanalysis.regression` (models with moderators), so every refit uses exactly the
+estimator, test and level of the main analysis, as metafor's ``leave1out``/``cumul``/
+``influence``/``regtest`` do, for every τ² estimator and test (Viechtbauer & Cheung 2010,
+doi:10.1002/jrsm.11). Conformance: tests/test_sensitivity_metafor.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from . import _dist as dist
 from . import vocab
 from .pooling import check_args, pool, pool_many
-from .regression import MetaRegression, _centre, design_matrix, fit_meta_regression
+from .regression import MetaRegression, centre_effects, design_matrix, fit_meta_regression
 from .results import MetaResult
 
 __all__ = [
@@ -116,14 +118,11 @@ class Influence:
     is_influential: np.ndarray
 
 
-def _deletion_scale(Y, V, d, test):
-    """Knapp-Hartung scale s²w of each deletion fit (1 for test z and for k − 1 = 1 fits)."""
-    if test == "z" or Y.shape[1] < 2:
-        return np.ones(Y.shape[0])
-    w = 1.0 / (V + d.tau2[:, None])
-    rss = (w * (Y - d.estimate[:, None]) ** 2).sum(1)
-    s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / max(Y.shape[1] - 1, 1))
-    return np.maximum(s2w, 1.0) if test == "adhoc" else s2w
+def _deletion_scale(V, d):
+    """Knapp-Hartung scale s²w of each deletion fit: its (scaled) variance over the unscaled
+    1/Σw, so exactly the rule :func:`metaanalysis.pooling.pool_many` applied (1 for test z and
+    for a k − 1 = 1 refit, which falls back to z as in metafor)."""
+    return d.se**2 * (1.0 / (V + d.tau2[:, None])).sum(1)
 
 
 def influence(yi, vi, *, method="REML", test="z") -> Influence:
@@ -158,7 +157,7 @@ def influence(yi, vi, *, method="REML", test="z") -> Influence:
     Y = np.array([np.delete(yi, i) for i in range(k)])
     V = np.array([np.delete(vi, i) for i in range(k)])
     d = pool_many(Y, V, method=method, test=test, tau2_ci=False)
-    s2w = _deletion_scale(Y, V, d, test)
+    s2w = _deletion_scale(V, d)
     w = 1.0 / (vi + full.tau2[0])
     hat = w / w.sum()
     vb = float(full.se[0]) ** 2            # knha-scaled where test != "z", as in metafor
@@ -177,7 +176,7 @@ def influence(yi, vi, *, method="REML", test="z") -> Influence:
             | (hat > 3.0 / k) | (np.abs(dfbetas) > 1))
     return Influence(rstudent=rstudent, dffits=dffits, cooks_distance=cooks, cov_r=cov_r,
                      tau2_del=d.tau2.copy(), q_del=d.q.copy(), hat=hat, weight=100 * hat,
-                     dfbetas=dfbetas, is_influential=infl & np.isfinite(cooks))
+                     dfbetas=dfbetas, is_influential=infl)
 
 
 # ---------------------------------------------------------------------------
@@ -263,7 +262,7 @@ def _egger_lm(yi, vi, level):
     and the intercept's SE do not change; the residuals keep full relative precision)."""
     import statsmodels.api as sm
 
-    yc, shift = _centre(yi, np.ones((yi.size, 1)))
+    yc, shift = centre_effects(yi, np.ones((yi.size, 1)))
     X = np.column_stack([np.ones(yi.size), np.sqrt(vi)])
     fit = sm.WLS(yc, X, weights=1.0 / vi).fit()
     lo, hi = fit.conf_int(alpha=1 - level)[0]

@@ -50,7 +50,7 @@ SUBG = _cases("subgroups")
 ROW_KEYS = ("estimate", "se", "stat", "pvalue", "ci_lower", "ci_upper", "q", "q_pvalue", "tau2", "i2", "h2")
 INFL_KEYS = ("rstudent", "dffits", "cooks_distance", "cov_r", "tau2_del", "q_del", "hat", "weight", "dfbetas")
 MREG_KEYS = ("beta", "se", "stat", "pvalue", "ci_lower", "ci_upper", "df", "qm", "qm_df", "qm_ddf", "qm_pvalue",
-             "qe", "qe_df", "qe_pvalue", "tau2", "i2", "h2", "r2")
+             "qe", "qe_df", "qe_pvalue", "tau2", "tau2_se", "i2", "h2", "r2")
 
 
 def _assert_none_bad(bad, label):

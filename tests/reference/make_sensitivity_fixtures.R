@@ -190,7 +190,8 @@ mreg_fields <- function(res, names_py) {
        beta = arr(res$beta), se = arr(res$se), stat = arr(res$zval), pvalue = arr(res$pval),
        ci_lower = arr(res$ci.lb), ci_upper = arr(res$ci.ub), df = if (res$test == "z") NULL else res$ddf[1],
        qm = res$QM, qm_df = res$QMdf[1], qm_ddf = nn(res$QMdf[2]), qm_pvalue = res$QMp,
-       qe = res$QE, qe_df = res$k - res$p, qe_pvalue = res$QEp, tau2 = res$tau2, i2 = res$I2, h2 = res$H2,
+       qe = res$QE, qe_df = res$k - res$p, qe_pvalue = res$QEp, tau2 = res$tau2, tau2_se = nn(res$se.tau2),
+       i2 = res$I2, h2 = res$H2,
        r2 = nn(res$R2))
 }
 
