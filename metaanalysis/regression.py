@@ -404,7 +404,7 @@ def _r2(yi, vi, X, tau2, qe, method, int_incl) -> float | None:
     t0 = tau2_regression(yi, vi, np.ones((k, 1)), method)
     if t0 == 0:
         return 0.0
-    return max(0.0, 100 * (t0 - tau2) / t0)
+    return max(0.0, 100 * ((t0 - tau2) / t0))   # ratio first, as metafor: exactly 100 at tau2 = 0
 
 
 def fit_meta_regression(yi, vi, X, names, *, method, test, level, tau2=None) -> MetaRegression:
