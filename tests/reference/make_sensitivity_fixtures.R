@@ -2,7 +2,7 @@
 # Generate the metafor fixtures for influence(), leave1out(), cumul(), regtest() (both forms),
 # rma(mods = ...) meta-regression and subgroup models, for EVERY tau2 estimator and test.
 #
-#   Rscript tests/reference/make_sensitivity_fixtures.R tests/reference      # ~2 min
+#   Rscript tests/reference/make_sensitivity_fixtures.R tests/reference      # a few minutes, deterministic
 #
 # Writes tests/reference/fixtures/sensitivity/<dataset>.json (format in README.md, section
 # "Sensitivity, meta-regression and subgroup fixtures"). Datasets are metadat ones the main
