@@ -241,8 +241,8 @@ class EggerResult:
     """
 
     form: str
-    method: str | None
-    test: str
+    method: str | None     # None for form "lm" (ordinary weighted least squares)
+    test: str | None       # None for form "lm" (always a t test on k − 2 df)
     level: float
     k: int
     stat: float
@@ -310,7 +310,7 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
         raise ValueError(f"Egger's test is not interpretable with k = {k} < {min_k} studies")
     if form == "lm":
         vals = _egger_lm(yi, vi, level)
-        method_out, test_out = None, "t"
+        method_out, test_out = None, None   # lm: a t test on k − 2 df whatever method/test
     elif form == "rma":
         X = np.column_stack([np.ones(k), np.sqrt(vi)])
         mr = fit_meta_regression(yi, vi, X, ("intrcpt", "sei"), method=method, test=test, level=level)

@@ -237,3 +237,14 @@ def test_meta_regression_design_and_errors():
         meta_regression(y[:3], v[:3], {"g": g[:3], "x": np.arange(3.0)})
     with pytest.raises(ValueError, match="method"):
         meta_regression(y, v, {"x": np.arange(12.0)}, method="SA")
+
+
+@pytest.mark.parametrize("fx", [fx for fx in FIXTURES if "cumul_ordered" in fx], ids=lambda fx: fx["dataset"])
+def test_cumulative_in_publication_order(fx):
+    """cumul(res, order = dat$year): sorted by year, ties in input order, rows in the sorted order."""
+    from metaanalysis.sensitivity import cumulative
+
+    exp = fx["cumul_ordered"]
+    res = cumulative(fx["yi"], fx["vi"], order=exp["order"], method=exp["method"], test=exp["test"])
+    got = {key: [getattr(r, key) for r in res] for key in ROW_KEYS}
+    _assert_none_bad(cf.mismatches(got, exp, ROW_KEYS), exp["r_call"])

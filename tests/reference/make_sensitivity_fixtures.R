@@ -288,6 +288,15 @@ for (ds in DATASETS) {
   if (isTRUE(ds$sens)) {
     fx$analyses <- list()
     for (method in METHODS) for (test in TESTS) fx$analyses[[length(fx$analyses) + 1]] <- sens_one(env, method, test)
+    # cumul() in publication-year order (ties keep input order: R's order() is stable)
+    ocall <- sprintf('cumul(rma(yi, vi, data=dat, method="REML", test="knha", level=0.95, control=list(%s)), order=dat$year)', CTRL)
+    oc <- run(ocall, env)$value
+    tr <- vapply(seq_len(k), function(i) {
+      ii <- order(env$dat$year)[seq_len(i)]
+      if (i < 2) 0 else true_tau2("REML", env$dat$yi[ii], env$dat$vi[ii], ngrid = 1500)
+    }, 0)
+    if (any(abs(oc$tau2 - tr) > TOL_OPT * pmax(1, tr))) stop("ordered cumul not at the REML optimum")
+    fx$cumul_ordered <- c(list(r_call = ocall, method = "REML", test = "knha", order = arr(env$dat$year)), ROWS(oc))
     rl <- run('regtest(rma(yi, vi, data=dat), model="lm")', env)$value
     fx$regtest_lm <- list(r_call = 'regtest(rma(yi, vi, data=dat), model="lm")  # lm(yi ~ sqrt(vi), weights=1/vi)',
                           stat = rl$zval, pvalue = rl$pval, df = rl$dfs, slope = unname(coef(rl$fit)[2]),
