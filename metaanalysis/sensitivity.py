@@ -1,9 +1,11 @@
-"""Sensitivity analyses: leave-one-out, cumulative, influence, Egger's test, subgroups.
+"""Sensitivity analyses: leave-one-out, cumulative, influence, Egger's test, meta-regression, subgroups.
 
-All are pure functions of ``(yi, vi)`` (plus a grouping or an order) and reuse
-:func:`metaanalysis.pooling.pool_many`, so every refit uses exactly the estimator,
-test and level of the main analysis, as metafor's ``leave1out``/``cumul``/``influence``
-do (Viechtbauer & Cheung 2010, doi:10.1002/jrsm.11).
+All are pure functions of ``(yi, vi)`` (plus a grouping, an order or moderators) and reuse
+:func:`metaanalysis.pooling.pool_many` (intercept-only refits) or
+:mod:`metaanalysis.regression` (models with moderators), so every refit uses exactly the
+estimator, test and level of the main analysis, as metafor's ``leave1out``/``cumul``/
+``influence``/``regtest`` do, for every τ² estimator and test (Viechtbauer & Cheung 2010,
+doi:10.1002/jrsm.11). Conformance: tests/test_sensitivity_metafor.py.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import numpy as np
 from . import _dist as dist
 from . import vocab
 from .pooling import check_args, pool, pool_many
+from .regression import MetaRegression, centre_effects, design_matrix, fit_meta_regression
 from .results import MetaResult
 
 __all__ = [
-    "leave_one_out", "cumulative", "influence", "egger", "subgroups", "SubgroupResult",
-    "meta_regression", "MetaRegression", "EGGER_MIN_K", "REGRESSION_METHODS",
+    "leave_one_out", "cumulative", "influence", "Influence", "egger", "EggerResult", "subgroups",
+    "SubgroupResult", "meta_regression", "MetaRegression", "EGGER_MIN_K", "REGRESSION_METHODS",
 ]
 
 #: Below this many studies Egger's test has too little power to be interpreted
 #: (Sterne et al. 2011, doi:10.1136/bmj.d4002; Cochrane Handbook 13.3.5.4): the vocabulary's rule.
 EGGER_MIN_K = vocab.EGGER_MIN_K
-#: τ² estimators :func:`meta_regression` implements (what Egger's test and common-τ² subgroups need).
-REGRESSION_METHODS = ("FE", "DL", "ML", "REML")
+#: Models :func:`meta_regression` (and so Egger's rma form and common-τ² subgroups) fit: every
+#: τ² estimator and the common-effect model.
+REGRESSION_METHODS = tuple(vocab.METHODS)
 
 
 def _arrays(yi, vi):
@@ -92,20 +96,52 @@ def cumulative(yi, vi, *, order=None, method="REML", test="z", level=0.95,
     return [res.row(j) for j in range(k)]
 
 
-def influence(yi, vi, *, method="REML", test="z") -> dict[str, np.ndarray]:
-    """Case-deletion diagnostics (metafor ``influence.rma.uni``).
+@dataclass(frozen=True)
+class Influence:
+    """Case-deletion diagnostics of an intercept-only model (metafor ``influence.rma.uni``).
+
+    Every array has shape (k,), in input order. ``hat`` is a fraction, ``weight`` a percent;
+    ``dfbetas`` is metafor's ``dfbs`` of the intercept; ``is_influential`` is metafor's
+    "*" rule (|DFFITS| > 3√(1/(k−1)), Cook's distance above the χ²(1) median, hat > 3/k
+    or |DFBETAS| > 1).
+    """
+
+    rstudent: np.ndarray
+    dffits: np.ndarray
+    cooks_distance: np.ndarray
+    cov_r: np.ndarray
+    tau2_del: np.ndarray
+    q_del: np.ndarray
+    hat: np.ndarray
+    weight: np.ndarray
+    dfbetas: np.ndarray
+    is_influential: np.ndarray
+
+
+def _deletion_scale(V, d):
+    """Knapp-Hartung scale s²w of each deletion fit: its (scaled) variance over the unscaled
+    1/Σw, so exactly the rule :func:`metaanalysis.pooling.pool_many` applied (1 for test z and
+    for a k − 1 = 1 refit, which falls back to z as in metafor)."""
+    return d.se**2 * (1.0 / (V + d.tau2[:, None])).sum(1)
+
+
+def influence(yi, vi, *, method="REML", test="z") -> Influence:
+    """Case-deletion diagnostics (metafor ``influence.rma.uni``) for every estimator and test.
 
     Parameters
     ----------
-    yi, vi : array_like, shape (k,)
+    yi, vi : array_like, shape (k,), k >= 2
     method, test
         As for :func:`metaanalysis.pooling.pool` (the diagnostics use no level or PI).
 
     Returns
     -------
-    dict of ndarray, each shape (k,)
-        ``rstudent`` (externally studentized residual), ``cooks_distance``, ``hat``,
-        ``dffits``, ``tau2_del`` and ``q_del`` (τ² and Q with study i deleted).
+    Influence
+        With s²w₍₋ᵢ₎ the Knapp-Hartung scale of the fit without study i (1 for test z) and
+        vb the full model's (scaled) variance: rstudent = (yᵢ − μ̂₍₋ᵢ₎)/√(s²w₍₋ᵢ₎(vᵢ + τ²₍₋ᵢ₎)
+        + vb₍₋ᵢ₎); DFFITS = (μ̂ − μ̂₍₋ᵢ₎)/√(s²w₍₋ᵢ₎ hᵢ (τ²₍₋ᵢ₎ + vᵢ)); Cook's distance
+        (μ̂ − μ̂₍₋ᵢ₎)²/vb; cov.r = vb₍₋ᵢ₎/vb; DFBETAS = (μ̂ − μ̂₍₋ᵢ₎)/√(s²w₍₋ᵢ₎/Σⱼ 1/(vⱼ + τ²₍₋ᵢ₎))
+        (sum over all k studies), as metafor computes them.
 
     Notes
     -----
@@ -114,144 +150,141 @@ def influence(yi, vi, *, method="REML", test="z") -> dict[str, np.ndarray]:
     """
     method, test, _, _ = check_args(method, test, 0.95, "metafor")
     yi, vi = _arrays(yi, vi)
-    full = pool(yi, vi, method=method, test=test)
     k = yi.size
+    if k < 2:
+        raise ValueError("influence diagnostics need at least 2 studies")
+    full = pool_many(yi[None, :], vi[None, :], method=method, test=test, tau2_ci=False)
     Y = np.array([np.delete(yi, i) for i in range(k)])
     V = np.array([np.delete(vi, i) for i in range(k)])
-    d = pool_many(Y, V, method=method, test=test)
-    w = 1.0 / (vi + full.tau2)
+    d = pool_many(Y, V, method=method, test=test, tau2_ci=False)
+    s2w = _deletion_scale(V, d)
+    w = 1.0 / (vi + full.tau2[0])
     hat = w / w.sum()
-    vb_full = 1.0 / w.sum()
-    vb_del = d.se**2                      # knha-scaled where test != "z", as in metafor
+    vb = float(full.se[0]) ** 2            # knha-scaled where test != "z", as in metafor
+    vb_del = d.se**2
     resid = yi - d.estimate
-    rstudent = resid / np.sqrt(vi + d.tau2 + vb_del)
-    diff = full.estimate - d.estimate
-    dffits = diff / np.sqrt(hat * (d.tau2 + vi))
-    cooks = diff**2 / vb_full
-    return {"rstudent": rstudent, "cooks_distance": cooks, "hat": hat, "dffits": dffits,
-            "tau2_del": d.tau2.copy(), "q_del": d.q.copy()}
+    resid[np.abs(resid) < 100 * np.finfo(float).eps] = 0.0
+    diff = float(full.estimate[0]) - d.estimate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rstudent = resid / np.sqrt(s2w * (vi + d.tau2) + vb_del)
+        dffits = diff / np.sqrt(s2w * hat * (d.tau2 + vi))
+        vb_all = 1.0 / (1.0 / (vi[None, :] + d.tau2[:, None])).sum(1)
+        dfbetas = diff / np.sqrt(s2w * vb_all)
+        cooks = diff**2 / vb
+        cov_r = vb_del / vb
+    infl = ((np.abs(dffits) > 3 * np.sqrt(1.0 / (k - 1))) | (dist.chi2_sf(cooks, 1) < 0.5)
+            | (hat > 3.0 / k) | (np.abs(dfbetas) > 1))
+    return Influence(rstudent=rstudent, dffits=dffits, cooks_distance=cooks, cov_r=cov_r,
+                     tau2_del=d.tau2.copy(), q_del=d.q.copy(), hat=hat, weight=100 * hat,
+                     dfbetas=dfbetas, is_influential=infl)
 
 
 # ---------------------------------------------------------------------------
-# Meta-regression (needed for Egger's rma form and common-τ² subgroups)
+# Meta-regression
 # ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class MetaRegression:
-    """Mixed-effects meta-regression fit (metafor ``rma.uni(yi, vi, mods=X)``)."""
+def meta_regression(yi, vi, X, *, method="REML", test="z", level=0.95, tau2=None) -> MetaRegression:
+    """Mixed-effects meta-regression (metafor ``rma.uni(yi, vi, mods = ...)``).
 
-    beta: np.ndarray      # (p,)
-    vb: np.ndarray        # (p, p) covariance of beta (knha-scaled where applicable)
-    tau2: float
-    df: float | None      # residual df for t tests (knha), None for z
-    qe: float             # residual heterogeneity Q_E (fixed-effect weights)
-    qe_df: int
+    Parameters
+    ----------
+    yi, vi : array_like, shape (k,)
+    X : mapping of name -> array_like (k,), array_like (k,) or array_like (k, p)
+        Moderators. A mapping (e.g. ``{"ablat": lat, "alloc": alloc}``) gives metafor's
+        ``mods = ~ ablat + alloc``: an intercept plus one column per numeric moderator,
+        and string/boolean moderators as factors, dummy-coded with the first level in
+        sorted order as the reference (R's default). A 1-D array is one continuous
+        moderator. A 2-D array is the design matrix as given (metafor ``mods = X,
+        intercept = FALSE``; an all-ones column counts as the intercept).
+    method : str
+        Every τ² estimator of :data:`metaanalysis.vocab.TAU2_ESTIMATORS` and "FE" (any case);
+        ML/REML are the global optimum (metafor's Fisher scoring can stop at a local one).
+    test, level
+        As for :func:`metaanalysis.pooling.pool`: knha/adhoc give t tests on k − p df and an
+        F omnibus test.
+    tau2 : float, optional
+        Fix τ² instead of estimating it (metafor ``tau2=``).
 
-
-def _proj(w, X):
-    """P = W − W X (XᵀWX)⁻¹ XᵀW."""
-    W = np.diag(w)
-    XtWX = X.T @ W @ X
-    A = np.linalg.solve(XtWX, X.T @ W)
-    return W - W @ X @ A, XtWX
-
-
-def meta_regression(yi, vi, X, *, method="REML", test="z") -> MetaRegression:
-    """Meta-regression with design matrix ``X`` (k × p), τ² by ``method``.
-
-    Supports :data:`REGRESSION_METHODS` (FE, DL, ML and REML: the estimators Egger's test
-    and subgroup models need; codes in any case); REML/ML are maximised globally over a
-    grid, then refined by Brent's method on the score. ``test`` as for
-    :func:`metaanalysis.pooling.pool`.
+    Returns
+    -------
+    MetaRegression
+        Coefficients with SE, z/t statistics, p-values and CIs; QM (df, p), QE (df, p),
+        τ², I², H² and R² (see :class:`metaanalysis.regression.MetaRegression`).
 
     Notes
     -----
     Viechtbauer W (2010), doi:10.18637/jss.v036.i03 (rma.uni with ``mods``).
     """
-    from scipy import optimize  # lazy: only meta-regression needs it
-
-    method, test, _, _ = check_args(method, test, 0.95, "metafor")
-    if method not in REGRESSION_METHODS:
-        raise ValueError(f"meta_regression supports {', '.join(REGRESSION_METHODS)}; got {method!r}")
+    method, test, level, _ = check_args(method, test, level, "metafor")
     yi, vi = _arrays(yi, vi)
-    X = np.asarray(X, dtype=float)
-    k, p = X.shape
-    if k <= p:
-        raise ValueError(f"meta-regression needs more studies ({k}) than coefficients ({p})")
-    P0, _ = _proj(1.0 / vi, X)
-    qe = float(yi @ P0 @ yi)
-    if method == "FE":
-        tau2 = 0.0
-    elif method == "DL":
-        trP = np.trace(P0)
-        tau2 = max(0.0, (qe - (k - p)) / trP)
-    else:  # REML or ML (method is one of REGRESSION_METHODS)
-        def ll(t):
-            w = 1.0 / (vi + t)
-            P, XtWX = _proj(w, X)
-            val = -0.5 * (np.log(vi + t).sum() + yi @ P @ yi)
-            if method == "REML":
-                val -= 0.5 * np.linalg.slogdet(XtWX)[1]
-            return val
+    if np.any(vi <= 0) or not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
+        raise ValueError("meta-regression needs finite yi and vi > 0")
+    Xd, names = design_matrix(X, yi.size)
+    if not np.all(np.isfinite(Xd)):
+        raise ValueError("moderators must be finite numbers (no missing values)")
+    return fit_meta_regression(yi, vi, Xd, names, method=method, test=test, level=level, tau2=tau2)
 
-        def score(t):
-            w = 1.0 / (vi + t)
-            P, _ = _proj(w, X)
-            Py = P @ yi
-            if method == "REML":
-                return Py @ Py - np.trace(P)
-            return Py @ Py - w.sum()
 
-        r2 = (yi.max() - yi.min()) ** 2
-        U = 1.01 * (k * r2 + vi.max()) / max(k - p, 1) + 1e-12
-        while score(U) > 0:  # guarantee the bracket (the bound is for p = 1)
-            U *= 4
-        grid = np.concatenate([[0.0], U * np.geomspace(1e-10, 1.0, 48)])
-        vals = np.array([ll(t) for t in grid])
-        j = int(np.argmax(vals))
-        lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
-        if j == 0 and score(0.0) <= 0:
-            tau2 = 0.0
-        else:
-            if score(grid[j]) > 0:
-                lo = grid[j]
-            else:
-                hi = grid[j]
-            if score(lo) > 0 and score(hi) <= 0:
-                tau2 = optimize.brentq(score, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps,
-                                       maxiter=500)
-            else:
-                tau2 = optimize.minimize_scalar(lambda t: -ll(t), bounds=(lo, hi), method="bounded",
-                                                options={"xatol": 1e-14}).x
-    w = 1.0 / (vi + tau2)
-    P, XtWX = _proj(w, X)
-    vb = np.linalg.inv(XtWX)
-    beta = vb @ X.T @ (w * yi)
-    df = None
-    if test in vocab.T_TESTS:
-        s2w = float(yi @ P @ yi) / (k - p)
-        if test == "adhoc":
-            s2w = max(s2w, 1.0)
-        vb = vb * s2w
-        df = float(k - p)
-    return MetaRegression(beta=beta, vb=vb, tau2=float(tau2), df=df, qe=qe, qe_df=k - p)
+# ---------------------------------------------------------------------------
+# Egger's test
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EggerResult:
+    """Egger's regression test (metafor ``regtest``, predictor ``sei``).
+
+    ``stat``/``pvalue``: the test of the ``sei`` slope (z for form "rma" with test z, t on
+    ``df`` = k − 2 otherwise); ``slope`` and ``intercept`` of yᵢ = intercept + slope·seᵢ;
+    ``limit_estimate`` (the intercept: the effect as SE → 0) with its CI at ``level``;
+    ``tau2`` the meta-regression's residual τ² (None for form "lm"); ``underpowered``
+    k < ``min_k``.
+    """
+
+    form: str
+    method: str | None     # None for form "lm" (ordinary weighted least squares)
+    test: str | None       # None for form "lm" (always a t test on k − 2 df)
+    level: float
+    k: int
+    stat: float
+    pvalue: float
+    df: float | None
+    slope: float
+    intercept: float
+    limit_estimate: float
+    limit_ci_lower: float
+    limit_ci_upper: float
+    tau2: float | None
+    underpowered: bool
+
+
+def _egger_lm(yi, vi, level):
+    """lm(yi ~ sei, weights = 1/vi) by statsmodels WLS on centred effects (the slope, its t
+    and the intercept's SE do not change; the residuals keep full relative precision)."""
+    import statsmodels.api as sm
+
+    yc, shift = centre_effects(yi, np.ones((yi.size, 1)))
+    X = np.column_stack([np.ones(yi.size), np.sqrt(vi)])
+    fit = sm.WLS(yc, X, weights=1.0 / vi).fit()
+    lo, hi = fit.conf_int(alpha=1 - level)[0]
+    b0 = float(fit.params[0] + shift[0])
+    return (float(fit.tvalues[1]), float(fit.pvalues[1]), float(fit.df_resid), float(fit.params[1]), b0,
+            float(lo + shift[0]), float(hi + shift[0]), None)
 
 
 def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int = EGGER_MIN_K,
-          enforce_min_k: bool = False) -> dict:
-    """Egger's regression test for funnel-plot asymmetry.
+          enforce_min_k: bool = False) -> EggerResult:
+    """Egger's regression test for funnel-plot asymmetry (metafor ``regtest``).
 
     Parameters
     ----------
     form : {"rma", "lm"}
         ``"rma"``: metafor's ``regtest`` default — mixed-effects meta-regression of yi on
-        the standard error with τ² by ``method``; the limit estimate (intercept) is the
-        effect as SE → 0. ``"lm"``: the classic Egger et al. (1997) weighted regression
-        (``lm(yi ~ sei, weights = 1/vi)``; the slope is Egger's intercept), t test with
-        k − 2 df — computed with statsmodels WLS, which matches R's ``lm``.
+        the standard error with τ² by ``method`` (every estimator, including PM, EB, HS, SJ,
+        HE and FE) and ``test`` (z, knha, adhoc). ``"lm"``: the classic Egger et al. (1997)
+        weighted regression (``lm(yi ~ sei, weights = 1/vi)``; t test with k − 2 df, whatever
+        ``method``/``test``), computed with statsmodels WLS, which matches R's ``lm``.
     method, test, level
-        As for :func:`metaanalysis.pooling.pool` (the ``"rma"`` form; ``method`` outside
-        :data:`REGRESSION_METHODS` is refused); ``level`` sets the limit estimate's CI.
+        As for :func:`metaanalysis.pooling.pool`; ``level`` sets the limit estimate's CI.
     min_k : int
         Fewest studies for an interpretable test (default :data:`metaanalysis.vocab.EGGER_MIN_K`).
     enforce_min_k : bool
@@ -260,14 +293,13 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
 
     Returns
     -------
-    dict
-        ``stat``, ``pvalue``, ``df`` (None for z), ``slope``, ``intercept``,
-        ``limit_estimate`` with ``limit_ci_lower``/``limit_ci_upper`` (the intercept: the
-        effect as SE -> 0), ``k``, ``underpowered`` (k < min_k), ``form``.
+    EggerResult
 
     Notes
     -----
-    Egger M et al. (1997). BMJ 315:629-634. doi:10.1136/bmj.315.7109.629
+    Both forms are computed from QR/weighted residuals on centred effects, so nearly
+    identical effects keep full precision. Egger M et al. (1997). BMJ 315:629-634.
+    doi:10.1136/bmj.315.7109.629
     """
     method, test, level, _ = check_args(method, test, level, "metafor")
     yi, vi = _arrays(yi, vi)
@@ -276,36 +308,21 @@ def egger(yi, vi, *, form="rma", method="REML", test="z", level=0.95, min_k: int
         raise ValueError("Egger's test needs at least 3 studies")
     if enforce_min_k and k < min_k:
         raise ValueError(f"Egger's test is not interpretable with k = {k} < {min_k} studies")
-    sei = np.sqrt(vi)
-    X = np.column_stack([np.ones(k), sei])
     if form == "lm":
-        import statsmodels.api as sm
-
-        fit = sm.WLS(yi, X, weights=1.0 / vi).fit()
-        lo, hi = fit.conf_int(alpha=1 - level)[0]
-        out = {"stat": float(fit.tvalues[1]), "pvalue": float(fit.pvalues[1]), "df": float(fit.df_resid),
-               "slope": float(fit.params[1]), "intercept": float(fit.params[0]),
-               "limit_estimate": float(fit.params[0]), "limit_ci_lower": float(lo),
-               "limit_ci_upper": float(hi)}
+        vals = _egger_lm(yi, vi, level)
+        method_out, test_out = None, None   # lm: a t test on k − 2 df whatever method/test
     elif form == "rma":
-        mr = meta_regression(yi, vi, X, method=method, test=test)
-        se = np.sqrt(np.diag(mr.vb))
-        z = mr.beta / se
-        if mr.df is None:
-            p = 2 * dist.norm_sf(np.abs(z[1]))
-            crit = dist.norm_isf((1 - level) / 2)
-        else:
-            p = 2 * dist.t_sf(np.abs(z[1]), mr.df)
-            crit = dist.t_isf((1 - level) / 2, mr.df)
-        out = {"stat": float(z[1]), "pvalue": float(p), "df": mr.df, "slope": float(mr.beta[1]),
-               "intercept": float(mr.beta[0]), "limit_estimate": float(mr.beta[0]),
-               "limit_ci_lower": float(mr.beta[0] - crit * se[0]),
-               "limit_ci_upper": float(mr.beta[0] + crit * se[0]), "tau2": mr.tau2}
+        X = np.column_stack([np.ones(k), np.sqrt(vi)])
+        mr = fit_meta_regression(yi, vi, X, ("intrcpt", "sei"), method=method, test=test, level=level)
+        vals = (float(mr.stat[1]), float(mr.pvalue[1]), mr.df, float(mr.beta[1]), float(mr.beta[0]),
+                float(mr.ci_lower[0]), float(mr.ci_upper[0]), mr.tau2)
+        method_out, test_out = method, test
     else:
         raise ValueError("form must be 'rma' or 'lm'")
-    out.update(k=k, underpowered=k < min_k, form=form)
-    return out
-
+    stat, pval, df, slope, b0, lo, hi, tau2 = vals
+    return EggerResult(form=form, method=method_out, test=test_out, level=level, k=k, stat=stat,
+                       pvalue=pval, df=df, slope=slope, intercept=b0, limit_estimate=b0,
+                       limit_ci_lower=lo, limit_ci_upper=hi, tau2=tau2, underpowered=k < min_k)
 
 # ---------------------------------------------------------------------------
 # Subgroups
@@ -317,7 +334,11 @@ class SubgroupResult:
 
     ``q_between`` is the Wald-type test of the subgroup estimates (Σ u_g (μ_g − μ̄)²,
     u_g = 1/SE_g²; Borenstein et al. 2009, ch. 19); with ``common_tau2`` it is
-    metafor's QM from ``rma(yi, vi, mods = ~ factor(g))``.
+    metafor's QM from ``rma(yi, vi, mods = ~ factor(g))`` (an F statistic QM/df on
+    (df, k − G) df for knha/adhoc, as metafor reports it). ``qe`` (df k − G, p-value
+    ``qe_pvalue``) is the residual heterogeneity within subgroups, Σ_g Q_g with weights
+    1/vᵢ (metafor's QE of the subgroup model; the same for separate and common τ²).
+    ``model`` is the common-τ² meta-regression (None with separate τ²).
     """
 
     groups: dict[str, MetaResult]
@@ -326,6 +347,22 @@ class SubgroupResult:
     q_between_pvalue: float
     common_tau2: bool
     tau2_common: float | None = None
+    qe: float | None = None
+    qe_df: int | None = None
+    qe_pvalue: float | None = None
+    model: MetaRegression | None = None
+
+
+def _within_q(yi, vi, g, labels):
+    """QE = Σ_g Q_g (fixed-effect weights), df k − G, and its p-value."""
+    qe = 0.0
+    for lab in labels:
+        sel = g == lab
+        w = 1.0 / vi[sel]
+        yc = yi[sel] - yi[sel].mean()
+        qe += float((w * (yc - (w * yc).sum() / w.sum()) ** 2).sum())
+    df = yi.size - len(labels)
+    return qe, df, float(dist.chi2_sf(qe, df)) if df > 0 else np.nan
 
 
 def subgroups(yi, vi, groups, *, method="REML", test="z", level=0.95, pi="metafor",
@@ -338,11 +375,16 @@ def subgroups(yi, vi, groups, *, method="REML", test="z", level=0.95, pi="metafo
     groups : array_like of str, shape (k,)
         Subgroup label per study; order of first appearance is kept.
     method, test, level, pi
-        As for :func:`metaanalysis.pooling.pool`.
+        As for :func:`metaanalysis.pooling.pool` (every estimator and test).
     common_tau2 : bool
-        False (default): a separate τ² per subgroup (Cochrane's default). True: one τ²
-        estimated from the mixed-effects model with subgroup as moderator, shared by all
-        (by ``method`` where :func:`meta_regression` has it, else REML).
+        False (default): a separate τ² per subgroup (Cochrane's default); the test is the
+        Q test of the subgroup estimates. True: one τ² shared by all subgroups, that of the
+        meta-regression on the subgroup factor by ``method`` (metafor ``rma(yi, vi,
+        mods = ~ factor(g), method = method)``), and the test is its QM.
+
+    Returns
+    -------
+    SubgroupResult
     """
     method, test, level, pi = check_args(method, test, level, pi)
     yi, vi = _arrays(yi, vi)
@@ -352,31 +394,19 @@ def subgroups(yi, vi, groups, *, method="REML", test="z", level=0.95, pi="metafo
     labels = list(dict.fromkeys(g.tolist()))
     if len(labels) < 2:
         raise ValueError("subgroup analysis needs at least 2 subgroups")
-    tau2_c = None
+    qe, qe_df, qe_p = _within_q(yi, vi, g, labels)
+    mr = None
     if common_tau2:
-        X = np.column_stack([(g == lab).astype(float) for lab in labels])
-        mr = meta_regression(yi, vi, X, method=method if method in REGRESSION_METHODS else "REML",
-                             test=test)
-        tau2_c = mr.tau2
-    res = {}
-    for lab in labels:
-        sel = g == lab
-        res[lab] = pool(yi[sel], vi[sel], method=method, test=test, level=level, pi=pi, tau2=tau2_c)
-    if common_tau2:
-        # QM: Wald test that all subgroup means are equal (contrasts of beta)
-        C = np.column_stack([np.ones(len(labels) - 1), -np.eye(len(labels) - 1)])
-        d = C @ mr.beta
-        qm = float(d @ np.linalg.solve(C @ mr.vb @ C.T, d))
-        df_b = len(labels) - 1
-        if mr.df is None:
-            p = float(dist.chi2_sf(qm, df_b))
-        else:  # metafor reports F = QM/df with (df, k - p) for knha
-            qm = qm / df_b
-            p = float(dist.f_sf(qm, df_b, mr.df))
-        return SubgroupResult(res, qm, df_b, p, True, tau2_c)
+        X, names = design_matrix({"group": g}, yi.size)
+        mr = fit_meta_regression(yi, vi, X, names, method=method, test=test, level=level)
+    tau2_c = None if mr is None else mr.tau2
+    res = {lab: pool(yi[g == lab], vi[g == lab], method=method, test=test, level=level, pi=pi,
+                     tau2=tau2_c) for lab in labels}
+    df_b = len(labels) - 1
+    if mr is not None:
+        return SubgroupResult(res, mr.qm, df_b, mr.qm_pvalue, True, tau2_c, qe, qe_df, qe_p, mr)
     mu = np.array([r.estimate for r in res.values()])
     u = 1.0 / np.array([r.se for r in res.values()]) ** 2
     mbar = (u * mu).sum() / u.sum()
     qb = float((u * (mu - mbar) ** 2).sum())
-    df_b = len(labels) - 1
-    return SubgroupResult(res, qb, df_b, float(dist.chi2_sf(qb, df_b)), False, None)
+    return SubgroupResult(res, qb, df_b, float(dist.chi2_sf(qb, df_b)), False, None, qe, qe_df, qe_p)

@@ -405,22 +405,22 @@ def test_egger_bcg_matches_metafor_regtest():
     # R: regtest(rma(yi, vi, data = dat)): z = -0.8033, p = 0.4218, limit estimate b = -0.5104
     #    (REML threshold 1e-12, sprintf("%.8f"): -0.80332919 0.42178449 -0.51043187)
     e = egger(BCG_YI, BCG_VI)
-    assert e["form"] == "rma" and e["df"] is None and e["k"] == 13 and not e["underpowered"]
-    assert near4(e["stat"], -0.8033) and near4(e["pvalue"], 0.4218) and near4(e["limit_estimate"], -0.5104)
-    assert e["stat"] == pytest.approx(-0.80332919, abs=1e-7)
-    assert e["pvalue"] == pytest.approx(0.42178449, abs=1e-7)
-    assert e["limit_estimate"] == pytest.approx(-0.51043187, abs=1e-7)
+    assert e.form == "rma" and e.df is None and e.k == 13 and not e.underpowered
+    assert near4(e.stat, -0.8033) and near4(e.pvalue, 0.4218) and near4(e.limit_estimate, -0.5104)
+    assert e.stat == pytest.approx(-0.80332919, abs=1e-7)
+    assert e.pvalue == pytest.approx(0.42178449, abs=1e-7)
+    assert e.limit_estimate == pytest.approx(-0.51043187, abs=1e-7)
     # R: regtest(res, model = "lm"): t = -1.4013, df = 11, p = 0.1887
     #    (sprintf: -1.401282 11 0.188707)
     lm = egger(BCG_YI, BCG_VI, form="lm")
-    assert lm["stat"] == pytest.approx(-1.401282, abs=1e-6)
-    assert lm["df"] == 11
-    assert lm["pvalue"] == pytest.approx(0.188707, abs=1e-6)
+    assert lm.stat == pytest.approx(-1.401282, abs=1e-6)
+    assert lm.df == 11
+    assert lm.pvalue == pytest.approx(0.188707, abs=1e-6)
 
 
 def test_egger_small_k():
     e = egger(BCG_YI[:5], BCG_VI[:5])
-    assert e["underpowered"] and e["k"] == 5
+    assert e.underpowered and e.k == 5
     with pytest.raises(ValueError, match="10"):
         egger(BCG_YI[:5], BCG_VI[:5], enforce_min_k=True)
     with pytest.raises(ValueError, match="at least 3"):

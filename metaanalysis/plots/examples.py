@@ -156,7 +156,7 @@ def funnel_example() -> FunnelSpec:
     e = egger(yi, vi, form="rma", method="REML")  # yi = intercept + slope * sei
     return FunnelSpec(yi=tuple(map(float, yi)), vi=tuple(map(float, vi)), measure="RR",
                       result=bcg_result(), title="BCG trials: contour-enhanced funnel plot",
-                      egger_intercept=e["intercept"], egger_slope=e["slope"])
+                      egger_intercept=e.intercept, egger_slope=e.slope)
 
 
 def render_all(outdir: str | Path) -> list[Path]:

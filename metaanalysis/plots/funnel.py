@@ -56,7 +56,7 @@ class FunnelSpec:
         Egger line in funnel coordinates, ``yi = egger_intercept +
         egger_slope * sei`` (metafor ``regtest(..., predictor="sei")``
         coefficients: the intercept is the limit estimate as SE -> 0, the slope
-        the asymmetry) -- i.e. ``e["intercept"]``, ``e["slope"]`` of
+        the asymmetry) -- i.e. ``e.intercept``, ``e.slope`` of
         ``e = metaanalysis.sensitivity.egger(yi, vi)`` (either form). From the
         classic Egger fit ``yi/sei = b0 + b1/sei`` pass
         ``egger_intercept=b1, egger_slope=b0``.
