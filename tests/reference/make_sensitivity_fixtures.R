@@ -192,7 +192,13 @@ mreg_fields <- function(res, names_py) {
        qm = res$QM, qm_df = res$QMdf[1], qm_ddf = nn(res$QMdf[2]), qm_pvalue = res$QMp,
        qe = res$QE, qe_df = res$k - res$p, qe_pvalue = res$QEp, tau2 = res$tau2, tau2_se = nn(res$se.tau2),
        i2 = res$I2, h2 = res$H2,
-       r2 = nn(res$R2))
+       r2 = nn(res$R2),
+       # fitstats() for both likelihoods, whatever the estimator (metafor evaluates them at its tau2)
+       n_params = res$parms, fit_ml = FITSTATS(fitstats(res, REML = FALSE)), fit_reml = FITSTATS(fitstats(res, REML = TRUE)))
+}
+FITSTATS <- function(fs) {
+  v <- unname(fs[, 1])   # rows logLik, deviance, AIC, BIC, AICc
+  list(loglik = v[1], deviance = v[2], aic = v[3], bic = v[4], aicc = v[5])
 }
 
 mreg_model <- function(env, spec) {
