@@ -5,12 +5,14 @@ common-τ² subgroup model. Every quadratic form is computed from weighted least
 residuals of a QR factorisation of ``√W X`` (never as ``yᵀPy`` through an explicit projection
 matrix, which loses ~9 significant digits when the effects are nearly identical), and the
 effects are centred first whenever the model contains the constant, so the residuals carry
-full relative precision. Formulas follow metafor 3.8-1 ``rma.uni`` (see
-tests/reference/METAFOR_FORMULAS.md, section "Meta-regression").
+full relative precision. The ML and REML fit statistics (log-likelihood, deviance, AIC, BIC,
+AICc) take their log-determinants from QR factorisations too. Formulas follow metafor 3.8-1
+``rma.uni`` (see tests/reference/METAFOR_FORMULAS.md, section "Meta-regression").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -19,9 +21,27 @@ import numpy as np
 from . import _dist as dist
 from . import vocab
 
-__all__ = ["MetaRegression", "fit_meta_regression", "design_matrix", "tau2_regression", "centre_effects"]
+__all__ = ["MetaRegression", "FitStats", "fit_stats", "fit_meta_regression", "design_matrix", "tau2_regression",
+           "centre_effects"]
 
 _GRID = np.concatenate([[0.0], np.geomspace(1e-10, 1.0, 64)])
+
+
+@dataclass(frozen=True)
+class FitStats:
+    """Fit statistics of one likelihood (metafor's ``fitstats()`` column ``ML`` or ``REML``).
+
+    ``loglik`` is the log-likelihood at the model's τ² (whatever its estimator), ``deviance``
+    −2 × (loglik − loglik of the saturated model: ML Σ log N(yᵢ; yᵢ, vᵢ), REML 0), ``aic``,
+    ``bic`` and ``aicc`` the information criteria with the model's number of parameters
+    (BIC and AICc on k observations for ML, k − p for REML).
+    """
+
+    loglik: float
+    deviance: float
+    aic: float
+    bic: float
+    aicc: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,7 +56,10 @@ class MetaRegression:
     with weights 1/vᵢ. ``tau2_se`` is metafor's se.tau2 (None for FE and a fixed τ²).
     ``i2`` and ``r2`` are percentages; ``r2`` (metafor's pseudo-R²,
     100 (τ²₀ − τ²)/τ²₀ clipped at 0, τ²₀ from the intercept-only model; adjusted weighted
-    R² for FE) is None without an intercept.
+    R² for FE) is None without an intercept. ``fit_ml`` and ``fit_reml`` are metafor's
+    ``fitstats(res, REML = FALSE)`` and ``fitstats(res, REML = TRUE)`` (both for every
+    estimator, evaluated at its τ²); ``n_params`` is metafor's ``parms``, p plus 1 for an
+    estimated τ² (not for FE or a fixed τ²).
     """
 
     method: str
@@ -66,6 +89,9 @@ class MetaRegression:
     qe_pvalue: float
     btt: tuple[int, ...]
     s2w: float
+    fit_ml: FitStats
+    fit_reml: FitStats
+    n_params: int
 
     def __eq__(self, other) -> bool:
         # field by field; arrays compare elementwise (NaN equal to NaN), so two identical fits are equal
@@ -407,6 +433,53 @@ def _r2(yi, vi, X, tau2, qe, method, int_incl) -> float | None:
     return max(0.0, 100 * ((t0 - tau2) / t0))   # ratio first, as metafor: exactly 100 at tau2 = 0
 
 
+def _criteria(ll: float, dev: float, n_params: int, n: int) -> FitStats:
+    """AIC, BIC and AICc on ``n`` observations (metafor: AICc's n is at least n_params + 2)."""
+    m = max(n, n_params + 2)
+    return FitStats(loglik=ll, deviance=dev, aic=-2 * ll + 2 * n_params, bic=-2 * ll + n_params * math.log(n),
+                    aicc=-2 * ll + 2 * n_params * m / (m - n_params - 1))
+
+
+def fit_stats(vi, X, tau2: float, rss: float, logdet_xwx: float, n_params: int) -> tuple[FitStats, FitStats]:
+    """ML and REML fit statistics of a meta-regression at ``tau2`` (metafor ``rma.uni``'s ``fit.stats``).
+
+    Parameters
+    ----------
+    vi : ndarray, shape (k,)
+        Sampling variances, all > 0.
+    X : ndarray, shape (k, p)
+        Design matrix, full column rank, k > p.
+    tau2 : float
+        The model's τ² (any estimator's; 0 for FE).
+    rss : float
+        Σ wᵢ (yᵢ − xᵢβ)² with wᵢ = 1/(vᵢ + τ²) at the fitted β.
+    logdet_xwx : float
+        log |XᵀWX| (from the QR factorisation of √W X).
+    n_params : int
+        Number of parameters (p, plus 1 for an estimated τ²).
+
+    Returns
+    -------
+    ml, reml : FitStats
+
+    Notes
+    -----
+    ML: ℓ = −½ (k log 2π + Σ log(vᵢ + τ²) + RSS). REML, with metafor's REMLf convention
+    (the constant +½ log |XᵀX| that makes ℓ invariant to rescaling the moderators):
+    ℓ_R = −½ ((k − p) log 2π − log |XᵀX| + Σ log(vᵢ + τ²) + log |XᵀWX| + RSS).
+    Viechtbauer W (2010), doi:10.18637/jss.v036.i03.
+    """
+    k, p = X.shape
+    slog = float(np.log(vi + tau2).sum())
+    logdet_xx = 2.0 * float(np.log(np.abs(np.diag(np.linalg.qr(X, mode="r")))).sum())
+    ll_ml = -0.5 * (k * np.log(2 * np.pi) + slog + rss)
+    ll_reml = -0.5 * ((k - p) * np.log(2 * np.pi) - logdet_xx + slog + logdet_xwx + rss)
+    # the ML deviance −2 (ℓ − Σ log N(yᵢ; yᵢ, vᵢ)) in closed form: no cancellation of the 2π terms
+    dev_ml = float(np.log1p(tau2 / vi).sum()) + rss
+    return (_criteria(float(ll_ml), dev_ml, n_params, k),
+            _criteria(float(ll_reml), float(-2 * ll_reml), n_params, k - p))
+
+
 def fit_meta_regression(yi, vi, X, names, *, method, test, level, tau2=None) -> MetaRegression:
     """Fit the meta-regression (arguments already validated; see
     :func:`metaanalysis.sensitivity.meta_regression`). ``tau2`` fixes τ² (metafor ``tau2=``).
@@ -436,10 +509,13 @@ def fit_meta_regression(yi, vi, X, names, *, method, test, level, tau2=None) -> 
         btt = (0,)
     qm, qm_df, qm_ddf, qm_p = _omnibus(beta, vb, btt, test, ddf)
     qe, qe_p, i2, h2 = _heterogeneity(y, vi, X, t2, method)
+    n_params = p + (0 if method == "FE" or tau2 is not None else 1)
+    fit_ml, fit_reml = fit_stats(vi, X, t2, f.rss, f.logdet, n_params)
     return MetaRegression(
         method=method, test=test, level=level, k=k, coef_names=tuple(names), beta=beta, vb=vb, se=se,
         stat=stat, pvalue=np.asarray(pval, dtype=float), ci_lower=beta - crit * se,
         ci_upper=beta + crit * se, df=None if ddf is None else float(ddf), tau2=t2,
         tau2_se=None if tau2 is not None else _tau2_se(method, y, vi, X, t2), i2=float(i2),
         h2=float(h2), r2=_r2(yi, vi, X, t2, qe, method, ints.size > 0), qm=qm, qm_df=qm_df,
-        qm_ddf=qm_ddf, qm_pvalue=qm_p, qe=qe, qe_df=k - p, qe_pvalue=qe_p, btt=btt, s2w=s2w)
+        qm_ddf=qm_ddf, qm_pvalue=qm_p, qe=qe, qe_df=k - p, qe_pvalue=qe_p, btt=btt, s2w=s2w,
+        fit_ml=fit_ml, fit_reml=fit_reml, n_params=n_params)

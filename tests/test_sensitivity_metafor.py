@@ -4,7 +4,8 @@ for every τ² estimator and every test.
 Source of every expected number: ``tests/reference/fixtures/sensitivity/<dataset>.json``, written by
 ``tests/reference/make_sensitivity_fixtures.R`` (R 4.2.2, metafor 3.8-1, metadat; control
 ``threshold=1e-12, maxiter=10000, tol=1e-12``): ``influence(res)``, ``leave1out(res)``, ``cumul(res)``,
-``regtest(res)``, ``regtest(res, model="lm")``, ``rma(yi, vi, mods = ...)`` and the subgroup models.
+``regtest(res)``, ``regtest(res, model="lm")``, ``rma(yi, vi, mods = ...)`` (with ``fitstats(res, REML =
+FALSE)`` and ``fitstats(res, REML = TRUE)``) and the subgroup models.
 Where metafor's Fisher scoring is not at the optimum the fixture holds the verified optimum and its
 notes say so (README.md there). Tolerance 1e-6 absolute or relative. No R needed.
 """
@@ -135,6 +136,41 @@ def test_meta_regression_every_field(fx, m, f):
     got = {key: getattr(mr, key) for key in MREG_KEYS}
     got = {key: [float(x) for x in v] if isinstance(v, np.ndarray) else v for key, v in got.items()}
     _assert_none_bad(cf.mismatches(got, f, MREG_KEYS), f["r_call"])
+
+
+FIT_KEYS = ("loglik", "deviance", "aic", "bic", "aicc")
+
+
+@pytest.mark.parametrize("fx,m,f", MREG)
+def test_meta_regression_fit_stats(fx, m, f):
+    """fitstats(res, REML = FALSE) and fitstats(res, REML = TRUE) for every estimator and test
+    (metafor evaluates both likelihoods at the estimator's τ²; REML with its +½ log|XᵀX| term)."""
+    from metaanalysis.sensitivity import meta_regression
+
+    mr = meta_regression(fx["yi"], fx["vi"], _moderators(m), method=f["method"], test=f["test"])
+    assert mr.n_params == f["n_params"]
+    for name in ("fit_ml", "fit_reml"):
+        got = dataclasses.asdict(getattr(mr, name))
+        _assert_none_bad(cf.mismatches(got, f[name], FIT_KEYS), f"{name} of {f['r_call']}")
+
+
+def test_fit_stats_invariances():
+    """Self-consistency (no metafor number): the REML log-likelihood does not change when a moderator
+    is rescaled (the +½ log|XᵀX| term), the ML one does not change either, and fixing τ² at the
+    estimate keeps the log-likelihoods but drops τ² from the parameter count (AIC − 2)."""
+    from metaanalysis.sensitivity import meta_regression
+
+    fx = next(f for f in FIXTURES if f["dataset"] == "bcg_mods")
+    m = next(m for m in fx["meta_regression"] if m["name"] == "ablat_year_alloc")
+    mods = _moderators(m)
+    a = meta_regression(fx["yi"], fx["vi"], mods, method="REML")
+    b = meta_regression(fx["yi"], fx["vi"], {**mods, "year": mods["year"] / 1000.0}, method="REML")
+    assert b.fit_reml.loglik == pytest.approx(a.fit_reml.loglik, rel=1e-12)
+    assert b.fit_ml.loglik == pytest.approx(a.fit_ml.loglik, rel=1e-12)
+    c = meta_regression(fx["yi"], fx["vi"], mods, method="REML", tau2=a.tau2)
+    assert (a.n_params, c.n_params) == (6, 5)
+    assert c.fit_reml.loglik == pytest.approx(a.fit_reml.loglik, rel=1e-12)
+    assert c.fit_reml.aic == pytest.approx(a.fit_reml.aic - 2, rel=1e-12)
 
 
 @pytest.mark.parametrize("fx,s", SUBG)
