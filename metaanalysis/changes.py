@@ -20,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import math
@@ -132,6 +133,28 @@ class Snapshot:
 
     def get(self, analysis_id: str) -> AnalysisSnapshot | None:
         return next((a for a in self.analyses if a.id == analysis_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; :meth:`from_dict` gives back an equal snapshot."""
+        return jsonable({"registry_sha256": self.registry_sha256, "plan_sha256": self.plan_sha256,
+                         "analyses": [dataclasses.asdict(a) for a in self.analyses]})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Snapshot:
+        """From :meth:`to_dict` (or its JSON). Raises KeyError/TypeError/ValueError when malformed."""
+        def analysis(a):
+            lead = a["lead"]
+            return AnalysisSnapshot(
+                str(a["id"]), str(a["title"]), str(a["measure"]),
+                (str(a["settings"][0]), str(a["settings"][1]), str(a["settings"][2]), float(a["settings"][3])),
+                int(a["k"]), vocab.Headline(a["headline"]),
+                tuple(StudySnapshot(str(st["row_id"]), float(st["yi"]), float(st["vi"]),
+                                    tuple((str(c), v) for c, v in st["registry"])) for st in a["studies"]),
+                None if lead is None else LeadResult(**{f: lead[f] for f in LEAD_FIELDS}),
+                tuple(str(c) for c in a["caveats"]),
+                tuple(CumulativePoint(str(x["row_id"]), int(x["year"]), x["estimate"], x["ci_lower"], x["ci_upper"])
+                      for x in a["cumulative"]))
+        return cls(tuple(analysis(a) for a in d["analyses"]), str(d["registry_sha256"]), str(d["plan_sha256"]))
 
 
 def registry_fields(registry) -> dict[str, dict[str, Any]]:
@@ -357,6 +380,12 @@ class Changelog:
     analyses: tuple[AnalysisChange, ...] = ()
     old_shas: tuple[str, str] = ("", "")      # (registry, plan) SHA-256 of the previous build
     new_shas: tuple[str, str] = ("", "")
+    #: The snapshot compared with (kept in ``changes.json`` while something changed, so that a
+    #: rebuild from the same inputs can compare with it again: see :func:`since_previous_build`).
+    old: Snapshot | None = None
+    #: True when the previous build had these same inputs and this changelog is still measured
+    #: from the build before it (the last build with another registry or plan).
+    carried: bool = False
 
     @property
     def changed(self) -> bool:
@@ -382,7 +411,9 @@ class Changelog:
         return jsonable({"status": self.status, "baseline": self.baseline.value,
                          "conclusions_changed": self.conclusions_changed,
                          "old": shas(self.old_shas) if self.baseline is Baseline.PREVIOUS else None,
-                         "new": shas(self.new_shas), "analyses": [a.to_dict() for a in self.analyses]})
+                         "new": shas(self.new_shas), "carried_forward": self.carried,
+                         "analyses": [a.to_dict() for a in self.analyses],
+                         "baseline_snapshot": self.old.to_dict() if self.changed and self.old else None})
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -524,7 +555,7 @@ def compare(old: Snapshot, new: Snapshot, *, thresholds: Mapping[str, float] | N
     ids = sorted({a.id for a in old.analyses} | {a.id for a in new.analyses})
     changes = (_analysis_change(old.get(i), new.get(i), thresholds.get(i)) for i in ids)
     return Changelog(Baseline.PREVIOUS, tuple(c for c in changes if c.changed),
-                     (old.registry_sha256, old.plan_sha256), (new.registry_sha256, new.plan_sha256))
+                     (old.registry_sha256, old.plan_sha256), (new.registry_sha256, new.plan_sha256), old)
 
 
 def since_previous_build(report_dir: str | Path, new: Snapshot, *,
@@ -533,6 +564,11 @@ def since_previous_build(report_dir: str | Path, new: Snapshot, *,
 
     No previous build (no ``index.html`` there): :attr:`Baseline.NONE`; one whose pages cannot
     be read: :attr:`Baseline.UNREADABLE` (the new build goes ahead; nothing is compared).
+
+    A rebuild from the same registry and plan (``--force``, a new version of this package) does
+    not wipe out what the last change of the inputs changed: when the previous build had these
+    inputs and its ``changes.json`` holds the snapshot it was compared with, this build is compared
+    with that snapshot again (``carried``). Otherwise it is compared with the previous build.
     """
     report_dir = Path(report_dir)
     shas = (new.registry_sha256, new.plan_sha256)
@@ -542,7 +578,22 @@ def since_previous_build(report_dir: str | Path, new: Snapshot, *,
         old = snapshot_from_reports(report_dir)
     except (OSError, ValueError):
         return Changelog(Baseline.UNREADABLE, new_shas=shas)
+    earlier = _carried_baseline(report_dir, shas)
+    if earlier is not None:
+        return dataclasses.replace(compare(earlier, new, thresholds=thresholds), carried=True)
     return compare(old, new, thresholds=thresholds)
+
+
+def _carried_baseline(report_dir: Path, shas: tuple[str, str]) -> Snapshot | None:
+    """The snapshot the previous build was compared with, when that build had inputs ``shas``
+    and changed something (None otherwise, or when its ``changes.json`` cannot be read)."""
+    try:
+        prev = json.loads((report_dir / CHANGES_FILE).read_text(encoding="utf-8"))
+        same = (prev["new"]["registry_sha256"], prev["new"]["plan_sha256"]) == shas and all(shas)
+        kept = prev.get("baseline_snapshot")
+        return Snapshot.from_dict(kept) if same and kept else None
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

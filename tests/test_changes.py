@@ -288,9 +288,31 @@ def test_report_over_a_previous_build_says_what_changed(built, corrected, tmp_pa
     assert "What changed" in page and "CI upper bound 0.98 → 1.1" in page
     assert "Cumulative evidence" in page and "corrected in this build" in page
     assert "What changed" not in (out / "bmfs.html").read_text(encoding="utf-8")
-    # the same registry again: nothing changed since this build
+    # the same registry again (a forced rebuild, a new package version): what the correction
+    # changed is carried forward, measured from the last build with other inputs
+    before = json.loads((out / "changes.json").read_text(encoding="utf-8"))
     build_reports(corrected[0], PLAN, out)
-    assert json.loads((out / "changes.json").read_text(encoding="utf-8"))["status"] == "unchanged"
+    again = json.loads((out / "changes.json").read_text(encoding="utf-8"))
+    assert (again["status"], again["carried_forward"], before["carried_forward"]) == ("changed", True, False)
+    assert again["analyses"] == before["analyses"] and again["old"] == before["old"]
+    assert again["baseline_snapshot"] == before["baseline_snapshot"]
+    page = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
+    assert "Since the last build with a different registry or plan, a conclusion of this analysis changed." in page
+    assert "CI upper bound 0.98 → 1.1" in page
+    steady = _hashes(out)
+    build_reports(corrected[0], PLAN, out)          # and from then on every byte stays the same
+    assert _hashes(out) == steady
+    # the registry changed back: compared with the previous build again, not carried
+    build_reports(REGISTRY, PLAN, out)
+    back = json.loads((out / "changes.json").read_text(encoding="utf-8"))
+    assert back["carried_forward"] is False and back["old"]["registry_sha256"] == before["new"]["registry_sha256"]
+
+
+def test_snapshot_round_trips_through_its_dict(built):
+    from metaanalysis.changes import Snapshot
+
+    snap = snapshot_from_reports(built)
+    assert Snapshot.from_dict(json.loads(json.dumps(snap.to_dict()))) == snap
 
 
 # ---------------------------------------------------------------------------------------------

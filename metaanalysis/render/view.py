@@ -404,7 +404,8 @@ def page_changes_view(changelog, analysis_id: str, rows: RowText) -> dict[str, A
     ac = changelog.get(analysis_id)
     if ac is None:
         return None
-    return {"page": True, "summary": words.analysis_change_summary(ac), "analyses": [analysis_change_view(ac, rows)],
+    return {"page": True, "summary": words.analysis_change_summary(ac, changelog),
+            "analyses": [analysis_change_view(ac, rows)],
             "cumulative": cumulative_change_view(ac, rows), "measure": ac.current.measure,
             "level_txt": pct(ac.current.level)}
 

@@ -550,7 +550,14 @@ def changes_summary(changelog) -> str:
         return "The previous build could not be read: no changes are shown."
     if not changelog.analyses:
         return "No result changed since the previous build."
-    return f"Since the previous build, {change_count_text(changelog)}"
+    return f"{_since(changelog)}, {change_count_text(changelog)}"
+
+
+def _since(changelog) -> str:
+    """What a changelog is measured from: the previous build, or (carried forward over a rebuild
+    from the same inputs) the last build with another registry or plan."""
+    return ("Since the last build with a different registry or plan" if changelog.carried
+            else "Since the previous build")
 
 
 def change_count_text(changelog) -> str:
@@ -565,10 +572,10 @@ def change_count_text(changelog) -> str:
     return f"{n} {which} changed; {tail}"
 
 
-def analysis_change_summary(ac) -> str:
-    """One analysis page's line on what changed since the previous build."""
-    return ("Since the previous build, a conclusion of this analysis changed." if ac.conclusions_changed
-            else "Since the previous build, the numbers of this analysis moved; no conclusion changed.")
+def analysis_change_summary(ac, changelog) -> str:
+    """One analysis page's line on what changed since the previous build (or the one carried forward)."""
+    return (f"{_since(changelog)}, a conclusion of this analysis changed." if ac.conclusions_changed
+            else f"{_since(changelog)}, the numbers of this analysis moved; no conclusion changed.")
 
 
 def changes_text(changelog) -> str:
