@@ -201,7 +201,7 @@ def sof_json(ev: Evidence) -> bytes:
     return dumps({"method": {"grade": vocab.GRADE.citation, "imprecision": vocab.GRADE_IMPRECISION.citation,
                              "risk_of_bias": vocab.ROB2.citation},
                   "rob_file": ev.rob.path if ev.rob is not None else "",
-                  "outcomes": [sof_record(a) for a in ev.analyses]})
+                  "outcomes": [sof_record(a) for a in ev.primary]})
 
 
 def sof_csv(ev: Evidence) -> bytes:
@@ -209,7 +209,7 @@ def sof_csv(ev: Evidence) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SOF_CSV_FIELDS)
-    for a in ev.analyses:
+    for a in ev.primary:
         rec = sof_record(a)
         base = {**rec, "certainty_start": rec["start"]}
         for d, v in rec["domains"].items():
