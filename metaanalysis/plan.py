@@ -919,16 +919,16 @@ class _Checker:
         if rb["endpoint"] != endpoint or rb["measure"] != measure:
             self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
             return None
+        if rb["design"] == PUBLISHED_SYNTHESIS:
+            self.err(where, f"swap: {b!r} is a published synthesis, never pooled",
+                     f'show it as a check instead: published = ["{b}"]')
+            return None
         if identity_key(rb["patient_set"]) != identity_key(self.rows[a]["patient_set"]):
             self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",
                      "swap replaces one report of a trial by another report of the same trial")
             return None
         if rb["status"] == "missing":
             self.err(where, f"swap: {b!r} has status 'missing'")
-            return None
-        if rb["design"] == PUBLISHED_SYNTHESIS:
-            self.err(where, f"swap: {b!r} is a published synthesis, never pooled",
-                     f'show it as a check instead: published = ["{b}"]')
             return None
         return Swap(a, b, reason.strip())
 

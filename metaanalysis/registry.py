@@ -526,8 +526,8 @@ class _Checker:
 
     def _synthesis_rules(self, r: int, trial_ids: set) -> None:
         """A published synthesis (design ``published synthesis``) is a check, never pooled: it says
-        ``use_for_pooling = no`` and names the trials it combined in ``pooled_from`` (each a
-        ``trial_id`` of this registry); ``pooled_from`` belongs to such rows only."""
+        ``use_for_pooling = no`` and names the trials it combined in ``pooled_from`` (``trial_id``
+        values; one this registry lacks is a warning); ``pooled_from`` belongs to such rows only."""
         row = self.rows[r]
         synthesis = row.get("design") == PUBLISHED_SYNTHESIS
         if not synthesis:
@@ -545,9 +545,10 @@ class _Checker:
                         "list their trial_id values separated by ';', e.g. DMAB-ZA-BREAST; DMAB-ZA-CRPC")
             return
         named = [t.strip() for t in row["pooled_from"].split(";") if t.strip()]
-        for t in named:
+        for t in named:  # a synthesis may combine trials this registry lacks: a warning (a typo is likely)
             if t not in trial_ids:
-                self.at(r, "pooled_from", "error", f"pooled_from names {t!r}, which is not a trial_id in this registry",
+                self.at(r, "pooled_from", "warning", f"pooled_from names {t!r}, which is not a trial_id in this "
+                        "registry: the page will say the published result includes a trial ours lacks",
                         suggest(t, sorted(trial_ids), quote=True))
         if len(set(named)) < 2:
             self.at(r, "pooled_from", "warning", "a published synthesis of fewer than two trials",
