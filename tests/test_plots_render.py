@@ -288,4 +288,6 @@ def test_report_pages_declare_the_plot_font_once(tmp_path):
             for ref in re.findall(r'url\(#([^)]+)\)', s):
                 assert ref.startswith(("forest-", "funnel-")) and f'id="{ref}"' in s
         assert len(svgs) == 1 + ("Funnel plot: " in html)
-    assert with_figs == 8  # one per analysis of trials/analyses.toml, and subgroups-not-pooled (side by side)
+    # one per analysis of trials/analyses.toml (4), and the side-by-side figures of the narratives with
+    # effect estimates (os-placebo, bmfs, ttbm, dfs-questions, subgroups-not-pooled)
+    assert with_figs == 9
