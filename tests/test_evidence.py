@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -159,6 +160,8 @@ def test_shipped_sre_page_compares_the_published_integrated_analysis(ev, shipped
     assert "patient-level data" in box and "aggregate data" in box
     assert "HR 0.83 (95% CI 0.76 to 0.90)." in box        # our common-effect z result, like for like
     assert "Both combine the same 3 trials" in box
+    (pj,) = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))["published"]
+    assert pj["row_id"] == SYNTH and pj["width_ratio"] == pc.width_ratio and pj["difference"] == pc.difference
 
 
 # -- one clinical question ---------------------------------------------------------------------
@@ -253,6 +256,10 @@ def test_every_page_states_the_shipped_evidence_date(shipped_build):
             "results extracted to 2026-12-01; searches.csv)")
     pages = sorted(out.glob("*.html"))
     assert len(pages) == 12 and all(want in p.read_text(encoding="utf-8") for p in pages)
+    for p in out.glob("*.json"):     # analysis and narrative JSON carry the date too
+        d = json.loads(p.read_text(encoding="utf-8"))
+        if "registry_sha256" in d and "title" in d:
+            assert d["evidence_current_to"] == "2026-12-01", p.name
 
 
 def test_build_without_a_log_says_not_recorded_and_the_log_is_an_input(tmp_path):
