@@ -273,3 +273,17 @@ def test_build_without_a_log_says_not_recorded_and_the_log_is_an_input(tmp_path)
         (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     (d / "searches.csv").write_bytes((ROOT / "trials" / "searches.csv").read_bytes())
     assert inputs_hash(d / "registry.csv", d / "analyses.toml", toolkit="t") != before   # batch rebuilds
+
+
+def test_validate_reports_search_log_problems(tmp_path, capsys):
+    from metaanalysis.cli import main
+
+    d = tmp_path / "trials"
+    d.mkdir()
+    (d / "registry.csv").write_bytes(REGISTRY.read_bytes())
+    (d / "searches.csv").write_text("date,activity,scope,notes\n2026-12-01,searched,pages,\n46357,extracted,rows,\n",
+                                    encoding="utf-8")
+    assert main(["validate", str(d / "registry.csv")]) == 1
+    err = capsys.readouterr().err
+    assert f"{d / 'searches.csv'}:3:1: error: '46357' is not a date written YYYY-MM-DD" in err
+    assert "Excel date serial of 2026-12-01" in err
