@@ -285,5 +285,5 @@ def test_validate_reports_search_log_problems(tmp_path, capsys):
                                     encoding="utf-8")
     assert main(["validate", str(d / "registry.csv")]) == 1
     err = capsys.readouterr().err
-    assert f"{d / 'searches.csv'}:3:1: error: '46357' is not a date written YYYY-MM-DD" in err
+    assert f"{d / 'searches.csv'}:3:1: error: [date] '46357' is not a date written YYYY-MM-DD" in err
     assert "Excel date serial of 2026-12-01" in err
