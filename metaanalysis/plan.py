@@ -17,6 +17,15 @@ Row selection of an ``[[analysis]]`` (in this order; the first rule that applies
    ``tumour_type``, ``setting``, ``trial_id`` (exact values, case-insensitive).
 5. Rows with ``status != "confirmed"`` or ``use_for_pooling = "no"`` are left out.
 
+Published syntheses (registry design ``published synthesis``) are never selected and refused in
+``include`` and ``swap``; ``published = ["ROW", ...]`` shows them beside the result as checks.
+
+One clinical question per primary analysis: the pooled rows share ``setting``, ``comparator`` and
+``regimen`` (:data:`~metaanalysis.vocab.QUESTION_COLUMNS`) and hold no post hoc subgroup or
+observational result (errors located at the include that brought the row in, else at
+``endpoint``); ``exploratory = true`` with an ``exploratory_reason`` exempts an analysis, which is
+then labelled and left out of the primary results.
+
 The plan refuses (errors) an analysis that would pool two rows of one ``patient_set``
 (the same patients counted twice), one that mixes measures, one left with no rows, and
 one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with the
