@@ -12,6 +12,8 @@ BROWSER    := $(VENV)/.browser
 REGISTRY   := trials/registry.csv
 PLAN       := trials/analyses.toml
 SCHEMA     := trials/schema.json
+# optional inputs next to the registry: RoB 2 judgements and the search log (the evidence date)
+EVIDENCE   := $(wildcard trials/rob.csv trials/searches.csv)
 SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
 PIP        := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM   ?= /usr/bin/chromium
@@ -45,7 +47,7 @@ $(BROWSER): $(TESTSTAMP)
 	@touch $@
 
 # --- the pipeline -----------------------------------------------------------------
-reports/index.html: $(STAMP) $(REGISTRY) $(PLAN) $(SCHEMA) $(SRC)
+reports/index.html: $(STAMP) $(REGISTRY) $(PLAN) $(SCHEMA) $(EVIDENCE) $(SRC)
 	$(BIN)/metaanalysis report --registry $(REGISTRY) --plan $(PLAN) --out reports
 
 report: reports/index.html ## validate the registry and build reports/ (only when inputs changed)

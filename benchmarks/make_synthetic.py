@@ -111,7 +111,7 @@ def make_rows(n_analyses: int, seed: int = 1, k_min: int = 3, k_max: int = 30):
                 "journal": "J Synth 2024;1:1",
                 "year": str(int(rng.integers(1995, 2025))),
                 "source_location": "Table 2",
-                "rob_overall": "not assessed",
+                "regimen": "1 mg q4w",
                 "notes": "synthetic row (benchmarks/make_synthetic.py)",
             })
             ids.append(rid)

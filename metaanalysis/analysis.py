@@ -165,6 +165,47 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class PublishedCheck:
+    """A pooled result published by others (registry design ``published synthesis``) beside ours.
+
+    Never pooled: it is compared. ``difference`` is our headline estimate minus the published
+    one on the analysis scale (log HR for a hazard ratio: exp(difference) is the ratio of the two
+    hazard ratios); ``width_ratio`` is the width of our CI over the width of the published CI on
+    that scale. The two estimates share their patients, so no test of the difference is made.
+
+    Attributes
+    ----------
+    row_id : str
+    yi, ci_lower, ci_upper : float
+        The published estimate and CI on the analysis scale (CI at its own ``ci_level``).
+    ci_level : float
+        The published CI's level (fraction).
+    ours : MetaResult or None
+        Our headline model (None when the page leads with no pooled model).
+    common : MetaResult or None
+        Our rows pooled with the common-effect model and the Wald z CI (k >= 2): the aggregate
+        counterpart of a one-stage IPD model without between-trial heterogeneity.
+    difference, width_ratio : float or None
+        None without ``ours``.
+    trials_both, trials_published_only, trials_ours_only : tuple of str
+        ``trial_id`` values in both, only in the synthesis (``pooled_from``), only in our pooled rows.
+    """
+
+    row_id: str
+    yi: float
+    ci_lower: float | None
+    ci_upper: float | None
+    ci_level: float | None
+    ours: MetaResult | None
+    common: MetaResult | None
+    difference: float | None
+    width_ratio: float | None
+    trials_both: tuple[str, ...]
+    trials_published_only: tuple[str, ...]
+    trials_ours_only: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything computed for one analysis of the plan.
 
@@ -219,6 +260,7 @@ class AnalysisResult:
     rob: tuple = ()                                    # metaanalysis.rob.RobEntry per study, studies' order
     sof: Any = None                                    # metaanalysis.grade.SofRow
     binary: Any = None                                 # metaanalysis.binary.BinaryResult (method MH or Peto)
+    published: tuple[PublishedCheck, ...] = ()         # published syntheses beside our result (checks)
 
     @property
     def id(self) -> str:
@@ -305,9 +347,15 @@ class Evidence:
     analyses: tuple[AnalysisResult, ...]
     narratives: tuple[NarrativeResult, ...]
     rob: Any = None                                    # metaanalysis.rob.RobTable (None: no file read)
+    searches: Any = None                               # metaanalysis.searches.SearchLog: the evidence date
 
     def analysis(self, analysis_id: str) -> AnalysisResult:
         return next(a for a in self.analyses if a.id == analysis_id)
+
+    @property
+    def primary(self) -> tuple[AnalysisResult, ...]:
+        """The analyses that are primary results (not ``exploratory``): the summary of findings."""
+        return tuple(a for a in self.analyses if not a.analysis.exploratory)
 
     def to_frame(self):
         """One row per analysis: settings, k, flags and the main result's fields
@@ -354,13 +402,15 @@ def analyse(registry_path, plan_path) -> Evidence:
     from .plan import load_plan
     from .registry import load_registry
     from .rob import default_rob_path, load_rob
+    from .searches import default_searches_path, load_searches
 
     registry = load_registry(registry_path)
     rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
-    return run_plan(registry, load_plan(plan_path, registry), rob=rob)
+    searches = load_searches(default_searches_path(registry_path))
+    return run_plan(registry, load_plan(plan_path, registry), rob=rob, searches=searches)
 
 
-def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> Evidence:
+def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None, searches=None) -> Evidence:
     """Compute every analysis and narrative section of ``plan`` on ``registry``.
 
     Parameters
@@ -375,6 +425,9 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> 
         report builder passes one that uses worker processes). Results do not depend on it.
     rob : metaanalysis.rob.RobTable, optional
         RoB 2 judgements (:func:`metaanalysis.rob.load_rob`); None: every result "not assessed".
+    searches : metaanalysis.searches.SearchLog, optional
+        When the sources were searched and extracted (:func:`metaanalysis.searches.load_searches`);
+        None: the evidence date is not recorded.
 
     Returns
     -------
@@ -397,7 +450,7 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None) -> 
     narratives = tuple(NarrativeResult(n, tuple(_combine(registry, c) for c in n.combine),
                                        synthesise(registry, n, plan.defaults.level))
                        for n in plan.narratives)
-    return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives, rob)
+    return Evidence(registry, plan, ctx.effects, tuple(analyses), narratives, rob, searches)
 
 
 def row_warnings(registry) -> dict[str, tuple]:
@@ -567,7 +620,32 @@ def _run_analysis(ctx: _Rows, a, ids, not_pooled, yi, vi, panel) -> AnalysisResu
         subgroups=tuple(_subgroup(ctx, a, studies, yi, vi, var) for var in a.subgroup),
         scenarios=_plan_model_scenario(ids, res, headline) + _scenarios(ctx, a, studies, yi, vi),
         headline=headline, headline_result=lead, bayes=post, bayes_sensitivity=post_sens,
+        published=tuple(_published_check(ctx, a, rid, ids, lead, yi, vi) for rid in a.published),
     )
+
+
+def _published_check(ctx: _Rows, a, rid: str, ids, ours: MetaResult | None, yi_ours, vi_ours) -> PublishedCheck:
+    """Our headline result beside a published synthesis of (some of) the same trials
+    (Riley et al. 2010, BMJ 340:c221: IPD and aggregate-data pooling can differ)."""
+    m = a.measure
+
+    def scale(col: str) -> float | None:
+        v = cells.number(ctx.rows[rid].get(col))
+        return vocab.to_analysis(m, v)
+
+    yi, lo, hi = scale("estimate"), scale("ci_lower"), scale("ci_upper")
+    level = cells.number(ctx.rows[rid].get("ci_level"))
+    diff = width = None
+    if ours is not None:
+        diff = float(ours.estimate - yi)
+        if lo is not None and hi is not None and hi > lo:
+            width = float((ours.ci_upper - ours.ci_lower) / (hi - lo))
+    theirs = [s.strip() for s in ctx.value(rid, "pooled_from").split(";") if s.strip()]
+    mine = list(dict.fromkeys(ctx.value(r, "trial_id") for r in ids))
+    common = _pool(yi_ours, vi_ours, a.settings, method="FE", test="z") if len(ids) >= 2 else None
+    return PublishedCheck(rid, yi, lo, hi, None if level is None else level / 100.0, ours, common, diff, width,
+                          tuple(t for t in mine if t in theirs), tuple(t for t in theirs if t not in mine),
+                          tuple(t for t in mine if t not in theirs))
 
 
 def tau_prior(a) -> tuple[str, tuple[float, ...]] | None:

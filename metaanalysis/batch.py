@@ -272,17 +272,19 @@ def toolkit_hash() -> str:
 
 
 def inputs_hash(registry: str | Path, plan: str | Path, toolkit: str | None = None) -> str:
-    """Hex SHA-256 of (registry bytes, plan bytes, RoB 2 file bytes, toolkit version + code hash).
+    """Hex SHA-256 of (registry bytes, plan bytes, RoB 2 file and search log bytes, toolkit version + code hash).
 
     Length-prefixed, so no two different input tuples hash the same stream. A missing
     plan hashes as absent (the build then fails and no stamp is written); so does the optional
-    ``rob.csv`` next to the registry (:func:`metaanalysis.rob.default_rob_path`), which the build reads.
+    ``rob.csv`` and ``searches.csv`` next to the registry (:func:`metaanalysis.rob.default_rob_path`,
+    :func:`metaanalysis.searches.default_searches_path`), which the build reads.
     """
     from .rob import default_rob_path
+    from .searches import default_searches_path
 
     h = hashlib.sha256(_HASH_TAG)
     h.update((toolkit or toolkit_hash()).encode() + b"\0")
-    for p in (Path(registry), Path(plan), default_rob_path(registry)):
+    for p in (Path(registry), Path(plan), default_rob_path(registry), default_searches_path(registry)):
         try:
             data = p.read_bytes()
         except FileNotFoundError:

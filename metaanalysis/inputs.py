@@ -52,11 +52,12 @@ class ValidationReport:
     plan_not_checked: str = ""
     plan_problems: tuple[Problem, ...] = ()
     rob_problems: tuple[Problem, ...] = ()   # of rob.csv next to the registry (metaanalysis.rob), if present
+    searches_problems: tuple[Problem, ...] = ()  # of searches.csv next to the registry (metaanalysis.searches)
 
     @property
     def problems(self) -> tuple[Problem, ...]:
-        """Registry problems, then plan problems, then those of the RoB 2 file."""
-        return self.registry_problems + self.plan_problems + self.rob_problems
+        """Registry problems, then plan problems, then those of the RoB 2 file and the search log."""
+        return self.registry_problems + self.plan_problems + self.rob_problems + self.searches_problems
 
     @property
     def n_errors(self) -> int:
@@ -83,13 +84,17 @@ def validate_inputs(registry_path: str | Path, plan_path: str | Path | None = No
     ValidationReport
     """
     from .rob import check_rob, default_rob_path
+    from .searches import check_searches, default_searches_path
 
     checked = check_registry(registry_path)
     rob_path = default_rob_path(registry_path)
     rob_problems = () if checked.registry is None or not rob_path.exists() else \
         check_rob(rob_path, checked.registry.df["row_id"].astype(str)).problems
+    log_path = default_searches_path(registry_path)
+    searches_problems = check_searches(log_path).problems if log_path.exists() else ()
     report = ValidationReport(str(registry_path), checked.problems, checked.n_rows,
-                              None if plan_path is None else str(plan_path), rob_problems=tuple(rob_problems))
+                              None if plan_path is None else str(plan_path), rob_problems=tuple(rob_problems),
+                              searches_problems=tuple(searches_problems))
     if plan_path is None:
         return report
     if checked.registry is None:

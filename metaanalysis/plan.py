@@ -17,6 +17,15 @@ Row selection of an ``[[analysis]]`` (in this order; the first rule that applies
    ``tumour_type``, ``setting``, ``trial_id`` (exact values, case-insensitive).
 5. Rows with ``status != "confirmed"`` or ``use_for_pooling = "no"`` are left out.
 
+Published syntheses (registry design ``published synthesis``) are never selected and refused in
+``include`` and ``swap``; ``published = ["ROW", ...]`` shows them beside the result as checks.
+
+One clinical question per primary analysis: the pooled rows share ``setting``, ``comparator`` and
+``regimen`` (:data:`~metaanalysis.vocab.QUESTION_COLUMNS`) and hold no post hoc subgroup or
+observational result (errors located at the include that brought the row in, else at
+``endpoint``); ``exploratory = true`` with an ``exploratory_reason`` exempts an analysis, which is
+then labelled and left out of the primary results.
+
 The plan refuses (errors) an analysis that would pool two rows of one ``patient_set``
 (the same patients counted twice), one that mixes measures, one left with no rows, and
 one of more than :data:`~metaanalysis.vocab.MAX_K_REFITS` (1000) studies with the
@@ -51,10 +60,11 @@ from typing import Any
 from .cells import text as _s
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import identity_key, read_file_bytes
-from .vocab import (BINARY_METHOD_MEASURES, BINARY_METHODS, DECLARED_DIRECTIONS, HEADLINE_CHOICES, MAX_K_REFITS,
-                    MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, QUADRATIC_SENSITIVITY, TAU_PRIORS,
-                    TESTS, as_level, canonical_binary_method, canonical_method, canonical_pi, canonical_tau_prior,
-                    canonical_test, default_tau_prior)
+from .vocab import (BINARY_METHOD_MEASURES, BINARY_METHODS, DECLARED_DIRECTIONS, DESIGN_FLAGS, HEADLINE_CHOICES,
+                    MAX_K_REFITS, MEASURES, METHODS, POOLABLE_MEASURES, PREDICTION_INTERVALS, PUBLISHED_SYNTHESIS,
+                    QUADRATIC_SENSITIVITY, QUESTION_COLUMNS, TAU_PRIORS, TESTS, StudyFlag, as_level,
+                    canonical_binary_method, canonical_method, canonical_pi, canonical_tau_prior, canonical_test,
+                    default_tau_prior)
 
 __all__ = [
     "Plan", "Analysis", "Narrative", "Combination", "DeclaredDirection", "Settings", "Swap", "RowChoice",
@@ -106,7 +116,8 @@ _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
 _DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
-                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale", "grade")
+                  "favours", "headline", "headline_reason", "tau_prior", "tau_scale", "grade", "exploratory",
+                  "exploratory_reason", "published")
 _GRADE_KEYS = ("baseline_risk", "indirectness", "indirectness_reason", "publication_bias",
                "publication_bias_reason", "threshold", "ois_ratio")
 _BASELINE_KEYS = ("risk", "label", "source")
@@ -174,6 +185,9 @@ class Analysis:
     headline: str = ""                     # "random" | "common" | "none"; "" = the rule by k (vocab)
     headline_reason: str = ""              # the reviewer's reason for the plan's headline choice
     grade: Any = None                      # metaanalysis.grade.GradeSettings of [analysis.grade]
+    exploratory: bool = False              # labelled exploratory; never among the primary results
+    exploratory_reason: str = ""           # the reviewer's reason (required with exploratory = true)
+    published: tuple[str, ...] = ()        # published syntheses shown beside the result as checks
 
 
 @dataclass(frozen=True)
@@ -642,6 +656,9 @@ class _Checker:
         rows, left, missing = self.resolve_rows(endpoint, measure, select, inc_map,
                                                 {rid: reason for rid, reason, _ in excludes})
         self.patients_once(rows, inc_map, path, name)
+        exploratory, exploratory_reason = self.exploratory(t, path)
+        self.one_question(rows, inc_map, path, name, exploratory)
+        published = self.published(t, path, endpoint, measure)
         self.refits_bounded(t, path, name, len(rows), sens)
         if not rows:
             self.err(self.loc.at(*path, "endpoint"),
@@ -656,7 +673,8 @@ class _Checker:
             included=tuple(RowChoice(r, inc_map[r][0], True) for r in rows if r in inc_map),
             left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0], headline=headline,
-            headline_reason=headline_reason, grade=grade,
+            headline_reason=headline_reason, grade=grade, exploratory=exploratory,
+            exploratory_reason=exploratory_reason, published=published,
         )
 
     def binary(self, t: dict, path: tuple, name: str, measure: str, rows: list[str], settings: dict,
@@ -688,6 +706,75 @@ class _Checker:
         if headline and headline != "common":
             self.err(self.loc.at(*path, "headline"), f"method {method} is a common-effect model: headline = "
                      f"{headline!r} does not apply", "remove headline (the page leads with the pooled estimate)")
+    def exploratory(self, t: dict, path: tuple) -> tuple[bool, str]:
+        """``exploratory = true`` and the ``exploratory_reason`` it needs (both or neither)."""
+        v, reason = t.get("exploratory", False), t.get("exploratory_reason")
+        if not isinstance(v, bool):
+            self.err(self.loc.at(*path, "exploratory"), f"exploratory = {v!r} must be true or false")
+            return False, ""
+        if reason is not None and (not isinstance(reason, str) or not v):
+            self.err(self.loc.at(*path, "exploratory_reason"),
+                     "exploratory_reason without exploratory = true" if v is False else
+                     "exploratory_reason must be a string")
+        if v and not (isinstance(reason, str) and reason.strip()):
+            self.err(self.loc.at(*path, "exploratory"), "exploratory = true needs an exploratory_reason",
+                     "say what makes it exploratory, e.g. a post hoc subgroup or populations pooled across questions")
+            return True, ""
+        return v, " ".join(reason.split()) if v else ""
+
+    def one_question(self, rows: list[str], inc_map: dict, path: tuple, name: str, exploratory: bool) -> None:
+        """A primary analysis answers one clinical question: its pooled rows share the question
+        columns (:data:`vocab.QUESTION_COLUMNS`: setting, comparator, dose regimen) and pool no
+        post hoc subgroup or observational result (errors). An analysis declared ``exploratory``
+        with its reason is exempt: the page and the index label it, and it is never a primary result."""
+        if exploratory:
+            return
+        hint = ("split it: one analysis per question, and a [[narrative]] showing the questions side by side "
+                "without a pooled estimate; or set exploratory = true with an exploratory_reason")
+
+        def where(rids):
+            explicit = [r for r in rids if r in inc_map]
+            return inc_map[explicit[0]][1] if explicit else self.loc.at(*path, "endpoint")
+
+        for col in QUESTION_COLUMNS:
+            groups: dict[str, list[str]] = {}
+            for rid in rows:
+                groups.setdefault(_norm(self.rows[rid].get(col, "")), []).append(rid)
+            if "" in groups and len(rows) > 1:
+                self.warn(where(groups[""]), f"analysis {name!r}: {col} is empty for {', '.join(groups[''])}, so "
+                          "the one-question rule cannot check it", f"fill in {col} in the registry")
+            groups.pop("", None)
+            if len(groups) > 1:
+                rids = [g[0] for g in groups.values()]
+                parts = "; ".join(f"{self.rows[g[0]][col]!r} ({', '.join(g)})" for g in groups.values())
+                self.err(where(rids[1:]), f"analysis {name!r} pools different {col} values: {parts}: "
+                         "they answer different clinical questions", hint)
+        odd = [r for r in rows if DESIGN_FLAGS.get(self.rows[r]["design"]) in (StudyFlag.POST_HOC,
+                                                                              StudyFlag.OBSERVATIONAL)]
+        if odd:
+            self.err(where(odd), f"analysis {name!r} pools {', '.join(odd)} ({self.rows[odd[0]]['design']}): "
+                     "a post hoc or observational result is exploratory, never a primary result",
+                     "set exploratory = true with an exploratory_reason, or exclude the row with a reason")
+
+    def published(self, t: dict, path: tuple, endpoint: str, measure: str) -> tuple[str, ...]:
+        """``published = ["ROW", ...]``: published syntheses (design ``published synthesis``) of
+        the same endpoint and measure, shown beside the result as checks, never pooled."""
+        out = []
+        for rid in self.strings(t, "published", path) or []:
+            where = self.loc.find(path, f'"{rid}"', path + ("published",))
+            ok = self.row_ref(rid, where)
+            if ok is None:
+                continue
+            r = self.rows[ok]
+            if r["design"] != PUBLISHED_SYNTHESIS:
+                self.err(where, f"published {ok!r}: its design is {r['design']!r}, not {PUBLISHED_SYNTHESIS!r}",
+                         "list only pooled results published by others; pool a trial's own result with include")
+            elif (r["endpoint"], r["measure"]) != (endpoint, measure):
+                self.err(where, f"published {ok!r} is {r['endpoint']}/{r['measure']}, the analysis is "
+                         f"{endpoint}/{measure}", "a check must answer the analysis's endpoint on its measure")
+            elif ok not in out:
+                out.append(ok)
+        return tuple(out)
 
     def refits_bounded(self, t: dict, path: tuple, name: str, k: int, sens: tuple[str, ...]) -> None:
         """Refuse the per-study refits (:data:`vocab.QUADRATIC_SENSITIVITY`) above
@@ -800,6 +887,10 @@ class _Checker:
             elif r["status"] == "missing":
                 self.err(where, f"include {rid!r}: the row has status 'missing' (no numbers to pool)",
                          "extract the result into the registry first")
+            elif r["design"] == PUBLISHED_SYNTHESIS:
+                self.err(where, f"include {rid!r}: the row is a published synthesis (pooled_from "
+                         f"{r['pooled_from']}): pooled with its own trials, their patients would count twice",
+                         f'show it as a check instead: published = ["{rid}"]')
             else:
                 inc_map[rid] = (reason, where)
         for rid, reason, where in excludes:
@@ -820,6 +911,10 @@ class _Checker:
                 continue
             if rid in inc_map:
                 rows.append(rid)
+                continue
+            if r["design"] == PUBLISHED_SYNTHESIS:
+                left.append(RowChoice(rid, "published synthesis of other trials' patients: shown as a check, "
+                                           "never pooled"))
                 continue
             if r["measure"] != measure:
                 left.append(RowChoice(rid, f"measure {r['measure']}: not poolable with {measure}"))
@@ -895,6 +990,10 @@ class _Checker:
         rb = self.rows[b]
         if rb["endpoint"] != endpoint or rb["measure"] != measure:
             self.err(where, f"swap: {b!r} is {rb['endpoint']}/{rb['measure']}, not {endpoint}/{measure}")
+            return None
+        if rb["design"] == PUBLISHED_SYNTHESIS:
+            self.err(where, f"swap: {b!r} is a published synthesis, never pooled",
+                     f'show it as a check instead: published = ["{b}"]')
             return None
         if identity_key(rb["patient_set"]) != identity_key(self.rows[a]["patient_set"]):
             self.err(where, f"swap: {b!r} and {a!r} are not reports of the same patients (patient_set)",

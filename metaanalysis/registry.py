@@ -42,7 +42,7 @@ from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import (DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, Table, identity_key, is_plain_number, lookalike_character, norm_header,
                     parse_number, read_table)
-from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, RATIO_MEASURES, as_level
+from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, PUBLISHED_SYNTHESIS, RATIO_MEASURES, as_level
 
 __all__ = [
     "Registry",
@@ -69,7 +69,10 @@ _COUNT_COLUMNS = ("events_int", "n_int", "events_ctl", "n_ctl")
 #: columns: a look-alike character in them (U+200B, a full-width or Cyrillic letter) would make
 #: one trial two, or drop a row out of an analysis, in silence -- so it is an error.
 _CODE_COLUMNS = ("row_id", "trial_id", "nct_id", "patient_set", "parent_row_id", "design", "tumour_type",
-                 "setting", "intervention", "comparator", "endpoint", "measure")
+                 "setting", "intervention", "comparator", "endpoint", "measure", "regimen", "pooled_from")
+#: Columns an older registry had, with what replaced them (an unknown-column warning says so).
+_REMOVED_COLUMNS = {"rob_overall": "risk of bias is read from trials/rob.csv (RoB 2 per result, with the cited "
+                                   "published assessment); delete the column"}
 #: Free-text columns the plan selects on: an invisible character there drops a row too.
 _SELECTED_TEXT_COLUMNS = ("population",)
 _LOOKALIKE_HINTS = {
@@ -352,7 +355,8 @@ class _Checker:
             close = difflib.get_close_matches(norm_header(u), missing_names, n=1, cutoff=0.6)
             if close:
                 continue  # reported with the missing column, with this one as the hint
-            sink.warning(hline, j, f"unknown column '{u}' (ignored)", "not in trials/schema.json", u)
+            sink.warning(hline, j, f"unknown column '{u}' (ignored)",
+                         _REMOVED_COLUMNS.get(norm_header(u), "not in trials/schema.json"), u)
         return not any(f.required for f in missing) and not has_errors(sink.items)
 
     def _rows(self, data: tuple[tuple[int, tuple[str, ...]], ...], width: int) -> None:
@@ -528,9 +532,40 @@ class _Checker:
         self._duplicate_rows()
         for r in range(n):
             self._row_rules(r, row_ids | trial_ids)
+            self._synthesis_rules(r, trial_ids)
         self._pooling_rule()
         self._one_trial_one_identity()
         self._directions()
+
+    def _synthesis_rules(self, r: int, trial_ids: set) -> None:
+        """A published synthesis (design ``published synthesis``) is a check, never pooled: it says
+        ``use_for_pooling = no`` and names the trials it combined in ``pooled_from`` (``trial_id``
+        values; one this registry lacks is a warning); ``pooled_from`` belongs to such rows only."""
+        row = self.rows[r]
+        synthesis = row.get("design") == PUBLISHED_SYNTHESIS
+        if not synthesis:
+            if self.present(r, "pooled_from"):
+                self.at(r, "pooled_from", "error", "pooled_from is given but the design is not 'published synthesis'",
+                        "empty the cell, or set design = published synthesis for a pooled result published by others")
+            return
+        if row.get("use_for_pooling") == "yes":
+            self.at(r, "use_for_pooling", "error", "a published synthesis says use_for_pooling = yes: its patients are "
+                    "those of the trials it combined, which would count twice",
+                    "set use_for_pooling = no; the plan shows it beside an analysis with published = [...]")
+        if not self.present(r, "pooled_from"):
+            if "pooled_from" not in self.bad[r]:
+                self.at(r, "pooled_from", "error", "a published synthesis needs pooled_from: the trials it combined",
+                        "list their trial_id values separated by ';', e.g. DMAB-ZA-BREAST; DMAB-ZA-CRPC")
+            return
+        named = [t.strip() for t in row["pooled_from"].split(";") if t.strip()]
+        for t in named:  # a synthesis may combine trials this registry lacks: a warning (a typo is likely)
+            if t not in trial_ids:
+                self.at(r, "pooled_from", "warning", f"pooled_from names {t!r}, which is not a trial_id in this "
+                        "registry: the page will say the published result includes a trial ours lacks",
+                        suggest(t, sorted(trial_ids), quote=True))
+        if len(set(named)) < 2:
+            self.at(r, "pooled_from", "warning", "a published synthesis of fewer than two trials",
+                    "a single trial's report is a row of that trial, not a synthesis")
 
     def _one_trial_one_identity(self) -> None:
         """Rows with one NCT id are one trial: a second ``trial_id`` for it is an error unless the

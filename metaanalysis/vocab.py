@@ -113,6 +113,13 @@ def to_natural(code: str, x: float | None) -> float | None:
     return math.exp(x) if measure(code).log_scale else float(x)
 
 
+def to_analysis(code: str, x: float | None) -> float | None:
+    """Natural scale → analysis scale (log for log-scale measures); None, NaN or a ratio ≤ 0 → None."""
+    if x is None or not math.isfinite(x) or (measure(code).log_scale and x <= 0):
+        return None
+    return math.log(x) if measure(code).log_scale else float(x)
+
+
 # ---------------------------------------------------------------------------------------------
 # methods, tests, prediction intervals (with citations)
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +428,13 @@ DESIGN_FLAGS: dict[str, StudyFlag] = {
 }
 #: Registry ``design`` values (the schema's enumeration must equal this).
 DESIGNS: tuple[str, ...] = ("RCT", "RCT post hoc subgroup", "RCT prespecified subgroup", "observational",
-                            "single-arm")
+                            "single-arm", "published synthesis")
+#: The ``design`` of a pooled result published by others (an IPD pooled analysis or a
+#: meta-analysis): shown beside an analysis as a check, never pooled (its trials would count twice).
+PUBLISHED_SYNTHESIS = "published synthesis"
+#: Registry columns that define a primary analysis's clinical question besides its endpoint and
+#: measure: the pooled rows must share each (population setting, comparator, dose regimen).
+QUESTION_COLUMNS: tuple[str, ...] = ("setting", "comparator", "regimen")
 #: Registry ``status`` values: the evidence rule of trials/README.md.
 STATUSES: tuple[str, ...] = ("confirmed", "secondary", "unconfirmed", "missing")
 

@@ -34,8 +34,8 @@ from metaanalysis.vocab import Change
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "trials" / "registry.csv"
 PLAN = ROOT / "trials" / "analyses.toml"
+DROP_ROW = "ZABREAST-SRE-2010"     # Stopeck 2010, the first of sre-zoledronic's three studies in the cumulative order
 SRE_ROW = "ZASOLID-SRE-2011"        # trials/registry.csv: HR 0.84 (0.71 to 0.98), confirmed in the Xgeva label §14 Table 2
-BMFS_ROW = "NMCRPC-BMFS-2012"       # one of the three rows of the bmfs analysis (confirmed: pooled without an include)
 
 
 def _edit_registry(dest: Path, edit) -> Path:
@@ -169,26 +169,26 @@ def test_a_single_study_whose_ci_now_crosses_1(shipped, tmp_path):
 
 
 def test_removing_and_adding_a_study(shipped, tmp_path):
-    fewer = analyse(_edit_registry(tmp_path / "registry.csv", _drop_row(BMFS_ROW)), PLAN)
+    fewer = analyse(_edit_registry(tmp_path / "registry.csv", _drop_row(DROP_ROW)), PLAN)
     full, less = snapshot_from_evidence(shipped), snapshot_from_evidence(fewer)
     removed = compare(full, less)
-    assert [a.id for a in removed.analyses] == ["bmfs"]
-    ac = removed.get("bmfs")
-    assert [(s.row_id, s.kind) for s in ac.studies] == [(BMFS_ROW, StudyChangeKind.REMOVED)]
+    assert [a.id for a in removed.analyses] == ["sre-zoledronic"]
+    ac = removed.get("sre-zoledronic")
+    assert [(s.row_id, s.kind) for s in ac.studies] == [(DROP_ROW, StudyChangeKind.REMOVED)]
     assert ac.numbers[0].field == "k" and (ac.numbers[0].old, ac.numbers[0].new) == (3, 2)
     # k = 3 -> 2: no random-effects interval leads any more (vocab.RANDOM_HEADLINE_MIN_K = 3): the
     # Bayesian posterior under the half-normal(0.5) prior on τ does, and is the lead compared
     head = [c for c in ac.conclusions if c.code is Change.HEADLINE_CHANGED]
     assert [(c.old, c.new) for c in head] == [("random-effects", "bayesian")]
-    post = fewer.analysis("bmfs").bayes
+    post = fewer.analysis("sre-zoledronic").bayes
     assert (ac.new.lead.estimate, ac.new.lead.ci_upper, ac.new.lead.pvalue) == (post.mu_median, post.mu_ci_upper,
                                                                                  None)
     path = cumulative_changes(ac)
-    gone = [st for st in path if st.row_id == BMFS_ROW]
+    gone = [st for st in path if st.row_id == DROP_ROW]
     assert len(gone) == 1 and gone[0].new is None and gone[0].change is StudyChangeKind.REMOVED
     assert path[-1].moved and path[-1].old is not None and path[-1].new is not None
-    added = compare(less, full).get("bmfs")
-    assert [(s.row_id, s.kind) for s in added.studies] == [(BMFS_ROW, StudyChangeKind.ADDED)]
+    added = compare(less, full).get("sre-zoledronic")
+    assert [(s.row_id, s.kind) for s in added.studies] == [(DROP_ROW, StudyChangeKind.ADDED)]
     assert [(c.old, c.new) for c in added.conclusions if c.code is Change.HEADLINE_CHANGED] == \
         [("bayesian", "random-effects")]
 

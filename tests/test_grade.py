@@ -199,7 +199,13 @@ def test_shipped_reports_show_not_assessed_and_sof(shipped):
     dfs = shipped.analysis("dfs").sof
     (x,) = dfs.absolute
     assert x.baseline.risk == 0.168 and x.risk == pytest.approx(1 - 0.832 ** dfs.estimate)
-    assert shipped.analysis("os-placebo").sof.absolute_missing is GradeReason.NO_BASELINE_RISK
+    # fracture: no baseline risk in the plan and no control-arm events in the registry
+    assert shipped.analysis("fracture").sof.absolute_missing is GradeReason.NO_BASELINE_RISK
+    # exploratory analyses are never among the primary results: not in the summary of findings
+    assert [a.id for a in shipped.primary] == ["dfs", "sre-zoledronic", "fracture"]
+    assert 'href="os-any-comparator.html"' not in index[index.index('id="h-sof"'):]
+    sof_ids = [o["analysis_id"] for o in json.loads(files["summary_of_findings.json"])["outcomes"]]
+    assert sof_ids == ["dfs", "sre-zoledronic", "fracture"]
 
 
 # -- validation, located ----------------------------------------------------------------------

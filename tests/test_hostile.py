@@ -162,7 +162,7 @@ def case(**kw) -> None:
 
 
 # Rows used below (trials/registry.csv): NMCRPC-OS-2012 (Smith 2012, OS HR 1.01, 0.85-1.20),
-# pooled in os-placebo; ZABREAST-SRE-2010 (Stopeck 2010, SRE HR 0.82, 0.71-0.95) pooled in
+# pooled in os-any-comparator (exploratory); ZABREAST-SRE-2010 (Stopeck 2010, SRE HR 0.82, 0.71-0.95) pooled in
 # sre-zoledronic; ABCSG18-DFS-2019 pooled in dfs.
 OS_ROW = "NMCRPC-OS-2012"
 SRE_ROW = "ZABREAST-SRE-2010"
@@ -349,14 +349,14 @@ case(name="decimal_comma_in_comma_file", exit=1,
 # A pooled row's measure changed to OR: the plan leaves it out of the HR analysis (rule 3) and says so.
 
 
-# SPLENDOUR-OS-2020 is pooled in os-placebo by selection; NMCRPC-OS-2012 enters through an explicit
+# SPLENDOUR-OS-2020 is pooled in os-any-comparator by selection; NMCRPC-OS-2012 enters through an explicit
 # include since the 2026-12-01 curation round (status unconfirmed), and an include of another measure
 # is an error, not a silent left-out.
 OR_ROW = "SPLENDOUR-OS-2020"
 
 
 def _or_row_left_out(out: Path) -> None:
-    d = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
+    d = json.loads((out / "os-any-comparator.json").read_text(encoding="utf-8"))
     assert OR_ROW not in [s["row_id"] for s in d["studies"]]
     left = {x["row_id"]: x["reason"] for x in d["left_out"]}
     assert OR_ROW in left and "OR" in left[OR_ROW], left
@@ -406,8 +406,8 @@ _linked_parent[COL["parent_row_id"] - 1], _linked_parent[COL["use_for_pooling"] 
 case(name="same_nct_id_linked_by_parent_row", exit=0, registry=reg_with(extra=[_linked_parent]))
 
 # --- the plan ----------------------------------------------------------------------------------
-# (the shipped dfs analysis has an include list since the 2026-12-01 curation round: add to it)
-_p, _l = plan_replace_in("dfs", "include = [", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }, ')
+# (the shipped dfs analysis pools ABCSG-18's 2019 analysis by selection: include its 2022 report too)
+_p, _l = plan_insert_after("dfs", "measure", 'include = [{ row = "ABCSG18-DFS-2022", reason = "final analysis" }]')
 case(name="plan_same_trial_twice", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"patient_set 'ABCSG-18'.*count twice")
 # ... also when the registry spells the second report's patient_set in another case (issue #11 item 2)
@@ -426,39 +426,40 @@ _p, _l = plan_insert_after(
 case(name="plan_henry_and_scagliotti_in_one_analysis", exit=1, plan=_p, where="plan", line=_l, col=None,
      msg=r"ZASOLID-OS-2012-LUNG': its endpoint is OS")
 _reg_or = reg_with({("SPLENDOUR-OS-2020", "measure"): "OR", ("SPLENDOUR-OS-2020", "direction"): "OR < 1 favours denosumab"})
-_p, _l = plan_replace_in("os-placebo", "include = [", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }, ')
+_p, _l = plan_replace_in("os-any-comparator", "include = [", 'include = [{ row = "SPLENDOUR-OS-2020", reason = "as OR" }, ')
 case(name="plan_mixing_measures", exit=1, registry=_reg_or, plan=_p, where="plan", line=_l, col=None,
      msg=r"mix measures")
-# ttbm, not bmfs: bmfs includes two rows explicitly since the 2026-12-01 curation round
-_p, _l = plan_replace_in("ttbm", 'select.comparator = ["placebo"]', 'select.comparator = ["no such comparator"]')
-_l_ep = plan_line(_p, 'endpoint = "TTBM"')[0]
+# sre-zoledronic: its three rows are pooled by selection alone (no include)
+_p, _l = plan_replace_in("sre-zoledronic", 'select.comparator = ["zoledronic acid 4 mg i.v. every 4 weeks"]',
+                         'select.comparator = ["no such comparator"]')
+_l_ep = plan_line(_p, 'endpoint = "SRE"')[0]
 case(name="plan_no_studies_after_filtering", exit=1, plan=_p, where="plan", line=_l_ep, col=None,
      msg=r"no rows to pool")
-_p, _l = plan_replace_in("ttbm", 'endpoint = "TTBM"', 'endpoint = "TTBX"')
-case(name="plan_unknown_endpoint", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"TTBX")
-_p, _l = plan_replace_in("ttbm", 'measure = "HR"', 'measure = "HRR"')
+_p, _l = plan_replace_in("sre-zoledronic", 'endpoint = "SRE"', 'endpoint = "SRX"')
+case(name="plan_unknown_endpoint", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"SRX")
+_p, _l = plan_replace_in("sre-zoledronic", 'measure = "HR"', 'measure = "HRR"')
 case(name="plan_unknown_measure", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"HRR")
-_p, _l = plan_insert_after("ttbm", "measure", 'methd = "DL"')
+_p, _l = plan_insert_after("sre-zoledronic", "measure", 'methd = "DL"')
 case(name="plan_unknown_key", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"unknown key 'methd'.*method")
-_p, _l = plan_insert_after("ttbm", "measure", 'method = "XYZ"')
+_p, _l = plan_insert_after("sre-zoledronic", "measure", 'method = "XYZ"')
 case(name="plan_unknown_method", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"method = 'XYZ'")
-_p, _l = plan_insert_after("ttbm", "measure", "level = 1.5")
+_p, _l = plan_insert_after("sre-zoledronic", "measure", "level = 1.5")
 case(name="plan_level_out_of_range", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"level")
-_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "../../escape"')
+_p, _l = plan_replace_in("sre-zoledronic", 'id = "sre-zoledronic"', 'id = "../../escape"')
 case(name="plan_id_path_traversal", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"not a usable file name")
-_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "index"')
+_p, _l = plan_replace_in("sre-zoledronic", 'id = "sre-zoledronic"', 'id = "index"')
 case(name="plan_reserved_id", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"not a usable file name")
-_p, _l = plan_replace_in("ttbm", 'id = "ttbm"', 'id = "bmfs"')
-case(name="plan_duplicate_id", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"duplicate id 'bmfs'")
-_p, _l = plan_insert_after("ttbm", "measure", 'exclude = [{ row = "NO-SUCH-ROW", reason = "x" }]')
+_p, _l = plan_replace_in("sre-zoledronic", 'id = "sre-zoledronic"', 'id = "dfs"')
+case(name="plan_duplicate_id", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"duplicate id 'dfs'")
+_p, _l = plan_insert_after("sre-zoledronic", "measure", 'exclude = [{ row = "NO-SUCH-ROW", reason = "x" }]')
 case(name="plan_unknown_row", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"NO-SUCH-ROW")
-_p, _l = plan_insert_after("ttbm", "measure", 'include = [{ row = "DCARE-TTBM-2021-AGE50" }]')
+_p, _l = plan_insert_after("sre-zoledronic", "measure", 'include = [{ row = "ZABREAST-SRE-2010" }]')
 case(name="plan_include_without_reason", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"reason")
-_p, _l = plan_replace_in("ttbm", 'bone metastasis: denosumab vs placebo"', "bone metastasis: denosumab vs placebo")
+_p, _l = plan_replace_in("sre-zoledronic", 'in bone metastases"', "in bone metastases")
 case(name="plan_toml_syntax_error", exit=1, plan=_p, where="plan", line=_l, col=None, msg=r"TOML syntax")
 case(name="plan_empty", exit=1, plan="", where="plan", line=1, col=0, msg=r"no \[\[analysis\]\]")
-case(name="plan_not_utf8", exit=1, plan=PLAN_TEXT.encode("utf-8").replace(b"Whole-trial", b"Whole\xff-trial", 1),
-     where="plan", line=plan_line(PLAN_TEXT, "Whole-trial")[0], col=plan_line(PLAN_TEXT, "Whole-trial")[1] + 5,
+case(name="plan_not_utf8", exit=1, plan=PLAN_TEXT.encode("utf-8").replace(b"Hazard ratios below", b"Hazard\xff ratios below", 1),
+     where="plan", line=plan_line(PLAN_TEXT, "Hazard ratios below")[0], col=plan_line(PLAN_TEXT, "Hazard ratios below")[1] + 6,
      msg=r"not UTF-8")
 # issue #11 item 6: nesting that made Python's TOML parser recurse to death (exit 3)
 _deep_line = len(PLAN_TEXT.splitlines()) + 2
@@ -470,7 +471,7 @@ case(name="plan_brackets_inside_strings_are_not_nesting", exit=0,
      plan=PLAN_TEXT.replace('title = "', 'title = "' + "[" * 40 + "{" * 40 + " ", 1))
 # issue #11 item 7: Windows device names as ids, typed keys
 for _dev in ("con", "aux", "nul", "prn", "com1", "lpt9"):
-    _p, _l = plan_replace_in("ttbm", 'id = "ttbm"', f'id = "{_dev}"')
+    _p, _l = plan_replace_in("sre-zoledronic", 'id = "sre-zoledronic"', f'id = "{_dev}"')
     case(name=f"plan_windows_device_id_{_dev}", exit=1, plan=_p, where="plan", line=_l, col=None,
          msg=rf"id '{_dev}' is not a usable file name")
 _l = plan_line(PLAN_TEXT, 'title = "Denosumab in oncology')[0]
@@ -516,8 +517,9 @@ def good_build(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def good_numbers(good_build) -> dict:
     n = numbers(good_build)
-    # the shipped plan has 7 analyses (trials/analyses.toml)
-    assert len(n) == 7
+    # the shipped plan has 4 analyses (trials/analyses.toml: dfs, sre-zoledronic, fracture and the
+    # exploratory os-any-comparator; the other endpoints are narratives across clinical questions)
+    assert len(n) == 4
     return n
 
 

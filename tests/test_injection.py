@@ -215,8 +215,8 @@ def test_hostile_plan_is_the_shipped_plan_otherwise():
 
 def test_every_page_is_clean(hostile_build):
     pages = sorted(hostile_build.glob("*.html"))
-    # the shipped plan: 7 analyses + 3 narratives + index (trials/analyses.toml)
-    assert len(pages) == 11
+    # the shipped plan: 4 analyses + 7 narratives + index (trials/analyses.toml)
+    assert len(pages) == 12
     for p in pages:
         html = p.read_text(encoding="utf-8")
         a = Audit()
@@ -251,19 +251,19 @@ def test_payloads_are_shown_as_text(hostile_build):
     ("intervention", None), ("comparator", None), ("trial_id", "nmCRPC-BMFS"),
 ])
 def test_each_displayed_field_is_escaped_text(hostile_build, column, value):
-    """The NMCRPC-OS-2012 row (Smith 2012, pooled in os-placebo) shows its own cell, payload included."""
+    """The NMCRPC-OS-2012 row (Smith 2012, pooled in os-any-comparator) shows its own cell, payload included."""
     reg_text, _ = hostile_registry()
     row = next(r for r in csv.DictReader(io.StringIO(reg_text)) if r["row_id"] == "NMCRPC-OS-2012")
     cell = row[column]
     a = Audit()
-    a.feed((hostile_build / "os-placebo.html").read_text(encoding="utf-8"))
+    a.feed((hostile_build / "os-any-comparator.html").read_text(encoding="utf-8"))
     visible = " ".join(" ".join(a.text).split())
     assert " ".join(cell.split()) in visible, f"{column}: {cell[-60:]!r} not displayed"
 
 
 def test_svg_text_from_data_is_escaped(hostile_build):
     """Forest-plot labels come from registry text (trial_id, authors) and plan favours."""
-    html = (hostile_build / "os-placebo.html").read_text(encoding="utf-8")
+    html = (hostile_build / "os-any-comparator.html").read_text(encoding="utf-8")
     svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
     assert svgs, "no inline forest plot"
     for s in svgs:
@@ -292,7 +292,7 @@ def test_doi_breaking_out_of_href(tmp_path):
     (tmp_path / "registry.csv").write_text(buf.getvalue(), encoding="utf-8")
     out = tmp_path / "reports"
     assert main(["report", "--registry", str(tmp_path / "registry.csv"), "--plan", str(PLAN), "--out", str(out)]) == 0
-    html = (out / "os-placebo.html").read_text(encoding="utf-8")
+    html = (out / "os-any-comparator.html").read_text(encoding="utf-8")
     a = Audit()
     a.feed(html)
     assert not a.handlers and not a.scripts
@@ -331,7 +331,8 @@ def test_results_csv_neutralises_formulas(tmp_path):
         for k in numeric:
             if r[k]:
                 float(r[k])
-    # yi (log HR) is negative for every HR below 1, e.g. bmfs yi = log(0.88) (tests/test_report.py)
-    assert negatives >= 5
+    # yi (log HR) is negative for every HR below 1, e.g. sre-zoledronic yi = log(0.83) (metafor rma.uni
+    # on the three SRE rows); each of the four shipped analyses (all HRs below 1) has a negative yi
+    assert negatives >= 4
     yi = {r["analysis_id"]: float(r["yi"]) for r in rows if r["yi"]}
-    assert yi["bmfs"] < 0 and not any(r["yi"].startswith("'") for r in rows)
+    assert yi["sre-zoledronic"] < 0 and not any(r["yi"].startswith("'") for r in rows)

@@ -44,7 +44,9 @@ def test_navigation_shows_short_titles_and_links_by_id(built):
         texts = [t for _, t in links[1:]]
         assert len(set(texts)) == len(texts)
         assert not set(texts) & set(summary.analyses + summary.narratives), page.name   # no ids shown
-    assert ">Bone-metastasis-free survival</a>" in (out / "index.html").read_text(encoding="utf-8")
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert ">Bone-metastasis-free survival across clinical questions</a>" in index
+    assert ">Overall survival, exploratory</a>" in index     # the exploratory analysis says so in the navigation
 
 
 def test_overview_flags_link_to_warnings_and_index_explains_them(built):
@@ -70,12 +72,14 @@ def test_no_codes_as_reader_labels(built, code):
 
 def test_settings_and_test_in_words(built):
     out, _ = built
-    page = (out / "os-placebo.html").read_text(encoding="utf-8")
+    page = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     # trials/analyses.toml defaults: REML, test = "adhoc", pi = "metafor", level 0.95
     assert ("random-effects model (restricted maximum-likelihood estimator of the between-study spread); "
             "HKSJ ad hoc confidence interval; prediction interval from the same distribution as the CI; "
             "95% level") in page
-    assert re.search(r"Test of no effect</span> p = 0\.42 \(t = -1\.01, 2 degrees of freedom\)", page)
+    # metafor 4 rma.uni(yi = log(c(0.82, 0.82, 0.84)), sei from the registry CIs, method = "REML",
+    # test = "adhoc"): zval -4.325411, pval 0.049514 (t with 2 df)
+    assert re.search(r"Test of no effect</span> p = 0\.050 \(t = -4\.33, 2 degrees of freedom\)", page)
 
 
 def _doc_tables(text: str) -> dict[str, dict[str, str]]:

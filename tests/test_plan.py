@@ -74,29 +74,37 @@ def test_shipped_plan_is_clean(registry):
 def test_shipped_plan_rows(registry):
     plan = load_plan(str(PLAN), registry)
     by_id = {a.id: a for a in plan.analyses}
-    # every poolable endpoint of the registry has an analysis; fracture is single-study
-    assert {a.endpoint for a in plan.analyses} == {"OS", "BMFS", "TTBM", "DFS", "SRE", "FRACTURE"}
-    # OS vs placebo/no denosumab: the three whole-trial RCT rows with use_for_pooling = yes;
-    # D-CARE OS is status missing (registry line 10) and is reported as missing evidence
-    assert set(by_id["os-placebo"].rows) == {"ABCSG18-OS-2022", "SPLENDOUR-OS-2020", "NMCRPC-OS-2012"}
-    # ... and, since the 2026-12-01 curation round, the phase 2 NSCLC trial NCT01951586 (row
-    # AMG20120249-OS, status missing: its OS result was not read)
-    assert by_id["os-placebo"].missing == ("DCARE-OS-2020", "AMG20120249-OS")
-    assert set(by_id["bmfs"].rows) == {"ABCSG18-BMFS-2022", "DCARE-BMFS-2020", "NMCRPC-BMFS-2012"}
-    # DFS: the 2019 confirmatory ABCSG-18 analysis, not the 2022 cross-over-diluted one
-    assert set(by_id["dfs"].rows) == {"ABCSG18-DFS-2019", "DCARE-DFS-2020"}
+    narr = {n.id: n for n in plan.narratives}
+    # one clinical question per pooled analysis (trials/README.md): the primary analyses
+    assert [a.id for a in plan.analyses if not a.exploratory] == ["dfs", "sre-zoledronic", "fracture"]
+    # questions that differ in setting, dose regimen or comparator are side by side, not pooled
+    assert narr["os-placebo"].rows == ("ABCSG18-OS-2022", "NMCRPC-OS-2012", "SPLENDOUR-OS-2020", "DCARE-OS-2020",
+                                       "AMG20120249-OS")
+    assert narr["bmfs"].rows == ("ABCSG18-BMFS-2022", "DCARE-BMFS-2020", "NMCRPC-BMFS-2012")
+    assert narr["ttbm"].rows == ("DCARE-TTBM-2021", "NMCRPC-TTBM-2012")
+    assert narr["dfs-questions"].rows == ("ABCSG18-DFS-2019", "DCARE-DFS-2020")
+    # the all-comparator OS analysis pools four questions and a post hoc subgroup: exploratory
+    anyc = by_id["os-any-comparator"]
+    assert anyc.exploratory and "post hoc subgroup" in anyc.exploratory_reason
+    assert set(anyc.rows) == {"ABCSG18-OS-2022", "SPLENDOUR-OS-2020", "NMCRPC-OS-2012", "ZASOLID-OS-2012-LUNG"}
+    # DFS (ABCSG-18's question: 60 mg every 6 months): the 2019 analysis before cross-over (report
+    # rule), the 2022 cross-over-diluted one and the 2015 interim as sensitivity swaps
+    assert by_id["dfs"].rows == ("ABCSG18-DFS-2019",)
+    assert [(s.replace, s.with_) for s in by_id["dfs"].swaps] == [("ABCSG18-DFS-2019", "ABCSG18-DFS-2022"),
+                                                                  ("ABCSG18-DFS-2019", "ABCSG18-DFS-2015")]
     left = {c.row_id: c.reason for c in by_id["dfs"].left_out}
-    # the 2022 row is also status unconfirmed since the 2026-12-01 curation round (HR/CI/p from the
-    # team evidence file only; registry notes), and status is checked before use_for_pooling
-    assert "status unconfirmed" in left["ABCSG18-DFS-2022"]
+    assert "trial_id is 'D-CARE'" in left["DCARE-DFS-2020"]
     # SRE: all three rows confirmed in the Xgeva US prescribing information (section 14, Table 2;
-    # curation round 2026-12-01), so they are pooled without an explicit include
+    # curation round 2026-12-01), so they are pooled without an explicit include; the published
+    # integrated analysis of the same trials (Lipton 2012) is a check beside it, never pooled
     sre = by_id["sre-zoledronic"]
     assert set(sre.rows) == {"ZABREAST-SRE-2010", "ZACRPC-SRE-2011", "ZASOLID-SRE-2011"}
     assert sre.included == ()
+    assert sre.published == ("DMABZA-SRE-2012-POOLED",)
+    assert "published synthesis" in {c.row_id: c.reason for c in sre.left_out}["DMABZA-SRE-2012-POOLED"]
     assert by_id["fracture"].rows == ("ABCSG18-FRACTURE-2015",)
     # defaults: REML + HKSJ + prediction interval (metafor convention), 95%
-    s = by_id["bmfs"].settings
+    s = sre.settings
     assert (s.method, s.test, s.pi, s.level) == ("REML", "adhoc", "metafor", 0.95)
     # Flatiron: narrative with one p-value combination of the two disjoint cohorts
     flat = {n.id: n for n in plan.narratives}["flatiron-ici"]
@@ -155,7 +163,8 @@ def test_swap_must_stay_within_the_trial(tmp_path, registry):
     plan.write_text(
         '[[analysis]]\nid = "os"\ntitle = "OS"\nendpoint = "OS"\nmeasure = "HR"\n'
         'include = [{row = "ABCSG18-OS-2022", reason = "unconfirmed since 2026-12-01, taken explicitly"}]\n'
-        'swap = [{replace = "ABCSG18-OS-2022", with = "NMCRPC-OS-2012", reason = "x"}]\n',
+        'swap = [{replace = "ABCSG18-OS-2022", with = "NMCRPC-OS-2012", reason = "x"}]\n'
+        'select.trial_id = ["ABCSG-18"]\n',   # one question: ABCSG-18 only (else the question rule speaks too)
         encoding="utf-8")
     probs = validate_plan(str(plan), registry)
     assert [p.line for p in probs] == [7]

@@ -289,6 +289,7 @@ def test_report_pages_declare_the_plot_font_once(tmp_path):
             for ref in re.findall(r'url\(#([^)]+)\)', s):
                 assert ref.startswith(("forest-", "funnel-")) and f'id="{ref}"' in s
         assert len(svgs) == 1 + ("Funnel plot: " in html)
-    # one per analysis of trials/analyses.toml and one per narrative section: side by side
-    # (subgroups-not-pooled), albatross (flatiron-ici), proportions (single-arm)
-    assert with_figs == 10
+    # one per analysis of trials/analyses.toml (4), the side-by-side figures of the narratives with
+    # effect estimates (os-placebo, bmfs, ttbm, dfs-questions, subgroups-not-pooled), the albatross
+    # plot (flatiron-ici) and the proportions (single-arm)
+    assert with_figs == 11

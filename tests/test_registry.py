@@ -5,7 +5,7 @@ valid_minimal.csv: header = line 1; rows ABCSG18-DFS-2019 (line 2), ABCSG18-DFS-
 DCARE-DFS-2020 (4), DCARE-OS-2020 (5). Columns (1-based): row_id 1, trial_id 2, trial_name 3,
 nct_id 4, parent_row_id 6, design 7, population 8, endpoint 14, measure 16, estimate 18,
 ci_lower 19, ci_upper 20, ci_level 21, p_value 22, events_int 26, use_for_pooling 31,
-status 32, year 35, pmid 36, doi 37, notes 40.
+status 32, year 35, pmid 36, doi 37, regimen 39, pooled_from 40, notes 41.
 """
 
 import hashlib
@@ -37,28 +37,28 @@ CASES = [
     ("semicolon_decimal_comma.csv", 0, "warning", 1, 0, "separated by ';'"),
     ("semicolon_decimal_comma.csv", 0, "warning", 2, 18, "decimal comma"),
     ("tab_separated.csv", 0, "warning", 1, 0, "separated by tab"),
-    ("cp1252.csv", 0, "warning", 3, 40, "Windows-1252"),
+    ("cp1252.csv", 0, "warning", 3, 41, "Windows-1252"),
     ("utf16.csv", 0, "warning", 1, 0, "UTF-16"),
     ("renamed_column.csv", 0, "warning", 1, 0, "'Estimate' -> 'estimate'"),
     ("renamed_column.csv", 0, "warning", 1, 0, "leading/trailing spaces"),
-    ("unknown_column.csv", 0, "warning", 1, 41, "unknown column 'reviewer'"),
+    ("unknown_column.csv", 0, "warning", 1, 42, "unknown column 'reviewer'"),
     ("trailing_spaces.csv", 0, "warning", 2, 18, "2 cell(s) have leading/trailing spaces"),
-    ("formula.csv", 0, "warning", 2, 40, "spreadsheet formula"),
+    ("formula.csv", 0, "warning", 2, 41, "spreadsheet formula"),
     ("not_centred.csv", 0, "warning", 2, 18, "not halfway between the CI bounds"),
     ("p_disagrees.csv", 0, "warning", 2, 22, "disagrees with the p = 0.03"),
     ("one_sided_as_two.csv", 0, "warning", 2, 22, "set p_sided = 1"),
     ("p_noncanonical.csv", 0, "warning", 2, 22, "write it as '0.026'"),
-    ("trailing_empty_column.csv", 0, "warning", 1, 41, "empty column(s) without a name; ignored"),
-    ("unnamed_column_with_value.csv", 1, "error", 3, 41, "value(s) in a column without a name"),
-    ("not_text_bytes.csv", 1, "error", 3, 40, "byte 0x81"),
+    ("trailing_empty_column.csv", 0, "warning", 1, 42, "empty column(s) without a name; ignored"),
+    ("unnamed_column_with_value.csv", 1, "error", 3, 42, "value(s) in a column without a name"),
+    ("not_text_bytes.csv", 1, "error", 3, 41, "byte 0x81"),
     ("binary_xlsx.csv", 1, "error", 1, 0, "not a text file"),
     ("empty.csv", 1, "error", 1, 0, "the file is empty"),
     ("header_only.csv", 1, "error", 2, 0, "no data rows"),
-    ("long_field.csv", 1, "error", 3, 40, "2500 characters long (at most 2000)"),
+    ("long_field.csv", 1, "error", 3, 41, "2500 characters long (at most 2000)"),
     ("missing_column.csv", 1, "error", 1, 0, "required column 'measure' is missing"),
     ("misspelled_column.csv", 1, "error", 1, 0, "did you mean column 'endpiont' (column 14)"),
     ("misspelled_optional_column.csv", 1, "error", 1, 0, "column 'ci_lower' is missing (did you mean column 'ci_lowr'"),
-    ("duplicate_column.csv", 1, "error", 1, 41, "column 'notes' appears twice"),
+    ("duplicate_column.csv", 1, "error", 1, 42, "column 'notes' appears twice"),
     ("unknown_endpoint.csv", 1, "error", 2, 14, "did you mean 'DFS'?"),
     ("enum_case.csv", 1, "error", 3, 7, "did you mean 'RCT'?"),
     ("nonnumeric_estimate.csv", 1, "error", 2, 18, "'NR' is not a number"),
@@ -85,11 +85,11 @@ CASES = [
     ("pooling_twice.csv", 1, "error", 3, 31, "use_for_pooling = yes (also 'ABCSG18-DFS-2019', line 2)"),
     ("parent_unknown.csv", 1, "error", 3, 6, "did you mean 'ABCSG-18'?"),
     ("duplicate_rows.csv", 1, "error", 6, 1, "repeats row 'ABCSG18-DFS-2022' (line 3)"),
-    ("control_char.csv", 1, "error", 3, 40, "control character U+0007"),
+    ("control_char.csv", 1, "error", 3, 41, "control character U+0007"),
     ("multiline.csv", 1, "error", 4, 18, "'NR' is not a number"),  # row 2's population spans lines 2-4
     ("multiline.csv", 1, "error", 5, 14, "'DSF'"),
-    ("wrong_field_count.csv", 1, "error", 3, 41, "41 fields but the header has 40"),
-    ("unclosed_quote.csv", 1, "error", 4, 40, "opened on line 4 is never closed"),  # notes
+    ("wrong_field_count.csv", 1, "error", 3, 42, "42 fields but the header has 41"),
+    ("unclosed_quote.csv", 1, "error", 4, 41, "opened on line 4 is never closed"),  # notes
     ("events_exceed_n.csv", 1, "error", 2, 26, "events_int 2000 exceeds n_int 1711"),
     ("year_not_integer.csv", 1, "error", 2, 35, "not a whole number"),
     ("year_below_minimum.csv", 1, "error", 4, 35, "below the minimum 1950"),
@@ -331,7 +331,7 @@ def test_validate_inputs_report(tmp_path):
     from metaanalysis.inputs import PLAN_NOT_CHECKED_REGISTRY_ERRORS, validate_inputs
 
     ok = validate_inputs(ROOT / "trials" / "registry.csv", ROOT / "trials" / "analyses.toml")
-    assert ok.plan_checked and ok.ok and ok.problems == () and ok.n_rows == 41  # trials/registry.csv: 41 rows (3 added in the 2026-12-01 curation round)
+    assert ok.plan_checked and ok.ok and ok.problems == () and ok.n_rows == 42  # trials/registry.csv: 42 rows (3 added in the 2026-12-01 curation round, and the published integrated SRE analysis)
     broken = validate_inputs(CORPUS / "empty.csv", "plan.toml")
     assert not broken.plan_checked and broken.plan_not_checked == PLAN_NOT_CHECKED_REGISTRY_ERRORS
     assert broken.n_errors == 1 and not broken.ok

@@ -117,9 +117,9 @@ def test_single_study_fracture(built):
 
 def test_displayed_numbers_use_natural_scale(built):
     out, _ = built
-    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
+    js = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
     est = math.exp(js["result"]["estimate"])
-    html = (out / "bmfs.html").read_text(encoding="utf-8")
+    html = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert f'<span class="kr-value">{est:.2f}</span>' in html
     lo, hi = math.exp(js["result"]["ci_lower"]), math.exp(js["result"]["ci_upper"])
     assert f"95% CI {lo:.2f} to {hi:.2f}" in html
@@ -135,19 +135,21 @@ def test_warnings_are_shown(built):
     assert {"few-studies", "no-funnel", "tau2-zero"} <= set(sre["warning_codes"])
     assert "unconfirmed" not in sre["warning_codes"]
     assert "hksj-narrower" not in sre["warning_codes"]
-    dfs = json.loads((out / "dfs.json").read_text(encoding="utf-8"))
-    assert "derived-se" in dfs["warning_codes"] and "k2-t1" not in dfs["warning_codes"]
-    os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
-    # D-CARE OS and, since the 2026-12-01 curation round, NCT01951586 (AMG20120249-OS): both missing
+    # the exploratory OS analysis: the lung subgroup's SE comes from p = 0.01 (registry
+    # ZASOLID-OS-2012-LUNG, no CI), a post hoc subgroup, and D-CARE OS and (since the 2026-12-01
+    # curation round) NCT01951586 (AMG20120249-OS) are missing evidence
+    os_ = json.loads((out / "os-any-comparator.json").read_text(encoding="utf-8"))
+    assert {"derived-se", "post-hoc", "missing-evidence"} <= set(os_["warning_codes"])
     assert os_["missing_evidence"] == ["DCARE-OS-2020", "AMG20120249-OS"]
+    assert json.loads((out / "dfs.json").read_text(encoding="utf-8"))["warning_codes"] == ["single-study"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
-    html = (out / "os-placebo.html").read_text(encoding="utf-8")
+    html = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert "No funnel plot: k = 3 &lt; 10" in html
 
 
 def test_estimator_panel_and_sensitivity_tables(built):
     out, _ = built
-    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
+    js = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
     assert [p["method"] for p in js["estimator_panel"]] == ["DL", "REML", "ML", "PM", "EB", "HS", "SJ", "HE"]
     reml = [p for p in js["estimator_panel"] if p["method"] == "REML"][0]
     assert reml["adhoc"]["estimate"] == pytest.approx(js["result"]["estimate"], rel=1e-14)
@@ -155,8 +157,9 @@ def test_estimator_panel_and_sensitivity_tables(built):
     assert reml["z"]["test"] == "z" and reml["knha"]["test"] == "knha"
     assert len(js["leave_one_out"]) == 3 and len(js["cumulative"]) == 3
     assert js["subgroups"][0]["variable"] == "tumour_type"
-    assert set(js["subgroups"][0]["groups"]) == {"breast", "prostate"}
-    os_ = json.loads((out / "os-placebo.json").read_text(encoding="utf-8"))
+    assert set(js["subgroups"][0]["groups"]) == {"breast", "prostate",
+                                                 "solid tumours (excl. breast/prostate) or multiple myeloma"}
+    os_ = json.loads((out / "os-any-comparator.json").read_text(encoding="utf-8"))
     names = [s["name"] for s in os_["sensitivity"]]
     # the ABCSG-18 censored-OS swap: same publication and report (trials/registry.csv rows
     # ABCSG18-OS-2022 and ABCSG18-OS-2022-CENS, "final analysis 2022"), so the endpoint detail
@@ -167,7 +170,7 @@ def test_estimator_panel_and_sensitivity_tables(built):
     # ABCSG18-DFS-2022 "final analysis 2022" replaces ABCSG18-DFS-2019 "primary DFS analysis 2019"
     assert ("ABCSG-18 final analysis (Gnant 2022) instead of ABCSG-18 primary DFS analysis (Gnant 2019)"
             in [s["name"] for s in dfs["sensitivity"]])
-    for page in ("os-placebo", "dfs"):
+    for page in ("os-any-comparator", "dfs"):
         for n in json.loads((out / f"{page}.json").read_text(encoding="utf-8"))["sensitivity"]:
             if " instead of " in n["name"]:
                 a, b = n["name"].split(" instead of ")
@@ -194,10 +197,12 @@ def test_flatiron_p_value_combination(built):
     assert "What this can and cannot mean" in html and "≤" in html
 
 
-def test_one_study_rows_show_the_reported_ci(built):
-    # os-placebo by setting: ABCSG-18 alone in "adjuvant"; registry ABCSG18-OS-2022 reports
-    # HR 0.80 (0.64-1.01), p = 0.065; a k = 1 refit gives 0.64-1.00 from the SE
-    out, _ = built
+def test_one_study_rows_show_the_reported_ci(tmp_path):
+    # os-placebo by setting (the cross-question test plan, tests/plans/cross_question.toml): ABCSG-18
+    # alone in "adjuvant"; registry ABCSG18-OS-2022 reports HR 0.80 (0.64-1.01), p = 0.065; a k = 1
+    # refit gives 0.64-1.00 from the SE
+    out = tmp_path / "out"
+    build_reports(REGISTRY, ROOT / "tests" / "plans" / "cross_question.toml", out)
     html = (out / "os-placebo.html").read_text(encoding="utf-8")
     sub = html[html.index('id="h-sub"'):html.index('id="h-funnel"')]
     row = re.search(r'<th scope="row">adjuvant</th>(.*?)</tr>', sub, re.S).group(1)
@@ -260,8 +265,10 @@ def test_plots_have_their_natural_size_in_px_and_scroll(built):
             assert attrs["width"] == f"{vb[2] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
             assert attrs["height"] == f"{vb[3] * 4 / 3:.2f}".rstrip("0").rstrip(".") + "px"
         assert html.count("<svg ") == html.count('<div class="plot-scroll"><svg '), page.name
-    # a forest plot per analysis of trials/analyses.toml (7) + one figure per narrative section (3)
-    assert seen == 10
+    # a forest plot per analysis of trials/analyses.toml (4), the side-by-side plots of the narratives
+    # with effect estimates (os-placebo, bmfs, ttbm, dfs-questions, subgroups-not-pooled), the albatross
+    # plot (flatiron-ici) and the proportions (single-arm)
+    assert seen == 11
 
 
 _RESOURCE = re.compile(r"<(link|script|img|iframe|source|video|audio|embed|object|image|use)\b[^>]*>", re.I)
@@ -287,11 +294,11 @@ def test_results_csv(built):
     out, plan_ = built
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
     assert [r["analysis_id"] for r in rows] == list(plan_.analyses)
-    bmfs = [r for r in rows if r["analysis_id"] == "bmfs"][0]
-    js = json.loads((out / "bmfs.json").read_text(encoding="utf-8"))
-    assert float(bmfs["yi"]) == js["result"]["estimate"]           # negative number stays a number
-    assert bmfs["yi"].startswith("-")
-    assert float(bmfs["estimate"]) == pytest.approx(math.exp(js["result"]["estimate"]), rel=1e-15)
+    sre = [r for r in rows if r["analysis_id"] == "sre-zoledronic"][0]
+    js = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))
+    assert float(sre["yi"]) == js["result"]["estimate"]           # negative number stays a number
+    assert sre["yi"].startswith("-")
+    assert float(sre["estimate"]) == pytest.approx(math.exp(js["result"]["estimate"]), rel=1e-15)
 
 
 @pytest.mark.parametrize("cell,expected", [
@@ -305,15 +312,15 @@ def test_neutralise_cell(cell, expected):
 
 def test_csv_formula_in_a_title_is_neutralised(tmp_path):
     text = PLAN.read_text(encoding="utf-8").replace(
-        'title = "Bone-metastasis-free survival: denosumab vs placebo"',
-        'title = "=HYPERLINK(\\"http://x\\",\\"bmfs\\")"', 1)
+        'title = "Time to first skeletal-related event: denosumab vs zoledronic acid in bone metastases"',
+        'title = "=HYPERLINK(\\"http://x\\",\\"sre\\")"', 1)
     plan = tmp_path / "analyses.toml"
     plan.write_text(text, encoding="utf-8")
     out = tmp_path / "out"
     build_reports(REGISTRY, plan, out)
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
-    bmfs = [r for r in rows if r["analysis_id"] == "bmfs"][0]
-    assert bmfs["title"] == "'=HYPERLINK(\"http://x\",\"bmfs\")"
+    sre = [r for r in rows if r["analysis_id"] == "sre-zoledronic"][0]
+    assert sre["title"] == "'=HYPERLINK(\"http://x\",\"sre\")"
 
 
 def test_two_builds_are_byte_identical(tmp_path, built):
@@ -336,15 +343,18 @@ def test_source_date_epoch(tmp_path, monkeypatch):
 
 def test_footer_provenance(built):
     out, _ = built
-    html = (out / "bmfs.html").read_text(encoding="utf-8")
+    html = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert hashlib.sha256(REGISTRY.read_bytes()).hexdigest() in html
     assert hashlib.sha256(PLAN.read_bytes()).hexdigest() in html
     for pkg in ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2"):
         assert pkg in html
     assert "metafor::rma.uni(" in html
     # PubMed / DOI as plain links (anchor href), registry line of each study
-    assert 'href="https://pubmed.ncbi.nlm.nih.gov/22093187/"' in html   # Smith 2012, registry line 19
-    assert "line 19" in html
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/21060033/"' in html   # Stopeck 2010, registry line 22
+    assert "line 22" in html
+    # the evidence date comes from trials/searches.csv (latest 'searched' and 'extracted' rows), not the clock
+    assert "Evidence current to</dt><dd class=\"evidence-date\">2026-12-01 (sources last searched; results " \
+           "extracted to 2026-12-01; searches.csv)" in html
 
 
 def test_failed_build_leaves_previous_output(tmp_path, monkeypatch):
@@ -405,7 +415,7 @@ def test_cli_report_ok(tmp_path, capsys):
     out = tmp_path / "reports"
     rc = main(["report", "--registry", str(REGISTRY), "--plan", str(PLAN), "--out", str(out)])
     assert rc == 0
-    assert "7 analyses, 3 narrative sections" in capsys.readouterr().out
+    assert "4 analyses, 7 narrative sections" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------

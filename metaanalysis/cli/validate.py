@@ -40,5 +40,7 @@ def cli_validate(args) -> int:
         summary += f"; plan {plan} not checked (fix the registry first)"
     if report.rob_problems:
         summary += f"; {report.rob_problems[0].path}: {_counts(report.rob_problems)}"
+    if report.searches_problems:
+        summary += f"; {report.searches_problems[0].path}: {_counts(report.searches_problems)}"
     print(summary)
     return 0 if report.ok else 1

@@ -92,8 +92,25 @@ def analysis_json(a: AnalysisResult, view: dict, ev: Evidence) -> bytes:
                         for sc, v in zip(a.scenarios, view["scenarios"])],
         "left_out": view["left_out"],
         "missing_evidence": list(a.analysis.missing),
+        "exploratory": a.analysis.exploratory, "exploratory_reason": a.analysis.exploratory_reason,
+        "published": [_published_json(pc) for pc in a.published],
+        "evidence_current_to": _evidence_date(ev),
         "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256,
     })
+
+
+def _evidence_date(ev: Evidence) -> str | None:
+    """The latest 'searched' date of the search log (ISO), or None when not recorded."""
+    d = ev.searches.searched_to if ev.searches is not None else None
+    return None if d is None else d.isoformat()
+
+
+def _published_json(pc) -> dict[str, Any]:
+    """A published synthesis beside the result (analysis scale), with the computed comparison."""
+    return {"row_id": pc.row_id, "yi": pc.yi, "ci_lower": pc.ci_lower, "ci_upper": pc.ci_upper,
+            "ci_level": pc.ci_level, "difference": pc.difference, "width_ratio": pc.width_ratio,
+            "common_effect": _rd(pc.common), "trials_both": list(pc.trials_both),
+            "trials_published_only": list(pc.trials_published_only), "trials_ours_only": list(pc.trials_ours_only)}
 
 
 def _subgroup_json(g, v: dict) -> dict:
@@ -122,6 +139,7 @@ def narrative_json(nr: NarrativeResult, view: dict, ev: Evidence, rows) -> bytes
             "stouffer": {"z": c.stouffer_z, "pvalue": c.stouffer_p},
         } for c in nr.combinations],
         "synthesis": _synthesis_json(nr.synthesis),
+        "evidence_current_to": _evidence_date(ev),
         "registry_sha256": ev.registry.sha256, "plan_sha256": ev.plan.sha256,
     })
 
@@ -224,7 +242,7 @@ def sof_json(ev: Evidence) -> bytes:
     return dumps({"method": {"grade": vocab.GRADE.citation, "imprecision": vocab.GRADE_IMPRECISION.citation,
                              "risk_of_bias": vocab.ROB2.citation},
                   "rob_file": ev.rob.path if ev.rob is not None else "",
-                  "outcomes": [sof_record(a) for a in ev.analyses]})
+                  "outcomes": [sof_record(a) for a in ev.primary]})
 
 
 def sof_csv(ev: Evidence) -> bytes:
@@ -232,7 +250,7 @@ def sof_csv(ev: Evidence) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SOF_CSV_FIELDS)
-    for a in ev.analyses:
+    for a in ev.primary:
         rec = sof_record(a)
         base = {**rec, "certainty_start": rec["start"]}
         for d, v in rec["domains"].items():

@@ -51,9 +51,12 @@ def build_date() -> str:
         return ""
 
 
-def common_context(registry, plan) -> dict[str, Any]:
-    """What every page's header and footer show."""
+def common_context(registry, plan, searches=None) -> dict[str, Any]:
+    """What every page's header and footer show; the evidence date comes from the search log
+    (:mod:`metaanalysis.searches`), never from the clock."""
     from markupsafe import Markup
+
+    from .words import evidence_date_text
 
     return {
         "css": Markup(STYLE.read_text(encoding="utf-8")), "plan_title": plan.title,
@@ -61,7 +64,7 @@ def common_context(registry, plan) -> dict[str, Any]:
         "registry_path": Path(registry.path).name, "plan_path": Path(plan.path).name,
         "versions": versions(), "build_date": build_date(), "defaults": plan.defaults,
         "fmt_num": fmt.fmt_num, "fmt_p": fmt.fmt_p, "pct": fmt.pct,
-        "nav": nav_entries(plan),
+        "nav": nav_entries(plan), "evidence_date": evidence_date_text(searches),
     }
 
 
@@ -77,9 +80,9 @@ def nav_entries(plan) -> list[tuple[str, str, str]]:
 class Pages:
     """Renders the three page kinds with one environment and one common context."""
 
-    def __init__(self, registry, plan):
+    def __init__(self, registry, plan, searches=None):
         self.env = environment()
-        self.common = common_context(registry, plan)
+        self.common = common_context(registry, plan, searches)
 
     def _render(self, template: str, page_id: str, font_css: str = "", **kw) -> bytes:
         from markupsafe import Markup

@@ -36,8 +36,9 @@ def short_design(design: str) -> str:
 class RowText:
     """Registry rows by ``row_id``, as text for the renderers."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, rob=None):
         self.rows = {cell(r["row_id"]): r for r in registry.df.to_dict("records")}
+        self.rob = rob  # metaanalysis.rob.RobTable: the RoB 2 overall judgement shown in provenance
 
     def get(self, rid: str, column: str) -> str:
         return cell(self.rows[rid].get(column))
@@ -76,6 +77,13 @@ class RowText:
     def _detail(self, rid: str) -> str:
         return re.sub(r"\s*\([^)]*\)", "", self.get(rid, "endpoint_detail")).strip()
 
+    def rob_overall(self, rid: str) -> str:
+        """The RoB 2 overall judgement of the row's result from ``trials/rob.csv`` ("not assessed"
+        when the file does not judge it)."""
+        from ..rob import RobTable
+
+        return (self.rob or RobTable()).entry(rid).overall.value
+
     def publication(self, rid: str) -> dict[str, Any]:
         """Who published the row where, with PubMed and doi.org links."""
         pmid, doi = self.get(rid, "pmid"), self.get(rid, "doi")
@@ -85,7 +93,7 @@ class RowText:
             "pmid": pmid, "pmid_url": f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else "",
             "doi": doi, "doi_url": f"https://doi.org/{doi}" if doi else "",
             "source_location": self.get(rid, "source_location"), "status": self.get(rid, "status"),
-            "rob": self.get(rid, "rob_overall"), "population": self.get(rid, "population"),
+            "rob": self.rob_overall(rid), "population": self.get(rid, "population"),
             "notes": self.get(rid, "notes"), "line": int(self.rows[rid].get("source_line") or 0),
         }
 

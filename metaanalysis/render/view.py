@@ -274,7 +274,33 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
                       for c in words.analysis_citations(a)] if pooled else [],
         "metafor_call": a.result.metafor_call if a.result is not None else "",
         "favours": plan_a.favours,
+        "exploratory": plan_a.exploratory, "exploratory_reason": plan_a.exploratory_reason,
+        "published": published_view(a, rows),
     }
+
+
+def published_view(a: AnalysisResult, rows: RowText) -> list[dict[str, Any]]:
+    """Published syntheses beside our result (never pooled): their numbers as the registry
+    holds them, ours, and the computed difference with why the two can differ."""
+    out = []
+    for pc in a.published:
+        rid, m = pc.row_id, a.measure
+        ours = a.headline_result
+        out.append({
+            "row_id": rid, "label": rows.label(rid), "journal": rows.get(rid, "journal"),
+            "source_location": rows.get(rid, "source_location"), "status": rows.get(rid, "status"),
+            "theirs": f"{m} {fmt_num(rows.number(rid, 'estimate'))}"
+                      + (f" ({pct(pc.ci_level)} CI {fmt_ci(rows.number(rid, 'ci_lower'), rows.number(rid, 'ci_upper'))})"
+                         if pc.ci_level is not None else ""),
+            "ours": "–" if ours is None else
+                    f"{m} {fmt_num(natural(m, ours.estimate))} ({pct(ours.level)} CI "
+                    f"{fmt_ci(natural(m, ours.ci_lower), natural(m, ours.ci_upper))})",
+            "ours_model": words.overview_model(a),
+            "difference": words.published_difference_text(pc, m),
+            "trials": words.published_trials_text(pc, rows),
+            "model": words.published_model_text(pc, a, rows),
+        })
+    return out
 
 
 def _p_small(p: float) -> str:

@@ -7,6 +7,8 @@ only say what is true of the numbers on the same page.
 
 from __future__ import annotations
 
+import math
+
 from .. import vocab
 from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind, headline_interval
 from ..vocab import Flag, StudyFlag
@@ -812,6 +814,9 @@ def binary_se_text(method: str) -> str:
     what = "Peto's log odds ratio (O − E)/V" if method == "Peto" else "the log odds ratio, log risk ratio or risk difference"
     return (f"Study effects are {what} from each study's 2×2 counts (metafor escalc), shown back-transformed for "
             "ratios; the pooled estimate uses the counts themselves.")
+
+
+# ---------------------------------------------------------------------------------------------
 # evidence that is not pooled: figures and the sign test on effect direction (SWiM)
 # ---------------------------------------------------------------------------------------------
 
@@ -926,3 +931,68 @@ def proportions_caption(points, level: float) -> str:
     if vocab.IntervalSource.NONE in kinds:
         parts.append("Open dots: the proportion alone (neither counts nor a CI in the registry).")
     return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# the evidence date and published syntheses beside our result
+# ---------------------------------------------------------------------------------------------
+
+
+def evidence_date_text(searches) -> str:
+    """"2026-12-01 (sources last searched; results extracted to 2026-12-01; searches.csv)" from the
+    search log (:class:`metaanalysis.searches.SearchLog`), never from the clock."""
+    from pathlib import Path
+
+    if searches is None or searches.searched_to is None:
+        return "not recorded (no search log with a 'searched' row next to the registry: trials/searches.csv)"
+    ext = searches.extracted_to
+    extracted = f"results extracted to {ext.isoformat()}" if ext is not None else "no extraction date recorded"
+    return f"{searches.searched_to.isoformat()} (sources last searched; {extracted}; {Path(searches.path).name})"
+
+
+def published_difference_text(pc, measure: str) -> str:
+    """Our headline estimate against a published synthesis's, in numbers (ratio or difference,
+    and how the CI widths compare)."""
+    if pc.difference is None:
+        return "This page leads with no pooled estimate, so there is no pooled result to compare."
+    log = vocab.measure(measure).log_scale
+    if log:
+        what = (f"Our estimate is {math.exp(pc.difference):.3f} times the published one (difference "
+                f"{fmt_num(pc.difference, 3)} on the log scale)")
+    else:
+        what = f"Our estimate minus the published one: {fmt_num(pc.difference, 3)}"
+    if pc.width_ratio is None:
+        return what + "; the published result has no CI to compare widths with."
+    return f"{what}; our CI is {pc.width_ratio:.2f} times as wide as the published CI" + \
+        (" on the log scale." if log else ".")
+
+
+def published_trials_text(pc, rows: RowText) -> str:
+    """Which trials the two results share (by ``trial_id``)."""
+    if not pc.trials_published_only and not pc.trials_ours_only:
+        return f"Both combine the same {len(pc.trials_both)} trials ({', '.join(pc.trials_both)})."
+    parts = []
+    if pc.trials_published_only:
+        parts.append(f"only the published result includes {', '.join(pc.trials_published_only)}")
+    if pc.trials_ours_only:
+        parts.append(f"only ours includes {', '.join(pc.trials_ours_only)}")
+    return f"The trial sets differ: {'; '.join(parts)}."
+
+
+def published_model_text(pc, a: AnalysisResult, rows: RowText) -> str:
+    """Why the two can differ: how the published result pooled (registry ``analysis_population``)
+    against our aggregate-data model, with our common-effect z result as the like-for-like number."""
+    theirs = rows.get(pc.row_id, "analysis_population") or "pooling method not recorded"
+    model = plan_model_words(a.settings) if a.headline is vocab.Headline.RANDOM else f"a {headline_model(a)} model"
+    ours = f"ours pools the trials' reported {a.measure}s (aggregate data) with a {model}"
+    if a.headline is vocab.Headline.RANDOM and a.result is not None and a.settings.test != "z":
+        ours += f", whose CI uses the t distribution with {a.k - 1} df ({a.k} trials) and allows for " \
+                "between-trial heterogeneity"
+    if pc.common is None:
+        return f"The published result pools {theirs}; {ours}."
+    m = a.measure
+    lo, hi = (vocab.to_natural(m, x) for x in (pc.common.ci_lower, pc.common.ci_upper))
+    return (f"The published result pools {theirs}; {ours}. Pooled with a common-effect model and a Wald z "
+            f"interval (no between-trial heterogeneity, like a one-stage IPD model without it), our aggregate "
+            f"data give {m} {fmt_num(vocab.to_natural(m, pc.common.estimate))} "
+            f"({pct(a.settings.level)} CI {fmt_ci(lo, hi)}).")

@@ -92,7 +92,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
 
     if changes is None:
         changes = Changelog(Baseline.NONE, new_shas=(ev.registry.sha256, ev.plan.sha256))
-    rows, pages = RowText(ev.registry), Pages(ev.registry, ev.plan)
+    rows, pages = RowText(ev.registry, ev.rob), Pages(ev.registry, ev.plan, ev.searches)
     views = [view.analysis_view(a, rows, ev.effects) for a in ev.analyses]
     short = {i: s for i, s, _ in nav_entries(ev.plan)}
     for a, v in zip(ev.analyses, views):
@@ -123,7 +123,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     problems = [p.format() for p in list(ev.registry.problems) + list(ev.plan.problems) + rob_problems]
     files["index.html"] = pages.index(views, nviews, problems,
                                       view.changes_view(changes, rows, [a.id for a in ev.analyses]),
-                                      [view.sof_view(a) for a in ev.analyses])
+                                      [view.sof_view(a) for a in ev.primary])
     files[CHANGES_FILE] = data.changes_json(changes)
     warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
@@ -184,6 +184,7 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     from ..plan import load_plan
     from ..registry import load_registry
     from ..rob import default_rob_path, load_rob
+    from ..searches import default_searches_path, load_searches
 
     # refuse before any work: an input the build would delete, a --out that is not ours
     check_inputs_outside(Path(out_dir), {"--registry": Path(registry_path), "--plan": Path(plan_path)})
@@ -191,7 +192,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     registry = load_registry(registry_path)
     plan = load_plan(plan_path, registry)
     rob = load_rob(default_rob_path(registry_path), registry.df["row_id"].astype(str))
-    ev = run_plan(registry, plan, mapper=_worker_map(jobs), rob=rob)
+    searches = load_searches(default_searches_path(registry_path))
+    ev = run_plan(registry, plan, mapper=_worker_map(jobs), rob=rob, searches=searches)
     # the previous build is still in out_dir: what changed since it goes into this one
     changes = since_previous_build(out_dir, snapshot_from_evidence(ev))
     files, warnings = render_files(ev, jobs, changes)
