@@ -213,7 +213,9 @@ def test_bad_directions_are_located_errors(tmp_path, entry, message):
 
 def test_every_narrative_page_carries_a_figure(shipped_build):
     out, summary = shipped_build
-    expected = {"flatiron-ici": "albatross", "single-arm": "proportions", "subgroups-not-pooled": "forest"}
+    # the cross-question comparisons (os-placebo, bmfs, ttbm, dfs-questions) show their estimates side by side
+    expected = {"flatiron-ici": "albatross", "single-arm": "proportions", "subgroups-not-pooled": "forest",
+                "os-placebo": "forest", "bmfs": "forest", "ttbm": "forest", "dfs-questions": "forest"}
     assert set(summary.narratives) == set(expected)
     for nid, kind in expected.items():
         html = (out / f"{nid}.html").read_text(encoding="utf-8")
