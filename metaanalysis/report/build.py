@@ -45,6 +45,9 @@ class BuildSummary:
         Every file written, relative to ``out_dir``, sorted.
     warnings : tuple of str
         ``"<analysis-id>: <warning>"`` for every warning shown in the reports.
+    warning_labels : tuple of (str, str)
+        ``(analysis id, short label)`` of the same warnings, in the same order (what the page's
+        Warnings section shows in front of each text).
     problems : tuple of Problem
         Registry and plan warnings (a successful build has no errors).
     registry_sha256, plan_sha256 : str
@@ -56,6 +59,7 @@ class BuildSummary:
     files: tuple[str, ...]
     warnings: tuple[str, ...]
     problems: tuple[Problem, ...] = field(default=())
+    warning_labels: tuple[tuple[str, str], ...] = field(default=())
     registry_sha256: str = ""
     plan_sha256: str = ""
 
@@ -80,9 +84,9 @@ def _worker_map(jobs: int | None):
     return mapper
 
 
-def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, bytes], list[str]]:
+def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, bytes], list[tuple[str, str, str]]]:
     """Every output file of an :class:`~metaanalysis.analysis.Evidence` tree as bytes, and the
-    report warnings as ``"<analysis-id>: <text>"`` (nothing is written here). ``jobs``: plot
+    report warnings as ``(analysis id, short label, text)`` (nothing is written here). ``jobs``: plot
     worker processes (None: chosen by :func:`metaanalysis.runtime.fork_workers`). ``changes``:
     the :class:`~metaanalysis.changes.Changelog` since the previous build (None: there was none)."""
     from ..changes import CHANGES_FILE, Baseline, Changelog
@@ -126,7 +130,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
                                       view.changes_view(changes, rows, [a.id for a in ev.analyses]),
                                       [view.sof_view(a) for a in ev.analyses])
     files[CHANGES_FILE] = data.changes_json(changes)
-    warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
+    warnings = [(a.id, w["short"], w["text"]) for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
 
 
@@ -200,6 +204,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
         narratives=tuple(n.id for n in plan.narratives), files=tuple(sorted(files)),
-        warnings=tuple(warnings), problems=tuple(registry.problems) + tuple(plan.problems),
+        warnings=tuple(f"{i}: {text}" for i, _, text in warnings),
+        warning_labels=tuple((i, short) for i, short, _ in warnings),
+        problems=tuple(registry.problems) + tuple(plan.problems),
         registry_sha256=registry.sha256, plan_sha256=plan.sha256,
     )
