@@ -52,20 +52,40 @@ def _jobs(value: str) -> int:
     return int(value)
 
 
+def _measure(value: str) -> str:
+    """A poolable measure code in any case (``hr`` -> ``HR``)."""
+    low = {m.lower(): m for m in vocab.POOLABLE_MEASURES}
+    hit = low.get(value.strip().lower())
+    if hit is None:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(vocab.POOLABLE_MEASURES)}; got {value!r}")
+    return hit
+
+
 def _add_pool(sub) -> None:
-    pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei) [, study]",
-                        description="Pool one CSV with columns yi and vi (or sei), optionally study.",
+    from ..plan import DEFAULT_SETTINGS as D  # the reports' defaults: one default for both
+
+    pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei), or of estimate + CI (or p) with --measure",
+                        description="Pool one CSV: columns yi and vi (or sei), or estimate with ci_lower and "
+                                    "ci_upper (or p_value) and --measure; optionally study (and ci_level, in percent).",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="\n\n".join((_codes("methods", vocab.METHODS), _codes("tests", vocab.TESTS),
                                             _codes("prediction intervals", vocab.PREDICTION_INTERVALS))))
-    pl.add_argument("file", help="CSV with columns yi and vi (or sei) [, study]")
-    pl.add_argument("--method", default="REML", type=_method, metavar="METHOD",
-                    help=f"τ² estimator or FE, any case: {', '.join(vocab.METHODS)} (default REML)")
-    pl.add_argument("--test", default="z", type=_test, metavar="TEST",
-                    help=f"test and CI: {', '.join(vocab.TESTS)} (default z)")
-    pl.add_argument("--level", type=_level, default=0.95, help="confidence level: 0.95 or 95 (default 0.95)")
-    pl.add_argument("--pi", default="metafor", type=_pi, metavar="PI",
-                    help=f"prediction interval convention: {', '.join(vocab.PREDICTION_INTERVALS)} (default metafor)")
+    pl.add_argument("file", help="CSV with yi and vi (or sei), or estimate, ci_lower, ci_upper (or p_value) [, study]")
+    pl.add_argument("--method", default=D["method"], type=_method, metavar="METHOD",
+                    help=f"τ² estimator or FE, any case: {', '.join(vocab.METHODS)} (default {D['method']}, as the reports)")
+    pl.add_argument("--test", default=D["test"], type=_test, metavar="TEST",
+                    help=f"test and CI: {', '.join(vocab.TESTS)} (default {D['test']}, as the reports)")
+    pl.add_argument("--level", type=_level, default=D["level"],
+                    help=f"confidence level: 0.95 or 95 (default {D['level']})")
+    pl.add_argument("--pi", default=D["pi"], type=_pi, metavar="PI",
+                    help=f"prediction interval convention: {', '.join(vocab.PREDICTION_INTERVALS)} (default {D['pi']})")
+    pl.add_argument("--measure", default=None, type=_measure, metavar="MEASURE",
+                    help=f"measure of an estimate column, any case: {', '.join(vocab.POOLABLE_MEASURES)} "
+                         "(needed with estimate; ratios are pooled on the log scale)")
+    pl.add_argument("--ci-level", dest="ci_level", type=_level, default=0.95,
+                    help="level of the CIs in the file when it has no ci_level column: 0.95 or 95 (default 0.95)")
+    pl.add_argument("--transform", default=None, choices=["none", "exp"],
+                    help="show the estimate and intervals as exp(.) (default: exp for a ratio --measure, else none)")
     pl.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
 
 
