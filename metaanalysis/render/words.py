@@ -671,6 +671,9 @@ DOWNLOAD_TEXTS = {
     "studies_csv": "one row per study: estimate, CI and p as reported, n and events per arm, yi, vi, "
                    "SE source, weight, flag codes",
     "forest_svg": "the forest plot as a standalone SVG file (font embedded)",
+    "forest_png": "the forest plot as a PNG image (150 dpi)",
+    "funnel_svg": "the funnel plot as a standalone SVG file (font embedded)",
+    "funnel_png": "the funnel plot as a PNG image (150 dpi)",
     "r_script": "R script that reproduces the main model with metafor (data inline, rma.uni, predict, "
                 "confint, forest)",
 }

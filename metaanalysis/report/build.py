@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problems import Problem
-from ..render.figures import figure_input, narrative_forest_spec, render_figures, render_narrative_figure
+from ..render.figures import FIGURE_FILES, figure_input, narrative_forest_spec, render_figures, render_narrative_figure
 from ..runtime import fork_workers, run_forked
 from .output import check_inputs_outside, check_out_dir, write_tree_atomic
 
@@ -104,11 +104,11 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
-        forest_file = svgs.pop("forest_file", b"")
+        figure_files = {k: svgs.pop(k, b"") for k in FIGURE_FILES}
         v.update(svgs, changes=view.page_changes_view(changes, a.id, rows),
-                 downloads=view.downloads_view(a, bool(forest_file)))
+                 downloads=view.downloads_view(a, {k for k, data in figure_files.items() if data}))
         v["rob"] = view.rob_view(a, rows)
-        files.update(_download_files(a, v, rows, forest_file))
+        files.update(_download_files(a, v, rows, figure_files))
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -134,17 +134,23 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     return files, warnings
 
 
-def _download_files(a, v: dict, rows, forest_file: bytes) -> dict[str, bytes]:
-    """An analysis's files to take away: studies CSV, standalone forest SVG, R script (each
-    where :func:`~metaanalysis.render.view.downloads_view` named one)."""
+#: Figure file key of :func:`~metaanalysis.render.figures.render_figures` -> download kind.
+_FIGURE_DOWNLOADS = {"forest_file": "forest_svg", "forest_png": "forest_png",
+                     "funnel_file": "funnel_svg", "funnel_png": "funnel_png"}
+
+
+def _download_files(a, v: dict, rows, figure_files: dict[str, bytes]) -> dict[str, bytes]:
+    """An analysis's files to take away: studies CSV, figures (standalone SVG and PNG), R script
+    (each where :func:`~metaanalysis.render.view.downloads_view` named one)."""
     from ..render import data
     from ..render.rscript import r_script
 
     d, out = v["downloads"], {}
     if d["studies_csv"]:
         out[d["studies_csv"]] = data.studies_csv(a, v, rows)
-    if d["forest_svg"]:
-        out[d["forest_svg"]] = forest_file
+    for key, name in _FIGURE_DOWNLOADS.items():
+        if d[name]:
+            out[d[name]] = figure_files[key]
     if d["r_script"]:
         out[d["r_script"]] = r_script(a, v)
     return out
