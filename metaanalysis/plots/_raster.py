@@ -1,15 +1,16 @@
 """A small raster writer with the :class:`~metaanalysis.plots._svg.SvgWriter` drawing calls, so a
 PNG is painted by the same code, in the same order, from the same layout as the SVG.
 
-Pillow (a required dependency of matplotlib, so installed with it; not listed separately) draws rectangles, lines and polygons on a canvas
-``SUPERSAMPLE`` times the target resolution, which is then averaged down (box filter: anti-aliased
-edges); text is set by FreeType in the shipped DejaVu Sans subset (the font the layouts measured),
-anchored on its baseline exactly where the SVG puts it. Importing Pillow costs ~10 ms, against
-~0.4 s for matplotlib, which is why the report can afford a PNG of every forest plot.
+Pillow (a required dependency of matplotlib, so installed with it; not listed separately) draws
+rectangles, lines and polygons on a canvas ``SUPERSAMPLE`` times the target resolution, which is
+then averaged down (box filter: anti-aliased edges); text is set by FreeType in the shipped DejaVu
+Sans subset (the font the layouts measured), anchored on its baseline exactly where the SVG puts
+it. Importing Pillow costs ~10 ms, against ~0.4 s for matplotlib, which is why the report can
+afford a PNG of every forest plot.
 
-The PNG carries only IHDR, pHYs (the dpi), IDAT and IEND: no time or software chunk, so identical
-layouts give identical bytes (W3C, "Portable Network Graphics (PNG) Specification (Third
-Edition)", 2025, sections 11.3.5.3 pHYs and 11.3.6.1 tIME).
+The PNG carries only IHDR, PLTE, pHYs (the dpi), IDAT and IEND: no time or text chunk, so
+identical layouts give identical bytes (W3C, "Portable Network Graphics (PNG) Specification
+(Second Edition)", 2003, sections 11.3.5.3 pHYs and 11.3.6.1 tIME).
 """
 
 from __future__ import annotations
