@@ -1,4 +1,4 @@
-"""Command-line interface: ``metaanalysis validate | pool | report | batch | diff``.
+"""Command-line interface: ``metaanalysis validate | pool | report | batch | diff | pack``.
 
 Exit codes: 0 success (warnings allowed), 1 data problems (or an OS error such as a full
 disk), 2 usage errors, 3 an internal error (a bug; ``METAANALYSIS_DEBUG=1`` shows the
@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rev", default=None, metavar="A..B", help="compare two git revisions of the registry and plan")
     d.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
 
+    k = sub.add_parser("pack", help="print a built report (overview and every page) to one PDF for a panel",
+                       description="The panel pack: one PDF of the overview and every analysis and narrative "
+                                   "page of a built report, printed by headless Chromium; each page starts a new sheet.")
+    k.add_argument("--reports", default="reports", help="folder of a built report (default reports)")
+    k.add_argument("--out", default="panel-pack.pdf", help="PDF to write, outside the report folder (default panel-pack.pdf)")
+    k.add_argument("--html", default=None, help="also write the printable HTML document here")
+    k.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable (default /usr/bin/chromium)")
+
     b = sub.add_parser("batch", help="build reports for many registry directories")
     b.add_argument("dirs", nargs="+", help="directories each holding registry.csv and analyses.toml")
     b.add_argument("--out", default="reports/batch", help="output directory (default reports/batch)")
@@ -129,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"validate": ".validate:cli_validate", "pool": ".pool:cli_pool", "report": ".report:cli_report",
-             "batch": ".batch:cli_batch", "diff": ".diff:cli_diff"}
+             "batch": ".batch:cli_batch", "diff": ".diff:cli_diff",
+             "pack": ".pack:cli_pack"}
 
 
 def _command(name: str):
