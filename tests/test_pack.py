@@ -33,8 +33,8 @@ def pack(shipped_build):
 
 def test_pack_has_every_page_in_navigation_order(pack):
     _, summary, order, doc = pack
-    # trials/analyses.toml: the analyses in plan order, then the narrative sections
-    assert order == list(summary.analyses) + list(summary.narratives)
+    # trials/analyses.toml: the analyses in plan order, then the narrative sections, then the glossary
+    assert order == list(summary.analyses) + list(summary.narratives) + ["glossary"]
     assert re.findall(r'<section class="pack-page" id="pack-([a-z0-9-]+)">', doc) == ["index", *order]
     assert doc.count("<main") == 1 and doc.count("@font-face") == 2  # the plot font once (regular, bold)
     assert "<title>Panel pack: " in doc and "@page { size: A4; }" in doc
@@ -105,5 +105,5 @@ def test_pack_command_writes_an_a4_pdf(shipped_build, tmp_path, capsys):
     assert data.startswith(b"%PDF-")
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([0-9.]+) ([0-9.]+)\s*\]", data)
     assert boxes and all(abs(float(w) - 595.28) < 1 and abs(float(h) - 841.89) < 1 for w, h in boxes)  # A4 in pt
-    assert len(boxes) >= 1 + len(summary.analyses) + len(summary.narratives)
+    assert len(boxes) >= 2 + len(summary.analyses) + len(summary.narratives)  # + overview, glossary
     assert f"{pdf}: panel pack of {out}" in capsys.readouterr().out

@@ -150,3 +150,17 @@ def test_study_labels_of_the_shipped_registry_are_readable(built):
     page = (out / "os-placebo.html").read_text(encoding="utf-8")
     assert "nmCRPC (Smith 2012)" in page and "nmCRPC-BMFS (Smith" not in page
     assert "investigators) 20" not in "".join(p.read_text(encoding="utf-8") for p in out.glob("*.html"))
+
+
+def test_glossary_page_is_linked_from_every_page(built):
+    """A glossary (issue #16): plain words beside the methods terms, linked from every page."""
+    out, summary = built
+    page = (out / "glossary.html").read_text(encoding="utf-8")
+    assert "glossary.html" in summary.files
+    for plain, term, _ in words.GLOSSARY:
+        assert str(escape(plain)) in page and str(escape(term)) in page
+    terms = " ".join(t for _, t, _ in words.GLOSSARY)
+    for needed in ("prediction interval", "τ²", "I²", "HKSJ", "random-effects", "GRADE", "RoB 2"):
+        assert needed in terms, needed
+    for html in out.glob("*.html"):
+        assert 'href="glossary.html"' in html.read_text(encoding="utf-8"), html.name

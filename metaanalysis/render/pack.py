@@ -20,10 +20,12 @@ _IDREF = re.compile(r'\b(id|for|aria-labelledby|aria-describedby)="([^"]+)"|href
 
 
 def page_order(index_html: str) -> list[str]:
-    """Page ids in the order of the report's navigation (analyses, then narrative sections)."""
+    """Page ids in the order of the report's navigation (analyses, then narrative sections), then
+    the glossary when the pages link it."""
     nav = _NAV.search(index_html)
     ids = re.findall(r'<a href="([A-Za-z0-9_-]+)\.html"', nav.group(1)) if nav else []
-    return [i for i in dict.fromkeys(ids) if i != "index"]
+    glossary = ["glossary"] if 'href="glossary.html"' in index_html else []  # linked from the footer
+    return [i for i in dict.fromkeys(ids + glossary) if i != "index"]
 
 
 def _prefixed(html: str, pid: str, pages: set[str]) -> str:
@@ -73,4 +75,4 @@ def pack_html(index_html: str, pages: dict[str, str], title: str = "", paper: st
                      for pid, html in sections if _MAIN.search(html))
     return (f"{head}{font}<style>@page {{ size: {paper}; }}</style>\n</head>\n<body>\n"
             f"{_local_links(header.group(0), ids) if header else ''}\n<main class=\"wrap\">\n{body}\n"
-            f"</main>\n{footer.group(0) if footer else ''}\n</body>\n</html>\n")
+            f"</main>\n{_local_links(footer.group(0), ids) if footer else ''}\n</body>\n</html>\n")

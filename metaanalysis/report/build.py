@@ -130,6 +130,7 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
                                       view.changes_view(changes, rows, [a.id for a in ev.analyses]),
                                       [view.sof_view(a) for a in ev.analyses])
     files[CHANGES_FILE] = data.changes_json(changes)
+    files["glossary.html"] = pages.glossary()
     warnings = [(a.id, w["short"], w["text"]) for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
 
