@@ -697,9 +697,12 @@ def test_missing_inputs(tmp_path, good_build, capsys):
     ("yi,sei\n0.1,1e-160\n0.2,0.02\n", 2, 2, "sei = 1e-160 is outside"),
     ("yi,vi\n0.1,0.01\n0.2," + "1" * 200_000 + "\n", 3, 0, "a field longer than"),
     ("yi,vi\n0.1,0.01\n0.2," + "1" * 5000 + "\n", 3, 2, "vi: cell is 5000 characters long"),
+    # issue #16: a decimal-comma export is one diagnosis of the file, not one error per cell
+    ('yi,vi\n"-0,22","0,0139"\n"0,01","0,02"\n', 2, 1, "[yi] 4 number cell(s) written with a decimal comma"),
 ], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula", "duplicate_column", "vi_sei_disagree",
         "unclosed_quote", "unclosed_quote_after_multiline_field", "underscore_digits", "vi_text",
-        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters"])
+        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters",
+        "decimal_commas_in_comma_file"])
 def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     p = tmp_path / "effects.csv"
     p.write_text(content, encoding="utf-8")
@@ -712,6 +715,8 @@ def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     assert "Traceback" not in err
     assert re.search(rf"^{re.escape(str(p))}:{line}:{col}: error: .*{re.escape(msg)}", err, re.M), err
     assert "Warning" not in err
+    if "decimal comma" in msg:
+        assert err.count(": error: ") == 1, err
 
 
 @pytest.mark.parametrize("content,warn", [

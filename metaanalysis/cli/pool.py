@@ -41,6 +41,7 @@ YI_LIMIT = EFFECT_LIMIT
 VI_RANGE = (1e-50, 1e50)
 #: Relative tolerance between ``sei**2`` and ``vi`` when both columns are given.
 SEI_VI_RTOL = 1e-6
+_COMMA_IN_COMMA_FILE = "comma-in-comma-file"
 _QUIRK_TEXT = {DECIMAL_COMMA: "written with a decimal comma; read as decimal points",
                NON_ASCII_DIGITS: "written with non-ASCII digits (full-width or another script); read as 0-9"}
 
@@ -98,6 +99,13 @@ def read_effects(path: str, measure: str | None = None, ci_level: float = 0.95) 
             vi.append(v)
             studies.append(row[cols["study"]].strip() if "study" in cols and cols["study"] < len(row)
                            else f"study {ln - t.header_line}")
+    commas = quirks.pop(_COMMA_IN_COMMA_FILE, [])
+    if commas:  # one diagnosis for the file, not one error per cell
+        first = commas[0]
+        probs.append(Problem(first.path, first.line, first.column, "error",
+                             f"{len(commas)} number cell(s) written with a decimal comma (first here: {first.message!r}) "
+                             "in a ','-separated file", "export with '.' as the decimal separator, or save the file "
+                             "';'-separated: that is read with decimal commas", first.column_name))
     probs += [Problem(p[0].path, p[0].line, p[0].column, "warning",
                              f"{len(p)} number(s) {_QUIRK_TEXT[q]} (first here)", "retype them as plain numbers",
                              p[0].column_name) for q, p in quirks.items()]
@@ -231,6 +239,11 @@ class _Cells:
                        "a number is a few characters; an unclosed quote?")
             return None
         x, _, quirk = parse_number(cell, self.decimal_comma)
+        if x is None and parse_number(cell, True)[0] is not None:  # '0,82' in a ','-separated file
+            self.quirks.setdefault(_COMMA_IN_COMMA_FILE, []).append(
+                Problem(self.path, self.line, idx + 1, "error", cell, "", name))
+            self.mine.append(self.quirks[_COMMA_IN_COMMA_FILE][-1])  # the row is not pooled
+            return None
         if x is None or not math.isfinite(x):
             what = f"{name} must be finite" if cell.lower().lstrip("+-") in ("nan", "inf", "infinity") or x is not None \
                 else f"{name} is not a number: {cell!r}"
