@@ -3,8 +3,8 @@
 ``layout_forest(ForestSpec) -> ForestLayout`` and ``render_forest(layout, path=None,
 format=None, dpi=200) -> bytes``; ``layout_funnel(FunnelSpec) -> FunnelLayout`` and
 ``render_funnel(...)``; ``funnel_allowed(k, min_k=10)``. SVG is written directly (text as
-``<text>`` in the shipped DejaVu Sans subset, declared by ``font_face_css()``); matplotlib is
-imported only for PNG.
+``<text>`` in the shipped DejaVu Sans subset, declared by ``font_face_css()``); a forest PNG
+is the same painting on a Pillow canvas (``_raster``); matplotlib is imported only for a funnel PNG.
 """
 
 from .forest import (ForestLayout, ForestRow, ForestSpec, SubgroupBlock, SubgroupTest,

@@ -6,8 +6,8 @@ and line, in inches on a page whose origin is the top-left corner (y grows
 downwards). Nothing is drawn, so the geometry is unit-tested (no overlapping
 text, ticks, limits, clipping) without a canvas. :func:`render_forest` writes
 that layout as SVG directly (:mod:`._svg`, text as ``<text>`` in the shipped font) or
-draws it as PNG with a bare :class:`matplotlib.figure.Figure` (no pyplot, no global
-figure state, imported only for PNG); both deterministic.
+paints the same calls on a Pillow canvas for PNG (:mod:`._raster`; no matplotlib); both
+deterministic.
 
 What it shows (Cochrane Handbook v6.4, ch. 10.2.1; Lewis & Clarke 2001,
 BMJ 322:1479, doi:10.1136/bmj.322.7300.1479): study labels with optional
