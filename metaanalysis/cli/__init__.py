@@ -65,8 +65,9 @@ def _add_pool(sub) -> None:
     from ..plan import DEFAULT_SETTINGS as D  # the reports' defaults: one default for both
 
     pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei), or of estimate + CI (or p) with --measure",
-                        description="Pool one CSV: columns yi and vi (or sei), or estimate with ci_lower and "
-                                    "ci_upper (or p_value) and --measure; optionally study (and ci_level, in percent).",
+                        description="Pool one CSV: columns yi and vi (or sei), or estimate with ci_lower and\n"
+                                    "ci_upper (or p_value) and --measure; optionally study (and ci_level, in percent).\n"
+                                    "Defaults are the reports' (trials/README.md, 'The analysis plan').",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="\n\n".join((_codes("methods", vocab.METHODS), _codes("tests", vocab.TESTS),
                                             _codes("prediction intervals", vocab.PREDICTION_INTERVALS))))
