@@ -19,7 +19,7 @@ PIP        := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM   ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help report validate test test-fast reference bench sweep batch clean distclean
+.PHONY: help report validate test test-fast reference bench sweep batch panel-pack clean distclean
 
 help: ## list the verbs
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,8 +76,13 @@ batch: $(TESTSTAMP) ## build reports for BATCH_DIRS="dir1 dir2 ..." in parallel
 	@test -n "$(BATCH_DIRS)" || { echo 'usage: make batch BATCH_DIRS="dir1 dir2"'; exit 2; }
 	$(BIN)/metaanalysis batch $(BATCH_DIRS) --out reports/batch -j $${JOBS:-2}
 
+panel-pack: reports/index.html ## print reports/ to one PDF, panel-pack.pdf (overview + every page; headless Chromium)
+	@test -x $(CHROMIUM) || { echo "chromium not found at $(CHROMIUM); install Debian's chromium (make test does)"; exit 1; }
+	$(BIN)/metaanalysis pack --reports reports --out panel-pack.pdf --chromium $(CHROMIUM)
+
 clean: ## remove built reports and caches (keeps the virtualenv)
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
+	rm -f panel-pack.pdf
 	rm -rf tests/output .pytest_cache .hypothesis benchmarks/output
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 

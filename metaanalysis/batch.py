@@ -14,8 +14,10 @@ to ``OUT/<name>/.inputs.sha256``; a directory whose stamp matches is skipped ("u
 unless ``force``. The stamp is written only after the atomic build succeeded, so an
 interrupted or failed build is retried next time and never hides stale reports.
 
-One bad registry never stops the others: its first problem (``PATH:LINE:COLUMN: ...``) is
-the reason in the summary. Exit codes (as the rest of the CLI): 0 all built or unchanged,
+One bad registry never stops the others: each of its problems is one summary line
+``FAILED DIR: PATH:LINE:COLUMN: error: message (hint)`` (printed once; the progress line only
+counts them). ``OUT/index.html`` is an overview across the registries: a link to each report,
+its analyses and its status (:func:`write_overview`). Exit codes (as the rest of the CLI): 0 all built or unchanged,
 1 at least one directory failed, 2 usage errors (a DIR that does not exist or has no registry,
 ``-j`` < 1, the ``dask`` extra missing, an unreachable scheduler).
 
@@ -52,6 +54,7 @@ __all__ = [
     "inputs_hash",
     "build_one",
     "run_batch",
+    "write_overview",
 ]
 
 #: File (inside ``OUT/<name>/``) holding the inputs' SHA-256 of the last successful build.
@@ -60,6 +63,10 @@ STAMP_NAME = BATCH_STAMP
 #: directory (``jobs``: :attr:`BatchJob.plot_jobs`, worker processes it may use; None = its choice).
 DEFAULT_BUILDER = "metaanalysis.report.build:build_reports"
 REGISTRY_NAME = "registry.csv"
+#: Problem lines listed per failed directory in the summary (the rest are counted).
+MAX_LISTED = 10
+#: The overview page across registries, written into the batch output folder.
+OVERVIEW_NAME = "index.html"
 PLAN_NAME = "analyses.toml"
 # Package files whose change must invalidate every stamp (same suffixes as the Makefile's SRC, plus a few).
 _CODE_SUFFIXES = (".py", ".j2", ".css", ".json", ".js", ".html", ".toml")
@@ -125,8 +132,9 @@ class JobResult:
         For "failed": the first problem line ``PATH:LINE:COLUMN: error: message (hint)``, or
         the exception for a bug.
     problems : tuple of str
-        For "failed": every problem line (the first is ``reason``); for a bug, the message
-        and its traceback (printed on stderr by the CLI).
+        For "failed": every problem line (the first is ``reason``).
+    traceback : str
+        For a bug in the toolkit: its traceback (the CLI prints it with ``METAANALYSIS_DEBUG=1``).
     peak_rss_kib : int
         Peak resident set size of the process that built it, in KiB (``ru_maxrss`` on Linux);
         0 when unknown.
@@ -141,14 +149,25 @@ class JobResult:
     reason: str = ""
     problems: tuple[str, ...] = ()
     peak_rss_kib: int = 0
+    traceback: str = ""
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """All results, in the order the directories were given."""
+    """All results, in the order the directories were given.
+
+    Attributes
+    ----------
+    results : tuple of JobResult
+    seconds : float
+        Wall-clock time of the whole run, in seconds.
+    overview : str
+        Path of the overview page written (``OUT/index.html``), or why none was written.
+    """
 
     results: tuple[JobResult, ...]
     seconds: float = 0.0
+    overview: str = ""
 
     def _with(self, status: str) -> list[JobResult]:
         return [r for r in self.results if r.status == status]
@@ -169,15 +188,23 @@ class BatchSummary:
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
-    def format(self) -> str:
-        """The end-of-run summary (one line of counts, then one line per failed directory)."""
+    def format(self, max_problems: int = MAX_LISTED) -> str:
+        """The end-of-run summary: one line of counts, then one line per problem of each failed
+        directory (``FAILED DIR: PATH:LINE:COLUMN: error: message (hint)``; at most
+        ``max_problems`` per directory, then a line saying how to list the rest), then the overview.
+        """
         n_an = sum(r.n_analyses or 0 for r in self.built)
         lines = [
             f"batch: {len(self.built)} built ({n_an} analyses), {len(self.unchanged)} unchanged, "
             f"{len(self.failed)} failed, in {self.seconds:.1f} s"
         ]
         for r in self.failed:
-            lines.append(f"  FAILED {r.src}: {r.reason}")
+            lines += [f"  FAILED {r.src}: {p}" for p in (r.problems or (r.reason,))[:max_problems]]
+            if len(r.problems) > max_problems:
+                lines.append(f"  FAILED {r.src}: ... and {len(r.problems) - max_problems} more problems "
+                             f"(`metaanalysis validate` on its registry and plan lists them all)")
+        if self.overview:
+            lines.append(f"overview: {self.overview}")
         return "\n".join(lines)
 
 
@@ -428,6 +455,7 @@ def build_one(job: BatchJob) -> JobResult:
     t0 = time.perf_counter()
     base = dict(name=job.name, src=job.src, out_dir=job.out_dir)
     try:
+        _require_plan(job)
         # Hashed here, before building, with this worker's own toolkit: a Dask worker running
         # other code, or inputs edited during the build, leave a stamp that will not match.
         digest = inputs_hash(job.registry, job.plan)
@@ -442,17 +470,35 @@ def build_one(job: BatchJob) -> JobResult:
     except Exception as e:  # a bug in the toolkit: one directory fails, the others go on
         import traceback
 
-        msg = f"internal error (a bug in metaanalysis, please report it): {type(e).__name__}: {e}"
+        msg = (f"{job.registry}: internal error: {type(e).__name__}: {e} (a bug in metaanalysis, not in "
+               "this data: run again with METAANALYSIS_DEBUG=1 for the traceback and report it)")
         return JobResult(**base, status="failed", seconds=time.perf_counter() - t0, reason=msg,
-                         problems=(f"{job.src}: {msg}", traceback.format_exc().rstrip()),
+                         problems=(msg,), traceback=traceback.format_exc().rstrip(),
                          peak_rss_kib=_peak_rss_kib())
     return JobResult(**base, status="built", n_analyses=_count_analyses(summary),
                      seconds=time.perf_counter() - t0, peak_rss_kib=_peak_rss_kib())
 
 
+def _require_plan(job: BatchJob) -> None:
+    """A directory without ``analyses.toml`` fails with a batch hint (not the single-registry default path).
+
+    Raises
+    ------
+    ProblemError
+        When ``job.plan`` is not a file.
+    """
+    from .problems import Problem, ProblemError
+
+    if not Path(job.plan).is_file():
+        raise ProblemError([Problem(job.plan, 0, 0, "error", f"no analysis plan next to {REGISTRY_NAME}",
+                                    f"each batch directory needs {REGISTRY_NAME} and {PLAN_NAME} side by side: "
+                                    f"write {job.plan} (trials/README.md, 'The analysis plan', lists its keys)")])
+
+
 def _crashed(job: BatchJob, why: str) -> JobResult:
-    return JobResult(name=job.name, src=job.src, out_dir=job.out_dir, status="failed",
-                     reason=f"worker died while building ({why}); out of memory?", problems=(why,))
+    line = (f"{job.registry}: worker died while building ({why}); out of memory? "
+            f"(build this directory alone with -j 1, or free memory, and run again)")
+    return JobResult(name=job.name, src=job.src, out_dir=job.out_dir, status="failed", reason=line, problems=(line,))
 
 
 # --- executors ---------------------------------------------------------------------------------
@@ -545,7 +591,8 @@ def _line(i: int, n: int, r: JobResult) -> str:
         return f"[{i}/{n}] built {r.name} ({what}{r.seconds:.1f} s)"
     if r.status == "unchanged":
         return f"[{i}/{n}] unchanged {r.name}"
-    return f"[{i}/{n}] FAILED {r.name}: {r.reason}"
+    n_prob = len(r.problems) or 1
+    return f"[{i}/{n}] FAILED {r.name} ({n_prob} problem{'s' if n_prob > 1 else ''}: listed in the summary)"
 
 
 def _width(stream) -> dict:
@@ -591,7 +638,93 @@ class _Progress:
             self.bar.close()
 
 
+# --- the overview page -------------------------------------------------------------------------
+
+
+def _plan_title(plan: str) -> str:
+    """The plan's ``title`` ('' when the plan is missing or unreadable: its problems are listed anyway)."""
+    import tomllib
+
+    try:
+        title = tomllib.loads(Path(plan).read_text(encoding="utf-8")).get("title", "")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ""
+    return title if isinstance(title, str) else ""
+
+
+def _report_analyses(out_dir: str, fallback: int | None) -> int | None:
+    """Analyses in the report in ``out_dir`` (rows of its ``results.csv``), else ``fallback``."""
+    import csv
+
+    try:
+        with open(Path(out_dir) / "results.csv", newline="", encoding="utf-8") as f:
+            return max(0, sum(1 for _ in csv.reader(f)) - 1)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return fallback
+
+
+def _overview_rows(jobs: Sequence[BatchJob], results: dict[str, JobResult]):
+    from .render.batch import OverviewRow
+
+    rows = []
+    for job in jobs:
+        r = results[job.name]
+        has_report = (Path(job.out_dir) / "index.html").is_file()
+        rows.append(OverviewRow(
+            name=job.name, src=job.src, failed=r.status == "failed", title=_plan_title(job.plan),
+            n_analyses=_report_analyses(job.out_dir, r.n_analyses) if has_report else None,
+            has_report=has_report, problems=r.problems or ((r.reason,) if r.reason else ())))
+    return rows
+
+
+def write_overview(jobs: Sequence[BatchJob], results: dict[str, JobResult], out: str | Path) -> str:
+    """Write ``OUT/index.html``: each directory of this run with a link to its report, its
+    analyses and its status (:func:`metaanalysis.render.batch.overview_html`).
+
+    A file of that name that the batch did not write (no :data:`~metaanalysis.render.batch.GENERATOR`
+    meta tag in its first 2 KiB) is never replaced.
+
+    Returns
+    -------
+    str
+        The page's path, or why it was not written.
+    """
+    from .render.batch import GENERATOR, overview_html
+
+    target = Path(out) / OVERVIEW_NAME
+    if target.is_symlink() or target.is_dir():
+        return f"not written: {target} is not a regular file (move it away to get the overview)"
+    if target.exists():
+        with open(target, "rb") as f:
+            head = f.read(2048)
+        if GENERATOR.encode() not in head:
+            return f"not written: {target} was not written by metaanalysis batch (move it away to get the overview)"
+    page = overview_html(_overview_rows(jobs, results))
+    if target.is_file() and target.read_bytes() == page:
+        return str(target)  # unchanged: not even its mtime moves (a rerun with nothing to do writes nothing)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{OVERVIEW_NAME}.tmp{os.getpid()}")
+    tmp.write_bytes(page)
+    os.replace(tmp, target)  # atomic: a reader never sees half a page
+    return str(target)
+
+
 # --- the driver ----------------------------------------------------------------------------------
+
+
+def _execute(work: list[BatchJob], jobs: int, scheduler: str | None) -> Iterator[JobResult]:
+    """The results of ``work``, built in process, in ``jobs`` worker processes or on Dask."""
+    if not work:
+        return iter(())
+    if scheduler or jobs > 1:
+        # Largest registries first (build time grows with the analyses in it): a big
+        # one started last would leave the other workers idle at the end.
+        work.sort(key=_size, reverse=True)
+    if scheduler:
+        return _run_dask(work, scheduler)
+    if jobs == 1 or len(work) == 1:
+        return _run_inprocess(work)
+    return _run_processes(work, jobs)
 
 
 def run_batch(
@@ -604,6 +737,7 @@ def run_batch(
     progress: bool | None = None,
     stream=None,
     builder: str | None = None,
+    overview_page: bool = True,
 ) -> BatchSummary:
     """Build the reports of every directory; never stops at a bad one.
 
@@ -626,6 +760,8 @@ def run_batch(
     builder : str, optional
         ``module:function`` building one directory (default :data:`DEFAULT_BUILDER`;
         tests substitute a stand-in).
+    overview_page : bool
+        Write ``out/index.html`` linking every directory's report (:func:`write_overview`).
 
     Returns
     -------
@@ -654,20 +790,11 @@ def run_batch(
     try:
         for r in results.values():
             bar.update(r)
-        if work:
-            if scheduler or jobs > 1:
-                # Largest registries first (build time grows with the analyses in it): a big
-                # one started last would leave the other workers idle at the end.
-                work.sort(key=_size, reverse=True)
-            if scheduler:
-                it = _run_dask(work, scheduler)
-            elif jobs == 1 or len(work) == 1:
-                it = _run_inprocess(work)
-            else:
-                it = _run_processes(work, jobs)
-            for r in it:
-                results[r.name] = r
-                bar.update(r)
+        for r in _execute(work, jobs, scheduler):
+            results[r.name] = r
+            bar.update(r)
     finally:
         bar.close()
-    return BatchSummary(results=tuple(results[j.name] for j in todo), seconds=time.perf_counter() - t0)
+    overview = write_overview(todo, results, out) if overview_page else ""
+    return BatchSummary(results=tuple(results[j.name] for j in todo), seconds=time.perf_counter() - t0,
+                        overview=overview)

@@ -199,15 +199,53 @@ class _Once:
     def __init__(self):
         self.n = 0
         self.first: tuple[int, int, str] | None = None
+        self.value = ""
 
-    def hit(self, line: int, col: int, name: str = "") -> None:
+    def hit(self, line: int, col: int, name: str = "", value: str = "") -> None:
         self.n += 1
         if self.first is None:
-            self.first = (line, col, name)
+            self.first, self.value = (line, col, name), value
 
 
 
 # --- cell parsing --------------------------------------------------------------------------
+
+#: Quirk code: a number written with a decimal comma in a ','-separated file (never read: '1,234'
+#: may be a thousands separator; reported once for the whole file).
+_COMMA_IN_COMMA_FILE = "comma-in-comma-file"
+#: Separators a spreadsheet may write that the reader does not accept (named in the header error).
+_OTHER_SEPARATORS = ("|", ":", "^", "~", " ")
+_P_COMMA_RE = re.compile(r"^\s*(?:[<>≤≥]=?|=)?\s*[0-9]*,[0-9]+\s*$")
+_EXPORT_HINT = ("export again with '.' as the decimal separator (in Excel: File > Options > Advanced, untick "
+                "'Use system separators'), or save it ';'-separated: that is read with decimal commas")
+
+
+def _file_wide(sink: ProblemSink, commas: _Once, too_many: _Once, width: int) -> None:
+    """One located diagnosis per file-wide problem instead of one error per cell or row.
+
+    ``commas``: cells written with a decimal comma in a ','-separated file (quoted, so each stays one
+    field); ``too_many``: rows with more fields than the header (an unquoted decimal comma or a
+    comma in text splits a cell). One occurrence keeps the cell's own error.
+    """
+    if commas.n:
+        line, col, name = commas.first
+        if commas.n == 1:
+            sink.error(line, col, f"{commas.value!r} is not a number: a decimal comma in a ','-separated file",
+                       "use a decimal point (0.82), no thousands separators", name)
+        else:
+            sink.error(line, col, f"{commas.n} number cells are written with a decimal comma (first here: "
+                       f"{commas.value!r}): the whole file was exported with ',' as the decimal separator, "
+                       "which a ','-separated file cannot hold", _EXPORT_HINT, name)
+    if too_many.n:
+        line, col, _ = too_many.first
+        if too_many.n == 1:
+            sink.error(line, col, f"this row has {too_many.value} fields but the header has {width}",
+                       "quote text that contains the separator; check for a missing or extra separator")
+        else:
+            sink.error(line, col, f"{too_many.n} rows have more fields than the header's {width} (first here: "
+                       f"{too_many.value} fields): a ',' inside a cell splits it in two",
+                       "if numbers are written with a decimal comma (0,82), " + _EXPORT_HINT
+                       + "; quote text that contains a ','")
 
 
 def _number_hint(s: str, decimal_comma: bool) -> str:
@@ -336,6 +374,9 @@ class _Checker:
         if renamed:
             sink.warning(hline, 0, "column names read as schema names: " + ", ".join(renamed),
                          "use the exact names from trials/schema.json")
+        if not seen:
+            self._no_known_column(hline, names)
+            return False
         missing = [f for f in self.schema if f.name not in seen]
         unknown_names = [u for _, u in unknown]
         for f in missing:
@@ -359,11 +400,29 @@ class _Checker:
                          _REMOVED_COLUMNS.get(norm_header(u), "not in trials/schema.json"), u)
         return not any(f.required for f in missing) and not has_errors(sink.items)
 
+    def _no_known_column(self, hline: int, names: list[str]) -> None:
+        """One error for a header without a single registry column (instead of one per missing
+        column): the file uses another separator, or line 1 is not the header."""
+        line = self.delimiter.join(names)
+        norm = {norm_header(f.name) for f in self.schema}
+        hits = {d: sum(norm_header(x) in norm for x in line.split(d)) for d in _OTHER_SEPARATORS if d in line}
+        best = max(hits, key=hits.get, default=None)
+        if best is not None and hits[best] > 0:
+            self.sink.error(hline, 0, f"fields are separated by {best!r}, which is not read: no column of the "
+                            f"registry was found in the header ({hits[best]} names appear between {best!r})",
+                            "export as CSV with ',' between fields (';' and tab are read too)")
+            return
+        self.sink.error(hline, 0, f"line {hline} is not a registry header: none of its {len(names)} field(s) "
+                        f"is a column name (it starts {line[:40]!r})",
+                        f"the first line must be the header: {','.join(f.name for f in self.schema[:4])},... "
+                        "(trials/schema.json lists every column)")
+
     def _rows(self, data: tuple[tuple[int, tuple[str, ...]], ...], width: int) -> None:
         sink = self.sink
         spaces, ragged, unnamed = _Once(), _Once(), _Once()
-        quirks = {DECIMAL_COMMA: _Once(), NON_ASCII_DIGITS: _Once()}
-        decimal_comma = self.delimiter == ";"
+        quirks = {DECIMAL_COMMA: _Once(), NON_ASCII_DIGITS: _Once(), _COMMA_IN_COMMA_FILE: _Once()}
+        decimal_comma = self.delimiter != ","  # ';' and tab: European exports write 0,82
+        too_many = _Once()
         for start, fields in data:
             if len(fields) > width and not any(f.strip() for f in fields[width:]):
                 ragged.hit(start, width + 1)
@@ -387,8 +446,11 @@ class _Checker:
                 line += raw.count("\n")
             if len(fields) != width:
                 where = min(len(fields), width) + 1 if len(fields) < width else width + 1
-                sink.error(start, where, f"this row has {len(fields)} fields but the header has {width}",
-                           "quote text that contains the separator; check for a missing or extra separator")
+                if len(fields) > width:
+                    too_many.hit(start, where, value=f"{len(fields)}")
+                else:
+                    sink.error(start, where, f"this row has {len(fields)} fields but the header has {width}",
+                               "quote text that contains the separator; check for a missing or extra separator")
                 bad.update(row)
                 continue
             for j, raw in enumerate(fields, start=1):
@@ -404,6 +466,7 @@ class _Checker:
         if spaces.n:
             line, col, name = spaces.first
             sink.warning(line, col, f"{spaces.n} cell(s) have leading/trailing spaces; stripped (first here)", "", name)
+        _file_wide(sink, quirks[_COMMA_IN_COMMA_FILE], too_many, width)
         commas, digits = quirks[DECIMAL_COMMA], quirks[NON_ASCII_DIGITS]
         if commas.n:
             line, col, name = commas.first
@@ -454,7 +517,11 @@ class _Checker:
                 sink.warning(line, col, f"text starts with {s[0]!r} and may run as a spreadsheet formula",
                              "prefix it with an apostrophe in the sheet or reword it", name)
             if name == "p_value":
-                self._p_value(r, s, err, line, col)
+                s = self._p_comma(s, line, col, decimal_comma, quirks)
+                if s is not None:
+                    self._p_value(r, s, err, line, col)
+                else:
+                    bad.add(name)
                 return
             if f.enum is not None and s not in f.enum:
                 err(f"{s!r} is not an allowed {name}", suggest(s, f.enum, quote=True, limit=len(f.enum)))
@@ -469,6 +536,10 @@ class _Checker:
             return
         # numbers and integers
         v, msg, quirk = parse_number(s, decimal_comma)
+        if v is None and parse_number(s, True)[0] is not None:  # '0,82' in a ','-separated file
+            quirks[_COMMA_IN_COMMA_FILE].hit(line, col, name, s)
+            bad.add(name)
+            return
         if v is None:
             err(f"{msg} ({name} is {'a whole number' if f.type == 'integer' else 'numeric'})", _number_hint(s, decimal_comma))
             return
@@ -508,6 +579,19 @@ class _Checker:
         err(f"{what} U+{ord(ch):04X} {unicodedata.name(ch, '')} at character {pos} of {s!r}{reads}",
             _LOOKALIKE_HINTS[kind])
         return True
+
+    @staticmethod
+    def _p_comma(s: str, line: int, col: int, decimal_comma: bool, quirks: dict[str, _Once]) -> str | None:
+        """A p-value written with a decimal comma (``0,026``, ``<0,001``): with a decimal point in a
+        ';'/tab file (one quirk warning), None (counted for the file-wide error) in a ','-separated one."""
+        m = _P_COMMA_RE.match(s)
+        if not m:
+            return s
+        if decimal_comma:
+            quirks[DECIMAL_COMMA].hit(line, col, "p_value")
+            return s.replace(",", ".")
+        quirks[_COMMA_IN_COMMA_FILE].hit(line, col, "p_value", s)
+        return None
 
     def _p_value(self, r, s, err, line, col) -> None:
         try:

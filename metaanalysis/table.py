@@ -9,10 +9,12 @@ Spreadsheet-export policy (each accepted quirk gives one warning, never silence)
 - UTF-8 with or without BOM, LF or CRLF: accepted silently.
 - Not UTF-8: decoded as Windows-1252 (Excel's "CSV" on Windows) with a warning naming the
   first non-UTF-8 byte's line and column; bytes cp1252 cannot decode, or NUL bytes
-  (binary files), are an error. UTF-16 with a BOM (Excel "Unicode text") is decoded with a warning.
+  (binary files), are an error. UTF-16 with a BOM (Excel "Unicode text"), or without one when the
+  text is plainly UTF-16 (every second byte NUL), is decoded with a warning.
 - ``;``- or tab-separated files: detected from the header (the separator whose fields
-  match the known column names) and read with a warning. With ``;`` numbers may use a
-  decimal comma (:func:`parse_number` with ``decimal_comma=Table.decimal_comma``).
+  match the known column names) and read with a warning. With ``;`` or tab, numbers may use a
+  decimal comma (:func:`parse_number` with ``decimal_comma=Table.decimal_comma``); in a
+  ``,``-separated file the registry reports decimal commas once for the whole file.
 - Blank lines and lines of only separators (also trailing ones) are dropped.
 - An Excel ``sep=;`` first line is skipped with a warning, and names the separator.
 
@@ -99,8 +101,8 @@ class Table:
 
     @property
     def decimal_comma(self) -> bool:
-        """Numbers may be written with a decimal comma (``;``-separated files)."""
-        return self.delimiter == ";"
+        """Numbers may be written with a decimal comma (``;``- and tab-separated files)."""
+        return self.delimiter != ","
 
 
 def norm_header(name: str) -> str:
@@ -223,6 +225,16 @@ def _decode(raw: bytes, sink: ProblemSink) -> tuple[str | None, tuple[int, int] 
         return text.lstrip("\ufeff"), None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    bare = _utf16_without_bom(raw)
+    if bare:
+        try:
+            text = raw.decode(bare)
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            sink.warning(1, 0, f"file is UTF-16 ({bare.upper()}) without a byte-order mark; read as such",
+                         "save the sheet as 'CSV UTF-8'")
+            return text, None
     nul = raw.find(b"\x00")
     if nul >= 0:
         line = raw.count(b"\n", 0, nul) + 1
@@ -243,6 +255,20 @@ def _decode(raw: bytes, sink: ProblemSink) -> tuple[str | None, tuple[int, int] 
                        "(nor as Windows-1252)", "save the file as 'CSV UTF-8'")
             return None, None
         return text, (line, char)
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """``"utf-16-le"`` / ``"utf-16-be"`` when the first 512 bytes look like UTF-16 text without a
+    byte-order mark (ASCII-range characters: every second byte NUL, the others not), else None."""
+    head = raw[:512] if len(raw) % 2 == 0 else None
+    if not head or len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) == len(odd) and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) == len(even) and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
 
 
 def _position(raw: bytes, pos: int) -> tuple[int, int]:

@@ -44,6 +44,7 @@ def fake_build(registry_path, plan_path, out_dir, *, jobs=None):
         (tmp / f"{a}.html").write_text(f"<p>{a} of {len(reg)} rows</p>")
     (tmp / "index.html").write_text("<p>" + ", ".join(ids) + "</p>")
     (tmp / "jobs.txt").write_text(repr(jobs))
+    (tmp / "results.csv").write_text("analysis_id\n" + "".join(f"{a}\n" for a in ids))  # read by the overview
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
@@ -159,7 +160,7 @@ def test_two_worker_processes(three):
     assert len(lines) == 3 and all(ln.startswith(("[1/3] ", "[2/3] ", "[3/3] ")) for ln in lines)
     assert any(ln.endswith("s)") and "built alpha (2 analyses, " in ln for ln in lines)
     assert (out / "beta" / "a0002.html").is_file() and (out / "alpha" / batch.STAMP_NAME).is_file()
-    assert any("FAILED gamma: " in ln for ln in lines)
+    assert any("FAILED gamma (1 problem: listed in the summary)" in ln for ln in lines)
 
 
 def test_builder_gets_its_share_of_the_cpus(three):
@@ -188,7 +189,10 @@ def test_cli_exit_codes_and_summary(three, capsys, monkeypatch):
     assert main(["batch", str(a), str(b), str(bad), "--out", str(out)]) == 1
     cap = capsys.readouterr()
     assert "batch: 2 built (5 analyses), 0 unchanged, 1 failed" in cap.out
-    assert f"FAILED {bad}: {bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:" in cap.out
+    problem = f"{bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:"
+    assert f"FAILED {bad}: {problem}" in cap.out
+    assert (cap.out + cap.err).count(problem) == 1  # printed once (issue #16: it was printed three times)
+    assert f"overview: {out / 'index.html'}" in cap.out
     assert "[3/3]" in cap.err  # plain lines: stderr is not a terminal under pytest
     assert main(["batch", str(a), str(b), "--out", str(out)]) == 0
     assert "0 built (0 analyses), 2 unchanged, 0 failed" in capsys.readouterr().out
@@ -208,10 +212,11 @@ def test_progress_bar_on_a_terminal():
     out = io.StringIO()
     bar = batch._Progress(2, out, bar=True)
     bar.update(batch.JobResult("a", "a", "o/a", "built", n_analyses=3, seconds=0.5))
-    bar.update(batch.JobResult("b", "b", "o/b", "failed", reason="b/registry.csv:3:19: error: x"))
+    bar.update(batch.JobResult("b", "b", "o/b", "failed", reason="b/registry.csv:3:19: error: x",
+                               problems=("b/registry.csv:3:19: error: x",)))
     bar.close()
     text = out.getvalue()
-    assert "2/2" in text and "[2/2] FAILED b: b/registry.csv:3:19: error: x" in text
+    assert "2/2" in text and "[2/2] FAILED b (1 problem: listed in the summary)" in text
     plain = io.StringIO()
     batch._Progress(1, plain).update(batch.JobResult("a", "a", "o/a", "unchanged"))  # StringIO is no TTY
     assert plain.getvalue() == "[1/1] unchanged a\n"
@@ -248,3 +253,54 @@ def test_dask_local_cluster(tmp_path):
         assert (tmp_path / "out" / "r0" / f).is_file() and (tmp_path / "out" / "r1" / f).is_file(), f
     assert not (tmp_path / "out" / "r2").exists()
     assert f":{BAD_LINE}:{CI_LOWER_COL}: error:" in summ.failed[0].reason
+
+
+def test_folder_without_plan_gets_the_batch_hint(tmp_path, capsys, monkeypatch):
+    """A directory with a registry but no plan fails alone, and the hint names its own plan path,
+    not the single-registry default trials/analyses.toml."""
+    d = synth.make_registry_dir(tmp_path / "in" / "noplan", 1, seed=5, k_max=4)
+    (d / "analyses.toml").unlink()
+    monkeypatch.setattr(batch, "DEFAULT_BUILDER", FAKE)
+    assert main(["batch", str(d), "--out", str(tmp_path / "out")]) == 1
+    cap = capsys.readouterr()
+    line = f"FAILED {d}: {d / 'analyses.toml'}:0:0: error: no analysis plan next to registry.csv"
+    assert line in cap.out and f"write {d / 'analyses.toml'}" in cap.out
+    assert "trials/analyses.toml" not in cap.out + cap.err
+
+
+def test_more_problems_than_listed_are_counted():
+    probs = tuple(f"r.csv:{i}:1: error: bad" for i in range(2, 15))
+    summ = batch.BatchSummary((batch.JobResult("r", "r", "o/r", "failed", reason=probs[0], problems=probs),))
+    lines = summ.format().splitlines()
+    assert len(lines) == 1 + batch.MAX_LISTED + 1
+    assert lines[-1] == ("  FAILED r: ... and 3 more problems (`metaanalysis validate` on its registry and plan "
+                         "lists them all)")
+
+
+def test_overview_page_across_registries(three):
+    """OUT/index.html links every built report with its analyses and lists a failure's problem;
+    a rerun (all unchanged) writes the same bytes; a foreign index.html is never replaced."""
+    import re
+
+    a, b, bad, out = three
+    summ = batch.run_batch([a, b, bad], out, builder=FAKE, stream=io.StringIO())
+    assert summ.overview == str(out / "index.html")
+    page = (out / "index.html").read_text()
+    assert '<meta name="generator" content="metaanalysis batch overview">' in page
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+    assert links == [("alpha/index.html", "Synthetic evidence reports"), ("beta/index.html", "Synthetic evidence reports")]
+    cells = re.findall(r'<td class="num">([^<]+)</td>', page)
+    assert cells == ["2", "3", "–"]  # rows of each report's results.csv; gamma has no report
+    assert f"{bad / 'registry.csv'}:{BAD_LINE}:{CI_LOWER_COL}: error:" in page
+    assert "2 up to date (5 analyses), <strong>1 failed</strong>" in page
+    first = (out / "index.html").read_bytes()
+    again = batch.run_batch([a, b, bad], out, builder=FAKE, stream=io.StringIO())
+    assert [r.status for r in again.results] == ["unchanged", "unchanged", "failed"]
+    assert (out / "index.html").read_bytes() == first
+
+    other = out.parent / "mine"
+    other.mkdir()
+    (other / "index.html").write_text("<p>somebody's page</p>")
+    summ = batch.run_batch([a], other, builder=FAKE, stream=io.StringIO())
+    assert summ.overview.startswith("not written: ") and "was not written by metaanalysis batch" in summ.overview
+    assert (other / "index.html").read_text() == "<p>somebody's page</p>"

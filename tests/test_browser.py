@@ -61,8 +61,8 @@ def pages(out: Path) -> list[Path]:
 
 
 def test_site_has_every_page(site):
-    # trials/analyses.toml: 4 analyses + 7 narrative sections, plus index.html
-    assert len(pages(site)) == 12
+    # trials/analyses.toml: 4 analyses + 7 narrative sections, plus index.html and glossary.html
+    assert len(pages(site)) == 13
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))

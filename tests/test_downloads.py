@@ -49,7 +49,7 @@ def test_each_analysis_links_its_downloads_and_the_index_lists_them(built):
         js, page = _json(out, aid), (out / f"{aid}.html").read_text(encoding="utf-8")
         expected = set()
         if js["studies"]:
-            expected |= {f"{aid}-studies.csv", f"{aid}-forest.svg"}
+            expected |= {f"{aid}-studies.csv", f"{aid}-forest.svg", f"{aid}-forest.png"}
         if js["result"] is not None:
             expected.add(f"{aid}.R")
         present = {f for f in summary.files if f.startswith(f"{aid}-") or f == f"{aid}.R"}
@@ -68,6 +68,39 @@ def test_standalone_forest_svg_embeds_its_font(built):
     assert root.tag.endswith("svg")
     assert b"@font-face" in svg and b"data:font/" in svg
     assert b"Forest plot" not in svg[:200]          # not the inlined page markup (no aria-label)
+
+
+def test_forest_png_is_the_forest_plot(built, tmp_path):
+    """The PNG download (issue #16): the same layout as the SVG at 150 dpi, a palette image with no
+    time or software chunk, byte-identical when the same figure is drawn again."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from metaanalysis.plots import layout_forest, render_forest
+    from metaanalysis.render.figures import PNG_DPI
+
+    out, summary = built
+    data = (out / "os-placebo-forest.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks.append((kind, data[pos + 8:pos + 8 + n]))
+        assert zlib.crc32(kind + data[pos + 8:pos + 8 + n]) == struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
+        pos += 12 + n
+    kinds = [k for k, _ in chunks]
+    assert set(kinds) <= {b"IHDR", b"PLTE", b"pHYs", b"IDAT", b"IEND"}, kinds  # no tIME, tEXt
+    ppm = round(PNG_DPI / 0.0254)
+    assert dict(chunks)[b"pHYs"] == struct.pack(">IIB", ppm, ppm, 1)
+    svg = ET.fromstring((out / "os-placebo-forest.svg").read_bytes())
+    w_in, h_in = (float(svg.get(k).removesuffix("pt")) / 72 for k in ("width", "height"))
+    img = Image.open(out / "os-placebo-forest.png")
+    assert img.mode == "P" and abs(img.width - w_in * PNG_DPI) <= 1 and abs(img.height - h_in * PNG_DPI) <= 1
+    # something is drawn in the plot's blue (boxes, diamond: #24466e) and in near-black text
+    colours = {c for _, c in img.convert("RGB").getcolors(1 << 16)}
+    assert (0x24, 0x46, 0x6E) in colours and any(max(c) < 0x40 for c in colours)
 
 
 def test_studies_csv_numbers_are_the_registry_and_json_numbers(built):
@@ -169,7 +202,7 @@ def test_reports_readme_lists_exactly_what_a_build_writes(built):
     """reports/README.md names every file a build writes (patterns with <analysis>/<narrative>)."""
     out, summary = built
     readme = (ROOT / "reports" / "README.md").read_text(encoding="utf-8")
-    names = set(re.findall(r"`([^`\s]+\.(?:html|json|csv|svg|R|ris|bib)|\.metaanalysis-report)`", readme))
+    names = set(re.findall(r"`([^`\s]+\.(?:html|json|csv|svg|png|R|ris|bib)|\.metaanalysis-report)`", readme))
     patterns = [re.compile("^" + re.escape(n).replace("<analysis>", "(?P<a>[a-z0-9-]+)")
                            .replace("<narrative>", "(?P<n>[a-z0-9-]+)") + "$") for n in names]
     for f in list(summary.files) + [".metaanalysis-report"]:
@@ -177,3 +210,18 @@ def test_reports_readme_lists_exactly_what_a_build_writes(built):
         assert hits, f"{f} is not in reports/README.md"
     for p in patterns:   # and nothing the build does not write
         assert any(p.match(f) for f in list(summary.files) + [".metaanalysis-report"]), p.pattern
+
+
+def test_funnel_plot_files_from_ten_studies():
+    """From 10 studies on, an analysis's figures include the funnel plot as standalone SVG and PNG
+    (BCG vaccine trials, k = 13: metafor's dat.bcg, the example of tests/test_plots_render.py)."""
+    from metaanalysis.plots.examples import funnel_example
+    from metaanalysis.pooling import pool
+    from metaanalysis.render.figures import FIGURE_FILES, FigureInput, render_figures
+
+    ex = funnel_example()
+    out = render_figures(FigureInput("bcg", "BCG", ex.measure, None, pool(ex.yi, ex.vi)))
+    assert set(FIGURE_FILES) <= set(out) and out["forest_file"] == out["forest_png"] == b""
+    assert out["funnel_file"].startswith(b"<svg") and b"@font-face" in out["funnel_file"]
+    assert out["funnel_png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["funnel_svg"].startswith("<svg")

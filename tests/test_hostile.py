@@ -346,6 +346,38 @@ case(name="md_near_1e300", exit=1,
 case(name="decimal_comma_in_comma_file", exit=1,
      registry=REG_TEXT.replace(",1.01,0.85,1.20,", ",1,01,0.85,1.20,", 1),
      line=LINE[OS_ROW], col=len(HEADER) + 1, msg=r"fields but the header has")
+# File-wide problems (issue #16): one located diagnosis for the file, not one error per cell or row.
+_DECIMAL = re.compile(r"^-?[0-9]+\.[0-9]+$")
+_P_DECIMAL = re.compile(r"^[<>]?[0-9]*\.[0-9]+$")
+
+
+def _comma_cells(rows: list[list[str]]) -> list[list[str]]:
+    """Every decimal number (and decimal p-value) written with a decimal comma."""
+    return [[(c.replace(".", ",") if _DECIMAL.match(c) or (HEADER[j] == "p_value" and _P_DECIMAL.match(c)) else c)
+             for j, c in enumerate(r)] for r in rows]
+
+
+# the first decimal cell in file order (line, then field): where the diagnosis points
+_FIRST_DECIMAL = min((LINE[r[0]], j) for r in ROWS for j, c in enumerate(r, 1) if _DECIMAL.match(c))
+FILE_WIDE = ("decimal_commas_quoted_in_comma_file", "decimal_commas_unquoted_in_comma_file", "pipe_delimiter")
+case(name="decimal_commas_quoted_in_comma_file", exit=1, registry=render(HEADER, _comma_cells(ROWS)),
+     line=_FIRST_DECIMAL[0], col=_FIRST_DECIMAL[1],
+     msg=r"\d+ number cells are written with a decimal comma \(first here: '[0-9]+,[0-9]+'\).*"
+         r"export again with '\.' as the decimal separator")
+case(name="decimal_commas_unquoted_in_comma_file", exit=1,
+     registry=re.sub(r'"([<>]?-?[0-9]*,[0-9]+)"', r"\1", render(HEADER, _comma_cells(ROWS))),  # numbers unquoted
+     line=_FIRST_DECIMAL[0], col=len(HEADER) + 1,
+     msg=r"\d+ rows have more fields than the header's \d+ .*decimal comma")
+case(name="pipe_delimiter", exit=1, registry=render(HEADER, ROWS, delimiter="|"), line=1, col=0,
+     msg=r"fields are separated by '\|', which is not read")
+case(name="semicolon_decimal_comma_everywhere", exit=0, registry=render(HEADER, _comma_cells(ROWS), delimiter=";"),
+     warn=r"number\(s\) written with a decimal comma")
+case(name="tab_decimal_comma", exit=0, registry=render(HEADER, _comma_cells(ROWS), delimiter="\t"),
+     warn=r"number\(s\) written with a decimal comma")
+case(name="utf16le_without_bom", exit=0, registry=REG_TEXT.encode("utf-16-le"),
+     warn=r":1:0: warning: file is UTF-16 \(UTF-16-LE\) without a byte-order mark")
+case(name="utf16be_without_bom", exit=0, registry=REG_TEXT.encode("utf-16-be"),
+     warn=r":1:0: warning: file is UTF-16 \(UTF-16-BE\) without a byte-order mark")
 # A pooled row's measure changed to OR: the plan leaves it out of the HR analysis (rule 3) and says so.
 
 
@@ -599,6 +631,17 @@ def test_validate(c: Case, tmp_path, capsys):
     assert re.search(r"\d+ rows?, \d+ errors?, \d+ warnings?", cap.out), cap.out
 
 
+@pytest.mark.parametrize("name", FILE_WIDE)
+def test_file_wide_problem_is_one_error(name, tmp_path, capsys):
+    """A decimal-comma export, rows split by commas or another separator: exactly one error line
+    (it was one per cell: 100 for the shipped registry exported with decimal commas)."""
+    c = next(c for c in CASES if c.name == name)
+    reg, plan = write_case(c, tmp_path)
+    assert main(["validate", str(reg)]) == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ": error: " in ln]
+    assert len(errors) == 1, errors
+
+
 @pytest.mark.parametrize("name", ["ci_lower_above_upper", "plan_toml_syntax_error", "bom", "empty_file"])
 def test_console_script(name, tmp_path, good_build):
     """The installed console script behaves as main(): exit code, PATH:LINE:COL, no traceback."""
@@ -656,9 +699,12 @@ def test_missing_inputs(tmp_path, good_build, capsys):
     ("yi,sei\n0.1,1e-160\n0.2,0.02\n", 2, 2, "sei = 1e-160 is outside"),
     ("yi,vi\n0.1,0.01\n0.2," + "1" * 200_000 + "\n", 3, 0, "a field longer than"),
     ("yi,vi\n0.1,0.01\n0.2," + "1" * 5000 + "\n", 3, 2, "vi: cell is 5000 characters long"),
+    # issue #16: a decimal-comma export is one diagnosis of the file, not one error per cell
+    ('yi,vi\n"-0,22","0,0139"\n"0,01","0,02"\n', 2, 1, "[yi] 4 number cell(s) written with a decimal comma"),
 ], ids=["vi0", "vi_negative", "sei_negative", "sei0", "yi_nan", "yi_formula", "duplicate_column", "vi_sei_disagree",
         "unclosed_quote", "unclosed_quote_after_multiline_field", "underscore_digits", "vi_text",
-        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters"])
+        "yi_1e300", "vi_1e-300", "sei_1e-160", "cell_200000_characters", "cell_5000_characters",
+        "decimal_commas_in_comma_file"])
 def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     p = tmp_path / "effects.csv"
     p.write_text(content, encoding="utf-8")
@@ -671,6 +717,8 @@ def test_pool_bad_variances(content, line, col, msg, tmp_path, capsys):
     assert "Traceback" not in err
     assert re.search(rf"^{re.escape(str(p))}:{line}:{col}: error: .*{re.escape(msg)}", err, re.M), err
     assert "Warning" not in err
+    if "decimal comma" in msg:
+        assert err.count(": error: ") == 1, err
 
 
 @pytest.mark.parametrize("content,warn", [

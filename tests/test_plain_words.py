@@ -122,3 +122,49 @@ def test_plan_reference_lists_every_key_and_value():
     for c in ("_CHOICE_KEYS", "_SWAP_KEYS"):
         for k in getattr(plan, c):
             assert f"{k} = " in a["include" if c == "_CHOICE_KEYS" else "swap"], (c, k)
+
+
+@pytest.mark.parametrize("authors,trial,expected", [
+    ("Smith MR et al.", "nmCRPC-BMFS", "Smith"),
+    ("Children's Oncology Group (AOST1321 investigators)", "AOST1321", "Children's Oncology Group"),
+    ("D-BEYOND investigators", "D-BEYOND", ""),      # the group only repeats the trial
+    ("Amgen (sponsor)", "AMG-20120249", "Amgen"),
+    ("Gnant M, Pfeiler G, Steger GG", "ABCSG-18", "Gnant"),
+])
+def test_label_author(authors, trial, expected):
+    from metaanalysis.render.labels import label_author
+
+    assert label_author(authors, trial) == expected
+
+
+def test_study_labels_of_the_shipped_registry_are_readable(built):
+    """Trial + first author + year, no endpoint suffix and no doubled group name (issue #16:
+    "nmCRPC-BMFS (Smith 2012)" on the OS page, "AOST1321 (Children's Oncology Group (AOST1321
+    investigators) 2021)"). Rows from trials/registry.csv: NMCRPC-OS-2012 (trial_id nmCRPC-BMFS,
+    Smith MR et al. 2012), AOST1321-EFS4-C1, DBEYOND-KI67 (D-BEYOND investigators 2017)."""
+    from metaanalysis.registry import load_registry
+    from metaanalysis.render.labels import RowText
+
+    rows = RowText(load_registry(REGISTRY))
+    assert rows.label("NMCRPC-OS-2012") == "nmCRPC (Smith 2012)"
+    assert rows.label("AOST1321-EFS4-C1") == "AOST1321 (Children's Oncology Group 2021)"
+    assert rows.label("DBEYOND-KI67") == "D-BEYOND (2017)"
+    assert rows.label("ABCSG18-DFS-2019") == "ABCSG-18 (Gnant 2019)"
+    out, _ = built
+    page = (out / "os-placebo.html").read_text(encoding="utf-8")
+    assert "nmCRPC (Smith 2012)" in page and "nmCRPC-BMFS (Smith" not in page
+    assert "investigators) 20" not in "".join(p.read_text(encoding="utf-8") for p in out.glob("*.html"))
+
+
+def test_glossary_page_is_linked_from_every_page(built):
+    """A glossary (issue #16): plain words beside the methods terms, linked from every page."""
+    out, summary = built
+    page = (out / "glossary.html").read_text(encoding="utf-8")
+    assert "glossary.html" in summary.files
+    for plain, term, _ in words.GLOSSARY:
+        assert str(escape(plain)) in page and str(escape(term)) in page
+    terms = " ".join(t for _, t, _ in words.GLOSSARY)
+    for needed in ("prediction interval", "τ²", "I²", "HKSJ", "random-effects", "GRADE", "RoB 2"):
+        assert needed in terms, needed
+    for html in out.glob("*.html"):
+        assert 'href="glossary.html"' in html.read_text(encoding="utf-8"), html.name

@@ -17,6 +17,7 @@ The exact-fixture tests at 1e-6 live in tests/test_conformance.py.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import numpy as np
 import pytest
 
 from metaanalysis.cli import main as cli_main
+from metaanalysis.effects import from_ci, from_p
 from metaanalysis.pooling import METHODS, PI_TYPES, TESTS, PoolArrays, metafor_call, pool, pool_many
 from metaanalysis.results import RESULT_FIELDS
 from metaanalysis.sensitivity import cumulative, egger, leave_one_out, subgroups
@@ -601,3 +603,87 @@ def test_tau2_per_analysis_reproduces_the_estimated_fit():
         pool_many(Y, V, tau2=np.zeros(3))
     with pytest.raises(ValueError, match="one finite value >= 0 per analysis"):
         pool_many(Y, V, tau2=np.full(400, -1.0))
+
+
+# ---------------------------------------------------------------------------------------
+# CLI pool: the reports' defaults, estimate + CI / p columns, --transform exp (issue #16)
+# ---------------------------------------------------------------------------------------
+
+# trials/registry.csv lines 22-24 (Stopeck 2010, Fizazi 2011, Henry 2011): SRE HR 0.82 (0.71-0.95),
+# 0.82 (0.71-0.95), 0.84 (0.71-0.98), 95% CIs; pooled in the shipped sre-zoledronic analysis.
+SRE_CSV = "study,estimate,ci_lower,ci_upper\nStopeck,0.82,0.71,0.95\nFizazi,0.82,0.71,0.95\nHenry,0.84,0.71,0.98\n"
+
+
+def test_cli_pool_defaults_are_the_reports(tmp_path, capsys):
+    from metaanalysis.plan import DEFAULT_SETTINGS
+
+    p = _write_csv(tmp_path, "yi,vi\n0.1,0.2\n0.3,0.1\n-0.1,0.3\n")
+    assert cli_main(["pool", str(p), "--format", "json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert (js["method"], js["test"], js["level"]) == (
+        DEFAULT_SETTINGS["method"], DEFAULT_SETTINGS["test"], DEFAULT_SETTINGS["level"])
+    assert js["test"] == "adhoc"
+    ref = pool([0.1, 0.3, -0.1], [0.2, 0.1, 0.3], pi=DEFAULT_SETTINGS["pi"], test="adhoc")
+    assert js["pi_lower"] == ref.pi_lower and js["ci_lower"] == ref.ci_lower
+    assert "transformed" not in js  # no measure, no transform: exactly the result fields
+    assert list(js) == list(RESULT_FIELDS)
+
+
+def test_cli_pool_estimate_and_ci_equals_the_report(tmp_path, capsys, shipped_build):
+    """estimate + CI columns with --measure HR give the shipped sre-zoledronic page's numbers
+    (the report pools the same registry rows with the same defaults)."""
+    out, _ = shipped_build
+    page = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))["result"]
+    p = _write_csv(tmp_path, SRE_CSV)
+    assert cli_main(["pool", str(p), "--measure", "hr", "--format", "json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    for key in ("estimate", "ci_lower", "ci_upper", "tau2", "pvalue", "pi_lower", "pi_upper"):
+        assert js[key] == pytest.approx(page[key], rel=1e-12, abs=1e-15), key
+    assert js["weights"] == pytest.approx(page["weights"], rel=1e-12)
+    tr = js["transformed"]  # the default for a ratio measure: exp
+    assert tr["transform"] == "exp" and tr["estimate"] == pytest.approx(math.exp(page["estimate"]), rel=1e-14)
+    assert tr["ci_upper"] == pytest.approx(math.exp(page["ci_upper"]), rel=1e-14)
+
+
+def test_cli_pool_text_on_the_ratio_scale(tmp_path, capsys):
+    p = _write_csv(tmp_path, SRE_CSV)
+    assert cli_main(["pool", str(p), "--measure", "HR"]) == 0
+    out = capsys.readouterr().out
+    res = pool(*from_ci([0.82, 0.82, 0.84], [0.71, 0.71, 0.71], [0.95, 0.95, 0.98], measure="HR"), test="adhoc")
+    assert f"estimate = {math.exp(res.estimate):.4f}  [{math.exp(res.ci_lower):.4f}, {math.exp(res.ci_upper):.4f}]" in out
+    assert "95% CI" in out and "Stopeck" in out
+    assert cli_main(["pool", str(p), "--measure", "HR", "--transform", "none"]) == 0
+    assert f"estimate = {res.estimate:.4f}" in capsys.readouterr().out
+
+
+def test_cli_pool_estimate_and_p(tmp_path, capsys):
+    """An estimate with only a p-value: SE = |log HR| / z(p/2) (metafor conv.wald), with a warning."""
+    p = _write_csv(tmp_path, "study,estimate,p_value\nA,0.8,0.03\nB,0.9,0.2\n")
+    assert cli_main(["pool", str(p), "--measure", "HR", "--format", "json"]) == 0
+    cap = capsys.readouterr()
+    yi, vi, _ = from_p([0.8, 0.9], [0.03, 0.2], measure="HR")
+    ref = pool(yi, vi, test="adhoc")
+    js = json.loads(cap.out)
+    assert js["estimate"] == ref.estimate and js["weights"] == pytest.approx(list(ref.weights), rel=1e-14)
+    assert f"{p}:2:3: warning: [p_value] SE derived from p = 0.03" in cap.err
+
+
+@pytest.mark.parametrize("text,args,where", [
+    (SRE_CSV, [], ":1:0: error: 'estimate' is on the natural scale of a measure the file does not name (give --measure"),
+    ("estimate,ci_lower,ci_upper\n0.8,0.9,0.7\n", ["--measure", "HR"], ":2:2: error: [ci_lower] CI lower bound must be below"),
+    ("estimate,ci_lower,ci_upper\n-0.8,0.5,0.9\n", ["--measure", "HR"], ":2:2: error: [ci_lower] HR estimate must be > 0"),
+    ("estimate,ci_lower\n0.8,0.5\n", ["--measure", "HR"], ":1:0: error: 'estimate' needs 'ci_lower' and 'ci_upper'"),
+    ("estimate,ci_lower,ci_upper\n0.8,,\n", ["--measure", "HR"], ":2:1: error: [estimate] the row has an estimate but neither"),
+])
+def test_cli_pool_estimate_errors_are_located(tmp_path, capsys, text, args, where):
+    p = _write_csv(tmp_path, text)
+    assert cli_main(["pool", str(p), *args]) == 1
+    err = capsys.readouterr().err
+    assert f"{p}{where}" in err and "Traceback" not in err
+
+
+def test_cli_pool_bad_measure_is_a_usage_error(tmp_path, capsys):
+    p = _write_csv(tmp_path, SRE_CSV)
+    with pytest.raises(SystemExit) as ei:
+        cli_main(["pool", str(p), "--measure", "XX"])
+    assert ei.value.code == 2 and "must be one of HR, OR, RR" in capsys.readouterr().err

@@ -143,6 +143,18 @@ def test_warnings_are_shown(built):
     assert os_["missing_evidence"] == ["DCARE-OS-2020", "AMG20120249-OS"]
     assert json.loads((out / "dfs.json").read_text(encoding="utf-8"))["warning_codes"] == ["single-study"]
     assert any(w.startswith("sre-zoledronic: ") for w in summary.warnings)
+    # `metaanalysis report` lists the warnings (issue #16: it printed only their number): one line
+    # per analysis naming its page's Warnings section and the labels shown there, then where the texts are
+    from metaanalysis.cli.report import warning_lines
+
+    lines = warning_lines(summary)
+    assert len(summary.warning_labels) == len(summary.warnings)
+    sre_line = next(ln for ln in lines if "sre-zoledronic.html" in ln)
+    n_sre = sum(w.startswith("sre-zoledronic: ") for w in summary.warnings)
+    assert sre_line.startswith(f"  {out / 'sre-zoledronic.html'}#h-warn ({n_sre}): few studies; no funnel")
+    assert 'id="h-warn"' in (out / "sre-zoledronic.html").read_text(encoding="utf-8")
+    assert lines[-1].endswith(f"in {out / 'results.csv'}, column warnings)")
+    assert len(lines) == len({i for i, _ in summary.warning_labels}) + 1
     html = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert "No funnel plot: k = 3 &lt; 10" in html
 

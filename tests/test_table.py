@@ -67,3 +67,20 @@ def test_missing_file_and_directory(tmp_path):
     assert t.problems[0].hint == "check the path"
     t = read_table(tmp_path, POOL_COLUMNS, what="a CSV of yi and vi")
     assert t.problems[0].message == "is a directory, not a CSV of yi and vi"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_one_warning(tmp_path, codec):
+    """Excel 'Unicode text' saved without a byte-order mark: every second byte NUL. Read as UTF-16
+    with one warning for the file (it was the NUL-byte error meant for binary files)."""
+    t = read_table(_write(tmp_path, "yi\tvi\n-0,22\t0,0139\n".encode(codec)), POOL_COLUMNS)
+    assert t.ok and t.delimiter == "\t" and t.decimal_comma and t.rows[0][1] == ("-0,22", "0,0139")
+    utf16 = [q for q in t.problems if "UTF-16" in q.message]
+    assert [(q.severity, q.line, q.column) for q in utf16] == [("warning", 1, 0)]
+    assert f"({codec.upper()}) without a byte-order mark" in utf16[0].message
+
+
+def test_binary_with_nul_bytes_is_still_an_error(tmp_path):
+    # NULs but not in the UTF-16 pattern (an .xlsx is a zip file): the binary-file error stays
+    t = read_table(_write(tmp_path, b"PK\x03\x04\x14\x00\x06\x00yi,vi\n"), POOL_COLUMNS)
+    assert not t.ok and "NUL byte" in t.problems[0].message

@@ -1,4 +1,4 @@
-"""Command-line interface: ``metaanalysis validate | pool | report | batch | diff``.
+"""Command-line interface: ``metaanalysis validate | pool | report | batch | diff | pack``.
 
 Exit codes: 0 success (warnings allowed), 1 data problems (or an OS error such as a full
 disk), 2 usage errors, 3 an internal error (a bug; ``METAANALYSIS_DEBUG=1`` shows the
@@ -52,20 +52,41 @@ def _jobs(value: str) -> int:
     return int(value)
 
 
+def _measure(value: str) -> str:
+    """A poolable measure code in any case (``hr`` -> ``HR``)."""
+    low = {m.lower(): m for m in vocab.POOLABLE_MEASURES}
+    hit = low.get(value.strip().lower())
+    if hit is None:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(vocab.POOLABLE_MEASURES)}; got {value!r}")
+    return hit
+
+
 def _add_pool(sub) -> None:
-    pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei) [, study]",
-                        description="Pool one CSV with columns yi and vi (or sei), optionally study.",
+    from ..plan import DEFAULT_SETTINGS as D  # the reports' defaults: one default for both
+
+    pl = sub.add_parser("pool", help="pool one CSV of yi, vi (or sei), or of estimate + CI (or p) with --measure",
+                        description="Pool one CSV: columns yi and vi (or sei), or estimate with ci_lower and\n"
+                                    "ci_upper (or p_value) and --measure; optionally study (and ci_level, in percent).\n"
+                                    "Defaults are the reports' (trials/README.md, 'The analysis plan').",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="\n\n".join((_codes("methods", vocab.METHODS), _codes("tests", vocab.TESTS),
                                             _codes("prediction intervals", vocab.PREDICTION_INTERVALS))))
-    pl.add_argument("file", help="CSV with columns yi and vi (or sei) [, study]")
-    pl.add_argument("--method", default="REML", type=_method, metavar="METHOD",
-                    help=f"τ² estimator or FE, any case: {', '.join(vocab.METHODS)} (default REML)")
-    pl.add_argument("--test", default="z", type=_test, metavar="TEST",
-                    help=f"test and CI: {', '.join(vocab.TESTS)} (default z)")
-    pl.add_argument("--level", type=_level, default=0.95, help="confidence level: 0.95 or 95 (default 0.95)")
-    pl.add_argument("--pi", default="metafor", type=_pi, metavar="PI",
-                    help=f"prediction interval convention: {', '.join(vocab.PREDICTION_INTERVALS)} (default metafor)")
+    pl.add_argument("file", help="CSV with yi and vi (or sei), or estimate, ci_lower, ci_upper (or p_value) [, study]")
+    pl.add_argument("--method", default=D["method"], type=_method, metavar="METHOD",
+                    help=f"τ² estimator or FE, any case: {', '.join(vocab.METHODS)} (default {D['method']}, as the reports)")
+    pl.add_argument("--test", default=D["test"], type=_test, metavar="TEST",
+                    help=f"test and CI: {', '.join(vocab.TESTS)} (default {D['test']}, as the reports)")
+    pl.add_argument("--level", type=_level, default=D["level"],
+                    help=f"confidence level: 0.95 or 95 (default {D['level']})")
+    pl.add_argument("--pi", default=D["pi"], type=_pi, metavar="PI",
+                    help=f"prediction interval convention: {', '.join(vocab.PREDICTION_INTERVALS)} (default {D['pi']})")
+    pl.add_argument("--measure", default=None, type=_measure, metavar="MEASURE",
+                    help=f"measure of an estimate column, any case: {', '.join(vocab.POOLABLE_MEASURES)} "
+                         "(needed with estimate; ratios are pooled on the log scale)")
+    pl.add_argument("--ci-level", dest="ci_level", type=_level, default=0.95,
+                    help="level of the CIs in the file when it has no ci_level column: 0.95 or 95 (default 0.95)")
+    pl.add_argument("--transform", default=None, choices=["none", "exp"],
+                    help="show the estimate and intervals as exp(.) (default: exp for a ratio --measure, else none)")
     pl.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
 
 
@@ -100,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rev", default=None, metavar="A..B", help="compare two git revisions of the registry and plan")
     d.add_argument("--format", default="text", choices=["text", "json"], help="output format (default text)")
 
+    k = sub.add_parser("pack", help="print a built report (overview and every page) to one PDF for a panel",
+                       description="The panel pack: one PDF of the overview and every analysis and narrative "
+                                   "page of a built report, printed by headless Chromium; each page starts a new sheet.")
+    k.add_argument("--reports", default="reports", help="folder of a built report (default reports)")
+    k.add_argument("--out", default="panel-pack.pdf", help="PDF to write, outside the report folder (default panel-pack.pdf)")
+    k.add_argument("--html", default=None, help="also write the printable HTML document here")
+    k.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable (default /usr/bin/chromium)")
+
     b = sub.add_parser("batch", help="build reports for many registry directories")
     b.add_argument("dirs", nargs="+", help="directories each holding registry.csv and analyses.toml")
     b.add_argument("--out", default="reports/batch", help="output directory (default reports/batch)")
@@ -110,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"validate": ".validate:cli_validate", "pool": ".pool:cli_pool", "report": ".report:cli_report",
-             "batch": ".batch:cli_batch", "diff": ".diff:cli_diff"}
+             "batch": ".batch:cli_batch", "diff": ".diff:cli_diff",
+             "pack": ".pack:cli_pack"}
 
 
 def _command(name: str):

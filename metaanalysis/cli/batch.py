@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..batch import BatchUsageError, run_batch
@@ -10,9 +11,10 @@ from ..batch import BatchUsageError, run_batch
 def cli_batch(args) -> int:
     """``metaanalysis batch DIR... [--out OUT] [-j N] [--scheduler ADDRESS] [--force]``.
 
-    Progress goes to stderr; the summary (counts, then each failed directory with its first
-    problem ``PATH:LINE:COLUMN: ...``) to stdout, with every problem of a failed directory on
-    stderr. Returns 0, 1 (a directory failed) or 2 (usage error).
+    Progress goes to stderr; the summary (counts, then one line per problem of each failed
+    directory, ``FAILED DIR: PATH:LINE:COLUMN: error: message (hint)``, then the overview page's
+    path) to stdout: each problem is printed once. A bug's traceback goes to stderr with
+    ``METAANALYSIS_DEBUG=1``. Returns 0, 1 (a directory failed) or 2 (usage error).
     """
     try:
         summary = run_batch(args.dirs, args.out, jobs=args.jobs, scheduler=args.scheduler, force=args.force)
@@ -20,8 +22,9 @@ def cli_batch(args) -> int:
         for line in str(e).splitlines():
             print(f"metaanalysis batch: usage error: {line}", file=sys.stderr)
         return 2
-    for r in summary.failed:
-        for line in r.problems:
-            print(line, file=sys.stderr)
+    if os.environ.get("METAANALYSIS_DEBUG"):
+        for r in summary.failed:
+            if r.traceback:
+                print(r.traceback, file=sys.stderr)
     print(summary.format())
     return summary.exit_code

@@ -6,8 +6,8 @@ and line, in inches on a page whose origin is the top-left corner (y grows
 downwards). Nothing is drawn, so the geometry is unit-tested (no overlapping
 text, ticks, limits, clipping) without a canvas. :func:`render_forest` writes
 that layout as SVG directly (:mod:`._svg`, text as ``<text>`` in the shipped font) or
-draws it as PNG with a bare :class:`matplotlib.figure.Figure` (no pyplot, no global
-figure state, imported only for PNG); both deterministic.
+paints the same calls on a Pillow canvas for PNG (:mod:`._raster`; no matplotlib); both
+deterministic.
 
 What it shows (Cochrane Handbook v6.4, ch. 10.2.1; Lewis & Clarke 2001,
 BMJ 322:1479, doi:10.1136/bmj.322.7300.1479): study labels with optional
@@ -956,8 +956,9 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
     Returns
     -------
     bytes
-        Byte-identical for identical input. SVG is written directly (plot text as ``<text>``,
-        no matplotlib); PNG is drawn with matplotlib (imported only then).
+        Byte-identical for identical input. SVG is written directly (plot text as ``<text>``);
+        PNG is the same painting on a Pillow canvas (:mod:`metaanalysis.plots._raster`). Neither
+        imports matplotlib.
     """
     fmt = output_format(path, format)
     data = _forest_svg(layout, embed_font) if fmt == "svg" else _forest_png(layout, dpi)
@@ -965,10 +966,25 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
 
 
 def _forest_svg(layout: ForestLayout, embed_font: bool) -> bytes:
-    """The SVG document of a forest plot, painted in the order of the PNG's z-order."""
+    """The SVG document of a forest plot."""
     from ._svg import SvgWriter
 
     svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
+    _paint_forest(layout, svg)
+    return svg.to_bytes()
+
+
+def _forest_png(layout: ForestLayout, dpi: int) -> bytes:
+    """The PNG of a forest plot: the SVG's painting on a raster canvas (:mod:`._raster`, Pillow)."""
+    from ._raster import RasterWriter
+
+    canvas = RasterWriter(layout.width, layout.height, dpi)
+    _paint_forest(layout, canvas)
+    return canvas.to_bytes()
+
+
+def _paint_forest(layout: ForestLayout, svg) -> None:
+    """Paint a forest plot on ``svg`` (an SvgWriter or a RasterWriter: the same calls, in z-order)."""
     px0, _py0, px1, _py1 = layout.panel
     for b in layout.bands:
         svg.rect(0.12, b.y0, layout.width - 0.12, b.y1, fill=BAND)
@@ -998,54 +1014,6 @@ def _forest_svg(layout: ForestLayout, embed_font: bool) -> bytes:
             svg.polygon(pts, fill=color)
     for t in layout.texts:
         svg.text(t)
-    return svg.to_bytes()
-
-
-def _forest_png(layout: ForestLayout, dpi: int) -> bytes:
-    """The PNG of a forest plot, drawn with matplotlib on a bare Figure (no pyplot)."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Polygon, Rectangle
-
-    from ._mpl import font, save_png
-
-    fig = Figure(figsize=(layout.width, layout.height), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, layout.width)
-    ax.set_ylim(layout.height, 0)
-    ax.set_axis_off()
-    px0, py0, px1, py1 = layout.panel
-    for b in layout.bands:
-        ax.add_patch(Rectangle((0.12, b.y0), layout.width - 0.24, b.y1 - b.y0,
-                               facecolor=BAND, edgecolor="none", zorder=0))
-    for x0, x1, yy in layout.hlines:
-        ax.add_line(Line2D([x0, x1], [yy, yy], color=RULE, lw=0.8, zorder=1))
-    # null line: grey guide from the first row to the axis
-    ax.add_line(Line2D([layout.null_x] * 2, list(layout.null_y), color=GUIDE, lw=0.9, zorder=1))
-    ax.add_line(Line2D([px0, px1], [layout.axis_y] * 2, color=INK, lw=0.8, zorder=2))
-    for tx in layout.tick_x:
-        ax.add_line(Line2D([tx, tx], [layout.axis_y, layout.axis_y + 0.05], color=INK, lw=0.8))
-    for w in layout.whiskers:
-        ax.add_line(Line2D([w.x0, w.x1], [w.y, w.y], color=INK, lw=1.0, zorder=3,
-                           solid_capstyle="butt"))
-    for b in layout.boxes:
-        ax.add_patch(Rectangle((b.x - b.half, b.y - b.half), 2 * b.half, 2 * b.half,
-                               facecolor=BOX if b.filled else "white", edgecolor=BOX,
-                               lw=0.8 if not b.filled else 0.0, zorder=4))
-    for p in layout.pi_bars:
-        ax.add_patch(Rectangle((p.x0, p.y - _PI_HH), p.x1 - p.x0, 2 * _PI_HH, facecolor=PI,
-                               edgecolor="none", zorder=3))
-    for d in layout.diamonds:
-        ax.add_patch(Polygon(_diamond_points(d), closed=True, facecolor=BOX if d.filled else "white",
-                             edgecolor=BOX, lw=0.9, zorder=4))
-    for shape, color in [(s, INK) for s in layout.whiskers + layout.diamonds] + \
-            [(p, PI) for p in layout.pi_bars]:
-        for pts, c in _clip_arrows(shape, color):
-            ax.add_patch(Polygon(pts, closed=True, facecolor=c, edgecolor="none", zorder=4))
-    for t in layout.texts:
-        ax.text(t.x, t.y, t.text, ha=t.ha, va="center_baseline", color=t.color,
-                fontproperties=font(t.size, t.bold, t.italic), parse_math=False, zorder=5)
-    return save_png(fig, dpi)
 
 
 def forest_rows_from_result(labels: Sequence[str], result: MetaResult, *,

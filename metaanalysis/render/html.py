@@ -105,6 +105,12 @@ class Pages:
         return self._render("narrative.html.j2", view["id"], n=view,
                             font_css=plot_font_css() if view.get("figures") else "")
 
+    def glossary(self) -> bytes:
+        """The glossary page: plain words and the methods terms they stand for (:data:`~.words.GLOSSARY`)."""
+        from .words import GLOSSARY
+
+        return self._render("glossary.html.j2", "glossary", glossary=GLOSSARY)
+
     def index(self, analyses: list[dict], narratives: list[dict], input_problems: list[str],
               changes: dict | None = None, sof: list[dict] | None = None) -> bytes:
         from .view import flag_legend

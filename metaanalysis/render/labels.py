@@ -12,8 +12,11 @@ from typing import Any
 
 from ..cells import integer, number, text as cell
 
-__all__ = ["RowText", "short_author", "short_design"]
+__all__ = ["RowText", "short_author", "short_design", "label_author", "label_trial"]
 
+# Words that make an author cell a group or an organisation rather than a person.
+_GROUP_RE = re.compile(r"\b(group|investigators?|collaborat\w*|consortium|committee|trialists|network|"
+                       r"sponsor|inc|ltd|gmbh)\b", re.IGNORECASE)
 _DESIGN_TEXT = {"RCT post hoc subgroup": "RCT, post hoc subgroup",
                 "RCT prespecified subgroup": "RCT, prespecified subgroup"}
 
@@ -28,6 +31,28 @@ def short_author(authors: str) -> str:
     return " ".join(parts) or authors
 
 
+def label_author(authors: str, trial: str) -> str:
+    """The author part of a study label: the first author's surname ("Smith MR et al." -> "Smith"),
+    or a group author without a parenthesis ("Children's Oncology Group (AOST1321 investigators)"
+    -> "Children's Oncology Group", "Amgen (sponsor)" -> "Amgen"); '' when the group's name only
+    repeats the trial ("D-BEYOND investigators" for D-BEYOND), so the label does not say it twice.
+    """
+    plain = re.sub(r"\s*\([^)]*\)", "", authors).strip() or authors.strip()
+    if _GROUP_RE.search(plain) or plain != authors.strip():
+        folded, t = plain.casefold(), trial.casefold()
+        if t and t in folded and not _GROUP_RE.sub("", folded.replace(t, "")).strip(" ,;-"):
+            return ""
+        return plain
+    return short_author(authors)
+
+
+def label_trial(trial_id: str, endpoints) -> str:
+    """The trial part of a study label: ``trial_id`` without a trailing endpoint code that would
+    name another endpoint on every page ("nmCRPC-BMFS" -> "nmCRPC" when BMFS is an endpoint code)."""
+    m = re.match(r"^(?P<base>.+?)[-_ ](?P<code>[A-Za-z]+)$", trial_id)
+    return m.group("base") if m and m.group("code") in endpoints else trial_id
+
+
 def short_design(design: str) -> str:
     """A registry design value as table text."""
     return _DESIGN_TEXT.get(design, design)
@@ -39,6 +64,7 @@ class RowText:
     def __init__(self, registry, rob=None):
         self.rows = {cell(r["row_id"]): r for r in registry.df.to_dict("records")}
         self.rob = rob  # metaanalysis.rob.RobTable: the RoB 2 overall judgement shown in provenance
+        self.endpoints = frozenset(cell(r.get("endpoint")) for r in self.rows.values()) - {""}
 
     def get(self, rid: str, column: str) -> str:
         return cell(self.rows[rid].get(column))
@@ -50,11 +76,14 @@ class RowText:
         return integer(self.rows[rid].get(column))
 
     def label(self, rid: str, detail: str = "") -> str:
-        """``TRIAL [detail] (Author Year)``."""
+        """``TRIAL [detail] (Author Year)``: :func:`label_trial` and :func:`label_author`, so no
+        endpoint suffix and no group name that repeats the trial ("D-BEYOND (2017)")."""
         year = self.integer(rid, "year")
-        who = short_author(self.get(rid, "authors"))
-        base = " ".join(x for x in (self.get(rid, "trial_id"), detail) if x)
-        return f"{base} ({who} {year})" if year else f"{base} ({who})"
+        trial = self.get(rid, "trial_id")
+        who = label_author(self.get(rid, "authors"), trial)
+        base = " ".join(x for x in (label_trial(trial, self.endpoints), detail) if x)
+        paren = " ".join(str(x) for x in (who, year) if x)
+        return f"{base} ({paren})" if paren else base
 
     def report_labels(self, a: str, b: str) -> tuple[str, str]:
         """Labels of two reports of one trial that tell them apart (sensitivity swaps).

@@ -517,12 +517,17 @@ def sof_view(a: AnalysisResult) -> dict[str, Any]:
     }
 
 
-def downloads_view(a: AnalysisResult, has_forest: bool) -> dict[str, Any]:
+def downloads_view(a: AnalysisResult, figures: set[str]) -> dict[str, Any]:
     """The files the report writes for one analysis, by kind (``""`` where there is none):
-    ``json``, ``studies_csv`` (with studies), ``forest_svg`` (with a forest plot), ``r_script``
-    (with a pooled main model); ``items`` lists the present ones as (file name, description)."""
+    ``json``, ``studies_csv`` (with studies), ``forest_svg`` / ``forest_png`` (with a forest plot),
+    ``funnel_svg`` / ``funnel_png`` (with a funnel plot), ``r_script`` (with a pooled main model);
+    ``items`` lists the present ones as (file name, description). ``figures``: the figure files
+    drawn (keys of :data:`~metaanalysis.render.figures.FIGURE_FILES`)."""
     names = {"json": f"{a.id}.json", "studies_csv": f"{a.id}-studies.csv" if a.studies else "",
-             "forest_svg": f"{a.id}-forest.svg" if has_forest else "",
+             "forest_svg": f"{a.id}-forest.svg" if "forest_file" in figures else "",
+             "forest_png": f"{a.id}-forest.png" if "forest_png" in figures else "",
+             "funnel_svg": f"{a.id}-funnel.svg" if "funnel_file" in figures else "",
+             "funnel_png": f"{a.id}-funnel.png" if "funnel_png" in figures else "",
              "r_script": f"{a.id}.R" if a.result is not None else ""}
     return {**names, "items": [{"href": n, "text": words.DOWNLOAD_TEXTS[k]} for k, n in names.items() if n]}
 

@@ -693,6 +693,9 @@ DOWNLOAD_TEXTS = {
     "studies_csv": "one row per study: estimate, CI and p as reported, n and events per arm, yi, vi, "
                    "SE source, weight, flag codes",
     "forest_svg": "the forest plot as a standalone SVG file (font embedded)",
+    "forest_png": "the forest plot as a PNG image (150 dpi)",
+    "funnel_svg": "the funnel plot as a standalone SVG file (font embedded)",
+    "funnel_png": "the funnel plot as a PNG image (150 dpi)",
     "r_script": "R script that reproduces the main model with metafor (data inline, rma.uni, predict, "
                 "confint, forest)",
 }
@@ -996,3 +999,67 @@ def published_model_text(pc, a: AnalysisResult, rows: RowText) -> str:
             f"interval (no between-trial heterogeneity, like a one-stage IPD model without it), our aggregate "
             f"data give {m} {fmt_num(vocab.to_natural(m, pc.common.estimate))} "
             f"({pct(a.settings.level)} CI {fmt_ci(lo, hi)}).")
+
+
+#: The glossary page (``glossary.html``): (plain words a page uses, the methods term it stands
+#: for, what it means). Definitions follow the Cochrane Handbook for Systematic Reviews of
+#: Interventions v6.4 (2023), chapters 6 (effect measures), 10 (meta-analysis) and 14 (GRADE).
+GLOSSARY: tuple[tuple[str, str, str], ...] = (
+    ("pooled estimate", "summary effect (random-effects mean, μ̂)",
+     "The weighted average of the studies' effects; with random effects, the estimated mean of the "
+     "distribution of true effects across settings."),
+    ("range of plausible values (95%)", "confidence interval (CI)",
+     "An interval that, computed the same way in many repetitions, would contain the true mean effect "
+     "95% of the time."),
+    ("where a new study's effect may fall", "prediction interval (PI)",
+     "An interval for the true effect in a new setting like those studied: it adds the spread between "
+     "studies (τ²) to the uncertainty of the mean."),
+    ("how much the studies differ", "heterogeneity: τ² (tau²), I², Cochran's Q",
+     "τ² is the variance of the true effects between studies (on the analysis scale); I² the share of "
+     "the observed variation not explained by chance; Q tests whether the studies share one effect."),
+    ("no spread estimated", "τ² estimated as 0",
+     "The estimator found no variation beyond chance; with few studies this does not show that the "
+     "effects are equal."),
+    ("mean of the study effects, allowing them to differ", "random-effects model",
+     "Assumes each study has its own true effect drawn from a distribution, and estimates its mean."),
+    ("one shared effect", "common-effect (fixed-effect) model",
+     "Assumes every study estimates the same true effect; weights are the inverse variances."),
+    ("how the spread was estimated", "τ² estimator (REML, DL, PM, ...)",
+     "The method that estimates τ² from the studies: restricted maximum likelihood (REML), "
+     "DerSimonian-Laird (DL), Paule-Mandel (PM) and others."),
+    ("interval that allows for few studies", "Hartung-Knapp-Sidik-Jonkman (HKSJ) test, ad hoc variant",
+     "A CI for the mean from a t distribution with k − 1 degrees of freedom and a rescaled SE; the ad hoc "
+     "variant never lets it be narrower than the usual (Wald z) interval."),
+    ("test of no effect", "test of the mean (z or t statistic, p-value)",
+     "How surprising the pooled estimate would be if the true mean effect were null (HR 1, difference 0)."),
+    ("hazard ratio", "HR",
+     "The ratio of event rates over time, intervention vs comparator; below 1 means fewer events with the "
+     "intervention."),
+    ("log scale", "analysis scale (log ratio)",
+     "Ratios are pooled as logarithms, where their sampling distribution is close to normal; pages show them "
+     "back on the ratio scale."),
+    ("share of the weight", "study weight (%)",
+     "How much a study contributes to the pooled estimate: the inverse of its variance plus τ², as a "
+     "percentage of the total."),
+    ("uncertainty from the p-value", "SE derived from p",
+     "A study that reported no CI: its standard error is computed from its estimate and p-value, which is "
+     "less precise when the p-value was rounded or reported as a bound."),
+    ("each study left out in turn", "leave-one-out analysis",
+     "The pooled estimate recomputed without each study, to see whether one study drives the result."),
+    ("adding studies by year", "cumulative meta-analysis",
+     "The pooled estimate recomputed as studies are added in order of publication."),
+    ("groups of studies compared", "subgroup analysis, test for subgroup differences",
+     "Pooled estimates within groups (tumour type, design) and a Q test of whether they differ; an "
+     "observational comparison, not randomised."),
+    ("small-study effects", "funnel plot, Egger's test",
+     "Whether smaller studies show different effects (one sign of publication bias); needs at least 10 "
+     "studies."),
+    ("risk of bias", "RoB 2 judgement",
+     "How likely flaws in a trial's design or conduct bias its result (low, some concerns, high), by the "
+     "Cochrane RoB 2 tool."),
+    ("certainty of the evidence", "GRADE rating (high, moderate, low, very low)",
+     "How confident one can be that the true effect is close to the estimate, rated down for risk of bias, "
+     "inconsistency, indirectness, imprecision and publication bias."),
+    ("post hoc subgroup", "unplanned (post hoc) subgroup analysis",
+     "A subgroup result chosen after seeing the data; more likely to be a chance finding."),
+)

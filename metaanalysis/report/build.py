@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problems import Problem
-from ..render.figures import figure_input, narrative_figures, render_figures
+from ..render.figures import FIGURE_FILES, figure_input, narrative_figures, render_figures
 from ..runtime import fork_workers, run_forked
 from .output import check_inputs_outside, check_out_dir, write_tree_atomic
 
@@ -45,6 +45,9 @@ class BuildSummary:
         Every file written, relative to ``out_dir``, sorted.
     warnings : tuple of str
         ``"<analysis-id>: <warning>"`` for every warning shown in the reports.
+    warning_labels : tuple of (str, str)
+        ``(analysis id, short label)`` of the same warnings, in the same order (what the page's
+        Warnings section shows in front of each text).
     problems : tuple of Problem
         Registry and plan warnings (a successful build has no errors).
     registry_sha256, plan_sha256 : str
@@ -56,6 +59,7 @@ class BuildSummary:
     files: tuple[str, ...]
     warnings: tuple[str, ...]
     problems: tuple[Problem, ...] = field(default=())
+    warning_labels: tuple[tuple[str, str], ...] = field(default=())
     registry_sha256: str = ""
     plan_sha256: str = ""
 
@@ -80,9 +84,9 @@ def _worker_map(jobs: int | None):
     return mapper
 
 
-def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, bytes], list[str]]:
+def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, bytes], list[tuple[str, str, str]]]:
     """Every output file of an :class:`~metaanalysis.analysis.Evidence` tree as bytes, and the
-    report warnings as ``"<analysis-id>: <text>"`` (nothing is written here). ``jobs``: plot
+    report warnings as ``(analysis id, short label, text)`` (nothing is written here). ``jobs``: plot
     worker processes (None: chosen by :func:`metaanalysis.runtime.fork_workers`). ``changes``:
     the :class:`~metaanalysis.changes.Changelog` since the previous build (None: there was none)."""
     from ..changes import CHANGES_FILE, Baseline, Changelog
@@ -100,11 +104,11 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
     figures = _render_plots_all([figure_input(a, v) for a, v in zip(ev.analyses, views)], jobs)
     files: dict[str, bytes] = {}
     for a, v, svgs in zip(ev.analyses, views, figures):
-        forest_file = svgs.pop("forest_file", b"")
+        figure_files = {k: svgs.pop(k, b"") for k in FIGURE_FILES}
         v.update(svgs, changes=view.page_changes_view(changes, a.id, rows),
-                 downloads=view.downloads_view(a, bool(forest_file)))
+                 downloads=view.downloads_view(a, {k for k, data in figure_files.items() if data}))
         v["rob"] = view.rob_view(a, rows)
-        files.update(_download_files(a, v, rows, forest_file))
+        files.update(_download_files(a, v, rows, figure_files))
         files[f"{a.id}.html"] = pages.analysis(v)
         files[f"{a.id}.json"] = data.analysis_json(a, v, ev)
     nviews = []
@@ -125,21 +129,28 @@ def render_files(ev, jobs: int | None = None, changes=None) -> tuple[dict[str, b
                                       view.changes_view(changes, rows, [a.id for a in ev.analyses]),
                                       [view.sof_view(a) for a in ev.primary])
     files[CHANGES_FILE] = data.changes_json(changes)
-    warnings = [f"{a.id}: {w['text']}" for a, v in zip(ev.analyses, views) for w in v["warnings"]]
+    files["glossary.html"] = pages.glossary()
+    warnings = [(a.id, w["short"], w["text"]) for a, v in zip(ev.analyses, views) for w in v["warnings"]]
     return files, warnings
 
 
-def _download_files(a, v: dict, rows, forest_file: bytes) -> dict[str, bytes]:
-    """An analysis's files to take away: studies CSV, standalone forest SVG, R script (each
-    where :func:`~metaanalysis.render.view.downloads_view` named one)."""
+#: Figure file key of :func:`~metaanalysis.render.figures.render_figures` -> download kind.
+_FIGURE_DOWNLOADS = {"forest_file": "forest_svg", "forest_png": "forest_png",
+                     "funnel_file": "funnel_svg", "funnel_png": "funnel_png"}
+
+
+def _download_files(a, v: dict, rows, figure_files: dict[str, bytes]) -> dict[str, bytes]:
+    """An analysis's files to take away: studies CSV, figures (standalone SVG and PNG), R script
+    (each where :func:`~metaanalysis.render.view.downloads_view` named one)."""
     from ..render import data
     from ..render.rscript import r_script
 
     d, out = v["downloads"], {}
     if d["studies_csv"]:
         out[d["studies_csv"]] = data.studies_csv(a, v, rows)
-    if d["forest_svg"]:
-        out[d["forest_svg"]] = forest_file
+    for key, name in _FIGURE_DOWNLOADS.items():
+        if d[name]:
+            out[d[name]] = figure_files[key]
     if d["r_script"]:
         out[d["r_script"]] = r_script(a, v)
     return out
@@ -201,6 +212,8 @@ def build_reports(registry_path: str | os.PathLike, plan_path: str | os.PathLike
     return BuildSummary(
         out_dir=str(out_dir), analyses=tuple(a.id for a in plan.analyses),
         narratives=tuple(n.id for n in plan.narratives), files=tuple(sorted(files)),
-        warnings=tuple(warnings), problems=tuple(registry.problems) + tuple(plan.problems),
+        warnings=tuple(f"{i}: {text}" for i, _, text in warnings),
+        warning_labels=tuple((i, short) for i, short, _ in warnings),
+        problems=tuple(registry.problems) + tuple(plan.problems),
         registry_sha256=registry.sha256, plan_sha256=plan.sha256,
     )
