@@ -82,7 +82,7 @@ def test_forest_png_is_the_forest_plot(built, tmp_path):
     from metaanalysis.render.figures import PNG_DPI
 
     out, summary = built
-    data = (out / "os-placebo-forest.png").read_bytes()
+    data = (out / "os-any-comparator-forest.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, pos = [], 8
     while pos < len(data):
@@ -94,9 +94,9 @@ def test_forest_png_is_the_forest_plot(built, tmp_path):
     assert set(kinds) <= {b"IHDR", b"PLTE", b"pHYs", b"IDAT", b"IEND"}, kinds  # no tIME, tEXt
     ppm = round(PNG_DPI / 0.0254)
     assert dict(chunks)[b"pHYs"] == struct.pack(">IIB", ppm, ppm, 1)
-    svg = ET.fromstring((out / "os-placebo-forest.svg").read_bytes())
+    svg = ET.fromstring((out / "os-any-comparator-forest.svg").read_bytes())
     w_in, h_in = (float(svg.get(k).removesuffix("pt")) / 72 for k in ("width", "height"))
-    img = Image.open(out / "os-placebo-forest.png")
+    img = Image.open(out / "os-any-comparator-forest.png")
     assert img.mode == "P" and abs(img.width - w_in * PNG_DPI) <= 1 and abs(img.height - h_in * PNG_DPI) <= 1
     # something is drawn in the plot's blue (boxes, diamond: #24466e) and in near-black text
     colours = {c for _, c in img.convert("RGB").getcolors(1 << 16)}

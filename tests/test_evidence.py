@@ -254,8 +254,8 @@ def test_every_page_states_the_shipped_evidence_date(shipped_build):
     # trials/searches.csv: last 'searched' and 'extracted' rows are both dated 2026-12-01
     want = ("Evidence current to</dt><dd class=\"evidence-date\">2026-12-01 (sources last searched; "
             "results extracted to 2026-12-01; searches.csv)")
-    pages = sorted(out.glob("*.html"))
-    assert len(pages) == 12 and all(want in p.read_text(encoding="utf-8") for p in pages)
+    pages = sorted(out.glob("*.html"))     # 4 analyses, 7 narratives, index, glossary
+    assert len(pages) == 13 and all(want in p.read_text(encoding="utf-8") for p in pages)
     for p in out.glob("*.json"):     # analysis and narrative JSON carry the date too
         d = json.loads(p.read_text(encoding="utf-8"))
         if "registry_sha256" in d and "title" in d:

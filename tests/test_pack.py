@@ -52,7 +52,7 @@ def test_pack_ids_are_unique_and_links_stay_inside(pack):
     # no link to another page of the pack is left as a file link
     assert not [p for p in ["index", *order] if f'href="{p}.html' in doc]
     # downloads still link the files of the report folder
-    assert 'href="os-placebo-forest.svg"' in doc
+    assert 'href="sre-zoledronic-forest.svg"' in doc
 
 
 def test_pack_command_errors(tmp_path, shipped_build, capsys):
