@@ -1,7 +1,9 @@
 """Common- and random-effects pooling: ``pool`` (one analysis) and ``pool_many`` (m at once).
 
-``pool(yi, vi)`` is ``pool_many(yi[None], vi[None]).row(0)``, so the scalar and the
-batch paths cannot disagree. Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
+``pool(yi, vi)`` equals ``pool_many(yi[None], vi[None]).row(0)``: for up to
+:data:`metaanalysis.single.MAX_K` studies it runs the same algorithms on plain floats
+(:mod:`metaanalysis.single`, ~10x faster for one analysis), and the two paths are checked
+against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py). Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
 ``confint`` (Viechtbauer 2010, doi:10.18637/jss.v036.i03):
 
 * ``test="z"``: Wald-type z test and CI; ``"knha"``: Hartung-Knapp-Sidik-Jonkman
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dist as dist
-from . import vocab
+from . import single, vocab
 from .estimators import (ITERATIVE_METHODS, _take, estimate_tau2, prepare, q_and_slope, q_gen,
                          solve_convex_decreasing)
 from .results import MetaResult
@@ -455,5 +457,14 @@ def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
         raise ValueError("no studies to pool (yi is empty)")
     if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
         raise ValueError("yi and vi must be finite numbers (no NaN/inf) in pool()")
+    if yi.size <= single.MAX_K and np.ndim(tau2) == 0:
+        # the plain-float path (metaanalysis.single): same algorithms, no numpy overhead
+        method, test, level, pi = check_args(method, test, level, pi)
+        if np.any(vi <= 0):
+            raise ValueError("sampling variances vi must be > 0")
+        fixed = None if tau2 is None else float(_fixed_tau2(tau2, 1)[0])
+        r = single.pool_one(yi.tolist(), vi.tolist(), method, test, level, pi, fixed)
+        if r is not None:
+            return r
     return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi,
                      tau2=tau2).row(0)
