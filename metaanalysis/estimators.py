@@ -244,11 +244,12 @@ def _loglik(kind, Y, V, mask, tau2):
     # the mask zeroes them) instead of separate where/log/where passes: this is the hot
     # loop of REML/ML (the grid is (m, 49, k))
     D = V + tau2[..., None]
-    w = np.where(mask, 1.0 / D, 0.0)
+    u = mask if mask.dtype == float else mask.astype(float)
+    w = u / D
     s = w.sum(-1)
     mu = (w * Y).sum(-1) / s
     r = Y - mu[..., None]
-    logdet = (np.log(D) * mask).sum(-1)
+    logdet = (np.log(D) * u).sum(-1)
     ll = -0.5 * (logdet + (w * r * r).sum(-1))
     if kind == "REML":
         ll = ll - 0.5 * np.log(s)
@@ -294,7 +295,7 @@ def _score_slope(kind, Y, V, mask, tau2):
     return w2r2 - s + q, dw2r2 + s2 - 2 * (w2 * w).sum(-1) / s + q * q
 
 
-def solve_bracketed_newton(fd, x, lo, hi, max_iter=_MAX_ITER):
+def solve_bracketed_newton(fd, x, lo, hi, fx=None, dx=None, max_iter=_MAX_ITER):
     """Vectorised root of functions that change sign from + (at lo) to − (at hi), by
     Newton's method kept inside the bracket (Press et al., Numerical Recipes, ``rtsafe``).
 
@@ -313,10 +314,13 @@ def solve_bracketed_newton(fd, x, lo, hi, max_iter=_MAX_ITER):
         Starting points, inside ``[lo, hi]``.
     lo, hi : ndarray, shape (n,)
         Bracket with ``f(lo) > 0 >= f(hi)``.
+    fx, dx : ndarray, shape (n,), optional
+        f and its derivative at ``x`` when the caller has them.
 
     Returns
     -------
     root, iterations, converged : ndarray, shape (n,)
+        ``iterations`` counts the evaluations, the one at ``x`` included.
     """
     x = np.array(x, dtype=float)
     lo = np.array(lo, dtype=float)
@@ -325,7 +329,7 @@ def solve_bracketed_newton(fd, x, lo, hi, max_iter=_MAX_ITER):
     it = np.ones(n, dtype=int)
     conv = np.zeros(n, dtype=bool)
     act = np.arange(n)
-    f, d = fd(x, act)
+    f, d = fd(x, act) if fx is None else (np.asarray(fx, float), np.asarray(dx, float))
     last = np.zeros(n, dtype=bool)
     prev = np.zeros(n)                             # the previous step (signed)
     for _ in range(max_iter):
@@ -456,8 +460,9 @@ def _grid_best(kind, Y, V, mask, k, U):
     grid = np.concatenate([[0.0], np.geomspace(_GRID_SPAN, 1.0, _GRID_POINTS)])
     G = U[:, None] * grid[None, :]                      # (n, g)
     obj = np.empty(G.shape)
+    u = np.asfortranarray(mask, dtype=float)           # the mask as 0/1 weights, made once
     for j in range(grid.size):
-        obj[:, j] = _loglik(kind, Y, V, mask, np.ascontiguousarray(G[:, j]))
+        obj[:, j] = _loglik(kind, Y, V, u, np.ascontiguousarray(G[:, j]))
     return np.nanargmax(obj, axis=1), G
 
 
@@ -489,7 +494,8 @@ def _iterative(kind, Y, V, mask, k):
     last = G.shape[1] - 1
     jl = np.maximum(j - 1, 0)
     jh = np.minimum(j + 1, last)
-    sj = score_at(G[rows, j], rows)
+    x0 = G[rows, j]
+    sj, dj = _score_slope(kind, Yt, Vt, Mt, x0)
     lo = np.where(sj > 0, G[rows, j], G[rows, jl])
     hi = np.where(sj > 0, G[rows, jh], G[rows, j])
     flo = score_at(lo, rows)
@@ -508,7 +514,7 @@ def _iterative(kind, Y, V, mask, k):
             return _score_slope(kind, Yt if every else _take(Yt, rr), Vt if every else _take(Vt, rr),
                                 Mt if every else _take(Mt, rr), x)
 
-        r, i2, c2 = solve_bracketed_newton(fd, G[idx, j[idx]], lo[idx], hi[idx])
+        r, i2, c2 = solve_bracketed_newton(fd, x0[idx], lo[idx], hi[idx], sj[idx], dj[idx])
         res[idx], it[idx], cv[idx] = r, i2, c2
     other = ~ok & ~at_zero
     if other.any():  # grid too coarse for a sign change: golden-section on the objective

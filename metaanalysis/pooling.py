@@ -26,6 +26,7 @@ against each other field by field (tests/test_pooling.py, benchmarks/robustness_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,9 +278,15 @@ def _inference(Y0, w, est, se, k, test: str, alpha: float):
             s2w = np.maximum(s2w, 1.0)
         se = np.where(use_t, se * np.sqrt(s2w), se)
     df1 = np.where(use_t, df, 1.0)
-    crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, df1), dist.norm_isf(alpha / 2))
+    if test == "z":   # (the t branch would cost a t quantile and tail per analysis)
+        crit = np.full(Y0.shape[0], float(dist.norm_isf(alpha / 2)))
+    else:
+        crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, df1), dist.norm_isf(alpha / 2))
     stat = est / se
-    pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
+    if test == "z":
+        pval = 2 * dist.norm_sf(np.abs(stat))
+    else:
+        pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
     return se, df, crit, stat, pval, est - crit * se, est + crit * se
 
 
@@ -455,15 +462,16 @@ def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
         raise ValueError(f"yi and vi must have the same length, got {yi.size} and {vi.size}")
     if yi.size == 0:
         raise ValueError("no studies to pool (yi is empty)")
-    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
+    y, v = yi.tolist(), vi.tolist()
+    if not (all(map(math.isfinite, y)) and all(map(math.isfinite, v))):
         raise ValueError("yi and vi must be finite numbers (no NaN/inf) in pool()")
-    if yi.size <= single.MAX_K and np.ndim(tau2) == 0:
+    if len(y) <= single.MAX_K and np.ndim(tau2) == 0:
         # the plain-float path (metaanalysis.single): same algorithms, no numpy overhead
         method, test, level, pi = check_args(method, test, level, pi)
-        if np.any(vi <= 0):
+        if min(v) <= 0:
             raise ValueError("sampling variances vi must be > 0")
         fixed = None if tau2 is None else float(_fixed_tau2(tau2, 1)[0])
-        r = single.pool_one(yi.tolist(), vi.tolist(), method, test, level, pi, fixed)
+        r = single.pool_one(y, v, method, test, level, pi, fixed)
         if r is not None:
             return r
     return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi,

@@ -18,6 +18,7 @@ doi:10.18637/jss.v036.i03), as in :mod:`metaanalysis.pooling`.
 from __future__ import annotations
 
 import math
+from operator import mul
 
 import numpy as np
 
@@ -165,18 +166,19 @@ def _reml_ml(kind, y, v, U):
 
 
 def _q_slope(y, v, t, crit):
+    """Q(τ²) − crit and dQ/dτ² = −Σwᵢ²rᵢ² (estimators.q_and_slope, same operations)."""
     w = [1.0 / (x + t) for x in v]
-    s = sum(w)
-    mu = sum(a * b for a, b in zip(w, y)) / s
-    wr2 = [a * (b - mu) ** 2 for a, b in zip(w, y)]
-    return sum(wr2) - crit, -sum(a * b for a, b in zip(w, wr2))
+    mu = sum(map(mul, w, y)) / sum(w)
+    r = [b - mu for b in y]
+    wr2 = list(map(mul, w, map(mul, r, r)))
+    return sum(wr2) - crit, -sum(map(mul, w, wr2))
 
 
-def _convex_root(y, v, crit, hi):
+def _convex_root(y, v, crit, hi, q0=None):
     """Root of Q(τ²) = crit from 0 (estimators.solve_convex_decreasing with ``level``);
-    (root, evaluations) or None when it does not settle."""
+    (root, evaluations) or None when it does not settle. ``q0``: (Q(0), dQ/dτ²(0)) if known."""
     x = 0.0
-    f, d = _q_slope(y, v, x, crit)
+    f, d = _q_slope(y, v, x, crit) if q0 is None else (q0[0] - crit, q0[1])
     it = 1
     if not f > 0:
         return x, it
@@ -231,10 +233,10 @@ def _tau2(method, y, v):
     return t, se, it, True
 
 
-def _qprofile(y, v, crit):
+def _qprofile(y, v, crit, q0):
     """τ² where Q(τ²) = crit (0 when Q(0) <= crit); None when it does not settle."""
     hi = 1.01 * len(y) * _span2(y) / crit + 1e-300
-    out = _convex_root(y, v, crit, hi)
+    out = _convex_root(y, v, crit, hi, q0)
     return None if out is None else out[0]
 
 
@@ -309,7 +311,8 @@ def pool_one(y, v, method: str, test: str, level: float, pi: str, tau2=None) -> 
     w = _weights(v, t2)
     sw = sum(w)
     mu = sum(a * b for a, b in zip(w, y)) / sw
-    het = _heterogeneity(y, v, k, t2, common)
+    q0 = _q_slope(y, v, 0.0, 0.0) if k > 1 else (0.0, 0.0)     # Q(0) and its slope, reused
+    het = _heterogeneity(v, k, t2, common, q0[0])
     se, df, crit, stat, p, lo, hi = _inference(y, w, mu, sw, k, test, alpha)
     pi_lo = pi_hi = None
     if not common:
@@ -318,19 +321,19 @@ def pool_one(y, v, method: str, test: str, level: float, pi: str, tau2=None) -> 
         if pcrit is not None:
             half = pcrit * math.sqrt(se ** 2 + t2)
             pi_lo, pi_hi = mu - half, mu + half
-    cis = _tau2_cis(y, v, k, not common, alpha)
+    cis = _tau2_cis(y, v, k, not common, alpha, q0)
     if cis is None:
         return None
     return _result(y, v, w, sw, k, method, test, level, pi, tau2, mu, t2, t2_se, iterations,
                    converged, het, (se, df, stat, p, lo, hi), (pi_lo, pi_hi), cis)
 
 
-def _heterogeneity(y, v, k, t2, common):
-    """(q, q_pvalue, s², i², h²) as pooling._heterogeneity."""
+def _heterogeneity(v, k, t2, common, q0):
+    """(q, q_pvalue, s², i², h²) as pooling._heterogeneity; ``q0`` is Q(0)."""
     if k == 1:
         return 0.0, 1.0, math.nan, 0.0, 1.0
     w0 = [1.0 / x for x in v]
-    q = max(_q(y, w0)[1], 0.0)
+    q = max(q0, 0.0)
     q_p = float(dist.chi2_sf(q, k - 1))
     sw0 = sum(w0)
     s2 = (k - 1) * sw0 / (sw0 ** 2 - sum(x * x for x in w0))
@@ -343,18 +346,17 @@ def _heterogeneity(y, v, k, t2, common):
     return q, q_p, s2, i2, h2
 
 
-def _tau2_cis(y, v, k, wanted, alpha):
+def _tau2_cis(y, v, k, wanted, alpha, q0):
     """Q-profile (lower, upper) of τ², (None, None) when not defined, None to hand over."""
     if not wanted or k == 1:
         return None, None
     df = float(k - 1)
     out = []
     for crit in (_quantile("chi2_isf", alpha / 2, df), _quantile("chi2_ppf", alpha / 2, df)):
-        w0 = [1.0 / x for x in v]
-        if not _q(y, w0)[1] > crit:
+        if not q0[0] > crit:
             out.append(0.0)
             continue
-        r = _qprofile(y, v, crit)
+        r = _qprofile(y, v, crit, q0)
         if r is None:
             return None
         out.append(r)
