@@ -596,8 +596,23 @@ def solve_convex_decreasing(fd, lo, hi, level=None, max_iter=_MAX_ITER):
     f, d = fd(x, act)
     keep = f > 0
     act, f, d = act[keep], f[keep], d[keep]
-    bold = np.full(act.size, level is not None)
     lev = None if level is None else np.asarray(level, dtype=float)
+    act, f = _convex_newton(fd, x, hi, it, act, f, d, lev, max_iter)
+    conv = np.ones(n, dtype=bool)
+    if act.size:  # not reached in the sweep; keep a guaranteed finish
+        def g(xx, s):
+            return fd(xx, act[s])[0]
+
+        r, i2, c2 = solve_decreasing(g, x[act], hi[act], f, None)
+        x[act], conv[act] = r, c2
+        it[act] += i2
+    return x, it, conv
+
+
+def _convex_newton(fd, x, hi, it, act, f, d, lev, max_iter):
+    """The iteration of :func:`solve_convex_decreasing` on rows ``act`` (f > 0 there); updates
+    ``x``, ``hi`` and ``it`` in place and returns the rows still moving and their f."""
+    bold = np.full(act.size, lev is not None)
     last = np.zeros(act.size, dtype=bool)
     prev = np.full(act.size, np.inf)
     for _ in range(max_iter):
@@ -641,15 +656,7 @@ def solve_convex_decreasing(fd, lo, hi, level=None, max_iter=_MAX_ITER):
         f = np.where(over, f, fn)
         d = np.where(over, d, dn)
         act, f, d, bold, last, prev = act[cont], f[cont], d[cont], bold[cont], last[cont], prev[cont]
-    conv = np.ones(n, dtype=bool)
-    if act.size:  # not reached in the sweep; keep a guaranteed finish
-        def g(xx, s):
-            return fd(xx, act[s])[0]
-
-        r, i2, c2 = solve_decreasing(g, x[act], hi[act], f, None)
-        x[act], conv[act] = r, c2
-        it[act] += i2
-    return x, it, conv
+    return act, f
 
 
 def _golden(kind, Y, V, mask, k, a, b, n_iter=120):

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import _dist as dist
 from . import single, vocab
-from .estimators import (ITERATIVE_METHODS, _take, estimate_tau2, prepare, q_and_slope, q_gen,
+from .single import metafor_call
+from .estimators import (_take, estimate_tau2, prepare, q_and_slope, q_gen,
                          solve_convex_decreasing)
 from .results import MetaResult
 
@@ -157,26 +158,6 @@ class PoolArrays:
             metafor_call=metafor_call(yi, vi, self.method, self.test, self.level, self.pi, fixed),
             pi=self.pi, yi=yi, vi=vi, notes=tuple(notes),
         )
-
-
-def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
-    """R code that reproduces a fit with metafor (shortest round-trip float repr)."""
-    y = ", ".join(repr(float(v)) for v in yi)
-    v = ", ".join(repr(float(x)) for x in vi)
-    lv = f"{100 * level:.10g}"
-    ctl = ""
-    if tau2 is not None:
-        ctl = f", tau2 = {float(tau2)!r}"
-    elif method in ITERATIVE_METHODS:
-        ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
-    call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
-            f'test = "{test}", level = {lv}{ctl}); predict(res)')
-    if method != "FE":
-        call += "; confint(res)"
-    if pi == "riley":
-        call += ("; # Riley PI: coef(res) + c(-1, 1) * qt(1 - (1 - res$level) / 2, res$k - 2)"
-                 " * sqrt(res$tau2 + res$se^2)")
-    return call
 
 
 def _qprofile(Y, V, mask, k, crit):

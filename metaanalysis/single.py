@@ -366,8 +366,6 @@ def _tau2_cis(y, v, k, wanted, alpha, q0):
 def _result(y, v, w, sw, k, method, test, level, pi, tau2, mu, t2, t2_se, iterations, converged,
             het, inf, pis, cis) -> MetaResult:
     """Assemble the MetaResult exactly as ``PoolArrays.row`` does."""
-    from .pooling import metafor_call
-
     q, q_p, s2, i2, h2 = het
     se, df, stat, p, lo, hi = inf
     t_lo, t_hi = cis
@@ -398,3 +396,23 @@ def _result(y, v, w, sw, k, method, test, level, pi, tau2, mu, t2, t2_se, iterat
         metafor_call=metafor_call(yi, vi, method, test, level, pi, tau2),
         pi=pi, yi=yi, vi=vi, notes=tuple(notes),
     )
+
+
+def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
+    """R code that reproduces a fit with metafor (shortest round-trip float repr)."""
+    y = ", ".join(repr(float(v)) for v in yi)
+    v = ", ".join(repr(float(x)) for x in vi)
+    lv = f"{100 * level:.10g}"
+    ctl = ""
+    if tau2 is not None:
+        ctl = f", tau2 = {float(tau2)!r}"
+    elif method in est.ITERATIVE_METHODS:
+        ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
+    call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
+            f'test = "{test}", level = {lv}{ctl}); predict(res)')
+    if method != "FE":
+        call += "; confint(res)"
+    if pi == "riley":
+        call += ("; # Riley PI: coef(res) + c(-1, 1) * qt(1 - (1 - res$level) / 2, res$k - 2)"
+                 " * sqrt(res$tau2 + res$se^2)")
+    return call
