@@ -455,15 +455,47 @@ def _grid_best(kind, Y, V, mask, k, U):
 
     REML/ML: the grid point with the largest log-likelihood; PM/EB never reach here (their
     equation is monotone). Evaluated one grid point at a time over all rows, so the
-    temporaries are (n, k), not (n, g, k).
+    temporaries are (n, k), not (n, g, k); see :func:`_grid_loglik` for the arithmetic.
     """
     grid = np.concatenate([[0.0], np.geomspace(_GRID_SPAN, 1.0, _GRID_POINTS)])
     G = U[:, None] * grid[None, :]                      # (n, g)
     obj = np.empty(G.shape)
     u = np.asfortranarray(mask, dtype=float)           # the mask as 0/1 weights, made once
+    Vm = np.where(mask, V, 1.0)                         # absent studies: D = 1, log D = 0
+    c = (Y * u).sum(-1) / u.sum(-1)                     # centre: Q in one pass stays accurate
+    Yc = (Y - c[:, None]) * u
     for j in range(grid.size):
-        obj[:, j] = _loglik(kind, Y, V, u, np.ascontiguousarray(G[:, j]))
+        obj[:, j] = _grid_loglik(kind, Yc, Vm, u, np.ascontiguousarray(G[:, j]))
     return np.nanargmax(obj, axis=1), G
+
+
+def _grid_loglik(kind, Yc, Vm, u, t):
+    """:func:`_loglik` for locating the best grid point, in fewer passes over (n, k).
+
+    D = v + τ² for present studies and 1 for absent ones, so Σ log D is the log of a product
+    (one log per 8 studies instead of one per study; products that leave the float range,
+    e.g. for vᵢ ~ 1e-300, are redone study by study); Q = Σwy² − (Σwy)²/Σw on effects
+    centred at their mean (the grid needs the ranking of the points, which the cancellation
+    left after centring does not change; the solver then uses the exact two-pass score).
+    """
+    D = Vm + t[:, None] * u
+    w = u / D
+    s = w.sum(-1)
+    wy = w * Yc
+    sy = wy.sum(-1)
+    q = (wy * Yc).sum(-1) - sy * sy / s
+    k = D.shape[1]
+    logdet = np.zeros(D.shape[0])
+    for a in range(0, k, 8):
+        p = D[:, a:a + 8].prod(-1)
+        logdet += np.log(p)
+    bad = ~np.isfinite(logdet)
+    if bad.any():
+        logdet[bad] = np.log(D[bad]).sum(-1)
+    ll = -0.5 * (logdet + q)
+    if kind == "REML":
+        ll = ll - 0.5 * np.log(s)
+    return ll
 
 
 def _iterative(kind, Y, V, mask, k):
