@@ -239,10 +239,11 @@ def _ml_parts(Y, V, mask, tau2):
 
 
 def _loglik(kind, Y, V, mask, tau2):
-    """Profile log-likelihood (up to a constant) for ML / REML at τ² (broadcast)."""
-    # one pass over D = v + τ² (absent studies have v = 1, so D > 0 and log(D) is finite;
-    # the mask zeroes them) instead of separate where/log/where passes: this is the hot
-    # loop of REML/ML (the grid is (m, 49, k))
+    """Profile log-likelihood (up to a constant) for ML / REML at τ² (broadcast).
+
+    ``mask`` may be boolean or the 0/1 weights it stands for (absent studies have v = 1, so
+    D > 0 and log D is finite; the weights zero them). The grid uses :func:`_grid_loglik`.
+    """
     D = V + tau2[..., None]
     u = mask if mask.dtype == float else mask.astype(float)
     w = u / D
