@@ -62,7 +62,7 @@ test-fast: $(TESTSTAMP) ## tests without the browser
 reference: ## regenerate metafor fixtures (needs R: apt-get install -y r-cran-metafor)
 	Rscript tests/reference/make_fixtures.R tests/reference
 
-bench: $(TESTSTAMP) ## speed vs PyMARE / statsmodels (/ metafor when R is present)
+bench: $(TESTSTAMP) ## every speed ratio of issue #15 (PyMARE, statsmodels, metafor when R is present, start-up) + JSON
 	$(BIN)/python benchmarks/bench_pool.py
 
 sweep: $(TESTSTAMP) ## robustness sweep: 100,000 random datasets through pool_many and pool
