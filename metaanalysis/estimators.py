@@ -50,9 +50,7 @@ TAU2_METHODS: tuple[str, ...] = tuple(vocab.TAU2_ESTIMATORS)
 #: ``control`` settings to reproduce them to 1e-12.
 ITERATIVE_METHODS = ("ML", "REML", "PM", "EB")
 
-_GRID_POINTS = 48        # dense grid for locating the global optimum (geometric in τ²)
-_COARSE_POINTS = 16      # the certified coarse grid tried first (see _certified_coarse)
-_SPLIT_ROUNDS = 6        # halvings of a cell whose bound is too loose before the dense grid
+_GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ²)
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
 _MAX_ITER = 200
 
@@ -371,11 +369,8 @@ def solve_bracketed_newton(fd, x, lo, hi, fx=None, dx=None, max_iter=_MAX_ITER):
         last = newton & (np.abs(step) <= 1e-9 * nx) & (
             (np.abs(step) <= 0.01 * np.abs(prev)) | (step * prev < 0))
         prev = step
-        # a bracket this narrow only comes from steps at the rounding level: counted as the
-        # small step plus the final one, as the rule above would have
         done = hi[act] - lo[act] <= 1e-15 * hi[act]
         conv[act[done]] = True
-        it[act[done]] += 1
         act, f, d, last, prev = act[~done], f[~done], d[~done], last[~done], prev[~done]
     return x, it, conv
 
@@ -456,131 +451,6 @@ def _take(A, idx):
     return A if idx is None else A.T[:, idx].T
 
 
-def _global_bracket(kind, Y, V, mask, k, U):
-    """Where the REML/ML global maximum is: per row the best grid point ``x0`` and its grid
-    neighbours ``gl <= x0 <= gh`` (shape (n,) each), and the number of grid points evaluated.
-
-    First a certified coarse grid (:func:`_certified_coarse`); the rows it cannot certify go
-    through the dense grid (:func:`_grid_best`) as well.
-    """
-    ok, j, G = _certified_coarse(kind, Y, V, mask, U)
-    rows = np.arange(G.shape[0])
-    last = G.shape[1] - 1
-    gl, x0, gh = G[rows, np.maximum(j - 1, 0)], G[rows, j], G[rows, np.minimum(j + 1, last)]
-    npts = np.full(G.shape[0], _COARSE_POINTS + 1)
-    if not ok.all():
-        idx = np.flatnonzero(~ok)
-        jd, Gd = _grid_best(kind, _take(Y, idx), _take(V, idx), _take(mask, idx), k[idx], U[idx])
-        r = np.arange(idx.size)
-        gl[idx] = Gd[r, np.maximum(jd - 1, 0)]
-        x0[idx] = Gd[r, jd]
-        gh[idx] = Gd[r, np.minimum(jd + 1, Gd.shape[1] - 1)]
-        npts[idx] += _GRID_POINTS + 1
-    return gl, x0, gh, npts
-
-
-def _dc_parts(kind, Y, V, u, t):
-    """f = −2 × (log-likelihood) up to a constant, split as f = L + G, at τ² = t.
-
-    L = Σ log(vᵢ + τ²) is concave; G = Q (ML) or log Σwᵢ + Q (REML) is convex, with
-    Q(τ²) = min_μ Σ(yᵢ − μ)²/(vᵢ + τ²) (a partial minimum of a jointly convex function) and
-    log Σwᵢ a log-sum-exp of the convex −log(vᵢ + τ²). Returns (L, G, dG/dτ²), shape (n,) each;
-    dQ/dτ² = −Σwᵢ²rᵢ² (envelope theorem), d log Σw/dτ² = −Σw²/Σw.
-    """
-    D = V + t[:, None] * u                              # absent studies (v = 1): D = 1
-    w = u / D
-    s = w.sum(-1)
-    r = Y - ((w * Y).sum(-1) / s)[:, None]
-    wr = w * r
-    q = (wr * r).sum(-1)
-    dq = -(wr * wr).sum(-1)
-    L = _logdet(D)
-    if kind == "REML":
-        return L, np.log(s) + q, dq - (w * w).sum(-1) / s
-    return L, q, dq
-
-
-def _dc_lower(a, b, La, Lb, Ga, Gb, da, db):
-    """A lower bound of f = L + G over [a, b] from the ends: L >= its chord (concave), G >= each
-    end's tangent (convex). The bound h is convex and piecewise linear: h(a) = f(a), h(b) = f(b)
-    (a tangent at b lies below G at a, and vice versa) and in between it is lowest where the
-    tangents cross, t* = the intersection, where h = chord + tangent at a. Arrays of one shape.
-    """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        tx = (Gb - db * b - Ga + da * a) / (da - db)
-        tx = np.clip(np.where(np.isfinite(tx), tx, a), a, b) - a
-        mid = La + (Lb - La) * (tx / np.where(b > a, b - a, 1.0)) + Ga + da * tx
-    return np.minimum(np.minimum(La + Ga, Lb + Gb), mid)
-
-
-def _certified_coarse(kind, Y, V, mask, U):
-    """A coarse grid whose best point is certified to neighbour the global minimum of f.
-
-    On every cell between two grid points that does not touch the best point, the
-    difference-of-convex bound of :func:`_dc_lower` must exceed f at the best point (plus
-    1e-12 relative): then no point of that cell is better, and the global maximum of the
-    log-likelihood lies within the best point's neighbouring cells. Cells whose bound is too
-    loose are halved up to :data:`_SPLIT_ROUNDS` times (:func:`_split_cells`).
-
-    Returns
-    -------
-    ok : ndarray of bool, shape (n,)
-        Rows certified (the others need the dense grid).
-    j : ndarray of int, shape (n,)
-        Best coarse grid point.
-    G : ndarray, shape (n, g)
-        The coarse grid.
-    """
-    u = np.asfortranarray(mask, dtype=float)
-    grid = np.concatenate([[0.0], np.geomspace(_GRID_SPAN, 1.0, _COARSE_POINTS)])
-    G = U[:, None] * grid[None, :]
-    parts = [_dc_parts(kind, Y, V, u, np.ascontiguousarray(G[:, i])) for i in range(grid.size)]
-    L, Gv, Gd = (np.stack(x, axis=1) for x in zip(*parts))
-    f = L + Gv
-    j = np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)
-    rows = np.arange(f.shape[0])
-    thr = f[rows, j] + 1e-12 * np.abs(f[rows, j]) + 1e-12
-    lb = _dc_lower(G[:, :-1], G[:, 1:], L[:, :-1], L[:, 1:], Gv[:, :-1], Gv[:, 1:], Gd[:, :-1], Gd[:, 1:])
-    cells = np.arange(grid.size - 1)[None, :]
-    near = (cells >= j[:, None] - 1) & (cells <= j[:, None])
-    open_ = ~near & ~(lb > thr[:, None])
-    ok = np.isfinite(f).all(1) & ~open_.any(1)
-    if open_.any():
-        r, c = np.nonzero(open_ & np.isfinite(f).all(1)[:, None])
-        ends = (G[r, c], G[r, c + 1], L[r, c], L[r, c + 1], Gv[r, c], Gv[r, c + 1], Gd[r, c], Gd[r, c + 1])
-        ok[np.unique(r)] = _split_cells(kind, Y, V, u, r, ends, thr)[np.unique(r)]
-    return ok, j, G
-
-
-def _split_cells(kind, Y, V, u, r, ends, thr):
-    """Halve the uncertified cells (row ``r``, ends a, b with L, G, G' there) until their bound
-    exceeds ``thr`` of their row; a row is certified (True) when all its cells are, within
-    :data:`_SPLIT_ROUNDS` rounds, and no point met on the way is below ``thr``."""
-    n = thr.shape[0]
-    bad = np.zeros(n, dtype=bool)
-    a, b, La, Lb, Ga, Gb, da, db = ends
-    for _ in range(_SPLIT_ROUNDS):
-        if r.size == 0:
-            break
-        geo = (a > 0) & (b > 4 * a)
-        mid = np.where(geo, np.sqrt(a * b), 0.5 * (a + b))
-        sub = r if r.size else None
-        Lm, Gm, dm = _dc_parts(kind, _take(Y, sub), _take(V, sub), _take(u, sub), mid)
-        bad[r[~(Lm + Gm >= thr[r])]] = True          # a better point than the grid's best
-        left = _dc_lower(a, mid, La, Lm, Ga, Gm, da, dm)
-        right = _dc_lower(mid, b, Lm, Lb, Gm, Gb, dm, db)
-        kl, kr = ~(left > thr[r]), ~(right > thr[r])
-        r = np.concatenate([r[kl], r[kr]])
-        a, b = np.concatenate([a[kl], mid[kr]]), np.concatenate([mid[kl], b[kr]])
-        La, Lb = np.concatenate([La[kl], Lm[kr]]), np.concatenate([Lm[kl], Lb[kr]])
-        Ga, Gb = np.concatenate([Ga[kl], Gm[kr]]), np.concatenate([Gm[kl], Gb[kr]])
-        da, db = np.concatenate([da[kl], dm[kr]]), np.concatenate([dm[kl], db[kr]])
-        keep = ~bad[r]
-        r, a, b, La, Lb, Ga, Gb, da, db = (x[keep] for x in (r, a, b, La, Lb, Ga, Gb, da, db))
-    bad[r] = True                                    # still open after the last round
-    return ~bad
-
-
 def _grid_best(kind, Y, V, mask, k, U):
     """Index of the best point of the global grid per row (shape (n,)) and the grid (n, g).
 
@@ -600,18 +470,6 @@ def _grid_best(kind, Y, V, mask, k, U):
     return np.nanargmax(obj, axis=1), G
 
 
-def _logdet(D):
-    """Σ log Dᵢⱼ over j, shape (n,): the log of products of 8 (one log per 8 studies), redone
-    study by study for rows whose products leave the float range (e.g. vᵢ ~ 1e-300)."""
-    out = np.zeros(D.shape[0])
-    for a in range(0, D.shape[1], 8):
-        out += np.log(D[:, a:a + 8].prod(-1))
-    bad = ~np.isfinite(out)
-    if bad.any():
-        out[bad] = np.log(D[bad]).sum(-1)
-    return out
-
-
 def _grid_loglik(kind, Yc, Vm, u, t):
     """:func:`_loglik` for locating the best grid point, in fewer passes over (n, k).
 
@@ -627,7 +485,15 @@ def _grid_loglik(kind, Yc, Vm, u, t):
     wy = w * Yc
     sy = wy.sum(-1)
     q = (wy * Yc).sum(-1) - sy * sy / s
-    ll = -0.5 * (_logdet(D) + q)
+    k = D.shape[1]
+    logdet = np.zeros(D.shape[0])
+    for a in range(0, k, 8):
+        p = D[:, a:a + 8].prod(-1)
+        logdet += np.log(p)
+    bad = ~np.isfinite(logdet)
+    if bad.any():
+        logdet[bad] = np.log(D[bad]).sum(-1)
+    ll = -0.5 * (logdet + q)
     if kind == "REML":
         ll = ll - 0.5 * np.log(s)
     return ll
@@ -648,7 +514,7 @@ def _iterative(kind, Y, V, mask, k):
         res, it, cv = _pm(Yt, Vt, Mt, kt, U)
         tau2[todo], iters[todo], conv[todo] = res, it, cv
         return tau2, iters, conv
-    gl, x0, gh, npts = _global_bracket(kind, Yt, Vt, Mt, kt, U)
+    j, G = _grid_best(kind, Yt, Vt, Mt, kt, U)
     n = todo.size
     rows = np.arange(n)
 
@@ -657,10 +523,14 @@ def _iterative(kind, Y, V, mask, k):
         return _score(kind, Yt if every else _take(Yt, idx), Vt if every else _take(Vt, idx),
                       Mt if every else _take(Mt, idx), x, kt[idx])
 
-    # candidate bracket around the best grid point x0: [gl, gh], its neighbours
+    # candidate bracket around the best grid point: [G[j-1], G[j+1]]
+    last = G.shape[1] - 1
+    jl = np.maximum(j - 1, 0)
+    jh = np.minimum(j + 1, last)
+    x0 = G[rows, j]
     sj, dj = _score_slope(kind, Yt, Vt, Mt, x0)
-    lo = np.where(sj > 0, x0, gl)
-    hi = np.where(sj > 0, gh, x0)
+    lo = np.where(sj > 0, G[rows, j], G[rows, jl])
+    hi = np.where(sj > 0, G[rows, jh], G[rows, j])
     flo = score_at(lo, rows)
     fhi = score_at(hi, rows)
     at_zero = (lo == 0) & (flo <= 0)                    # boundary maximum at 0
@@ -683,9 +553,9 @@ def _iterative(kind, Y, V, mask, k):
     if other.any():  # grid too coarse for a sign change: golden-section on the objective
         idx = np.flatnonzero(other)
         r, i2 = _golden(kind, _take(Yt, idx), _take(Vt, idx), _take(Mt, idx), kt[idx],
-                        gl[idx], gh[idx])
+                        G[idx, jl[idx]], G[idx, jh[idx]])
         res[idx], it[idx] = r, i2
-    tau2[todo], iters[todo], conv[todo] = res, it + npts, cv
+    tau2[todo], iters[todo], conv[todo] = res, it + _GRID_POINTS + 1, cv
     return tau2, iters, conv
 
 

@@ -29,8 +29,6 @@ from .results import MetaResult
 
 #: The REML/ML grid of :mod:`metaanalysis.estimators` relative to the upper bound U.
 _GRID = tuple(float(g) for g in np.concatenate([[0.0], np.geomspace(est._GRID_SPAN, 1.0, est._GRID_POINTS)]))
-#: The certified coarse grid of :func:`metaanalysis.estimators._certified_coarse`.
-_COARSE = tuple(float(g) for g in np.concatenate([[0.0], np.geomspace(est._GRID_SPAN, 1.0, est._COARSE_POINTS)]))
 #: Above this many studies the vectorised engine is as fast; ``pool`` uses it.
 MAX_K = 64
 
@@ -145,91 +143,26 @@ def _newton_bracketed(kind, y, v, x, lo, hi):
         last = newton and abs(step) <= 1e-9 * nx and (abs(step) <= 0.01 * abs(prev) or step * prev < 0)
         prev, x = step, nx
         if hi - lo <= 1e-15 * hi:
-            return x, it + 1
+            return x, it
     return None
 
 
-def _dc_parts(kind, y, v, t):
-    """(L, G, dG/dτ²) at τ² = t (estimators._dc_parts)."""
-    d = [x + t for x in v]
-    w = [1.0 / x for x in d]
-    s = sum(w)
-    mu = sum(map(mul, w, y)) / s
-    r = [b - mu for b in y]
-    wr = list(map(mul, w, r))
-    q = sum(map(mul, wr, r))
-    dq = -sum(map(mul, wr, wr))
-    L = sum(map(math.log, d))
-    if kind == "REML":
-        return L, math.log(s) + q, dq - sum(map(mul, w, w)) / s
-    return L, q, dq
-
-
-def _dc_lower(a, b, La, Lb, Ga, Gb, da, db):
-    """estimators._dc_lower for one cell."""
-    try:
-        tx = (Gb - db * b - Ga + da * a) / (da - db)
-    except (ZeroDivisionError, OverflowError):
-        tx = a
-    tx = min(max(tx if math.isfinite(tx) else a, a), b) - a
-    mid = La + (Lb - La) * (tx / (b - a if b > a else 1.0)) + Ga + da * tx
-    return min(La + Ga, Lb + Gb, mid)
-
-
-def _split(kind, y, v, ends, thr, depth=0):
-    """estimators._split_cells for one cell: True when its halves are certified in time."""
-    if depth == est._SPLIT_ROUNDS:
-        return False
-    a, b, La, Lb, Ga, Gb, da, db = ends
-    mid = math.sqrt(a * b) if (a > 0 and b > 4 * a) else 0.5 * (a + b)
-    Lm, Gm, dm = _dc_parts(kind, y, v, mid)
-    if not Lm + Gm >= thr:
-        return False
-    for half in ((a, mid, La, Lm, Ga, Gm, da, dm), (mid, b, Lm, Lb, Gm, Gb, dm, db)):
-        if not _dc_lower(*half) > thr and not _split(kind, y, v, half, thr, depth + 1):
-            return False
-    return True
-
-
-def _certified_coarse(kind, y, v, U):
-    """estimators._certified_coarse for one analysis: (best index or None, coarse grid)."""
-    G = [U * g for g in _COARSE]
-    P = [_dc_parts(kind, y, v, t) for t in G]
-    f = [p[0] + p[1] for p in P]
-    if not all(map(math.isfinite, f)):
-        return None, G
-    j = min(range(len(f)), key=lambda i: (f[i], i))
-    thr = f[j] + 1e-12 * abs(f[j]) + 1e-12
-    for c in range(len(G) - 1):
-        if j - 1 <= c <= j:
-            continue
-        ends = (G[c], G[c + 1], P[c][0], P[c + 1][0], P[c][1], P[c + 1][1], P[c][2], P[c + 1][2])
-        if not _dc_lower(*ends) > thr and not _split(kind, y, v, ends, thr):
-            return None, G
-    return j, G
-
-
 def _reml_ml(kind, y, v, U):
-    """REML/ML τ² by the certified coarse grid (else the dense grid) and bracketed Newton
-    (estimators._iterative)."""
-    j, G = _certified_coarse(kind, y, v, U)
-    npts = est._COARSE_POINTS + 1
-    if j is None:
-        G = [U * g for g in _GRID]
-        ll = [_loglik(kind, y, v, t) for t in G]
-        j = max(range(len(G)), key=lambda i: (ll[i] if ll[i] == ll[i] else -math.inf, -i))
-        npts += est._GRID_POINTS + 1
+    """REML/ML τ² by the global grid and bracketed Newton (estimators._iterative)."""
+    G = [U * g for g in _GRID]
+    ll = [_loglik(kind, y, v, t) for t in G]
+    j = max(range(len(G)), key=lambda i: (ll[i] if ll[i] == ll[i] else -math.inf, -i))
     jl, jh = max(j - 1, 0), min(j + 1, len(G) - 1)
     sj = _score_slope(kind, y, v, G[j])[0]
     lo, hi = (G[j], G[jh]) if sj > 0 else (G[jl], G[j])
     flo = _score_slope(kind, y, v, lo)[0]
     fhi = _score_slope(kind, y, v, hi)[0]
     if lo == 0 and flo <= 0:
-        return 0.0, npts
+        return 0.0, est._GRID_POINTS + 1
     if not (flo > 0 and fhi <= 0):
         return None                                  # the batch engine's golden section
     out = _newton_bracketed(kind, y, v, G[j], lo, hi)
-    return None if out is None else (out[0], out[1] + npts)
+    return None if out is None else (out[0], out[1] + est._GRID_POINTS + 1)
 
 
 def _q_slope(y, v, t, crit):
