@@ -142,8 +142,9 @@ def registry_fields(registry) -> dict[str, dict[str, Any]]:
     would otherwise re-read every registry row once per analysis); treat it as read-only.
     """
     key = (id(registry.df), registry.sha256)
-    if _FIELDS_CACHE.get("key") == key:
-        return _FIELDS_CACHE["value"]
+    last = _FIELDS_CACHE.get("last")              # one read: (key, value, frame), thread-safe
+    if last is not None and last[0] == key:
+        return last[1]
     df = registry.df
     # dtype per column once (a column lookup per cell was most of a build's time)
     kinds = {col: str(df[col].dtype) if col in df.columns else "string" for col in vocab.CHANGE_FIELDS}
@@ -156,7 +157,7 @@ def registry_fields(registry) -> dict[str, dict[str, Any]]:
                          else (cells.text(v) or None))
         out[cells.text(rec["row_id"])] = vals
     # the frame is kept with the key so that its id cannot be reused by another frame
-    _FIELDS_CACHE.update(key=key, value=out, df=df)
+    _FIELDS_CACHE["last"] = (key, out, df)
     return out
 
 
