@@ -257,6 +257,7 @@ def startup(starts: int) -> dict:
 
 
 def bench_single(Ybig, Vbig, n_loop, n_sm, rec, repeat):
+    """One analysis per call: ours (DL, REML, PM) and statsmodels (DL, PM); rows via ``rec``."""
     for meth in ("DL", "REML", "PM"):
         Y, V = Ybig[:n_loop], Vbig[:n_loop]
         rec("single", "ours pool()", meth, n_loop, best_time(lambda: ours_loop(Y, V, meth), repeat))
@@ -267,6 +268,7 @@ def bench_single(Ybig, Vbig, n_loop, n_sm, rec, repeat):
 
 
 def bench_batch(Ybig, Vbig, m_big, m_pm, rec, repeat):
+    """``pool_many`` with and without the Q-profile CIs, and PyMARE, on m analyses at once."""
     for meth, m in (("DL", m_big), ("REML", m_big), ("PM", m_pm)):
         Y, V = Ybig[:m], Vbig[:m]
         case = f"batch m={m}"
@@ -278,6 +280,7 @@ def bench_batch(Ybig, Vbig, m_big, m_pm, rec, repeat):
 
 
 def bench_memory(Ybig, Vbig, scale):
+    """tracemalloc peak of ``pool_many`` at two m, in bytes per analysis beyond its output."""
     mem = []
     for meth in ("DL", "REML"):
         for m in (10_000 // scale, 100_000 // scale):
@@ -288,6 +291,7 @@ def bench_memory(Ybig, Vbig, scale):
 
 
 def agreement(Ybig, Vbig, n_cmp, r_out):
+    """max |ours − theirs| of τ² and of the estimate per tool on the first ``n_cmp`` datasets."""
     Yc, Vc = Ybig[:n_cmp], Vbig[:n_cmp]
     diffs = []
     for meth in ("DL", "REML", "PM"):
@@ -316,6 +320,7 @@ def agreement(Ybig, Vbig, n_cmp, r_out):
 
 
 def _rate(rows, tool, method, case=None):
+    """The timing row of (tool, method[, case]), or None."""
     got = [r for r in rows if r["tool"] == tool and r["method"] == method
            and (case is None or r["case"] == case)]
     return got[0] if got else None
@@ -357,6 +362,7 @@ def targets(rows, mem, start, r_out, m_big):
 
 
 def report(rows, mem, diffs, tg, r_note, start, header):
+    """Print every table: timings, memory, start-up, agreement, the issue's targets."""
     print(header)
     print(f"\n{'case':<16} {'tool':<34} {'method':<6} {'n':>7} {'seconds':>9} {'analyses/s':>12} {'us/analysis':>12}")
     for r in rows:
