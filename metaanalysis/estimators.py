@@ -465,12 +465,13 @@ def _grid_best(kind, Y, V, mask, k, U):
     Vm = np.where(mask, V, 1.0)                         # absent studies: D = 1, log D = 0
     c = (Y * u).sum(-1) / u.sum(-1)                     # centre: Q in one pass stays accurate
     Yc = (Y - c[:, None]) * u
+    full = bool(mask.all())
     for j in range(grid.size):
-        obj[:, j] = _grid_loglik(kind, Yc, Vm, u, np.ascontiguousarray(G[:, j]))
+        obj[:, j] = _grid_loglik(kind, Yc, Vm, u, np.ascontiguousarray(G[:, j]), full)
     return np.nanargmax(obj, axis=1), G
 
 
-def _grid_loglik(kind, Yc, Vm, u, t):
+def _grid_loglik(kind, Yc, Vm, u, t, full=False):
     """:func:`_loglik` for locating the best grid point, in fewer passes over (n, k).
 
     D = v + τ² for present studies and 1 for absent ones, so Σ log D is the log of a product
@@ -479,7 +480,8 @@ def _grid_loglik(kind, Yc, Vm, u, t):
     centred at their mean (the grid needs the ranking of the points, which the cancellation
     left after centring does not change; the solver then uses the exact two-pass score).
     """
-    D = Vm + t[:, None] * u
+    # (absent studies need D = 1; with none, v + τ² is the same number in one pass fewer)
+    D = Vm + t[:, None] if full else Vm + t[:, None] * u
     w = u / D
     s = w.sum(-1)
     wy = w * Yc
@@ -518,11 +520,6 @@ def _iterative(kind, Y, V, mask, k):
     n = todo.size
     rows = np.arange(n)
 
-    def score_at(x, idx):
-        every = idx.size == n
-        return _score(kind, Yt if every else _take(Yt, idx), Vt if every else _take(Vt, idx),
-                      Mt if every else _take(Mt, idx), x, kt[idx])
-
     # candidate bracket around the best grid point: [G[j-1], G[j+1]]
     last = G.shape[1] - 1
     jl = np.maximum(j - 1, 0)
@@ -531,8 +528,10 @@ def _iterative(kind, Y, V, mask, k):
     sj, dj = _score_slope(kind, Yt, Vt, Mt, x0)
     lo = np.where(sj > 0, G[rows, j], G[rows, jl])
     hi = np.where(sj > 0, G[rows, jh], G[rows, j])
-    flo = score_at(lo, rows)
-    fhi = score_at(hi, rows)
+    # one end of the bracket is x0, whose score is known: evaluate the other end only
+    f_other = _score_slope(kind, Yt, Vt, Mt, np.where(sj > 0, hi, lo))[0]
+    flo = np.where(sj > 0, sj, f_other)
+    fhi = np.where(sj > 0, f_other, sj)
     at_zero = (lo == 0) & (flo <= 0)                    # boundary maximum at 0
     ok = (flo > 0) & (fhi <= 0) & ~at_zero
     res = np.zeros(n)
