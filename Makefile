@@ -65,7 +65,7 @@ reference: ## regenerate metafor fixtures (needs R: apt-get install -y r-cran-me
 	Rscript tests/reference/make_fixtures.R tests/reference
 	Rscript tests/reference/make_binary_fixtures.R tests/reference
 
-bench: $(TESTSTAMP) ## speed vs PyMARE / statsmodels (/ metafor when R is present)
+bench: $(TESTSTAMP) ## every speed ratio of issue #15 (PyMARE, statsmodels, metafor when R is present, start-up) + JSON
 	$(BIN)/python benchmarks/bench_pool.py
 
 sweep: $(TESTSTAMP) ## robustness sweep: 100,000 random datasets through pool_many and pool

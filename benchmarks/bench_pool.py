@@ -1,33 +1,36 @@
-"""Speed of ``pool`` / ``pool_many`` side by side with PyMARE, statsmodels and metafor.
+"""Speed of ``pool`` / ``pool_many`` side by side with PyMARE, statsmodels and metafor, and
+the start-up of ``metaanalysis report`` / ``validate``: every ratio of issue #15 in one run.
 
-Run:  ``make bench``  (or ``.venv/bin/python benchmarks/bench_pool.py [--quick]``)
+Run:  ``make bench``  (or ``.venv/bin/python benchmarks/bench_pool.py [--quick] [--no-r]``)
 
 What is measured (all on the same random datasets, fixed seed, k = 6 studies each):
 
-* ``pool`` — one analysis per call, in a Python loop (analyses / second);
-* ``pool_many`` — m analyses in one call: DL at m = 10,000 and 100,000, REML at
-  m = 20,000, PM at m = 20,000 (analyses / second; best of ``--repeat`` runs);
-* PyMARE 0.0.x ``DerSimonianLaird`` and ``VarianceBasedLikelihoodEstimator(method="REML")``
-  — both vectorised over datasets (``y`` of shape (k, m)); called with
-  ``small_sample_correction="wald"`` (PyMARE's default is Knapp-Hartung) so the
-  work matches ours with ``test="z"``;
-* statsmodels ``combine_effects`` (``method_re="dl"`` and ``"pm"``) — one analysis per
-  call, so it is timed on a subset and reported per second;
-* metafor ``rma.uni`` in an R loop over the same datasets (via a temporary CSV), timed
-  inside R with ``proc.time()`` so R's start-up is excluded; skipped with a note when
-  ``Rscript`` or metafor is missing.
+* ``pool`` — one analysis per call, in a Python loop (DL, REML, PM; every field, Q-profile
+  CIs and prediction interval included);
+* ``pool_many`` — DL and REML at m = 100,000 (``--quick``: 10,000), with and without the
+  Q-profile CIs of τ²/I²/H² (``tau2_ci=False``, the output PyMARE gives), PM at m = 20,000;
+  best of ``--repeat`` runs;
+* PyMARE 0.0.x ``DerSimonianLaird`` and ``VarianceBasedLikelihoodEstimator(method="REML")``,
+  vectorised over datasets (``y`` of shape (k, m)), ``small_sample_correction="wald"``
+  (PyMARE's default is Knapp-Hartung; τ² and the estimate do not depend on it);
+* statsmodels ``combine_effects`` (``method_re="dl"`` and ``"pm"``), one analysis per call;
+* metafor ``rma.uni`` in an R loop over the same datasets (via a temporary CSV), timed inside
+  R with ``proc.time()`` (R's start-up excluded): DL, REML and PM fits alone, and REML with
+  ``confint`` + ``predict`` (what ``pool`` returns); skipped with a note when ``Rscript`` or
+  metafor is missing;
+* peak memory of ``pool_many`` (tracemalloc) at two m, per analysis, beyond its output arrays;
+* wall time of a cold ``metaanalysis report`` of the shipped registry and of ``validate``
+  (new processes with the bytecode cache in place, as a user's Python has it; median of
+  ``--starts`` after one untimed start);
+* max |difference| of τ² and of the pooled estimate between ours and each other tool
+  (informative only: statsmodels' DL is not floored at 0 and its PM stops at atol 1e-5;
+  PyMARE's REML search uses xtol 1e-6; metafor runs with its default threshold 1e-5).
 
-Also printed: peak memory of ``pool_many`` (tracemalloc) at two m, per analysis, to show
-linear growth; and the max |difference| of τ² and of the pooled estimate between ours and
-each other tool (informative only: statsmodels' DL is not floored at 0 and its PM stops
-at atol 1e-5; PyMARE's REML search uses xtol 1e-6; metafor runs with its default
-control, threshold 1e-5 for REML/PM).
-
-Note what ``pool_many`` computes per analysis beyond what the others return: Q,
-I², H², p-values, the prediction interval and the Q-profile CIs of τ²/I²/H² (two more
-root-findings per analysis), and metafor's SE of τ².
-
-Results are also written to ``benchmarks/output/bench_pool.json``.
+The table "issue #15 targets" at the end prints each ratio with its target. Timings are
+wall-clock best-of-N (start-up: median); the 1-minute load average is printed before and
+after, because on a shared machine other work slows every number. Results are also written
+to ``benchmarks/output/bench_pool.json``. The 1,000-analysis batch build is too long for this
+script: ``benchmarks/bench_batch.py`` (numbers in ``benchmarks/BATCH.md``).
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ def best_time(fn, repeat: int) -> float:
 # the tools
 # ---------------------------------------------------------------------------------------
 
-def ours_many(Y, V, method):
-    r = pool_many(Y, V, method=method, test="z")
+def ours_many(Y, V, method, tau2_ci=True):
+    r = pool_many(Y, V, method=method, test="z", tau2_ci=tau2_ci)
     return r.tau2, r.estimate
 
 
@@ -150,11 +153,29 @@ for (meth in methods) {
   el <- proc.time()[["elapsed"]] - t0
   res[[meth]] <- data.frame(method = meth, id = as.integer(names(ids)), tau2 = t2, est = est, elapsed = el, fails = fails)
 }
+# what pool() returns: REML fit + Q-profile CIs (confint) + prediction interval (predict)
+nf <- min(length(ids), as.integer(args[4]))
+t0 <- proc.time()[["elapsed"]]
+fails <- 0
+for (j in seq_len(nf)) {
+  r <- ids[[j]]
+  fit <- tryCatch(rma.uni(yi = d$yi[r], vi = d$vi[r], method = "REML"),
+                  error = function(e) tryCatch(
+                    rma.uni(yi = d$yi[r], vi = d$vi[r], method = "REML",
+                            control = list(stepadj = 0.5, maxiter = 1000)),
+                    error = function(e) NULL))
+  if (is.null(fit)) { fails <- fails + 1; next }
+  ci <- tryCatch(confint(fit), error = function(e) NULL)
+  pr <- predict(fit)
+}
+el <- proc.time()[["elapsed"]] - t0
+res[["full"]] <- data.frame(method = "REML+confint+predict", id = seq_len(nf), tau2 = NA, est = NA,
+                            elapsed = el, fails = fails)
 write.csv(do.call(rbind, res), out, row.names = FALSE)
 """
 
 
-def metafor_run(Y, V, methods):
+def metafor_run(Y, V, methods, n_full):
     """Fit each dataset with metafor; returns {method: (seconds, tau2, est)} or a note str."""
     rs = shutil.which("Rscript")
     if rs is None:
@@ -175,7 +196,7 @@ def metafor_run(Y, V, methods):
                 fh.write(f"{i},{float(y)!r},{float(v)!r}\n")
         (td / "bench.R").write_text(R_SCRIPT)
         p = subprocess.run([rs, str(td / "bench.R"), str(td / "data.csv"), str(td / "out.csv"),
-                            ",".join(methods)], capture_output=True, text=True)
+                            ",".join(methods), str(n_full)], capture_output=True, text=True)
         if p.returncode != 0:
             return f"metafor run failed: {p.stderr.strip()[-300:]}"
         import csv
@@ -188,95 +209,89 @@ def metafor_run(Y, V, methods):
         num = lambda x: float("nan") if x == "NA" else float(x)  # noqa: E731
         out[meth] = (float(rr[0]["elapsed"]), np.array([num(r["tau2"]) for r in rr]),
                      np.array([num(r["est"]) for r in rr]), int(rr[0]["fails"]))
+    full = [r for r in rows if r["method"] == "REML+confint+predict"]
+    out["full"] = (float(full[0]["elapsed"]), len(full), int(full[0]["fails"]))
     out["version"] = version
     return out
 
 
 def peak_bytes(Y, V, method):
+    """tracemalloc peak of one ``pool_many`` call and the bytes of the arrays it returns."""
     gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
-    pool_many(Y, V, method=method)
+    r = pool_many(Y, V, method=method)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak
+    out = sum(getattr(r, f).nbytes for f in r.__dataclass_fields__ if isinstance(getattr(r, f), np.ndarray))
+    return peak, out
 
 
 def maxdiff(a, b):
     return float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float))))
 
 
-# ---------------------------------------------------------------------------------------
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs for vectorised calls")
-    ap.add_argument("--no-r", action="store_true", help="skip metafor even if R is installed")
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "output" / "bench_pool.json"))
-    a = ap.parse_args(argv)
+def startup(starts: int) -> dict:
+    """Median wall seconds of a cold ``report`` of the shipped registry and of ``validate``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
+    # a user's Python keeps its bytecode cache: without it every start recompiles the package
+    # (~0.3 s here), which is not what a cold *process* costs
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    reg, plan = str(ROOT / "trials" / "registry.csv"), str(ROOT / "trials" / "analyses.toml")
+    out = {}
+    for name, extra in (("report", ["report", "--registry", reg, "--plan", plan, "--out"]),
+                        ("validate", ["validate", reg, "--plan", plan])):
+        times = []
+        for i in range(starts + 1):       # the first, untimed, writes the bytecode cache
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [sys.executable, "-m", "metaanalysis", *extra] + ([tmp + "/r"] if name == "report" else [])
+                t0 = time.perf_counter()
+                p = subprocess.run(cmd, env=env, capture_output=True, cwd=tmp)
+                if i:
+                    times.append(time.perf_counter() - t0)
+                if p.returncode not in (0, 1):   # validate exits 1 on warnings-as-errors only
+                    raise SystemExit(f"{name} failed: {p.stderr.decode()[-500:]}")
+        out[name] = {"median_s": float(np.median(times)), "all_s": times}
+    return out
 
-    scale = 10 if a.quick else 1
-    m_dl = (10_000 // scale, 100_000 // scale)
-    m_reml = 20_000 // scale
-    n_loop = 1_000 // scale       # pool() single-call loop
-    n_sm = 5_000 // scale         # statsmodels loop
-    n_r = 2_000 // scale          # metafor loop
 
-    Ybig, Vbig = make_data(max(m_dl))
-    rows = []   # (label, tool, method, n, seconds)
-
-    def rec(label, tool, method, n, secs):
-        rows.append({"case": label, "tool": tool, "method": method, "n": n, "seconds": secs,
-                     "per_second": n / secs})
-
-    # warm-up (imports, scipy caches)
-    pool_many(Ybig[:50], Vbig[:50], method="REML")
-    pymare_many(Ybig[:50], Vbig[:50], "REML")
-    statsmodels_loop(Ybig[:5], Vbig[:5], "DL")
-
-    # single analyses
+def bench_single(Ybig, Vbig, n_loop, n_sm, rec, repeat):
+    """One analysis per call: ours (DL, REML, PM) and statsmodels (DL, PM); rows via ``rec``."""
     for meth in ("DL", "REML", "PM"):
         Y, V = Ybig[:n_loop], Vbig[:n_loop]
-        rec("single", "ours pool()", meth, n_loop, best_time(lambda: ours_loop(Y, V, meth), 1))
+        rec("single", "ours pool()", meth, n_loop, best_time(lambda: ours_loop(Y, V, meth), repeat))
     for meth in ("DL", "PM"):
         Y, V = Ybig[:n_sm], Vbig[:n_sm]
         rec("single", "statsmodels combine_effects", meth, n_sm,
-            best_time(lambda: statsmodels_loop(Y, V, meth), 1))
+            best_time(lambda: statsmodels_loop(Y, V, meth), repeat))
 
-    # batches
-    cases = [("DL", m) for m in m_dl] + [("REML", m_reml), ("PM", m_reml)]
-    for meth, m in cases:
+
+def bench_batch(Ybig, Vbig, m_big, m_pm, rec, repeat):
+    """``pool_many`` with and without the Q-profile CIs, and PyMARE, on m analyses at once."""
+    for meth, m in (("DL", m_big), ("REML", m_big), ("PM", m_pm)):
         Y, V = Ybig[:m], Vbig[:m]
-        rec(f"batch m={m}", "ours pool_many()", meth, m, best_time(lambda: ours_many(Y, V, meth), a.repeat))
+        case = f"batch m={m}"
+        rec(case, "ours pool_many()", meth, m, best_time(lambda: ours_many(Y, V, meth), repeat))
+        rec(case, "ours pool_many(tau2_ci=False)", meth, m,
+            best_time(lambda: ours_many(Y, V, meth, False), repeat))
         if meth in ("DL", "REML"):
-            rec(f"batch m={m}", "PyMARE (wald)", meth, m, best_time(lambda: pymare_many(Y, V, meth), a.repeat))
+            rec(case, "PyMARE (wald)", meth, m, best_time(lambda: pymare_many(Y, V, meth), repeat))
 
-    # metafor
-    r_note = None
-    r_out = None
-    if a.no_r:
-        r_note = "metafor skipped (--no-r)"
-    else:
-        r_out = metafor_run(Ybig[:n_r], Vbig[:n_r], ["DL", "REML", "PM"])
-        if isinstance(r_out, str):
-            r_note, r_out = r_out, None
-        else:
-            for meth in ("DL", "REML", "PM"):
-                rec("single", f"metafor {r_out['version']} rma.uni", meth, n_r, r_out[meth][0])
-                if r_out[meth][3]:
-                    r_note = (r_note or "") + (f"metafor {meth}: {r_out[meth][3]} of {n_r} fits failed"
-                                               " even with stepadj=0.5 (excluded from differences). ")
 
-    # memory: tracemalloc peak at two m
+def bench_memory(Ybig, Vbig, scale):
+    """tracemalloc peak of ``pool_many`` at two m, in bytes per analysis beyond its output."""
     mem = []
-    for meth, ms in (("DL", (10_000 // scale, 100_000 // scale)), ("REML", (5_000 // scale, 20_000 // scale))):
-        for m in ms:
-            pk = peak_bytes(Ybig[:m], Vbig[:m], meth)
-            mem.append({"method": meth, "m": m, "peak_bytes": pk, "bytes_per_analysis": pk / m})
+    for meth in ("DL", "REML"):
+        for m in (10_000 // scale, 100_000 // scale):
+            pk, outb = peak_bytes(Ybig[:m], Vbig[:m], meth)
+            mem.append({"method": meth, "m": m, "peak_bytes": pk, "output_bytes": outb,
+                        "bytes_per_analysis": pk / m, "beyond_output_per_analysis": (pk - outb) / m})
+    return mem
 
-    # agreement on the same data
-    n_cmp = min(n_sm, n_r)
+
+def agreement(Ybig, Vbig, n_cmp, r_out):
+    """max |ours − theirs| of τ² and of the estimate per tool on the first ``n_cmp`` datasets."""
     Yc, Vc = Ybig[:n_cmp], Vbig[:n_cmp]
     diffs = []
     for meth in ("DL", "REML", "PM"):
@@ -293,7 +308,7 @@ def main(argv=None) -> int:
                 others.append((f"statsmodels, floored rows only ({neg} negative of {n_cmp})",
                                (np.where(t_s < 0, np.nan, t_s), np.where(t_s < 0, np.nan, e_s))))
         if r_out is not None:
-            nr = min(n_cmp, n_r)
+            nr = min(n_cmp, len(r_out[meth][1]))
             others.append(("metafor", (r_out[meth][1][:nr], r_out[meth][2][:nr])))
         for name, (t, e) in others:
             n = len(t)
@@ -301,70 +316,128 @@ def main(argv=None) -> int:
             diffs.append({"method": meth, "tool": name, "n": int(ok.sum()),
                           "tau2": maxdiff(np.asarray(t)[ok], t_o[:n][ok]),
                           "estimate": maxdiff(np.asarray(e)[ok], e_o[:n][ok])})
-        if r_out is not None and meth in ("REML", "PM"):
-            # how many of metafor's fits differ from ours by more than its default tolerance
-            nr = min(n_cmp, n_r)
-            far = int((np.abs(r_out[meth][1][:nr] - t_o[:nr]) > 1e-4).sum())
-            diffs.append({"method": meth, "tool": "metafor: rows with |dtau2| > 1e-4", "n": far,
-                          "tau2": float("nan"), "estimate": float("nan")})
+    return diffs
 
-    # ---------------------------------------------------------------- report
-    ours = {(r["method"], r["case"]): r for r in rows if r["tool"].startswith("ours")}
-    print(f"bench_pool  {_dt.datetime.now().isoformat(timespec='seconds')}  "
-          f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
-          f"Python {platform.python_version()}  numpy {np.__version__}  k = {K}  seed = {SEED}")
-    print()
-    print(f"{'case':<16} {'tool':<34} {'method':<6} {'n':>7} {'seconds':>9} {'analyses/s':>12} {'ours/theirs':>12}")
+
+def _rate(rows, tool, method, case=None):
+    """The timing row of (tool, method[, case]), or None."""
+    got = [r for r in rows if r["tool"] == tool and r["method"] == method
+           and (case is None or r["case"] == case)]
+    return got[0] if got else None
+
+
+def targets(rows, mem, start, r_out, m_big):
+    """The issue's ratios: (what, value, target, met) rows."""
+    out = []
+    case = f"batch m={m_big}"
+    per_us = lambda r: 1e6 * r["seconds"] / r["n"]  # noqa: E731
+    if r_out is not None:
+        full_s = r_out["full"][0] / r_out["full"][1]
+        ours = _rate(rows, "ours pool()", "REML")
+        out.append(("pool() REML + Q-profile CIs + PI vs metafor rma+confint+predict (x faster)",
+                    full_s / (ours["seconds"] / ours["n"]), ">= 20"))
+    dl, sm = _rate(rows, "ours pool()", "DL"), _rate(rows, "statsmodels combine_effects", "DL")
+    out.append(("pool() DL vs statsmodels combine_effects (x faster)", dl["per_second"] / sm["per_second"], ">= 1"))
+    for meth in ("DL", "REML"):
+        py = _rate(rows, "PyMARE (wald)", meth, case)
+        for tool, label in (("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+            o = _rate(rows, tool, meth, case)
+            out.append((f"pool_many {meth} vs PyMARE, {label} (x faster)", o["per_second"] / py["per_second"], ">= 10"))
+    for meth, lim in (("DL", 0.5), ("REML", 5.0)):
+        for tool, label in (("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+            out.append((f"pool_many {meth} at m={m_big}, {label} (us/analysis)",
+                        per_us(_rate(rows, tool, meth, case)), f"<= {lim}"))
+    for x in mem:
+        out.append((f"pool_many {x['method']} m={x['m']}: peak beyond output (bytes/analysis)",
+                    x["beyond_output_per_analysis"], "<= 1024"))
+    if start:
+        out.append(("cold report of the shipped registry (s, median)", start["report"]["median_s"], "<= 1.5"))
+        out.append(("validate start-up (s, median)", start["validate"]["median_s"], "<= 0.3"))
+    res = []
+    for what, val, tgt in out:
+        op, lim = tgt.split()
+        met = val >= float(lim) if op == ">=" else val <= float(lim)
+        res.append({"what": what, "value": val, "target": tgt, "met": bool(met)})
+    return res
+
+
+def report(rows, mem, diffs, tg, r_note, start, header):
+    """Print every table: timings, memory, start-up, agreement, the issue's targets."""
+    print(header)
+    print(f"\n{'case':<16} {'tool':<34} {'method':<6} {'n':>7} {'seconds':>9} {'analyses/s':>12} {'us/analysis':>12}")
     for r in rows:
-        ratio = ""
-        if not r["tool"].startswith("ours"):
-            # compare with our batch rate for batch cases; with pool() and pool_many for singles
-            if r["case"].startswith("batch"):
-                o = ours.get((r["method"], r["case"]))
-                ratio = f"{o['per_second'] / r['per_second']:.2f}" if o else ""
-            else:
-                o1 = ours.get((r["method"], "single"))
-                ob = [v for (mm, c), v in ours.items() if mm == r["method"] and c.startswith("batch")]
-                parts = []
-                if o1:
-                    parts.append(f"{o1['per_second'] / r['per_second']:.2f}")
-                if ob:
-                    parts.append(f"{ob[-1]['per_second'] / r['per_second']:.0f}x batch")
-                ratio = " / ".join(parts)
         print(f"{r['case']:<16} {r['tool']:<34} {r['method']:<6} {r['n']:>7} {r['seconds']:>9.3f} "
-              f"{r['per_second']:>12,.0f} {ratio:>12}")
+              f"{r['per_second']:>12,.0f} {1e6 * r['seconds'] / r['n']:>12.3f}")
     if r_note:
         print(f"note: {r_note}")
-    print()
-    targets = {"DL": 100_000, "REML": 20_000}
-    for meth, tgt in targets.items():
-        got = [r for r in rows if r["tool"].startswith("ours pool_many") and r["method"] == meth]
-        for r in got:
-            flag = "meets" if r["per_second"] >= tgt else "MISSES"
-            print(f"target {meth} >= {tgt:,}/s: {r['case']}: {r['per_second']:,.0f}/s  -> {flag}")
-    print()
-    print("pool_many peak memory (tracemalloc):")
+    print("\npool_many peak memory (tracemalloc):")
     for x in mem:
-        print(f"  {x['method']:<5} m = {x['m']:>7}: peak {x['peak_bytes'] / 2**20:8.1f} MiB  "
-              f"= {x['bytes_per_analysis']:7.0f} bytes/analysis")
-    print()
-    print("max |ours - theirs| on the same datasets (informative):")
+        print(f"  {x['method']:<5} m = {x['m']:>7}: peak {x['peak_bytes'] / 2**20:7.1f} MiB, output "
+              f"{x['output_bytes'] / 2**20:7.1f} MiB -> {x['beyond_output_per_analysis']:6.0f} bytes/analysis beyond output")
+    if start:
+        print("\nstart-up (new process, wall):")
+        for k, v in start.items():
+            print(f"  {k:<9} median {v['median_s']:.2f} s  (all: {', '.join(f'{t:.2f}' for t in v['all_s'])})")
+    print("\nmax |ours - theirs| on the same datasets (informative):")
     for d in diffs:
-        if not np.isfinite(d["tau2"]):
-            print(f"  {d['method']:<5} vs {d['tool']}: {d['n']}")
-            continue
         print(f"  {d['method']:<5} vs {d['tool']:<52} n = {d['n']:>5}: tau2 {d['tau2']:.2e}  estimate {d['estimate']:.2e}")
-    print("  conventions: PyMARE run with small_sample_correction='wald' (its default is KNHA;"
-          " τ²/estimate do not depend on it); statsmodels DL is not floored at 0 (negative rows"
-          " excluded in the 'floored rows' line), its PM stops at atol 1e-5; metafor default"
-          " control (threshold 1e-5).")
+    print("\nissue #15 targets:")
+    for t in tg:
+        print(f"  {t['what']:<84} {t['value']:>10.3f}  target {t['target']:<8} {'met' if t['met'] else 'NOT MET'}")
 
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="sizes / 10 (a smoke run)")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs of each timing")
+    ap.add_argument("--starts", type=int, default=5, help="cold starts of report/validate (median)")
+    ap.add_argument("--no-r", action="store_true", help="skip metafor even if R is installed")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "output" / "bench_pool.json"))
+    a = ap.parse_args(argv)
+    scale = 10 if a.quick else 1
+    m_big, m_pm = 100_000 // scale, 20_000 // scale
+    n_loop, n_sm, n_r, n_full = 1_000 // scale, 2_000 // scale, 2_000 // scale, 300 // scale
+    load0 = os.getloadavg()[0]
+    Ybig, Vbig = make_data(m_big)
+    rows = []
+
+    def rec(label, tool, method, n, secs):
+        rows.append({"case": label, "tool": tool, "method": method, "n": n, "seconds": secs,
+                     "per_second": n / secs})
+
+    pool_many(Ybig[:50], Vbig[:50], method="REML")           # warm-up (imports, caches)
+    pymare_many(Ybig[:50], Vbig[:50], "REML")
+    statsmodels_loop(Ybig[:5], Vbig[:5], "DL")
+    bench_single(Ybig, Vbig, n_loop, n_sm, rec, a.repeat)
+    bench_batch(Ybig, Vbig, m_big, m_pm, rec, a.repeat)
+    r_out, r_note = None, "metafor skipped (--no-r)" if a.no_r else None
+    if not a.no_r:
+        r_out = metafor_run(Ybig[:n_r], Vbig[:n_r], ["DL", "REML", "PM"], n_full)
+        if isinstance(r_out, str):
+            r_note, r_out = r_out, None
+        else:
+            for meth in ("DL", "REML", "PM"):
+                rec("single", f"metafor {r_out['version']} rma.uni", meth, n_r, r_out[meth][0])
+            rec("single", f"metafor {r_out['version']} rma+confint+predict", "REML", r_out["full"][1], r_out["full"][0])
+            fails = {m: r_out[m][3] for m in ("DL", "REML", "PM") if r_out[m][3]}
+            if fails:
+                r_note = f"metafor fits failing even with stepadj=0.5 (excluded from differences): {fails}"
+    mem = bench_memory(Ybig, Vbig, scale)
+    start = startup(a.starts) if a.starts > 0 else {}
+    diffs = agreement(Ybig, Vbig, min(n_sm, n_r), r_out)
+    tg = targets(rows, mem, start, r_out, m_big)
+    header = (f"bench_pool  {_dt.datetime.now().isoformat(timespec='seconds')}  "
+              f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  Python {platform.python_version()}  "
+              f"numpy {np.__version__}  k = {K}  seed = {SEED}  load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+    report(rows, mem, diffs, tg, r_note, start, header)
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "k": K, "seed": SEED, "quick": a.quick, "timings": rows,
-        "memory": mem, "differences": diffs, "metafor_note": r_note,
+        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "loadavg_1min": [load0, os.getloadavg()[0]], "k": K, "seed": SEED, "quick": a.quick,
+        "timings": rows, "memory": mem, "startup": start, "differences": diffs, "targets": tg,
+        "metafor_note": r_note,
     }, indent=2))
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0

@@ -161,17 +161,30 @@ def registry_fields(registry) -> dict[str, dict[str, Any]]:
     """Row id -> ``{column: value}`` of :data:`vocab.CHANGE_FIELDS` (int, float, text; None when empty).
 
     The one reading of these cells: the JSON pages record it and :func:`snapshot_from_evidence` uses it.
+    Each analysis page asks for it, so the last registry's answer is kept (a 1,000-analysis batch
+    would otherwise re-read every registry row once per analysis); treat it as read-only.
     """
+    key = (id(registry.df), registry.sha256)
+    last = _FIELDS_CACHE.get("last")              # one read: (key, value, frame), thread-safe
+    if last is not None and last[0] == key:
+        return last[1]
+    df = registry.df
+    # dtype per column once (a column lookup per cell was most of a build's time)
+    kinds = {col: str(df[col].dtype) if col in df.columns else "string" for col in vocab.CHANGE_FIELDS}
     out = {}
-    for rec in registry.df.to_dict("records"):
+    for rec in df.to_dict("records"):
         vals = {}
-        for col in vocab.CHANGE_FIELDS:
+        for col, kind in kinds.items():
             v = rec.get(col)
-            kind = str(registry.df[col].dtype) if col in registry.df.columns else "string"
             vals[col] = (cells.integer(v) if kind == "Int64" else cells.number(v) if kind.startswith("float")
                          else (cells.text(v) or None))
         out[cells.text(rec["row_id"])] = vals
+    # the frame is kept with the key so that its id cannot be reused by another frame
+    _FIELDS_CACHE["last"] = (key, out, df)
     return out
+
+
+_FIELDS_CACHE: dict[str, Any] = {}
 
 
 def _pairs(fields: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

@@ -15,10 +15,19 @@ are written here, vectorised over NaN-padded (m, k) arrays, and PyMARE/statsmode
 compared in ``benchmarks/bench_pool.py``. The iterative estimators use a bracketed, global
 search that cannot fail to converge:
 
-1. the objective (REML/ML log-likelihood) or estimating equation (PM, EB) is evaluated
-   on a grid over ``[0, U]`` where ``U`` provably bounds every root / maximiser;
-2. the best grid cell (global maximum / first sign change) is refined by a bracketed
-   Illinois (modified regula falsi) iteration to ~1e-15 relative precision.
+1. REML/ML: the log-likelihood is evaluated on a grid over ``[0, U]`` where ``U`` provably
+   bounds every maximiser; the score's sign change next to the best grid point is refined
+   by Newton's method kept inside that bracket (:func:`solve_bracketed_newton`) to ~1e-15
+   relative precision;
+2. PM/EB: the equation Q(τ²) = k − 1 needs no grid. Q(τ²) = min_μ Σ(yᵢ − μ)²/(vᵢ + τ²) is
+   decreasing and *convex* in τ² ((μ, τ²) ↦ (y − μ)²/(v + τ²) is the perspective of a
+   square, jointly convex, and minimising a jointly convex function over μ keeps it
+   convex), so the root is unique and Newton's method from τ² = 0 climbs to it from below
+   without overshooting (:func:`solve_convex_decreasing`). The Q-profile CIs of
+   :mod:`metaanalysis.pooling` solve the same kind of equation the same way.
+
+The arrays are kept column-major (Fortran order) inside the engine: the reductions over the
+k studies then run over contiguous vectors (see :func:`_take`).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from . import vocab
 
 __all__ = [
     "TAU2_METHODS", "ITERATIVE_METHODS", "Tau2Fit", "prepare", "estimate_tau2", "q_gen",
-    "solve_decreasing",
+    "q_and_slope", "solve_decreasing", "solve_convex_decreasing", "solve_bracketed_newton",
 ]
 
 #: Estimators of τ² accepted by ``method=`` (besides "FE", the common-effect model), in the
@@ -44,17 +53,6 @@ ITERATIVE_METHODS = ("ML", "REML", "PM", "EB")
 _GRID_POINTS = 48        # grid for locating the global optimum (geometric in τ²)
 _GRID_SPAN = 1e-10       # smallest positive grid point, relative to the upper bound
 _MAX_ITER = 200
-_BLOCK = 2048            # rows per block for the grid evaluation
-# Elements of one (rows, g, k) grid temporary (2**22 = 32 MiB of float64): a leave-one-out or
-# cumulative batch has m = k rows, so blocks of a fixed row count would need memory ~ k² g.
-_BLOCK_ELEMENTS = 2 ** 22
-
-
-def _row_blocks(n: int, g: int, k: int) -> range:
-    """Starts of the row blocks of an (n, g, k) grid evaluation: at most :data:`_BLOCK` rows and
-    about :data:`_BLOCK_ELEMENTS` elements per block (rows are independent, so the blocking does
-    not change a single bit of the result)."""
-    return range(0, n, max(1, min(_BLOCK, _BLOCK_ELEMENTS // max(g * k, 1))))
 
 
 @dataclass(frozen=True)
@@ -241,16 +239,18 @@ def _ml_parts(Y, V, mask, tau2):
 
 
 def _loglik(kind, Y, V, mask, tau2):
-    """Profile log-likelihood (up to a constant) for ML / REML at τ² (broadcast)."""
-    # one pass over D = v + τ² (absent studies have v = 1, so D > 0 and log(D) is finite;
-    # the mask zeroes them) instead of separate where/log/where passes: this is the hot
-    # loop of REML/ML (the grid is (m, 49, k))
+    """Profile log-likelihood (up to a constant) for ML / REML at τ² (broadcast).
+
+    ``mask`` may be boolean or the 0/1 weights it stands for (absent studies have v = 1, so
+    D > 0 and log D is finite; the weights zero them). The grid uses :func:`_grid_loglik`.
+    """
     D = V + tau2[..., None]
-    w = np.where(mask, 1.0 / D, 0.0)
+    u = mask if mask.dtype == float else mask.astype(float)
+    w = u / D
     s = w.sum(-1)
     mu = (w * Y).sum(-1) / s
     r = Y - mu[..., None]
-    logdet = (np.log(D) * mask).sum(-1)
+    logdet = (np.log(D) * u).sum(-1)
     ll = -0.5 * (logdet + (w * r * r).sum(-1))
     if kind == "REML":
         ll = ll - 0.5 * np.log(s)
@@ -274,6 +274,105 @@ def _score(kind, Y, V, mask, tau2, k):
         # τ² += (Q·k/(k−1) − k)/Σw, whose fixed point is the same equation: EB = PM here.
         return (w * r**2).sum(-1) - (k - 1)
     raise ValueError(kind)
+
+
+def _score_slope(kind, Y, V, mask, tau2):
+    """The ML/REML score of :func:`_score` and its derivative in τ², shape (n,) each.
+
+    With wᵢ = 1/(vᵢ + τ²), rᵢ = yᵢ − μ̂ and dμ̂/dτ² = −Σwᵢ²rᵢ/Σwᵢ:
+    d(Σw²r²) = −2Σw³r² + 2(Σw²r)²/Σw, d(Σw) = −Σw², d(Σw²/Σw) = −2Σw³/Σw + (Σw²/Σw)².
+    """
+    w = np.where(mask, 1.0 / (V + tau2[:, None]), 0.0)
+    s = w.sum(-1)
+    r = Y - ((w * Y).sum(-1) / s)[:, None]
+    w2 = w * w
+    w2r = w2 * r
+    s2 = w2.sum(-1)
+    w2r2 = (w2r * r).sum(-1)
+    dw2r2 = -2 * (w * w2r * r).sum(-1) + 2 * w2r.sum(-1) ** 2 / s
+    if kind == "ML":
+        return w2r2 - s, dw2r2 + s2
+    q = s2 / s
+    return w2r2 - s + q, dw2r2 + s2 - 2 * (w2 * w).sum(-1) / s + q * q
+
+
+def solve_bracketed_newton(fd, x, lo, hi, fx=None, dx=None, max_iter=_MAX_ITER):
+    """Vectorised root of functions that change sign from + (at lo) to − (at hi), by
+    Newton's method kept inside the bracket (Press et al., Numerical Recipes, ``rtsafe``).
+
+    A Newton step that leaves the current bracket, or a slope that is not negative, is
+    replaced by a bisection (geometric while the bracket spans orders of magnitude); every
+    evaluation shrinks the bracket, so the iteration cannot leave it or fail to converge.
+    Stops one Newton step after a step of at most 1e-9 relative that was also at most 1/100
+    of the step before it (quadratic convergence: ~1e-18 left) or reversed it (rounding
+    noise), or when the bracket is 1e-15 narrow.
+
+    Parameters
+    ----------
+    fd : callable ``fd(x, idx) -> (f, dfdx)``
+        Function values and derivatives of rows ``idx`` (int array) at ``x``.
+    x : ndarray, shape (n,)
+        Starting points, inside ``[lo, hi]``.
+    lo, hi : ndarray, shape (n,)
+        Bracket with ``f(lo) > 0 >= f(hi)``.
+    fx, dx : ndarray, shape (n,), optional
+        f and its derivative at ``x`` when the caller has them.
+
+    Returns
+    -------
+    root, iterations, converged : ndarray, shape (n,)
+        ``iterations`` counts the evaluations, the one at ``x`` included.
+    """
+    x = np.array(x, dtype=float)
+    lo = np.array(lo, dtype=float)
+    hi = np.array(hi, dtype=float)
+    n = x.shape[0]
+    it = np.ones(n, dtype=int)
+    conv = np.zeros(n, dtype=bool)
+    act = np.arange(n)
+    f, d = fd(x, act) if fx is None else (np.asarray(fx, float), np.asarray(dx, float))
+    last = np.zeros(n, dtype=bool)
+    prev = np.zeros(n)                             # the previous step (signed)
+    for _ in range(max_iter):
+        if act.size == 0:
+            break
+        xa, la, ha = x[act], lo[act], hi[act]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nx = xa - f / d
+        newton = (d < 0) & (nx >= la) & (nx <= ha)
+        # converged: the final Newton step after a small one needs no evaluation
+        fin = newton & last
+        x[act[fin]] = nx[fin]
+        conv[act[fin]] = True
+        it[act[fin]] += 1
+        keep = ~fin
+        act, f, d, xa, la, ha, nx, newton, prev = (
+            a[keep] for a in (act, f, d, xa, la, ha, nx, newton, prev))
+        if act.size == 0:
+            break
+        wide = ha > 16 * np.maximum(la, 0)
+        mid = np.where(wide, np.sqrt(np.maximum(la, ha * 1e-16) * ha), 0.5 * (la + ha))
+        nx = np.where(newton, nx, mid)
+        f, d = fd(nx, act)
+        it[act] += 1
+        pos = f > 0
+        lo[act] = np.where(pos, nx, la)
+        hi[act] = np.where(pos, ha, nx)
+        x[act] = nx
+        # a Newton step <= 1e-9 (relative) that is also <= 1/100 of the step before it is in
+        # the quadratic phase: one more step leaves ~1e-18, so take it and stop. No test sits
+        # at the rounding level, so a row alone and the same row padded in a batch (sums in
+        # another order) take the same number of steps.
+        # (or that reverses the previous step: Newton's iterates approach a simple root from
+        # one side, so a reversal is rounding noise in f)
+        step = nx - xa
+        last = newton & (np.abs(step) <= 1e-9 * nx) & (
+            (np.abs(step) <= 0.01 * np.abs(prev)) | (step * prev < 0))
+        prev = step
+        done = hi[act] - lo[act] <= 1e-15 * hi[act]
+        conv[act[done]] = True
+        act, f, d, last, prev = act[~done], f[~done], d[~done], last[~done], prev[~done]
+    return x, it, conv
 
 
 def solve_decreasing(f, lo, hi, flo=None, fhi=None, rtol=1e-15, max_iter=_MAX_ITER):
@@ -341,6 +440,67 @@ def solve_decreasing(f, lo, hi, flo=None, fhi=None, rtol=1e-15, max_iter=_MAX_IT
     return root, it, conv
 
 
+def _take(A, idx):
+    """Rows ``idx`` of an (n, k) array as a Fortran-ordered (column-major) array.
+
+    The engine keeps (rows, k) arrays column-major so that the reductions over the k studies
+    (``.sum(-1)``) run over contiguous rows-long vectors: about 1 ns per analysis at k = 6,
+    against 12 ns for a row-major array (numpy's reduction over a short inner axis). A plain
+    ``A[idx]`` would return a row-major copy.
+    """
+    return A if idx is None else A.T[:, idx].T
+
+
+def _grid_best(kind, Y, V, mask, k, U):
+    """Index of the best point of the global grid per row (shape (n,)) and the grid (n, g).
+
+    REML/ML: the grid point with the largest log-likelihood; PM/EB never reach here (their
+    equation is monotone). Evaluated one grid point at a time over all rows, so the
+    temporaries are (n, k), not (n, g, k); see :func:`_grid_loglik` for the arithmetic.
+    """
+    grid = np.concatenate([[0.0], np.geomspace(_GRID_SPAN, 1.0, _GRID_POINTS)])
+    G = U[:, None] * grid[None, :]                      # (n, g)
+    obj = np.empty(G.shape)
+    u = np.asfortranarray(mask, dtype=float)           # the mask as 0/1 weights, made once
+    Vm = np.where(mask, V, 1.0)                         # absent studies: D = 1, log D = 0
+    c = (Y * u).sum(-1) / u.sum(-1)                     # centre: Q in one pass stays accurate
+    Yc = (Y - c[:, None]) * u
+    full = bool(mask.all())
+    for j in range(grid.size):
+        obj[:, j] = _grid_loglik(kind, Yc, Vm, u, np.ascontiguousarray(G[:, j]), full)
+    return np.nanargmax(obj, axis=1), G
+
+
+def _grid_loglik(kind, Yc, Vm, u, t, full=False):
+    """:func:`_loglik` for locating the best grid point, in fewer passes over (n, k).
+
+    D = v + τ² for present studies and 1 for absent ones, so Σ log D is the log of a product
+    (one log per 8 studies instead of one per study; products that leave the float range,
+    e.g. for vᵢ ~ 1e-300, are redone study by study); Q = Σwy² − (Σwy)²/Σw on effects
+    centred at their mean (the grid needs the ranking of the points, which the cancellation
+    left after centring does not change; the solver then uses the exact two-pass score).
+    """
+    # (absent studies need D = 1; with none, v + τ² is the same number in one pass fewer)
+    D = Vm + t[:, None] if full else Vm + t[:, None] * u
+    w = u / D
+    s = w.sum(-1)
+    wy = w * Yc
+    sy = wy.sum(-1)
+    q = (wy * Yc).sum(-1) - sy * sy / s
+    k = D.shape[1]
+    logdet = np.zeros(D.shape[0])
+    for a in range(0, k, 8):
+        p = D[:, a:a + 8].prod(-1)
+        logdet += np.log(p)
+    bad = ~np.isfinite(logdet)
+    if bad.any():
+        logdet[bad] = np.log(D[bad]).sum(-1)
+    ll = -0.5 * (logdet + q)
+    if kind == "REML":
+        ll = ll - 0.5 * np.log(s)
+    return ll
+
+
 def _iterative(kind, Y, V, mask, k):
     m = Y.shape[0]
     tau2 = np.zeros(m)
@@ -349,43 +509,30 @@ def _iterative(kind, Y, V, mask, k):
     todo = np.flatnonzero(k > 1)
     if todo.size == 0:
         return tau2, iters, conv
-    Yt, Vt, Mt, kt = Y[todo], V[todo], mask[todo], k[todo]
+    sub = None if todo.size == m else todo
+    Yt, Vt, Mt, kt = _take(Y, sub), _take(V, sub), _take(mask, sub), k[todo]
     U = _upper_bound(Yt, Vt, Mt, kt)
-    grid = np.concatenate([[0.0], np.geomspace(_GRID_SPAN, 1.0, _GRID_POINTS)])
-    G = U[:, None] * grid[None, :]                      # (n, g)
-    Yg, Vg, Mg = Yt[:, None, :], Vt[:, None, :], Mt[:, None, :]
-    kg = kt[:, None]
-    # in row blocks so the (rows, g, k) temporaries stay small (memory and cache)
-    blocks = _row_blocks(len(G), grid.size, Yt.shape[1])
-    step = blocks.step
-    if kind in ("ML", "REML"):
-        obj = np.concatenate([_loglik(kind, Yg[b:b + step], Vg[b:b + step], Mg[b:b + step],
-                                      G[b:b + step]) for b in blocks])  # (n, g)
-        j = np.nanargmax(obj, axis=1)
-    else:
-        sc = np.concatenate([_score(kind, Yg[b:b + step], Vg[b:b + step], Mg[b:b + step], G[b:b + step],
-                                    kg[b:b + step]) for b in blocks])  # (n, g)
-        # Q(τ²) − (k − 1) is decreasing: its root is the first sign change
-        neg = sc <= 0
-        j = np.where(neg.any(1), neg.argmax(1), grid.size - 1)
+    if kind in ("PM", "EB"):
+        res, it, cv = _pm(Yt, Vt, Mt, kt, U)
+        tau2[todo], iters[todo], conv[todo] = res, it, cv
+        return tau2, iters, conv
+    j, G = _grid_best(kind, Yt, Vt, Mt, kt, U)
     n = todo.size
     rows = np.arange(n)
 
-    def score_at(x, idx):
-        return _score(kind, Yt[idx], Vt[idx], Mt[idx], x, kt[idx])
-
     # candidate bracket around the best grid point: [G[j-1], G[j+1]]
+    last = G.shape[1] - 1
     jl = np.maximum(j - 1, 0)
-    jh = np.minimum(j + 1, grid.size - 1)
-    sj = score_at(G[rows, j], rows)
-    if kind in ("ML", "REML"):
-        lo = np.where(sj > 0, G[rows, j], G[rows, jl])
-        hi = np.where(sj > 0, G[rows, jh], G[rows, j])
-    else:
-        lo, hi = G[rows, jl], G[rows, j]
-    flo = score_at(lo, rows)
-    fhi = score_at(hi, rows)
-    at_zero = (lo == 0) & (flo <= 0)                    # boundary maximum / root at 0
+    jh = np.minimum(j + 1, last)
+    x0 = G[rows, j]
+    sj, dj = _score_slope(kind, Yt, Vt, Mt, x0)
+    lo = np.where(sj > 0, G[rows, j], G[rows, jl])
+    hi = np.where(sj > 0, G[rows, jh], G[rows, j])
+    # one end of the bracket is x0, whose score is known: evaluate the other end only
+    f_other = _score_slope(kind, Yt, Vt, Mt, np.where(sj > 0, hi, lo))[0]
+    flo = np.where(sj > 0, sj, f_other)
+    fhi = np.where(sj > 0, f_other, sj)
+    at_zero = (lo == 0) & (flo <= 0)                    # boundary maximum at 0
     ok = (flo > 0) & (fhi <= 0) & ~at_zero
     res = np.zeros(n)
     it = np.zeros(n, dtype=int)
@@ -393,18 +540,155 @@ def _iterative(kind, Y, V, mask, k):
     if ok.any():
         idx = np.flatnonzero(ok)
 
-        def f(x, sub):
-            return score_at(x, idx[sub])
+        def fd(x, s):
+            rr = idx[s]
+            every = rr.size == n
+            return _score_slope(kind, Yt if every else _take(Yt, rr), Vt if every else _take(Vt, rr),
+                                Mt if every else _take(Mt, rr), x)
 
-        r, i2, c2 = solve_decreasing(f, lo[idx], hi[idx], flo[idx], fhi[idx])
+        r, i2, c2 = solve_bracketed_newton(fd, x0[idx], lo[idx], hi[idx], sj[idx], dj[idx])
         res[idx], it[idx], cv[idx] = r, i2, c2
     other = ~ok & ~at_zero
     if other.any():  # grid too coarse for a sign change: golden-section on the objective
         idx = np.flatnonzero(other)
-        r, i2 = _golden(kind, Yt[idx], Vt[idx], Mt[idx], kt[idx], G[idx, jl[idx]], G[idx, jh[idx]])
+        r, i2 = _golden(kind, _take(Yt, idx), _take(Vt, idx), _take(Mt, idx), kt[idx],
+                        G[idx, jl[idx]], G[idx, jh[idx]])
         res[idx], it[idx] = r, i2
     tau2[todo], iters[todo], conv[todo] = res, it + _GRID_POINTS + 1, cv
     return tau2, iters, conv
+
+
+def _pm(Y, V, mask, k, U):
+    """Paule-Mandel / empirical-Bayes τ²: the root of Q(τ²) = k − 1 (0 when Q(0) <= k − 1).
+
+    Q(τ²) is decreasing and convex in τ² (module notes), so the root is unique and Newton's
+    method started at 0 approaches it from below without overshooting
+    (:func:`solve_convex_decreasing`): no grid is needed to find the global solution.
+    """
+    n = Y.shape[0]
+    crit = (k - 1).astype(float)
+
+    def fd(x, idx):
+        every = idx.size == n
+        return q_and_slope(Y if every else _take(Y, idx), V if every else _take(V, idx),
+                           mask if every else _take(mask, idx), x, crit[idx])
+
+    return solve_convex_decreasing(fd, np.zeros(n), U, level=crit)
+
+
+def q_and_slope(Y, V, mask, tau2, crit):
+    """Q(τ²) − crit and its derivative −Σwᵢ²(yᵢ − μ̂)², shape (n,) each.
+
+    ``dQ/dτ² = −Σwᵢ²rᵢ²`` by the envelope theorem (μ̂ minimises Σwᵢ(yᵢ − μ)²).
+    """
+    w = np.where(mask, 1.0 / (V + tau2[:, None]), 0.0)
+    mu = (w * Y).sum(-1) / w.sum(-1)
+    wr2 = w * (Y - mu[:, None]) ** 2
+    return wr2.sum(-1) - crit, -(w * wr2).sum(-1)
+
+
+def solve_convex_decreasing(fd, lo, hi, level=None, max_iter=_MAX_ITER):
+    """Vectorised root of convex, decreasing functions with ``f(lo) > 0 >= f(hi)``, or ``lo``
+    where ``f(lo) <= 0``.
+
+    Newton's method from the left end: for a convex decreasing f the tangent lies below f, so
+    every iterate stays at or below the root and the iterates increase to it (quadratically
+    once close). It stops one step after a step of at most 1e-9 relative that was also at
+    most 1/100 of the step before it (~1e-18 left), or when rounding stalls the iterate or
+    puts it at or past the root (the end with the smaller |f| is returned). Rows that are still moving after ``max_iter`` iterations
+    (never seen) are finished by :func:`solve_decreasing` on the bracket [iterate, hi].
+
+    Parameters
+    ----------
+    fd : callable ``fd(x, idx) -> (f, dfdx)``
+        Function values and derivatives of rows ``idx`` (int array) at ``x``.
+    lo, hi : ndarray, shape (n,)
+    level : ndarray, shape (n,), optional
+        When f = F − level with F > 0 (Q-profile, Paule-Mandel), steps are first taken by
+        Newton's method on 1/F = 1/level, which is exact when F ∝ 1/(b + x) (equal
+        variances) and so avoids the slow doubling of plain Newton far from the root; the
+        first such step that lands past the root becomes the new ``hi`` and the row continues
+        with plain Newton from its last point below the root (one wasted evaluation at most).
+
+    Returns
+    -------
+    root, iterations, converged : ndarray, shape (n,)
+        ``iterations`` counts the evaluations of ``fd`` (1 when ``f(lo) <= 0``).
+
+    Notes
+    -----
+    Ortega JM, Rheinboldt WC (1970). Iterative Solution of Nonlinear Equations in Several
+    Variables, 13.3 (monotone convergence of Newton's method for convex functions).
+    """
+    x = np.array(lo, dtype=float)
+    hi = np.array(hi, dtype=float)
+    n = x.shape[0]
+    it = np.ones(n, dtype=int)
+    act = np.arange(n)
+    f, d = fd(x, act)
+    keep = f > 0
+    act, f, d = act[keep], f[keep], d[keep]
+    lev = None if level is None else np.asarray(level, dtype=float)
+    act, f = _convex_newton(fd, x, hi, it, act, f, d, lev, max_iter)
+    conv = np.ones(n, dtype=bool)
+    if act.size:  # not reached in the sweep; keep a guaranteed finish
+        def g(xx, s):
+            return fd(xx, act[s])[0]
+
+        r, i2, c2 = solve_decreasing(g, x[act], hi[act], f, None)
+        x[act], conv[act] = r, c2
+        it[act] += i2
+    return x, it, conv
+
+
+def _convex_newton(fd, x, hi, it, act, f, d, lev, max_iter):
+    """The iteration of :func:`solve_convex_decreasing` on rows ``act`` (f > 0 there); updates
+    ``x``, ``hi`` and ``it`` in place and returns the rows still moving and their f."""
+    bold = np.full(act.size, lev is not None)
+    last = np.zeros(act.size, dtype=bool)
+    prev = np.full(act.size, np.inf)
+    for _ in range(max_iter):
+        if act.size == 0:
+            break
+        xa = x[act]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -f / d
+            if lev is not None:   # Newton on 1/F: the step times F/level (>= 1)
+                # (only while F is 0.1 % or more above the level: near the root the two
+                # steps agree, and plain Newton cannot pass it)
+                bold = bold & (f > 1e-3 * lev[act])
+                step = np.where(bold, step * ((f + lev[act]) / lev[act]), step)
+        nxt = np.minimum(xa + step, hi[act])
+        ok = np.isfinite(nxt) & (nxt > xa)
+        # the final step after a small one (below) needs no evaluation; a step that cannot
+        # move the iterate (rounding) ends the row as if it had been small and final
+        x[act[last & ok]] = nxt[last & ok]
+        it[act[last | ~ok]] += np.where(last, 1, 2)[last | ~ok]
+        fin = last | ~ok
+        act, f, d, bold, prev, xa, step, nxt = (
+            a[~fin] for a in (act, f, d, bold, prev, xa, step, nxt))
+        if act.size == 0:
+            break
+        it[act] += 1
+        fn, dn = fd(nxt, act)
+        over = bold & (fn < 0)                   # a bold step passed the root: back to Newton
+        hi[act[over]] = nxt[over]
+        bold = bold & ~over
+        # rounding reached or crossed the root: keep the end with the smaller |f|; counted
+        # as the small step plus the final one it would have been
+        past = ~over & (fn <= 0)
+        x[act] = np.where(past & (-fn >= f), xa, np.where(over, xa, nxt))
+        it[act[past]] += 1
+        # a step <= 1e-9 (relative) and <= 1/100 of the one before is in the quadratic
+        # phase: one more step leaves ~1e-18. No test sits at the rounding level, so a row
+        # alone and the same row padded in a batch take the same number of steps.
+        last = ~over & (step <= 1e-9 * nxt) & ((step <= 0.01 * prev) | (step <= 1e-14 * nxt))
+        prev = np.where(over, prev, step)
+        cont = ~past
+        f = np.where(over, f, fn)
+        d = np.where(over, d, dn)
+        act, f, d, bold, last, prev = act[cont], f[cont], d[cont], bold[cont], last[cont], prev[cont]
+    return act, f
 
 
 def _golden(kind, Y, V, mask, k, a, b, n_iter=120):

@@ -1,7 +1,9 @@
 """Common- and random-effects pooling: ``pool`` (one analysis) and ``pool_many`` (m at once).
 
-``pool(yi, vi)`` is ``pool_many(yi[None], vi[None]).row(0)``, so the scalar and the
-batch paths cannot disagree. Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
+``pool(yi, vi)`` equals ``pool_many(yi[None], vi[None]).row(0)``: for up to
+:data:`metaanalysis.single.MAX_K` studies it runs the same algorithms on plain floats
+(:mod:`metaanalysis.single`, ~10x faster for one analysis), and the two paths are checked
+against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py). Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
 ``confint`` (Viechtbauer 2010, doi:10.18637/jss.v036.i03):
 
 * ``test="z"``: Wald-type z test and CI; ``"knha"``: Hartung-Knapp-Sidik-Jonkman
@@ -24,13 +26,16 @@ batch paths cannot disagree. Conventions follow metafor 3.8 ``rma.uni`` / ``pred
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _dist as dist
-from . import vocab
-from .estimators import ITERATIVE_METHODS, estimate_tau2, prepare, q_gen, solve_decreasing
+from . import single, vocab
+from .single import metafor_call
+from .estimators import (_take, estimate_tau2, prepare, q_and_slope, q_gen,
+                         solve_convex_decreasing)
 from .results import MetaResult
 
 __all__ = ["pool", "pool_many", "PoolArrays", "check_args", "METHODS", "TESTS", "PI_TYPES"]
@@ -41,6 +46,9 @@ METHODS: tuple[str, ...] = tuple(vocab.METHODS)
 TESTS: tuple[str, ...] = tuple(vocab.TESTS)
 #: ``pi=`` prediction-interval conventions.
 PI_TYPES: tuple[str, ...] = tuple(vocab.PREDICTION_INTERVALS)
+#: Elements (rows × k) of one block of :func:`pool_many`: its temporaries are a few dozen
+#: arrays of this size (~256 KiB each), so peak memory does not grow with m.
+_CHUNK_ELEMENTS = 2 ** 15
 
 
 def check_args(method: str, test: str, level: float, pi: str) -> tuple[str, str, float, str]:
@@ -152,52 +160,38 @@ class PoolArrays:
         )
 
 
-def metafor_call(yi, vi, method, test, level, pi="metafor", tau2=None) -> str:
-    """R code that reproduces a fit with metafor (shortest round-trip float repr)."""
-    y = ", ".join(repr(float(v)) for v in yi)
-    v = ", ".join(repr(float(x)) for x in vi)
-    lv = f"{100 * level:.10g}"
-    ctl = ""
-    if tau2 is not None:
-        ctl = f", tau2 = {float(tau2)!r}"
-    elif method in ITERATIVE_METHODS:
-        ctl = ", control = list(threshold = 1e-12, maxiter = 10000)"
-    call = (f'res <- metafor::rma.uni(yi = c({y}), vi = c({v}), method = "{method}", '
-            f'test = "{test}", level = {lv}{ctl}); predict(res)')
-    if method != "FE":
-        call += "; confint(res)"
-    if pi == "riley":
-        call += ("; # Riley PI: coef(res) + c(-1, 1) * qt(1 - (1 - res$level) / 2, res$k - 2)"
-                 " * sqrt(res$tau2 + res$se^2)")
-    return call
-
-
 def _qprofile(Y, V, mask, k, crit):
-    """τ² at which the generalised Q equals ``crit`` (0 when Q(0) <= crit), shape (m,)."""
+    """τ² at which the generalised Q equals ``crit`` (0 when Q(0) <= crit), shape (m,).
+
+    Q(τ²) is decreasing and convex (:mod:`metaanalysis.estimators`), so Newton's method from
+    τ² = 0 reaches the unique root from below (:func:`solve_convex_decreasing`).
+    """
     m = Y.shape[0]
     out = np.zeros(m)
-    q0 = q_gen(Y, V, mask, np.zeros(m))
-    need = (q0 > crit) & (k > 1)
+    need = k > 1
     if not need.any():
         return out
     idx = np.flatnonzero(need)
-    big = np.where(mask[idx], Y[idx], -np.inf).max(-1)
-    small = np.where(mask[idx], Y[idx], np.inf).min(-1)
+    sub = None if idx.size == m else idx
+    Yi, Vi, Mi, ci = _take(Y, sub), _take(V, sub), _take(mask, sub), crit[idx]
+    big = np.where(Mi, Yi, -np.inf).max(-1)
+    small = np.where(Mi, Yi, np.inf).min(-1)
     # Q(τ²) <= R²·Σw <= k·R²/τ², so Q < crit beyond k·R²/crit
-    hi = 1.01 * k[idx] * (big - small) ** 2 / crit[idx] + 1e-300
-    Yi, Vi, Mi, ci = Y[idx], V[idx], mask[idx], crit[idx]
+    hi = 1.01 * k[idx] * (big - small) ** 2 / ci + 1e-300
+    n = idx.size
 
-    def f(x, sub):
-        return q_gen(Yi[sub], Vi[sub], Mi[sub], x) - ci[sub]
+    def fd(x, s):
+        every = s.size == n
+        return q_and_slope(Yi if every else _take(Yi, s), Vi if every else _take(Vi, s),
+                           Mi if every else _take(Mi, s), x, ci[s])
 
-    root, _, _ = solve_decreasing(f, np.zeros(idx.size), hi, q0[idx] - ci, None)
-    out[idx] = root
+    out[idx] = solve_convex_decreasing(fd, np.zeros(n), hi, level=ci)[0]
     return out
 
 
 def _tau2_fit(Y0, V0, mask, k, method: str, tau2):
-    """τ² per analysis: estimated by ``method``, or the fixed ``tau2`` (one number for every
-    row, or one per row, shape (m,)).
+    """τ² per analysis: estimated by ``method``, or the fixed ``tau2`` (shape (m,), already
+    checked by :func:`_fixed_tau2`).
 
     Returns
     -------
@@ -207,16 +201,8 @@ def _tau2_fit(Y0, V0, mask, k, method: str, tau2):
     """
     if tau2 is None:
         return estimate_tau2(Y0, V0, mask, k, method)
-    t = np.asarray(tau2, dtype=float)
-    if t.ndim == 0:
-        if not (np.isfinite(t) and t >= 0):
-            raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
-        t = np.full(Y0.shape[0], float(t))
-    elif t.shape != (Y0.shape[0],) or not (np.isfinite(t).all() and (t >= 0).all()):
-        raise ValueError(f"a fixed tau2 must be a number or one finite value >= 0 per analysis "
-                         f"(shape ({Y0.shape[0]},)), got shape {t.shape}")
     fit = estimate_tau2(Y0, V0, mask, k, "FE")
-    return type(fit)(t.copy(), fit.se, fit.iterations, fit.converged)
+    return type(fit)(np.array(tau2, dtype=float), fit.se, fit.iterations, fit.converged)
 
 
 def _heterogeneity(Y0, V0, mask, k, tau2, common_effect: bool):
@@ -243,6 +229,14 @@ def _heterogeneity(Y0, V0, mask, k, tau2, common_effect: bool):
     return q, q_df, q_p, s2, i2, h2
 
 
+def _by_df(quantile, a: float, df) -> np.ndarray:
+    """``quantile(a, df)`` for an array of integer degrees of freedom, evaluated once per
+    distinct df >= 1 (a batch has few; the special functions cost ~0.1 µs a call). Shape of df."""
+    df = np.asarray(df).astype(int)
+    table = quantile(a, np.arange(1, int(df.max(initial=1)) + 1, dtype=float))
+    return table[df - 1]
+
+
 def _inference(Y0, w, est, se, k, test: str, alpha: float):
     """Test of the pooled estimate and its CI, each of shape (m,).
 
@@ -265,9 +259,15 @@ def _inference(Y0, w, est, se, k, test: str, alpha: float):
             s2w = np.maximum(s2w, 1.0)
         se = np.where(use_t, se * np.sqrt(s2w), se)
     df1 = np.where(use_t, df, 1.0)
-    crit = np.where(use_t, dist.t_isf(alpha / 2, df1), dist.norm_isf(alpha / 2))
+    if test == "z":   # (the t branch would cost a t quantile and tail per analysis)
+        crit = np.full(Y0.shape[0], float(dist.norm_isf(alpha / 2)))
+    else:
+        crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, df1), dist.norm_isf(alpha / 2))
     stat = est / se
-    pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
+    if test == "z":
+        pval = 2 * dist.norm_sf(np.abs(stat))
+    else:
+        pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
     return se, df, crit, stat, pval, est - crit * se, est + crit * se
 
 
@@ -283,7 +283,7 @@ def _prediction_interval(est, se, tau2, k, crit, pi: str, common_effect: bool, a
         pcrit = crit
     else:
         riley = k >= vocab.RILEY_MIN_K
-        pcrit = np.where(riley, dist.t_isf(alpha / 2, np.where(riley, k - 2, 1)), np.nan)
+        pcrit = np.where(riley, _by_df(dist.t_isf, alpha / 2, np.where(riley, k - 2, 1)), np.nan)
     half = pcrit * np.sqrt(se**2 + tau2)
     if common_effect:
         half = np.full(est.shape[0], np.nan)
@@ -300,8 +300,8 @@ def _tau2_cis(Y0, V0, mask, k, wanted: bool, alpha: float):
     if not wanted:
         return np.full(m, np.nan), np.full(m, np.nan)
     dfq = np.maximum(k - 1, 1)
-    t_lo = _qprofile(Y0, V0, mask, k, dist.chi2_isf(alpha / 2, dfq))
-    t_hi = _qprofile(Y0, V0, mask, k, dist.chi2_ppf(alpha / 2, dfq))
+    t_lo = _qprofile(Y0, V0, mask, k, _by_df(dist.chi2_isf, alpha / 2, dfq))
+    t_hi = _qprofile(Y0, V0, mask, k, _by_df(dist.chi2_ppf, alpha / 2, dfq))
     return np.where(k > 1, t_lo, np.nan), np.where(k > 1, t_hi, np.nan)
 
 
@@ -344,8 +344,47 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     J Stat Softw 36(3). doi:10.18637/jss.v036.i03
     """
     method, test, level, pi = check_args(method, test, level, pi)
-    Y0, V0, mask, k = prepare(np.atleast_2d(np.asarray(Y, dtype=float)),
-                              np.atleast_2d(np.asarray(V, dtype=float)))
+    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    V = np.atleast_2d(np.asarray(V, dtype=float))
+    if Y.shape != V.shape:
+        raise ValueError(f"yi and vi must have the same shape, got {Y.shape} and {V.shape}")
+    m = Y.shape[0]
+    fixed = None
+    if tau2 is not None:
+        fixed = _fixed_tau2(tau2, m)
+    out: dict = {}
+    step = max(1, _CHUNK_ELEMENTS // max(Y.shape[-1], 1))
+    for s in range(0, max(m, 1), step):
+        # a column-major copy of one block of rows: temporaries stay ~_CHUNK_ELEMENTS floats
+        # whatever m is, and the reductions over studies are fast (estimators._take)
+        part = _pool_block(np.asfortranarray(Y[s:s + step]), np.asfortranarray(V[s:s + step]),
+                           method, test, level, pi, None if fixed is None else fixed[s:s + step],
+                           tau2_ci)
+        for name, arr in part.items():
+            if name not in out:
+                out[name] = np.empty((m,) + arr.shape[1:], dtype=arr.dtype, order="F")
+            out[name][s:s + step] = arr
+    return PoolArrays(method=method, test=test, level=level, pi=pi, **out,
+                      tau2_fixed=None if tau2 is None else (float(tau2) if np.ndim(tau2) == 0 else fixed))
+
+
+def _fixed_tau2(tau2, m: int) -> np.ndarray:
+    """A fixed τ² given to :func:`pool_many` as one value per analysis, shape (m,)."""
+    t = np.asarray(tau2, dtype=float)
+    if t.ndim == 0:
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"a fixed tau2 must be a finite number >= 0, got {tau2!r}")
+        return np.full(m, float(t))
+    if t.shape != (m,) or not (np.isfinite(t).all() and (t >= 0).all()):
+        raise ValueError(f"a fixed tau2 must be a number or one finite value >= 0 per analysis "
+                         f"(shape ({m},)), got shape {t.shape}")
+    return t.copy()
+
+
+def _pool_block(Y, V, method, test, level, pi, tau2, tau2_ci) -> dict:
+    """Every :class:`PoolArrays` array field for one block of rows (``Y``, ``V`` (n, k)
+    column-major; ``tau2`` None or the fixed values, shape (n,))."""
+    Y0, V0, mask, k = prepare(Y, V)
     alpha = 1 - level
     common_effect = method == "FE"
     fit = _tau2_fit(Y0, V0, mask, k, method, tau2)
@@ -361,16 +400,14 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, tau2_ci and not common_effect, alpha)
         i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
         h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
-    return PoolArrays(
-        method=method, test=test, level=level, pi=pi, k=k,
-        estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
+    return dict(
+        k=k, estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
         tau2=t2, tau2_se=fit.se, tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(t2),
         i2=i2, i2_ci_lower=i2_lo, i2_ci_upper=i2_hi, h2=h2, h2_ci_lower=h2_lo, h2_ci_upper=h2_hi,
         q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi,
         weights=np.where(mask, 100 * w / sw[:, None], np.nan),
         converged=fit.converged, iterations=fit.iterations,
         yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
-        tau2_fixed=None if tau2 is None else (float(tau2) if np.ndim(tau2) == 0 else fit.tau2),
     )
 
 
@@ -406,7 +443,17 @@ def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,
         raise ValueError(f"yi and vi must have the same length, got {yi.size} and {vi.size}")
     if yi.size == 0:
         raise ValueError("no studies to pool (yi is empty)")
-    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
+    y, v = yi.tolist(), vi.tolist()
+    if not (all(map(math.isfinite, y)) and all(map(math.isfinite, v))):
         raise ValueError("yi and vi must be finite numbers (no NaN/inf) in pool()")
+    if len(y) <= single.MAX_K and np.ndim(tau2) == 0:
+        # the plain-float path (metaanalysis.single): same algorithms, no numpy overhead
+        method, test, level, pi = check_args(method, test, level, pi)
+        if min(v) <= 0:
+            raise ValueError("sampling variances vi must be > 0")
+        fixed = None if tau2 is None else float(_fixed_tau2(tau2, 1)[0])
+        r = single.pool_one(y, v, method, test, level, pi, fixed)
+        if r is not None:
+            return r
     return pool_many(yi[None, :], vi[None, :], method=method, test=test, level=level, pi=pi,
                      tau2=tau2).row(0)

@@ -129,6 +129,42 @@ def test_pool_equals_pool_many_row_nan_padded(method, test):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_plain_float_path_and_batch_agree_on_both_sides_of_its_limit(method):
+    """pool() runs metaanalysis.single up to MAX_K studies and pool_many above it; both give
+    what a batch row gives (the same algorithms; sums in another order, so to 1e-12)."""
+    from metaanalysis import single
+
+    rng = np.random.default_rng(11)
+    for k in (single.MAX_K, single.MAX_K + 1):
+        v = rng.uniform(0.005, 0.5, k)
+        y = rng.normal(-0.2, np.sqrt(v + 0.05))
+        Y = np.vstack([y, np.roll(y, 1)])
+        V = np.vstack([v, np.roll(v, 1)])
+        r = pool(y, v, method=method, test="knha")
+        _assert_same_result(r, pool_many(Y, V, method=method, test="knha").row(0))
+        if k <= single.MAX_K:
+            assert r == single.pool_one(list(y), list(v), method, "knha", 0.95, "metafor")
+
+
+def test_q_profile_roots_solve_their_equation():
+    """Newton on the convex, decreasing Q(τ²) (estimators.solve_convex_decreasing) lands on
+    Q(τ²) = crit to rounding for both CI bounds (Viechtbauer 2007, doi:10.1002/sim.2514)."""
+    from metaanalysis import _dist
+    from metaanalysis.estimators import prepare, q_gen
+
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.005, 0.5, (400, 9))
+    y = rng.normal(0.0, np.sqrt(v + rng.choice([0.0, 0.01, 1.0], (400, 1))))
+    r = pool_many(y, v, method="DL")
+    Y0, V0, mask, k = prepare(y, v)
+    for bound, crit in ((r.tau2_ci_lower, _dist.chi2_isf(0.025, 8)), (r.tau2_ci_upper, _dist.chi2_ppf(0.025, 8))):
+        pos = bound > 0
+        q = q_gen(Y0[pos], V0[pos], mask[pos], bound[pos])
+        assert np.allclose(q, crit, rtol=1e-12, atol=0)
+        assert (q_gen(Y0[~pos], V0[~pos], mask[~pos], np.zeros((~pos).sum())) <= crit).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_k1_is_the_study_itself(method):
     r = pool([0.3], [0.04], method=method, test="knha")
     assert r.k == 1 and r.estimate == 0.3 and r.se == pytest.approx(0.2, rel=1e-15)
