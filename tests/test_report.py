@@ -155,7 +155,7 @@ def test_coverage_table_shows_the_bayesian_row_and_the_prior_median(built):
         cov = html[html.index('id="h-cov"'):html.index("</section>", html.index('id="h-cov"'))]
         assert '<th scope="row">Bayesian central credible</th>' in cov
         assert "τ² = prior median<span class=\"sub\">0.1137</span>" in cov
-        assert "The Bayesian row is the central 95% credible interval of μ under this page's prior" in cov
+        assert "The Bayesian row is the central 95% credible interval of μ under this page" in cov
         js = json.loads((out / f"{page}.json").read_text(encoding="utf-8"))["coverage"]
         assert js["intervals"][-1] == "bayes" and {"role": "prior-median", "tau2": (0.5 * 0.6744897501960817) ** 2} \
             in js["grid"]
