@@ -651,7 +651,7 @@ _FAST_H, _FAST_CDF_TOL = 1.0 / 16.0, 1e-6
 #: quantile search: the CDF moves by at most (dropped nodes) x this.
 _FAST_PRUNE = 1e-15
 #: Newton steps on μ stop below this times max(1, |x|): the last step bounds the error of an end.
-_FAST_STEP_TOL = 1e-7
+_FAST_STEP_TOL = 1e-6
 
 
 def tau_prior_median(tau_prior: str, tau_scale) -> float:
@@ -705,6 +705,21 @@ def _fast_rule(Y, V, code, params, mu_prior, scale, h):
     return kernel / kernel.sum(axis=1)[:, None], mean, var, tau
 
 
+def _probit_excess(p, mass, mean, sd):
+    """``excess(x, rows)`` for :func:`_newton`: Φ⁻¹(F(x)) − Φ⁻¹(p) and its slope f(x)/φ(Φ⁻¹(F(x))),
+    F and f the CDF and density of the row-wise mixtures Σ_j mass_j N(mean_j, sd_j²)."""
+    zp = special.ndtri(p)
+    inv_sd, dens = 1.0 / sd, mass / sd * math.exp(-_LOG_SQRT_2PI)
+
+    def excess(x, rows):
+        z = (x[:, None] - mean[rows]) * inv_sd[rows]
+        pdf = (dens[rows] * np.exp(-0.5 * z * z)).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            probit = special.ndtri((mass[rows] * special.ndtr(z)).sum(axis=1))
+            return probit - zp[rows], pdf / np.exp(-0.5 * probit * probit - _LOG_SQRT_2PI)
+    return excess
+
+
 def _central_quantiles(p, mass, mean, sd) -> np.ndarray:
     """Per row, the p-quantile (p (m,)) of the mixture Σ_j mass_j N(mean_j, sd_j²), arrays (m, n).
 
@@ -713,24 +728,18 @@ def _central_quantiles(p, mass, mean, sd) -> np.ndarray:
     crawls. It starts from the mass-weighted mean of the components' p-quantiles, inside the
     bracket of the smallest and largest of them over the nodes that carry mass (each Φ_j is
     below p left of the first and above it right of the last), and falls back to bisection
-    (:func:`_newton`).
+    (:func:`_newton`). The first steps, to 1e-3, use every fourth node only (a rule of four
+    times the step, at a quarter of the cost); the last ones the whole rule.
     """
-    zp = special.ndtri(p)
-    q = mean + sd * zp[:, None]
+    q = mean + sd * special.ndtri(p)[:, None]
     lo = np.where(mass > _FAST_PRUNE, q, np.inf).min(axis=1)
     hi = np.where(mass > _FAST_PRUNE, q, -np.inf).max(axis=1)
-
-    inv_sd, dens = 1.0 / sd, mass / sd * math.exp(-_LOG_SQRT_2PI)
-
-    def excess(x, rows):
-        z = (x[:, None] - mean[rows]) * inv_sd[rows]
-        m = mass[rows]
-        pdf = (dens[rows] * np.exp(-0.5 * z * z)).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            probit = special.ndtri((m * special.ndtr(z)).sum(axis=1))
-            return probit - zp[rows], pdf / np.exp(-0.5 * probit * probit - _LOG_SQRT_2PI)
-    start = np.clip((mass * q).sum(axis=1), lo, hi)
-    return _newton(excess, start, lo, hi, relative=False, tol=_FAST_STEP_TOL)
+    x = np.clip((mass * q).sum(axis=1), lo, hi)
+    if mass.shape[1] >= 16:
+        sub = mass[:, ::4] / mass[:, ::4].sum(axis=1)[:, None]
+        x = np.clip(_newton(_probit_excess(p, sub, mean[:, ::4], sd[:, ::4]), x, lo, hi, relative=False,
+                            tol=1e-3), lo, hi)
+    return _newton(_probit_excess(p, mass, mean, sd), x, lo, hi, relative=False, tol=_FAST_STEP_TOL)
 
 
 def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.ndarray]:
