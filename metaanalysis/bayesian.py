@@ -792,7 +792,7 @@ def central_intervals_many(Y, V, tau_prior: str = "halfnormal", tau_scale=0.5, m
     lower, upper : ndarray, shape (m,)
         ``bayes(Y[i], V[i], ...).mu_ci_lower`` and ``mu_ci_upper`` (analysis scale), to 1e-5
         (tests/test_bayes.py asserts it on simulated data of k = 2, 3, 8 for every prior and a
-        normal prior on μ, τ² from 0 to 4; measured differences are 1e-9 or less there).
+        normal prior on μ, τ² from 0 to 4; measured differences are 1e-10 or less there).
 
     Notes
     -----
