@@ -3,16 +3,20 @@
 Run:  ``.venv/bin/python benchmarks/bench_coverage.py [--repeat N] [--n-sim N] [--json PATH]``
 
 What is measured, for designs of k = 2, 3 and 6 studies (fixed within-study variances on the
-log-HR scale): one ``coverage(vi, grid)`` call with the analysis layer's settings — 4 τ²
-values (0, an estimate, a Q-profile upper bound, a half-normal(0.5) prior median for τ), the
-random-effects model (REML) with the z, knha and adhoc intervals plus the common-effect model,
-10,000 replicates per τ² — i.e. 12 REML and 4 FE ``pool_many`` calls on (10,000, k) arrays.
+log-HR scale): one ``coverage(vi, grid, extra=...)`` call with the analysis layer's settings
+(``metaanalysis.analysis._coverage_job``) — 4 τ² values (0, an estimate, a Q-profile upper
+bound, the median of τ² under the default half-normal(0.5) prior on τ), the random-effects
+model (REML) with the z, knha and adhoc intervals, the common-effect model and the Bayesian
+central credible interval under that prior (``bayesian.central_intervals_many``), 10,000
+replicates per τ² — i.e. 12 REML and 4 FE ``pool_many`` calls and 4 Bayesian calls on
+(10,000, k) arrays.
 
 Printed per k: wall time (best of ``--repeat`` runs; the issue's target is <= 2 s per
 analysis), CPU time of this process for the same run (``time.process_time``; closer to the
-unloaded wall time on a shared machine) and the split between one random-effects interval
-method and the common-effect model at the same grid. The 1-minute load average is printed
-too: the machine is shared, and a load above its core count inflates wall times.
+unloaded wall time on a shared machine), and the split: the Bayesian column alone, one
+random-effects interval method and the common-effect model at the same grid. The 1-minute
+load average is printed too: the machine is shared, and a load above its core count inflates
+wall times.
 
 Results also go to ``benchmarks/output/bench_coverage.json``. Never part of the test suite.
 """
@@ -30,8 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from functools import partial  # noqa: E402
+
 import numpy as np  # noqa: E402
 
+from metaanalysis.bayesian import central_intervals_many  # noqa: E402
 from metaanalysis.coverage import coverage  # noqa: E402
 
 #: Within-study variances per k (log HR; the k = 3 set is pooling.pool's docstring example).
@@ -43,6 +50,8 @@ DESIGNS = {
 #: 0, an estimate, a Q-profile upper bound, the median of τ² under τ ~ half-normal(0.5)
 #: (median τ = 0.5 · 0.6745).
 GRID = (0.0, 0.01, 0.3, (0.5 * 0.6744897501960817) ** 2)
+#: The Bayesian column as the analysis layer adds it (default prior of ratio measures).
+BAYES = {"bayes": partial(central_intervals_many, tau_prior="halfnormal", tau_scale=0.5, level=0.95)}
 
 
 def _timed(fn, repeat: int) -> tuple[float, float]:
@@ -56,19 +65,22 @@ def _timed(fn, repeat: int) -> tuple[float, float]:
 
 
 def run(repeat: int, n_sim: int) -> dict:
-    coverage(DESIGNS[3], [0.0], n_sim=200)          # imports and first-call costs out of the timing
+    coverage(DESIGNS[3], [0.0], n_sim=200, extra=BAYES)   # imports and first-call costs out of the timing
     out = {"grid": list(GRID), "n_sim": n_sim, "repeat": repeat, "python": platform.python_version(),
            "numpy": np.__version__, "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0], "k": {}}
-    print(f"coverage table: 4 tau2 x (REML z, knha, adhoc + FE z), n_sim = {n_sim:,}; "
+    print(f"coverage table: 4 tau2 x (REML z, knha, adhoc + FE z + Bayes), n_sim = {n_sim:,}; "
           f"best of {repeat}; load {out['load_1min']:.1f} on {out['cpus']} CPUs")
-    print(f"{'k':>3} {'wall s':>8} {'cpu s':>8} {'1 RE test s':>12} {'FE s':>8}")
+    print(f"{'k':>3} {'wall s':>8} {'cpu s':>8} {'bayes cpu s':>12} {'1 RE test cpu s':>16} {'FE cpu s':>9}")
     for k, vi in DESIGNS.items():
-        wall, cpu = _timed(lambda: coverage(vi, GRID, n_sim=n_sim), repeat)
-        one_re, _ = _timed(lambda: coverage(vi, GRID, tests=("z",), common_effect=False, n_sim=n_sim),
+        wall, cpu = _timed(lambda: coverage(vi, GRID, n_sim=n_sim, extra=BAYES), repeat)
+        _, bayes = _timed(lambda: coverage(vi, GRID, tests=(), common_effect=False, n_sim=n_sim, extra=BAYES),
+                          repeat)
+        _, one_re = _timed(lambda: coverage(vi, GRID, tests=("z",), common_effect=False, n_sim=n_sim),
                            repeat)
-        fe, _ = _timed(lambda: coverage(vi, GRID, tests=(), n_sim=n_sim), repeat)
-        out["k"][k] = {"wall_s": wall, "cpu_s": cpu, "one_re_test_s": one_re, "fe_s": fe}
-        print(f"{k:>3} {wall:>8.3f} {cpu:>8.3f} {one_re:>12.3f} {fe:>8.3f}")
+        _, fe = _timed(lambda: coverage(vi, GRID, tests=(), n_sim=n_sim), repeat)
+        out["k"][k] = {"wall_s": wall, "cpu_s": cpu, "bayes_cpu_s": bayes, "one_re_test_cpu_s": one_re,
+                       "fe_cpu_s": fe}
+        print(f"{k:>3} {wall:>8.3f} {cpu:>8.3f} {bayes:>12.3f} {one_re:>16.3f} {fe:>9.3f}")
     return out
 
 

@@ -227,8 +227,10 @@ class AnalysisResult:
     headline_result : MetaResult or None
         Its result (``result`` for random effects, the common-effect fit, None for none / single).
     coverage : metaanalysis.coverage.CoverageTable or None
-        Simulated coverage of every interval method for this design (k >= 2), at the τ² values
-        of ``coverage_grid`` ((role, τ²) pairs: zero, the estimate, the Q-profile upper bound).
+        Simulated coverage of every interval method for this design (k >= 2): the frequentist
+        ones and, where ``bayes`` is set, the Bayesian central credible interval (code
+        :data:`vocab.BAYES_INTERVAL`), at the τ² values of ``coverage_grid`` ((role, τ²) pairs:
+        zero, the estimate, the Q-profile upper bound, the square of the prior's median of τ).
     binary : metaanalysis.binary.BinaryResult or None
         For ``method = "MH"`` or ``"Peto"``: the pooled 2x2 tables with every statistic of metafor's
         ``rma.mh`` / ``rma.peto`` (CMH and Tarone's test for OR); ``result`` is the same fit as a
@@ -475,10 +477,17 @@ def _with_row_warnings(a: AnalysisResult, warned: dict) -> AnalysisResult:
     return dataclasses.replace(a, studies=studies, caveats=a.caveats + (caveat,))
 
 
-def coverage_grid(res: MetaResult) -> tuple[tuple[vocab.GridRole, float], ...]:
-    """τ² values to simulate at: 0, the estimate, the Q-profile upper bound (duplicates dropped)."""
-    points = ((vocab.GridRole.ZERO, 0.0), (vocab.GridRole.ESTIMATE, res.tau2),
-              (vocab.GridRole.QPROFILE_UPPER, res.tau2_ci_upper))
+def coverage_grid(res: MetaResult, prior=None) -> tuple[tuple[vocab.GridRole, float], ...]:
+    """τ² values to simulate at: 0, the estimate, the Q-profile upper bound and, with a τ prior
+    ``(code, params)``, the square of its median (duplicates dropped)."""
+    points = [(vocab.GridRole.ZERO, 0.0), (vocab.GridRole.ESTIMATE, res.tau2),
+              (vocab.GridRole.QPROFILE_UPPER, res.tau2_ci_upper)]
+    if prior is not None:
+        from .bayesian import tau_prior_median
+
+        code, params = prior
+        points.append((vocab.GridRole.PRIOR_MEDIAN,
+                       tau_prior_median(code, params if len(params) > 1 else params[0]) ** 2))
     out, seen = [], set()
     for role, t2 in points:
         if t2 is not None and math.isfinite(t2) and t2 not in seen:
@@ -488,20 +497,31 @@ def coverage_grid(res: MetaResult) -> tuple[tuple[vocab.GridRole, float], ...]:
 
 
 def _coverage_job(job):
+    """One analysis's coverage table: the frequentist intervals and, with a τ prior, the Bayesian
+    central credible interval under that prior (flat prior on μ, as :func:`_bayes`)."""
+    from functools import partial
+
+    from .bayesian import central_intervals_many
     from .coverage import coverage
 
-    vi, grid, s = job
+    vi, grid, s, prior = job
+    extra = {}
+    if prior is not None:
+        code, params = prior
+        extra[vocab.BAYES_INTERVAL] = partial(central_intervals_many, tau_prior=code, level=s.level,
+                                              tau_scale=params if len(params) > 1 else params[0])
     return coverage(vi, [t2 for _, t2 in grid], method=s.method, level=s.level, pi=s.pi,
-                    n_sim=vocab.COVERAGE_N_SIM)
+                    n_sim=vocab.COVERAGE_N_SIM, extra=extra)
 
 
 def _with_coverage(analyses: list[AnalysisResult], mapper) -> list[AnalysisResult]:
     """Each pooled analysis with its coverage table and the caveat it may raise."""
     todo = [a for a in analyses if a.result is not None and a.settings.method in vocab.TAU2_ESTIMATORS]
-    jobs = [(a.result.vi, coverage_grid(a.result), a.settings) for a in todo]
+    priors = [tau_prior(a.analysis) if a.bayes is not None else None for a in todo]
+    jobs = [(a.result.vi, coverage_grid(a.result, p), a.settings, p) for a, p in zip(todo, priors)]
     tables = dict(zip((a.id for a in todo), mapper(_coverage_job, jobs)))
     out = []
-    for a, (_, grid, _) in zip(todo, jobs):
+    for a, (_, grid, _, _) in zip(todo, jobs):
         table = tables[a.id]
         extra = (Caveat(Flag.UNDERCOVERAGE),) if undercovers(a, table) else ()
         out.append(dataclasses.replace(a, coverage=table, coverage_grid=grid, caveats=a.caveats + extra))
@@ -515,12 +535,15 @@ def headline_interval(a: AnalysisResult) -> str | None:
         return a.settings.test
     if a.headline is vocab.Headline.COMMON:
         return vocab.COMMON_EFFECT.code
+    if a.headline is vocab.Headline.BAYES:
+        return vocab.BAYES_INTERVAL
     return None
 
 
 def undercovers(a: AnalysisResult, table) -> bool:
     """True when the headline interval's simulated coverage falls short of the level by more than
-    :data:`vocab.UNDERCOVERAGE_MARGIN` and 3 Monte-Carlo SEs at some τ² of the grid."""
+    :data:`vocab.UNDERCOVERAGE_MARGIN` and 3 Monte-Carlo SEs at some τ² of the grid (for a
+    Bayesian headline, its central credible interval under the analysis's prior)."""
     code = headline_interval(a)
     if code is None or code not in table.intervals:
         return False

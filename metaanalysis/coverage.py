@@ -9,7 +9,9 @@ interval width, each with its Monte-Carlo standard error (Morris, White & Crowth
 Interval methods: the random-effects model with the plan's τ² estimator and each of the
 tests ``"z"``, ``"knha"`` (HKSJ) and ``"adhoc"`` (HKSJ with the multiplier floored at 1),
 the common-effect model with a z interval (code ``"FE"``), and any number of extra methods
-given as callables (the hook for the Bayesian random-effects model, see ``extra=``).
+given as callables (see ``extra=``): the analysis layer adds the Bayesian random-effects
+model's central credible interval under the page's prior this way (code ``"bayes"``,
+:func:`metaanalysis.bayesian.central_intervals_many`).
 All frequentist fits go through :func:`metaanalysis.pooling.pool_many`, one vectorised call
 per (τ², interval method) on an ``(n_sim, k)`` array, with the Q-profile CIs switched off.
 

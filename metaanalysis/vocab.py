@@ -504,6 +504,17 @@ class GridRole(str, enum.Enum):
     ZERO = "zero"                    # no heterogeneity
     ESTIMATE = "estimate"            # the plan's τ² estimate
     QPROFILE_UPPER = "qprofile-upper"   # the upper Q-profile confidence bound
+    PRIOR_MEDIAN = "prior-median"    # the square of the τ prior's median (analyses with a Bayesian model)
+
+
+#: Interval code, in a coverage table, of the Bayesian random-effects model's central credible
+#: interval of μ (:func:`metaanalysis.bayesian.central_intervals_many`, the analysis's own prior).
+BAYES_INTERVAL = "bayes"
+
+BAYES_COVERAGE = MethodInfo(
+    "friede2017", "frequentist coverage of Bayesian random-effects intervals with few studies, by simulation",
+    "Friede T, Röver C, Wandel S, Neuenschwander B. Meta-analysis of two studies in the presence of "
+    "heterogeneity with applications in rare diseases. Biom J 2017;59:658-71.", "10.1002/bimj.201500236", "")
 # ---------------------------------------------------------------------------------------------
 # Bayesian random effects: priors on the heterogeneity τ, and notes on posterior moments
 # ---------------------------------------------------------------------------------------------

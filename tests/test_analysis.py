@@ -335,8 +335,12 @@ def test_missing_evidence_text_is_true_of_the_pooled_rows(ev, tmp_path):
 
 
 def test_every_pooled_analysis_has_its_coverage_table(ev):
-    """Design-specific coverage (issue #12 item 3): for each pooled design, every interval method at
-    tau2 = 0, the estimate and the Q-profile upper bound, 10,000 replicates, fixed seeds."""
+    """Design-specific coverage (issue #12 item 3): for each pooled design, every interval method (the
+    Bayesian central credible interval under the page's prior included) at tau2 = 0, the estimate,
+    the Q-profile upper bound and the prior median of tau2, 10,000 replicates, fixed seeds."""
+    from functools import partial
+
+    from metaanalysis.bayesian import central_intervals_many
     from metaanalysis.coverage import coverage
 
     for a in ev.analyses:
@@ -345,10 +349,14 @@ def test_every_pooled_analysis_has_its_coverage_table(ev):
             continue
         grid = [t2 for _, t2 in a.coverage_grid]
         assert grid[0] == 0.0 and a.result.tau2_ci_upper in grid and a.result.tau2 in grid
-        assert a.coverage.n_sim == 10_000 and a.coverage.intervals == ("z", "knha", "adhoc", "FE")
-        assert a.coverage.vi == a.result.vi
+        assert a.coverage.n_sim == 10_000 and a.coverage.vi == a.result.vi
+        assert a.coverage.intervals == ("z", "knha", "adhoc", "FE") + (("bayes",) if a.bayes else ())
+        if a.bayes is not None:    # half-normal(0.5) on the log scale: median tau = 0.5 Phi^-1(3/4)
+            assert (vocab.GridRole.PRIOR_MEDIAN, (0.5 * 0.6744897501960817) ** 2) in a.coverage_grid
     sre = ev.analysis("sre-zoledronic")
-    again = coverage(sre.result.vi, [t2 for _, t2 in sre.coverage_grid], level=0.95)
+    assert sre.bayes.tau_prior == "halfnormal" and sre.bayes.tau_scale == (0.5,)
+    bayes = partial(central_intervals_many, tau_prior="halfnormal", tau_scale=0.5, level=0.95)
+    again = coverage(sre.result.vi, [t2 for _, t2 in sre.coverage_grid], level=0.95, extra={"bayes": bayes})
     assert again == sre.coverage   # deterministic: the same table in a fresh call
     # the headline (ad hoc) interval is never narrower than HKSJ, so it covers at least as often
     for _, t2 in sre.coverage_grid:
@@ -371,13 +379,35 @@ def test_undercoverage_flag_is_computed_from_the_table(ev):
     assert not undercovers(a, dataclasses.replace(a.coverage, rows=near))
 
 
+def test_undercoverage_flag_of_a_bayesian_headline(ev):
+    """k = 2 pages lead with the Bayesian posterior: the flag follows its central credible interval's
+    row of the coverage table, and the text says where it fell short."""
+    from metaanalysis.analysis import headline_interval, undercovers
+
+    a = ev.analysis("dfs")
+    assert a.headline is vocab.Headline.BAYES and headline_interval(a) == vocab.BAYES_INTERVAL
+    rows = [r for r in a.coverage.rows if r.interval == vocab.BAYES_INTERVAL]
+    short = any(0.95 - r.coverage > max(vocab.UNDERCOVERAGE_MARGIN, 3 * r.mcse) for r in rows)
+    assert undercovers(a, a.coverage) is short and (Flag.UNDERCOVERAGE in a.flags) is short
+    nominal = tuple(dataclasses.replace(r, coverage=0.95) if r.interval == vocab.BAYES_INTERVAL else r
+                    for r in a.coverage.rows)
+    assert not undercovers(a, dataclasses.replace(a.coverage, rows=nominal))
+    if short:
+        worst = min(rows, key=lambda r: r.coverage)
+        text = words._undercoverage_text(a)
+        assert "headline Bayesian central credible interval" in text
+        assert f"{100 * worst.coverage:.1f}%" in text and "on average over its prior" in text
+
+
 def test_methods_paragraph_says_what_was_run(ev):
     ttbm = words.analysis_methods_text(ev.analysis("ttbm"))
     assert "HKSJ with the variance multiplier floored at 1" in ttbm      # the plan's test: adhoc
     assert "half-normal prior on τ (scale 0.50), flat prior on μ" in ttbm and "leads the page" in ttbm
     assert "10,000 meta-analyses per τ²" in ttbm
+    assert "including the Bayesian central credible interval under the same prior" in ttbm
+    assert "the upper Q-profile bound and the prior median of τ²" in ttbm
     cites = [c.code for c in words.analysis_citations(ev.analysis("ttbm"))]
-    assert {"bender2018", "morris2019", "adhoc", "bayes", "halfnormal"} <= set(cites)
+    assert {"bender2018", "morris2019", "friede2017", "adhoc", "bayes", "halfnormal"} <= set(cites)
     bmfs = words.analysis_methods_text(ev.analysis("bmfs"))
     assert "Bender" not in bmfs and "bender2018" not in [c.code for c in words.analysis_citations(ev.analysis("bmfs"))]
 

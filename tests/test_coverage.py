@@ -239,3 +239,46 @@ def test_bad_inputs_are_value_errors(kwargs, match):
     args = {"vi": VI3, "tau2": [0.0, 0.01], "n_sim": 200, **kwargs}
     with pytest.raises(ValueError, match=match):
         coverage(args.pop("vi"), args.pop("tau2"), **args)
+
+
+# ---------------------------------------------------------------------------------------
+# (7) the Bayesian central credible interval (metaanalysis.bayesian.central_intervals_many)
+# ---------------------------------------------------------------------------------------
+
+def _bayes_extra(prior="halfnormal", scale=0.5):
+    from functools import partial
+
+    from metaanalysis.bayesian import central_intervals_many
+
+    return {vocab.BAYES_INTERVAL: partial(central_intervals_many, tau_prior=prior, tau_scale=scale, level=LEVEL)}
+
+
+@pytest.mark.parametrize("vi", [VI3[:2], VI3])
+def test_bayes_column_counts_what_exact_bayes_counts(vi):
+    """The fast path decides 'covered' exactly as bayes() does: on the first 300 replicates of each
+    tau2 of an analysis-like grid (0, an estimate, a Q-profile bound, the half-normal(0.5) prior median
+    of tau2, and far beyond it) every replicate is covered by both or by neither, and the table's row
+    is the fast path's count."""
+    from metaanalysis.bayesian import bayes_many, central_intervals_many
+
+    grid = [0.0, 0.01, 0.3, (0.5 * 0.6744897501960817) ** 2, 4.0]
+    t = coverage(vi, grid, tests=(), common_effect=False, n_sim=1000, extra=_bayes_extra())
+    assert t.intervals == (vocab.BAYES_INTERVAL,)
+    for t2 in grid:
+        Y, _ = simulate(vi, t2, n_sim=1000)
+        V = np.tile(vi, (1000, 1))
+        lo, hi = central_intervals_many(Y, V, tau_prior="halfnormal", tau_scale=0.5)
+        assert t.get(vocab.BAYES_INTERVAL, t2).coverage == ((lo <= 0) & (0 <= hi)).mean()
+        exact = bayes_many(Y[:300], V[:300], tau_prior="halfnormal", tau_scale=0.5)
+        hit = np.array([r.mu_ci_lower <= 0 <= r.mu_ci_upper for r in exact])
+        assert np.array_equal(hit, (lo[:300] <= 0) & (0 <= hi[:300])), t2
+
+
+def test_bayes_covers_at_least_nominally_at_tau2_zero_and_not_far_beyond_its_prior():
+    """Direction checks with k = 2 (a half-normal(0.5) prior on tau): at tau2 = 0 the posterior interval
+    allows for heterogeneity there is none of, so it is wider than needed and over-covers; at tau = 2,
+    four prior scales out (prior tail probability 2(1 - Phi(4)) = 6e-5), the prior pulls tau down and
+    the interval under-covers. Both far beyond 3.5 Monte-Carlo SEs (0.0022 each)."""
+    t = coverage(VI3[:2], [0.0, 4.0], tests=(), common_effect=False, extra=_bayes_extra())
+    assert t.get(vocab.BAYES_INTERVAL, 0.0).coverage > LEVEL + 3.5 * 0.0022
+    assert t.get(vocab.BAYES_INTERVAL, 4.0).coverage < LEVEL - 3.5 * 0.0022

@@ -159,6 +159,26 @@ def test_warnings_are_shown(built):
     assert "No funnel plot: k = 3 &lt; 10" in html
 
 
+def test_coverage_table_shows_the_bayesian_row_and_the_prior_median(built):
+    """Issue #12 item 3: the coverage table of a pooled ratio-measure page has the Bayesian central
+    credible interval (its prior: half-normal(0.5) on tau, the default of ratio measures) and the
+    prior-median column, tau2 = (0.5 Phi^-1(3/4))^2 = 0.1137; the JSON carries the same rows."""
+    out, _ = built
+    for page in ("sre-zoledronic", "dfs"):
+        html = (out / f"{page}.html").read_text(encoding="utf-8")
+        cov = html[html.index('id="h-cov"'):html.index("</section>", html.index('id="h-cov"'))]
+        assert '<th scope="row">Bayesian central credible</th>' in cov
+        assert "τ² = prior median<span class=\"sub\">0.1137</span>" in cov
+        assert "The Bayesian row is the central 95% credible interval of μ under this page" in cov
+        js = json.loads((out / f"{page}.json").read_text(encoding="utf-8"))["coverage"]
+        assert js["intervals"][-1] == "bayes" and {"role": "prior-median", "tau2": (0.5 * 0.6744897501960817) ** 2} \
+            in js["grid"]
+        assert len([r for r in js["rows"] if r["interval"] == "bayes"]) == len(js["grid"])
+    # DFS (k = 2) leads with the Bayesian posterior, so its row is the highlighted one
+    dfs = (out / "dfs.html").read_text(encoding="utf-8")
+    assert '<tr class="hl"><th scope="row">Bayesian central credible</th>' in dfs
+
+
 def test_estimator_panel_and_sensitivity_tables(built):
     out, _ = built
     js = json.loads((out / "sre-zoledronic.json").read_text(encoding="utf-8"))

@@ -158,7 +158,8 @@ def coverage_view(a: AnalysisResult) -> dict[str, Any] | None:
                        f" ({fmt_num(100 * table.get(code, t2).mcse, 1)})" for _, t2 in a.coverage_grid]}
             for code in table.intervals]
     return {"columns": cols, "rows": rows, "n_sim": f"{table.n_sim:,}", "k": table.k,
-            "summary": words.coverage_summary(a), "method": table.method, "seed": table.seed}
+            "summary": words.coverage_summary(a), "bayes_note": words.coverage_bayes_note(a),
+            "method": table.method, "seed": table.seed}
 
 
 def panel_view(a: AnalysisResult) -> list[dict[str, Any]]:

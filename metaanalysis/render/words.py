@@ -357,9 +357,14 @@ def no_missing_text(a: AnalysisResult, rows: RowText) -> str:
 
 #: Names of the interval methods of a coverage table.
 INTERVAL_NAMES = {"z": "Wald z", "knha": "HKSJ (t, k−1 df)", "adhoc": "Knapp–Hartung ad hoc",
-                  "FE": "common effect (z)"}
+                  "FE": "common effect (z)", vocab.BAYES_INTERVAL: "Bayesian central credible"}
 GRID_LABELS = {vocab.GridRole.ZERO: "τ² = 0", vocab.GridRole.ESTIMATE: "τ² = estimate",
-               vocab.GridRole.QPROFILE_UPPER: "τ² = upper Q-profile bound"}
+               vocab.GridRole.QPROFILE_UPPER: "τ² = upper Q-profile bound",
+               vocab.GridRole.PRIOR_MEDIAN: "τ² = prior median"}
+#: The grid's τ² values in a sentence ("at τ² = 0, the estimate and ...").
+_GRID_PHRASES = {vocab.GridRole.ZERO: "0", vocab.GridRole.ESTIMATE: "the estimate",
+                 vocab.GridRole.QPROFILE_UPPER: "the upper Q-profile bound",
+                 vocab.GridRole.PRIOR_MEDIAN: "the prior median of τ²"}
 
 
 def _undercoverage_text(a: AnalysisResult) -> str:
@@ -368,16 +373,22 @@ def _undercoverage_text(a: AnalysisResult) -> str:
     return (f"In {a.coverage.n_sim:,} meta-analyses simulated with these studies' own standard errors, the "
             f"headline {INTERVAL_NAMES[code]} interval covered the true effect only "
             f"{fmt_num(100 * worst.coverage, 1)}% of the time at τ² = {fmt_num(worst.tau2, 4)} (nominal "
-            f"{pct(lv)}; see Coverage).")
+            f"{pct(lv)}; see Coverage)." + (" A Bayesian interval keeps its level on average over its prior for τ, "
+                                            "not at every τ²." if code == vocab.BAYES_INTERVAL else ""))
+
+
+def coverage_bayes_note(a: AnalysisResult) -> str:
+    """What the coverage table's Bayesian row is ('' when it has none)."""
+    if a.bayes is None or vocab.BAYES_INTERVAL not in a.coverage.intervals:
+        return ""
+    return (f"The Bayesian row is the central {pct(a.settings.level)} credible interval of μ under this page's "
+            f"prior ({prior_words(a.bayes)}), computed for every simulated meta-analysis.")
 
 
 def coverage_summary(a: AnalysisResult) -> str:
     """One sentence on what the coverage table says about the interval the page leads with."""
     code, table = headline_interval(a), a.coverage
-    if a.headline is vocab.Headline.BAYES:
-        return ("The page leads with the Bayesian posterior, whose frequentist coverage is not simulated here; the "
-                "table shows how each frequentist interval method would have performed for this design.")
-    if code is None:
+    if code is None or code not in table.intervals:
         return ("No pooled interval leads this page; the table shows how each interval method would have "
                 "performed for this design.")
     rows = [r for r in table.rows if r.interval == code]
@@ -404,9 +415,21 @@ def analysis_methods_text(a: AnalysisResult) -> str:
         text += (f" A Bayesian random-effects analysis ({prior_words(a.bayes)}; posterior by exact quadrature, as "
                  f"bayesmeta) {lead}.")
     if a.coverage is not None:
-        text += (f" The coverage of each interval method for this design was simulated ({a.coverage.n_sim:,} "
-                 "meta-analyses per τ², fixed seed).")
+        text += coverage_methods_text(a)
     return text
+
+
+def coverage_methods_text(a: AnalysisResult) -> str:
+    """The methods paragraph's sentence on the coverage simulation: what was simulated, where."""
+    table = a.coverage
+    bayes = vocab.BAYES_INTERVAL in table.intervals
+    what = ("each interval method for this design, including the Bayesian central credible interval under the "
+            "same prior (a frequentist check of a Bayesian interval, as in Friede et al. 2017)," if bayes else
+            "each interval method for this design")
+    phrases = [_GRID_PHRASES[role] for role, _ in a.coverage_grid]
+    grid = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return (f" The coverage of {what} was simulated ({table.n_sim:,} meta-analyses per τ², fixed seed; Morris et "
+            f"al. 2019) at τ² = {grid}.")
 
 
 def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
@@ -420,6 +443,8 @@ def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
                                                   vocab.TAU_PRIORS[a.bayes.tau_prior].doi, "")]
     if a.coverage is not None:
         out.append(vocab.COVERAGE_SIMULATION)
+        if vocab.BAYES_INTERVAL in a.coverage.intervals:
+            out.append(vocab.BAYES_COVERAGE)
     return out
 
 
