@@ -159,12 +159,20 @@ def test_warnings_are_shown(built):
     assert "No funnel plot: k = 3 &lt; 10" in html
 
 
-def test_coverage_table_shows_the_bayesian_row_and_the_prior_median(built):
+@pytest.fixture(scope="module")
+def cross_built(tmp_path_factory):
+    """The cross-question test plan (tests/plans/cross_question.toml): the shipped registry with
+    the k = 2 and k = 3 analyses the one-question re-cut of the shipped plan no longer pools."""
+    out = tmp_path_factory.mktemp("cross") / "out"
+    build_reports(REGISTRY, ROOT / "tests" / "plans" / "cross_question.toml", out)
+    return out
+
+
+def test_coverage_table_shows_the_bayesian_row_and_the_prior_median(built, cross_built):
     """Issue #12 item 3: the coverage table of a pooled ratio-measure page has the Bayesian central
     credible interval (its prior: half-normal(0.5) on tau, the default of ratio measures) and the
     prior-median column, tau2 = (0.5 Phi^-1(3/4))^2 = 0.1137; the JSON carries the same rows."""
-    out, _ = built
-    for page in ("sre-zoledronic", "dfs"):
+    for out, page in ((built[0], "sre-zoledronic"), (cross_built, "dfs")):
         html = (out / f"{page}.html").read_text(encoding="utf-8")
         cov = html[html.index('id="h-cov"'):html.index("</section>", html.index('id="h-cov"'))]
         assert '<th scope="row">Bayesian central credible</th>' in cov
@@ -174,8 +182,8 @@ def test_coverage_table_shows_the_bayesian_row_and_the_prior_median(built):
         assert js["intervals"][-1] == "bayes" and {"role": "prior-median", "tau2": (0.5 * 0.6744897501960817) ** 2} \
             in js["grid"]
         assert len([r for r in js["rows"] if r["interval"] == "bayes"]) == len(js["grid"])
-    # DFS (k = 2) leads with the Bayesian posterior, so its row is the highlighted one
-    dfs = (out / "dfs.html").read_text(encoding="utf-8")
+    # DFS of the cross-question plan (k = 2) leads with the Bayesian posterior, so its row is the highlighted one
+    dfs = (cross_built / "dfs.html").read_text(encoding="utf-8")
     assert '<tr class="hl"><th scope="row">Bayesian central credible</th>' in dfs
 
 
@@ -229,12 +237,11 @@ def test_flatiron_p_value_combination(built):
     assert "What this can and cannot mean" in html and "≤" in html
 
 
-def test_one_study_rows_show_the_reported_ci(tmp_path):
+def test_one_study_rows_show_the_reported_ci(cross_built):
     # os-placebo by setting (the cross-question test plan, tests/plans/cross_question.toml): ABCSG-18
     # alone in "adjuvant"; registry ABCSG18-OS-2022 reports HR 0.80 (0.64-1.01), p = 0.065; a k = 1
     # refit gives 0.64-1.00 from the SE
-    out = tmp_path / "out"
-    build_reports(REGISTRY, ROOT / "tests" / "plans" / "cross_question.toml", out)
+    out = cross_built
     html = (out / "os-placebo.html").read_text(encoding="utf-8")
     sub = html[html.index('id="h-sub"'):html.index('id="h-funnel"')]
     row = re.search(r'<th scope="row">adjuvant</th>(.*?)</tr>', sub, re.S).group(1)
