@@ -16,8 +16,8 @@ analyses):
   slope ``b`` (s/analysis), intercept ``a`` (start-up: imports, worker spawn) and R²
   (R² near 1 and per-analysis times that do not rise with size = linear cost);
 * a cProfile of one in-process build of a 10-analysis registry, the time split into plots
-  (``metaanalysis.plots`` + matplotlib), pooling/sensitivity, registry/plan reading, HTML
-  templates (jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
+  (SVG and the PNG downloads: ``metaanalysis.plots``, Pillow, matplotlib), pooling/sensitivity,
+  registry/plan reading, pages and JSON (``render/``, jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
 
 ``--no-coverage`` builds the same registries with plans that set ``coverage = false`` (no
 design-specific coverage simulation, about a second of CPU per random-effects analysis); the
@@ -125,11 +125,13 @@ GROUPS = {
                               "metaanalysis/estimators.py", "metaanalysis/single.py",
                               "metaanalysis/__init__.py"),
     "registry + plan reading": ("metaanalysis/registry.py", "metaanalysis/plan.py", "metaanalysis/effects.py"),
-    "pages, JSON, figures (render/, plots/, jinja2)": ("metaanalysis/render/", "metaanalysis/plots/",
-                                                       "/jinja2/", "/matplotlib/"),
+    "figures: SVG + PNG downloads (render/figures.py, plots/, Pillow, matplotlib)": (
+        "metaanalysis/render/figures.py", "metaanalysis/plots/", "/matplotlib/", "/PIL/"),
+    "pages and JSON (render/, jinja2)": ("metaanalysis/render/", "/jinja2/"),
     "first imports (scipy, pandas, ...)": ("<frozen importlib",),
 }
-_ENTRY = ("metaanalysis/report/", "metaanalysis/analysis.py")
+# runtime.py: the figures are rendered through run_forked (serially in the profiled build)
+_ENTRY = ("metaanalysis/report/", "metaanalysis/analysis.py", "metaanalysis/runtime.py")
 
 
 def _group_of(filename: str) -> str | None:
