@@ -16,11 +16,16 @@ analyses):
   slope ``b`` (s/analysis), intercept ``a`` (start-up: imports, worker spawn) and R²
   (R² near 1 and per-analysis times that do not rise with size = linear cost);
 * a cProfile of one in-process build of a 10-analysis registry, the time split into plots
-  (``metaanalysis.plots`` + matplotlib), pooling/sensitivity, registry/plan reading, HTML
-  templates (jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
+  (SVG and the PNG downloads: ``metaanalysis.plots``, Pillow, matplotlib), pooling/sensitivity,
+  registry/plan reading, pages and JSON (``render/``, jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
 
-Results go to ``benchmarks/output/bench_batch.json`` and, with ``--write-md``, to the numbers
-section of ``benchmarks/BATCH.md``.
+``--no-coverage`` builds the same registries with plans that set ``coverage = false`` (no
+design-specific coverage simulation, about a second of CPU per random-effects analysis); the
+default keeps it on, which is what a real plan costs.
+
+Results go to ``benchmarks/output/bench_batch.json`` (``bench_batch_no_coverage.json``) and, with
+``--write-md``, to that setting's numbers section of ``benchmarks/BATCH.md`` (``--md-from JSON``
+writes the section of an earlier run's JSON).
 """
 
 from __future__ import annotations
@@ -120,11 +125,13 @@ GROUPS = {
                               "metaanalysis/estimators.py", "metaanalysis/single.py",
                               "metaanalysis/__init__.py"),
     "registry + plan reading": ("metaanalysis/registry.py", "metaanalysis/plan.py", "metaanalysis/effects.py"),
-    "pages, JSON, figures (render/, plots/, jinja2)": ("metaanalysis/render/", "metaanalysis/plots/",
-                                                       "/jinja2/", "/matplotlib/"),
+    "figures: SVG + PNG downloads (render/figures.py, plots/, Pillow, matplotlib)": (
+        "metaanalysis/render/figures.py", "metaanalysis/plots/", "/matplotlib/", "/PIL/"),
+    "pages and JSON (render/, jinja2)": ("metaanalysis/render/", "/jinja2/"),
     "first imports (scipy, pandas, ...)": ("<frozen importlib",),
 }
-_ENTRY = ("metaanalysis/report/", "metaanalysis/analysis.py")
+# runtime.py: the figures are rendered through run_forked (serially in the profiled build)
+_ENTRY = ("metaanalysis/report/", "metaanalysis/analysis.py", "metaanalysis/runtime.py")
 
 
 def _group_of(filename: str) -> str | None:
@@ -227,6 +234,39 @@ def machine() -> dict:
             "metaanalysis": __version__}
 
 
+def timed_runs(tmp: Path, sizes, jobs_list, budget: float, t_start: float, cov: bool) -> tuple[list, list]:
+    """Every (size, -j) build in its own process; a run the line so far projects past ``budget``
+    is skipped and listed. Returns (rows, skipped)."""
+    rows, skipped = [], []
+    for n, nreg in sizes:
+        dirs = make_synthetic.make_corpus(tmp / f"in_{n}", n, nreg, seed=SEED, coverage=cov)
+        studies = sum(len(r.splitlines()) - 1 for r in
+                      ((d / "registry.csv").read_text() for d in dirs))
+        for j in jobs_list:
+            done = [(r["analyses"], r["wall_s"]) for r in rows if r["jobs"] == j]
+            if len(done) >= 2:  # project this run from the line so far; keep within the budget
+                a0, b, _ = linear_fit(*zip(*done))
+                proj = a0 + b * n
+                left = budget - (time.perf_counter() - t_start)
+                if proj > left:
+                    msg = (f"analyses {n:5d}  -j {j}: skipped, projected {proj:.0f} s > {left:.0f} s left "
+                           f"of the --budget {budget:.0f} s")
+                    print(msg, flush=True)
+                    skipped.append({"analyses": n, "jobs": j, "projected_s": proj})
+                    continue
+            r = run_config(dirs, tmp / f"out_{n}_{j}", j)
+            assert r["analyses"] == n, r
+            row = {"analyses": n, "registries": nreg, "studies": studies, "jobs": j, **r,
+                   "s_per_analysis": r["wall_s"] / n}
+            rows.append(row)
+            print(f"analyses {n:5d} in {nreg:2d} registries ({studies:6d} studies)  -j {j}: "
+                  f"{r['wall_s']:7.2f} s  ({row['s_per_analysis'] * 1000:7.1f} ms/analysis)  "
+                  f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB"
+                  f"  (load {r['loadavg_1min_after']:.1f})",
+                  flush=True)
+    return rows, skipped
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1, 10, 40 analyses (about a minute)")
@@ -235,6 +275,10 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=560.0,
                     help="seconds for the timed runs; a run projected (from the runs so far) to overrun it is "
                          "skipped and reported as such (default 560)")
+    ap.add_argument("--no-coverage", action="store_true",
+                    help="plans with coverage = false: no design-specific coverage simulation")
+    ap.add_argument("--md-from", default=None, metavar="JSON",
+                    help="only write BATCH.md's section from the JSON of an earlier run")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -242,50 +286,29 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.one:
         return _one(a)
+    if a.md_from:
+        write_md(json.loads(Path(a.md_from).read_text()))
+        return 0
 
     sizes = QUICK if a.quick else FULL
     jobs_list = [int(j) for j in a.jobs_list.split(",")]
     t_start = time.perf_counter()
     info = machine()
+    cov = not a.no_coverage
     print(f"# load average before: {os.getloadavg()[0]:.1f} (other work on the machine skews the timings)")
+    print(f"# coverage simulation {'on (the default)' if cov else 'off (coverage = false)'}")
     print(f"# bench_batch {info['date']}  {info['cpu']} x{info['cpus']}  {info['memory']}  "
           f"Python {info['python']}  metaanalysis {info['metaanalysis']}")
-    rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
         tmp = Path(tmp)
-        for n, nreg in sizes:
-            dirs = make_synthetic.make_corpus(tmp / f"in_{n}", n, nreg, seed=SEED)
-            studies = sum(len(r.splitlines()) - 1 for r in
-                          ((d / "registry.csv").read_text() for d in dirs))
-            for j in jobs_list:
-                done = [(r["analyses"], r["wall_s"]) for r in rows if r["jobs"] == j]
-                if len(done) >= 2:  # project this run from the line so far; keep within the budget
-                    a0, b, _ = linear_fit(*zip(*done))
-                    proj = a0 + b * n
-                    left = a.budget - (time.perf_counter() - t_start)
-                    if proj > left:
-                        msg = (f"analyses {n:5d}  -j {j}: skipped, projected {proj:.0f} s > {left:.0f} s left "
-                               f"of the --budget {a.budget:.0f} s")
-                        print(msg, flush=True)
-                        skipped.append({"analyses": n, "jobs": j, "projected_s": proj})
-                        continue
-                r = run_config(dirs, tmp / f"out_{n}_{j}", j)
-                assert r["analyses"] == n, r
-                row = {"analyses": n, "registries": nreg, "studies": studies, "jobs": j, **r,
-                       "s_per_analysis": r["wall_s"] / n}
-                rows.append(row)
-                print(f"analyses {n:5d} in {nreg:2d} registries ({studies:6d} studies)  -j {j}: "
-                      f"{r['wall_s']:7.2f} s  ({row['s_per_analysis'] * 1000:7.1f} ms/analysis)  "
-                      f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB"
-                      f"  (load {r['loadavg_1min_after']:.1f})",
-                      flush=True)
+        rows, skipped = timed_runs(tmp, sizes, jobs_list, a.budget, t_start, cov)
         fits = {}
         for j in jobs_list:
             pts = [(r["analyses"], r["wall_s"]) for r in rows if r["jobs"] == j]
             a0, b, r2 = linear_fit(*zip(*pts))
             fits[j] = {"intercept_s": a0, "slope_s_per_analysis": b, "r2": r2}
             print(f"-j {j}: time = {a0:.2f} s + {b * 1000:.1f} ms x analyses   R² = {r2:.4f}")
-        pdir = make_synthetic.make_registry_dir(tmp / "profile", 10, seed=SEED)
+        pdir = make_synthetic.make_registry_dir(tmp / "profile", 10, seed=SEED, coverage=cov)
         prof = profile_build(pdir, tmp / "profile_out")
         print(f"profile of one in-process build, 10 analyses: {prof['wall_s']:.2f} s")
         for g, s in prof["groups_s"].items():
@@ -296,23 +319,31 @@ def main(argv=None) -> int:
         print(f"warm build of the same registry, plots serial, no profiler: {share['with_plots_s']:.2f} s; "
               f"with plots stubbed out: {share['without_plots_s']:.2f} s -> plots are "
               f"{100 * share['plots_share']:.0f} % of a warm build")
-    result = {"machine": info, "quick": a.quick, "runs": rows, "skipped": skipped, "budget_s": a.budget, "fits": {str(k): v for k, v in fits.items()},
+    result = {"machine": info, "coverage": cov, "quick": a.quick, "runs": rows, "skipped": skipped, "budget_s": a.budget, "fits": {str(k): v for k, v in fits.items()},
               "profile_10": prof, "plots_share_10": share}
     outdir = HERE / "output"
     outdir.mkdir(exist_ok=True)
-    (outdir / "bench_batch.json").write_text(json.dumps(result, indent=1))
+    (outdir / ("bench_batch.json" if cov else "bench_batch_no_coverage.json")).write_text(json.dumps(result, indent=1))
     if a.write_md:
         write_md(result)
     return 0
 
 
-MD_BEGIN = "<!-- bench_batch:begin (generated by benchmarks/bench_batch.py --write-md) -->"
-MD_END = "<!-- bench_batch:end -->"
+def _markers(coverage: bool) -> tuple[str, str]:
+    """BATCH.md's begin and end markers of one coverage setting's numbers."""
+    tag = "on" if coverage else "off"
+    return (f"<!-- bench_batch:begin coverage={tag} (generated by benchmarks/bench_batch.py --write-md) -->",
+            f"<!-- bench_batch:end coverage={tag} -->")
 
 
 def write_md(res: dict) -> None:
+    """Replace (or append) the section of ``res``'s coverage setting in BATCH.md."""
     m = res["machine"]
-    lines = [MD_BEGIN, "",
+    cov = res.get("coverage", True)  # runs before the --no-coverage option had it on
+    md_begin, md_end = _markers(cov)
+    lines = [md_begin, "",
+             "Coverage simulation **on** (the default: what a real plan costs)." if cov else
+             "Coverage simulation **off** (`coverage = false` in every synthetic plan's `[defaults]`).", "",
              f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs, {m['memory']}), {m['platform']}, "
              f"Python {m['python']}, metaanalysis {m['metaanalysis']}{' (--quick)' if res['quick'] else ''}; "
              f"1-minute load average {m.get('loadavg_1min_before', float('nan')):.1f} before the run "
@@ -346,13 +377,13 @@ def write_md(res: dict) -> None:
                   + (f"**plots are {100 * sh['plots_share']:.0f} % of a warm build**."
                      if sh["plots_share"] >= 0.05 else
                      "**plots are under 5 % of a warm build** (the two differ by less than the noise).")]
-    lines += ["", MD_END]
+    lines += ["", md_end]
     md = HERE / "BATCH.md"
     text = md.read_text() if md.exists() else ""
     block = "\n".join(lines)
-    if MD_BEGIN in text and MD_END in text:
-        pre, rest = text.split(MD_BEGIN, 1)
-        post = rest.split(MD_END, 1)[1]
+    if md_begin in text and md_end in text:
+        pre, rest = text.split(md_begin, 1)
+        post = rest.split(md_end, 1)[1]
         text = pre + block + post
     else:
         text = text + "\n" + block + "\n"

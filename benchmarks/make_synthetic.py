@@ -12,6 +12,9 @@ log scale far inside the validator's 10%-of-width rule. Rows of analysis ``j`` u
 cycled over the schema's time-to-event codes and a ``tumour_type`` of their own, which the
 plan's ``select.tumour_type`` picks (so one registry can hold many analyses).
 
+``--no-coverage`` writes ``coverage = false`` into the plan's ``[defaults]``: no design-specific
+coverage simulation (about a second of CPU per analysis); the default keeps it on, as a real plan.
+
 ``make_registry_dir(path, n_analyses, seed=..)`` is the function tests import.
 """
 
@@ -133,11 +136,12 @@ SENSITIVITY = ("leave-one-out", "cumulative", "estimators", "exclude-derived", "
                "exclude-unconfirmed", "common-effect")
 
 
-def plan_toml(analyses, sensitivity=SENSITIVITY) -> str:
+def plan_toml(analyses, sensitivity=SENSITIVITY, coverage: bool = True) -> str:
     """The analysis plan (``analyses.toml``, format of :mod:`metaanalysis.plan`) for ``analyses``.
 
     Each analysis selects its own rows by their ``tumour_type`` (unique per analysis); settings
-    are the shipped plan's defaults (REML, HKSJ, metafor PI, 95%).
+    are the shipped plan's defaults (REML, HKSJ, metafor PI, 95%); ``coverage=False`` adds
+    ``coverage = false`` to ``[defaults]`` (no coverage simulation).
     """
     sens = ", ".join(f'"{s}"' for s in sensitivity)
     out = [
@@ -151,6 +155,7 @@ def plan_toml(analyses, sensitivity=SENSITIVITY) -> str:
         "level = 0.95",
         f"sensitivity = [{sens}]",
         'favours = ["drug X", "placebo"]',
+        *([] if coverage else ["coverage = false"]),
         "",
     ]
     for aid, endpoint, _ids in analyses:
@@ -167,7 +172,7 @@ def plan_toml(analyses, sensitivity=SENSITIVITY) -> str:
 
 
 def make_registry_dir(path: str | Path, n_analyses: int, seed: int = 1, k_min: int = 3, k_max: int = 30,
-                      layout: str = "flat", sensitivity=SENSITIVITY) -> Path:
+                      layout: str = "flat", sensitivity=SENSITIVITY, coverage: bool = True) -> Path:
     """Write ``registry.csv`` + ``analyses.toml`` into ``path`` (or ``path/trials`` with layout="trials").
 
     Returns the directory to give to ``metaanalysis batch`` (``path``).
@@ -177,7 +182,7 @@ def make_registry_dir(path: str | Path, n_analyses: int, seed: int = 1, k_min: i
     base.mkdir(parents=True, exist_ok=True)
     rows, analyses = make_rows(n_analyses, seed, k_min, k_max)
     (base / "registry.csv").write_text(registry_csv(rows), encoding="utf-8")
-    (base / "analyses.toml").write_text(plan_toml(analyses, sensitivity), encoding="utf-8")
+    (base / "analyses.toml").write_text(plan_toml(analyses, sensitivity, coverage), encoding="utf-8")
     return d
 
 
@@ -201,8 +206,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--k-min", type=int, default=3)
     ap.add_argument("--k-max", type=int, default=30)
+    ap.add_argument("--no-coverage", action="store_true",
+                    help="plans with coverage = false (no design-specific coverage simulation)")
     a = ap.parse_args(argv)
-    dirs = make_corpus(a.out, a.analyses, a.registries, a.seed, k_min=a.k_min, k_max=a.k_max)
+    dirs = make_corpus(a.out, a.analyses, a.registries, a.seed, k_min=a.k_min, k_max=a.k_max,
+                       coverage=not a.no_coverage)
     for d in dirs:
         print(d)
     return 0

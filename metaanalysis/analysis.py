@@ -421,7 +421,9 @@ def run_plan(registry, plan, *, coverage: bool = True, mapper=map, rob=None, sea
     plan : metaanalysis.plan.Plan
         A plan checked against this registry (:func:`metaanalysis.plan.load_plan`).
     coverage : bool
-        Simulate each pooled analysis's design-specific coverage (about a second per analysis).
+        Simulate each pooled analysis's design-specific coverage (about a second per analysis),
+        for the analyses whose plan entry keeps it on (``coverage = false`` turns it off); False
+        skips it for every analysis.
     mapper : callable
         ``mapper(fn, items)`` runs the coverage simulations (default the builtin ``map``; the
         report builder passes one that uses worker processes). Results do not depend on it.
@@ -514,9 +516,21 @@ def _coverage_job(job):
                     n_sim=vocab.COVERAGE_N_SIM, extra=extra)
 
 
+def coverage_applies(a: AnalysisResult) -> bool:
+    """True when the design-specific coverage simulation fits ``a``: a pooled random-effects
+    model (a τ² estimator; not FE, MH or Peto, not a single study)."""
+    return a.result is not None and a.settings.method in vocab.TAU2_ESTIMATORS
+
+
+def coverage_turned_off(a: AnalysisResult) -> bool:
+    """True when the simulation fits ``a`` but its plan entry says ``coverage = false``."""
+    return coverage_applies(a) and not a.analysis.coverage
+
+
 def _with_coverage(analyses: list[AnalysisResult], mapper) -> list[AnalysisResult]:
-    """Each pooled analysis with its coverage table and the caveat it may raise."""
-    todo = [a for a in analyses if a.result is not None and a.settings.method in vocab.TAU2_ESTIMATORS]
+    """Each pooled analysis whose plan entry keeps the simulation on (``coverage``, default true)
+    with its coverage table and the caveat it may raise; the others unchanged."""
+    todo = [a for a in analyses if coverage_applies(a) and a.analysis.coverage]
     priors = [tau_prior(a.analysis) if a.bayes is not None else None for a in todo]
     jobs = [(a.result.vi, coverage_grid(a.result, p), a.settings, p) for a, p in zip(todo, priors)]
     tables = dict(zip((a.id for a in todo), mapper(_coverage_job, jobs)))

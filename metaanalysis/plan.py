@@ -39,6 +39,10 @@ arrays and inline tables may nest at most 16 levels; ``title`` and ``description
 pooled row needs all four counts, Peto takes measure OR only (MH: OR, RR, RD), the test is z, and
 ``subgroup``, ``swap``, ``tau_prior``/``tau_scale`` and a ``headline`` other than "common" are refused.
 
+``coverage = false`` (in ``[defaults]`` or one ``[[analysis]]``; default true) turns off the
+design-specific coverage simulation (:mod:`metaanalysis.coverage`, about a second of CPU per pooled
+random-effects analysis): the page then says it was not run and no under-coverage check was made.
+
 ``[analysis.grade]`` (optional, below its ``[[analysis]]``) feeds the GRADE summary of findings
 (:mod:`metaanalysis.grade`): ``baseline_risk = [{risk, label, source}]`` (risk a proportion in
 (0, 1) at the time point the label names, with where it was read), ``indirectness`` and
@@ -113,11 +117,11 @@ _NOT_IDS = "not index, results, nor a Windows device name (con, aux, nul, prn, c
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 _TOP_KEYS = ("title", "description", "defaults", "analysis", "narrative")
-_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale")
+_DEFAULT_KEYS = ("method", "test", "pi", "level", "sensitivity", "favours", "tau_prior", "tau_scale", "coverage")
 _ANALYSIS_KEYS = ("id", "title", "endpoint", "measure", "description", "select", "include",
                   "exclude", "method", "test", "pi", "level", "subgroup", "sensitivity", "swap",
                   "favours", "headline", "headline_reason", "tau_prior", "tau_scale", "grade", "exploratory",
-                  "exploratory_reason", "published")
+                  "exploratory_reason", "published", "coverage")
 _GRADE_KEYS = ("baseline_risk", "indirectness", "indirectness_reason", "publication_bias",
                "publication_bias_reason", "threshold", "ois_ratio")
 _BASELINE_KEYS = ("risk", "label", "source")
@@ -188,6 +192,7 @@ class Analysis:
     exploratory: bool = False              # labelled exploratory; never among the primary results
     exploratory_reason: str = ""           # the reviewer's reason (required with exploratory = true)
     published: tuple[str, ...] = ()        # published syntheses shown beside the result as checks
+    coverage: bool = True                  # simulate the design-specific coverage (``coverage = false``: not)
 
 
 @dataclass(frozen=True)
@@ -485,6 +490,17 @@ class _Checker:
                  'e.g. favours = ["denosumab", "placebo"]')
         return base
 
+    def coverage(self, table: dict, path: tuple, base: bool) -> bool:
+        """``coverage = true | false``: simulate the design-specific coverage (``base`` when absent)."""
+        if "coverage" not in table:
+            return base
+        v = table["coverage"]
+        if not isinstance(v, bool):
+            self.err(self.loc.at(*path, "coverage"), f"coverage = {v!r} must be true or false",
+                     "coverage = false turns the design-specific coverage simulation off (default true)")
+            return base
+        return v
+
     def headline(self, table: dict, path: tuple) -> tuple[str, str]:
         """``headline`` (one of vocab.HEADLINE_CHOICES) and the ``headline_reason`` it needs."""
         v, reason = table.get("headline"), table.get("headline_reason", "")
@@ -618,7 +634,7 @@ class _Checker:
         return out
 
     # -- one analysis --------------------------------------------------------------------
-    def analysis(self, i: int, t: dict, defaults: dict, dsens: tuple, dfav: tuple, seen: dict):
+    def analysis(self, i: int, t: dict, defaults: dict, dsens: tuple, dfav: tuple, seen: dict, dcov: bool = True):
         path = ("analysis", i)
         here = self.loc.at(*path)
         if not isinstance(t, dict):
@@ -674,7 +690,7 @@ class _Checker:
             left_out=tuple(left), missing=tuple(missing), select=select, subgroup=subgroup,
             sensitivity=sens, swaps=tuple(swaps), favours=fav, line=here[0], headline=headline,
             headline_reason=headline_reason, grade=grade, exploratory=exploratory,
-            exploratory_reason=exploratory_reason, published=published,
+            exploratory_reason=exploratory_reason, published=published, coverage=self.coverage(t, path, dcov),
         )
 
     def binary(self, t: dict, path: tuple, name: str, measure: str, rows: list[str], settings: dict,
@@ -1136,6 +1152,7 @@ class _Checker:
         defaults = self.settings(d, ("defaults",), DEFAULT_SETTINGS)
         dsens = self.sensitivity(d, ("defaults",), tuple(SENSITIVITY_OPTIONS)[:5])
         dfav = self.favours(d, ("defaults",), ("denosumab", "control"))
+        dcov = self.coverage(d, ("defaults",), True)
         seen: dict[str, int] = {}
         analyses, narratives = [], []
         al = doc.get("analysis", [])
@@ -1143,7 +1160,7 @@ class _Checker:
             self.err(self.loc.at("analysis"), "use [[analysis]] (an array of tables)")
             al = []
         for i, t in enumerate(al):
-            a = self.analysis(i, t, defaults, dsens, dfav, seen)
+            a = self.analysis(i, t, defaults, dsens, dfav, seen, dcov)
             if a is not None:
                 analyses.append(a)
         nl = doc.get("narrative", [])

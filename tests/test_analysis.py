@@ -496,3 +496,50 @@ def test_registry_warnings_travel_with_the_rows(tmp_path):
     assert StudyFlag.REGISTRY_WARNING in next(s for s in bmfs.studies if s.row_id == "NMCRPC-BMFS-2012").flags
     html = render_files(ev)[0]["bmfs.html"].decode("utf-8")
     assert f"{reg_path}:19:18: warning: [estimate] estimate 0.93 is not halfway" in html
+
+
+# A small plan for the coverage setting (issue #15): the three denosumab vs zoledronic acid SRE
+# trials (k = 3, random-effects headline), once with the simulation off and once on.
+_SRE = ('[[analysis]]\nid = "{aid}"\ntitle = "SRE"\nendpoint = "SRE"\nmeasure = "HR"\n'
+        'favours = ["denosumab", "zoledronic acid"]\n'
+        'select.comparator = ["zoledronic acid 4 mg i.v. every 4 weeks"]\n')
+COVERAGE_PLAN = "[defaults]\ncoverage = false\n\n" + _SRE.format(aid="sre-off") + "\n" \
+    + _SRE.format(aid="sre-on") + "coverage = true\n"
+
+
+@pytest.fixture(scope="module")
+def coverage_ev(tmp_path_factory) -> Evidence:
+    p = tmp_path_factory.mktemp("cov") / "analyses.toml"
+    p.write_text(COVERAGE_PLAN, encoding="utf-8")
+    reg = load_registry(REGISTRY)
+    return run_plan(reg, load_plan(str(p), reg))
+
+
+def test_coverage_false_skips_the_simulation_only_for_that_analysis(coverage_ev):
+    off, on = coverage_ev.analysis("sre-off"), coverage_ev.analysis("sre-on")
+    assert off.k == on.k == 3 and off.headline is on.headline is vocab.Headline.RANDOM
+    assert off.coverage is None and off.coverage_grid == () and Flag.UNDERCOVERAGE not in off.flags
+    assert on.coverage is not None and on.coverage.n_sim == vocab.COVERAGE_N_SIM
+    assert off.result == on.result          # the pooled model itself does not depend on the setting
+
+
+def test_coverage_off_is_said_on_the_page_and_not_cited(coverage_ev):
+    off, on = coverage_ev.analysis("sre-off"), coverage_ev.analysis("sre-on")
+    said = words.coverage_off_text(off)
+    assert said == ("The design-specific coverage simulation was not run: the plan turned it off (coverage = false), "
+                    "so no check was made of whether the Knapp–Hartung ad hoc interval this page leads with "
+                    "under-covers with these 3 studies' standard errors.")
+    assert words.coverage_off_text(on) == ""                       # no boilerplate when it ran
+    m_off, m_on = words.analysis_methods_text(off), words.analysis_methods_text(on)
+    assert "Morris" not in m_off and "not simulated (the plan turned it off)" in m_off
+    assert "Morris et al. 2019" in m_on and "not simulated" not in m_on
+    assert vocab.COVERAGE_SIMULATION not in words.analysis_citations(off)
+    assert vocab.COVERAGE_SIMULATION in words.analysis_citations(on)
+    files, _ = render_files(coverage_ev)
+    page_off, page_on = files["sre-off.html"].decode("utf-8"), files["sre-on.html"].decode("utf-8")
+    assert said.replace("'", "&#39;") in page_off and "Monte-Carlo SE in brackets" not in page_off
+    assert "was not run" not in page_on and "Monte-Carlo SE in brackets" in page_on
+    import json
+
+    assert json.loads(files["sre-off.json"])["coverage"] is None
+    assert json.loads(files["sre-on.json"])["coverage"]["n_sim"] == vocab.COVERAGE_N_SIM

@@ -253,3 +253,35 @@ def test_combine_accepts_exact_and_upper_bound_p_values(tmp_path, p_text):
     plan = tmp_path / "p.toml"
     plan.write_text(_COMBINE_PLAN, encoding="utf-8")
     assert validate_plan(str(plan), reg) == []
+
+
+_COVERAGE_ANALYSIS = '[[analysis]]\nid = "{aid}"\ntitle = "BMFS"\nendpoint = "BMFS"\nmeasure = "HR"\n'
+
+
+def test_coverage_defaults_to_on_and_follows_defaults_then_the_analysis(tmp_path, registry):
+    """``coverage`` (issue #15): default true; ``[defaults] coverage = false`` turns it off for every
+    analysis that does not set it; an analysis's own ``coverage`` wins."""
+    plan = tmp_path / "p.toml"
+    plan.write_text(_COVERAGE_ANALYSIS.format(aid="a"), encoding="utf-8")
+    assert load_plan(str(plan), registry).analyses[0].coverage is True
+    plan.write_text("[defaults]\ncoverage = false\n\n" + _COVERAGE_ANALYSIS.format(aid="a")
+                    + _COVERAGE_ANALYSIS.format(aid="b") + "coverage = true\n", encoding="utf-8")
+    a, b = load_plan(str(plan), registry).analyses
+    assert (a.coverage, b.coverage) == (False, True)
+
+
+def test_shipped_plan_keeps_coverage_on(registry):
+    assert all(a.coverage for a in load_plan(str(PLAN), registry).analyses)
+
+
+@pytest.mark.parametrize("where,value,message", [("defaults", '"no"', "coverage = 'no' must be true or false"),
+                                                  ("analysis", "0", "coverage = 0 must be true or false")])
+def test_coverage_must_be_a_boolean_located(tmp_path, registry, where, value, message):
+    plan = tmp_path / "p.toml"
+    text = (f"[defaults]\ncoverage = {value}\n\n" + _COVERAGE_ANALYSIS.format(aid="a") if where == "defaults"
+            else _COVERAGE_ANALYSIS.format(aid="a") + f"coverage = {value}\n")
+    plan.write_text(text, encoding="utf-8")
+    probs = validate_plan(str(plan), registry)
+    line = 2 if where == "defaults" else 6
+    assert [(p.line, p.column, p.severity, p.message) for p in probs] == [(line, 1, "error", message)]
+    assert "coverage = false" in probs[0].hint

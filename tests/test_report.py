@@ -523,3 +523,22 @@ def test_parallel_and_serial_plot_rendering_are_identical(tmp_path):
                              str(tmp_path / "forked")], capture_output=True, text=True, timeout=300)
     assert forked.returncode == 0, forked.stderr
     assert _snapshot(tmp_path / "serial") == _snapshot(tmp_path / "forked")
+
+
+def test_report_with_coverage_off_says_so_and_rebuilds_byte_identical(tmp_path):
+    """``[defaults] coverage = false`` (issue #15): no coverage table, the page says why, the JSON
+    has ``coverage: null``, results.csv is unchanged in form, and two builds are byte-identical."""
+    plan = tmp_path / "analyses.toml"
+    plan.write_text('[defaults]\ncoverage = false\n\n[[analysis]]\nid = "sre"\ntitle = "SRE"\nendpoint = "SRE"\n'
+                    'measure = "HR"\nselect.comparator = ["zoledronic acid 4 mg i.v. every 4 weeks"]\n',
+                    encoding="utf-8")
+    out1, out2 = tmp_path / "r1", tmp_path / "r2"
+    build_reports(REGISTRY, plan, out1)
+    build_reports(REGISTRY, plan, out2)
+    assert _snapshot(out1) == _snapshot(out2)
+    page = (out1 / "sre.html").read_text(encoding="utf-8")
+    assert "The design-specific coverage simulation was not run: the plan turned it off (coverage = false)" in page
+    assert "Monte-Carlo SE in brackets" not in page and "Morris et al. 2019" not in page
+    assert json.loads((out1 / "sre.json").read_text(encoding="utf-8"))["coverage"] is None
+    rows = list(csv.DictReader(io.StringIO((out1 / "results.csv").read_text(encoding="utf-8"))))
+    assert [r["analysis_id"] for r in rows] == ["sre"] and rows[0]["k"] == "3"

@@ -253,7 +253,7 @@ def analysis_view(a: AnalysisResult, rows: RowText, effects) -> dict[str, Any]:
         "not_poolable": [{"row_id": e.row_id, "label": rows.label(e.row_id),
                           "reason": e.reason or "no usable effect and SE"} for e in a.not_pooled],
         "result": a.result, "main": main_view(a, studies), "het": heterogeneity_view(a.result),
-        "coverage": coverage_view(a), "bayes": bayes_view(a),
+        "coverage": coverage_view(a), "coverage_off": words.coverage_off_text(a), "bayes": bayes_view(a),
         "warnings": warnings,
         "panel": panel_view(a), "loo": loo, "cum": cum,
         "subgroups": subgroup_views(a, rows, studies), "scenarios": scenario_views(a, rows, studies, effects),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import vocab
-from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind, headline_interval
+from ..analysis import AnalysisResult, Caveat, Scenario, ScenarioKind, coverage_turned_off, headline_interval
 from ..vocab import Flag, StudyFlag
 from .format import fmt_ci, fmt_num, fmt_p_eq, pct
 from .labels import RowText
@@ -399,6 +399,18 @@ def coverage_summary(a: AnalysisResult) -> str:
             f"{fmt_num(100 * lo, 1)}% of simulated meta-analyses at every τ² shown: {verdict}.")
 
 
+def coverage_off_text(a: AnalysisResult) -> str:
+    """Why a pooled random-effects page has no coverage table: the plan turned the simulation off
+    (``coverage = false``); '' when it ran or does not apply."""
+    if a.coverage is not None or not coverage_turned_off(a):
+        return ""
+    code = headline_interval(a)
+    what = (f"whether the {INTERVAL_NAMES[code]} interval this page leads with under-covers" if code is not None
+            else "how each interval method covers")
+    return ("The design-specific coverage simulation was not run: the plan turned it off (coverage = false), "
+            f"so no check was made of {what} with these {a.k} studies' standard errors.")
+
+
 def analysis_methods_text(a: AnalysisResult) -> str:
     """The methods paragraph of what was actually run: the plan's model, then what leads the page
     and why, then the coverage simulation (when there is one)."""
@@ -416,6 +428,8 @@ def analysis_methods_text(a: AnalysisResult) -> str:
                  f"bayesmeta) {lead}.")
     if a.coverage is not None:
         text += coverage_methods_text(a)
+    elif coverage_turned_off(a):
+        text += " The design-specific coverage of the intervals was not simulated (the plan turned it off)."
     return text
 
 
