@@ -286,10 +286,13 @@ def favoured_below_null(direction: str, intervention: str, comparator: str) -> s
     validator reports such rows)."""
     d = _DIRECTION_RE.match(direction or "")
     arm = _arm_named(d["arm"], intervention, comparator) if d is not None else None
-    if arm is None:
-        return None
+    return None if arm is None else _below_null_side(arm, d["op"])
+
+
+def _below_null_side(arm: str, op: str) -> str:
+    """The arm a value below the null favours, when ``direction`` says ``<op>`` favours ``arm``."""
     other = "comparator" if arm == "intervention" else "intervention"
-    return arm if d["op"] in ("<", "<=", "≤") else other
+    return arm if op in ("<", "<=", "≤") else other
 
 
 # --- the validator -----------------------------------------------------------------------
@@ -720,8 +723,7 @@ class _Checker:
                         f"intervention ({row.get('intervention')!r}) nor the comparator ({row.get('comparator')!r})",
                         example)
                 return None
-            below = d["op"] in ("<", "<=", "≤")
-            return arm if below else ("comparator" if arm == "intervention" else "intervention")
+            return _below_null_side(arm, d["op"])
         return None
 
     def _linked(self, r: int, o: int) -> bool:
