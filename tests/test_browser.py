@@ -310,6 +310,19 @@ def test_phone_shows_every_key_result_without_sideways_scrolling(site, browser):
             assert text and cw > 0 and ch > 0 and vis == "visible", (aid, text)
             assert 0 <= left and right <= w, (aid, text, left, right)
     page.screenshot(path=str(SHOTS / "phone-last-analysis.png"), full_page=True)
+    # narrative pages: the "Results as reported" table becomes cards too; every estimate, CI and
+    # p-value cell stays inside the viewport (none hidden in a sideways-scrolling table)
+    narratives = [j.stem for j in sorted(site.glob("*.json"))
+                  if "synthesis" in json.loads(j.read_text(encoding="utf-8"))]
+    assert len(narratives) == 7, narratives
+    for nid in narratives:
+        page.goto((site / f"{nid}.html").as_uri())
+        n = page.eval_on_selector_all("table.studies tbody tr", "els => els.length")
+        cells = _boxes(page, "table.studies tbody td.key")
+        assert n and len(cells) == 3 * n, (nid, n, len(cells))
+        for text, left, right, cw, ch, display, vis in cells:
+            if display != "none":          # an empty cell ("") is hidden on a card
+                assert 0 <= left and right <= w, (nid, text, left, right)
     ctx.close()
 
 
