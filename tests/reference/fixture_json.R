@@ -1,5 +1,6 @@
 # Full-precision JSON writer and small helpers shared by the fixture scripts (sourced by
-# make_sensitivity_fixtures.R; make_fixtures.R keeps its own copy of the same writer).
+# make_fixtures.R, make_binary_fixtures.R and make_sensitivity_fixtures.R from their output folder,
+# tests/reference). jsonlite caps numbers at 15 significant digits, hence this writer.
 # Numbers: "%.17g" (round-trips exactly). NA -> null; Inf/-Inf/NaN -> the strings "Inf"/"-Inf"/"NaN".
 # Arrays are R lists without names; scalars are length-1 atomic vectors.
 jstr <- function(s) as.character(jsonlite::toJSON(s, auto_unbox = TRUE))
@@ -18,6 +19,7 @@ tojson <- function(x, ind = "") {
       items <- vapply(names(x), function(n) paste0(ind2, jstr(n), ": ", tojson(x[[n]], ind2)), "")
       return(paste0("{\n", paste(items, collapse = ",\n"), "\n", ind, "}"))
     }
+    # arrays of scalars on one line, arrays of objects one per line
     if (all(vapply(x, function(e) !is.list(e) && length(e) <= 1, TRUE))) {
       return(paste0("[", paste(vapply(x, tojson, ""), collapse = ", "), "]"))
     }
@@ -25,7 +27,7 @@ tojson <- function(x, ind = "") {
     return(paste0("[\n", paste(items, collapse = ",\n"), "\n", ind, "]"))
   }
   if (length(x) == 0) return("null")
-  stopifnot(length(x) == 1)
+  if (length(x) > 1) return(tojson(as.list(x), ind))   # an atomic vector: an array
   if (is.character(x)) return(jstr(x))
   if (is.logical(x)) return(if (is.na(x)) "null" else if (x) "true" else "false")
   jnum(x)

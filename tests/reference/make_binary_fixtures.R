@@ -19,36 +19,8 @@ fixdir <- file.path(outdir, "fixtures", "binary")
 dir.create(fixdir, showWarnings = FALSE, recursive = TRUE)
 suppressPackageStartupMessages(library(metafor))
 
-# JSON writer with full precision, as in make_fixtures.R ("%.17g"; NA -> null; Inf/NaN -> strings).
-jstr <- function(s) as.character(jsonlite::toJSON(s, auto_unbox = TRUE))
-jnum <- function(x) {
-  if (is.nan(x)) return('"NaN"')
-  if (is.na(x)) return("null")
-  if (is.infinite(x)) return(if (x > 0) '"Inf"' else '"-Inf"')
-  sprintf("%.17g", as.double(x))
-}
-tojson <- function(x, ind = "") {
-  ind2 <- paste0(ind, "  ")
-  if (is.null(x)) return("null")
-  if (is.list(x)) {
-    if (length(x) == 0) return(if (is.null(names(x))) "[]" else "{}")
-    if (!is.null(names(x))) {
-      items <- vapply(names(x), function(n) paste0(ind2, jstr(n), ": ", tojson(x[[n]], ind2)), "")
-      return(paste0("{\n", paste(items, collapse = ",\n"), "\n", ind, "}"))
-    }
-    if (all(vapply(x, function(e) !is.list(e) && length(e) <= 1, TRUE))) {
-      return(paste0("[", paste(vapply(x, tojson, ""), collapse = ", "), "]"))
-    }
-    items <- vapply(x, function(e) paste0(ind2, tojson(e, ind2)), "")
-    return(paste0("[\n", paste(items, collapse = ",\n"), "\n", ind, "]"))
-  }
-  if (length(x) == 0) return("null")
-  if (length(x) > 1) return(tojson(as.list(x), ind))
-  if (is.character(x)) return(jstr(x))
-  if (is.logical(x)) return(if (is.na(x)) "null" else if (x) "true" else "false")
-  jnum(x)
-}
-arr <- function(x) as.list(unname(as.double(x)))
+# JSON writer with full precision and small helpers (jstr, jnum, tojson, arr, ...)
+source(file.path(outdir, "fixture_json.R"))
 sc <- function(x) if (is.null(x) || length(x) == 0) NA_real_ else unname(as.double(x))[1]
 
 # ---------------------------------------------------------------------------------------------------------
