@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
-from .table import norm_header, read_table
+from .table import header_columns, read_table
 from .vocab import ROB_ASSESSED, ROB_DOMAINS, RobJudgement
 
 __all__ = ["RobEntry", "RobTable", "ROB_COLUMNS", "ROB_STATUSES", "check_rob", "load_rob", "default_rob_path",
@@ -154,14 +154,7 @@ def check_rob(path: str | Path, registry_ids=None) -> RobTable:
     sink.items.extend(table.problems)
     if not table.ok:
         return RobTable(str(path), table.sha256, {}, tuple(sink.items))
-    header = [norm_header(h) for h in table.header]
-    cols = {h: i for i, h in enumerate(header)}
-    for i, h in enumerate(header):
-        if h not in ROB_COLUMNS:
-            sink.error(table.header_line, i + 1, f"unknown column {table.header[i]!r}", suggest(h, ROB_COLUMNS))
-    for name in _REQUIRED:
-        if name not in cols:
-            sink.error(table.header_line, 0, f"missing column {name!r}", "columns: " + ",".join(ROB_COLUMNS))
+    cols = header_columns(table, sink, ROB_COLUMNS, _REQUIRED)
     if has_errors(sink.items):
         return RobTable(str(path), table.sha256, {}, tuple(sink.items))
     known = set(registry_ids) if registry_ids is not None else None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .problems import ProblemError, ProblemSink, has_errors, suggest
-from .table import norm_header, read_table
+from .table import header_columns, read_table
 from .vocab import EXCEL_SERIAL_RANGE
 
 __all__ = ["SearchRound", "SearchLog", "SEARCH_COLUMNS", "ACTIVITIES", "check_searches", "load_searches",
@@ -139,14 +139,7 @@ def check_searches(path: str | Path) -> SearchLog:
     sink.items.extend(table.problems)
     if not table.ok:
         return SearchLog(str(path), table.sha256, (), tuple(sink.items))
-    header = [norm_header(h) for h in table.header]
-    cols = {h: i for i, h in enumerate(header)}
-    for i, h in enumerate(header):
-        if h not in SEARCH_COLUMNS:
-            sink.error(table.header_line, i + 1, f"unknown column {table.header[i]!r}", suggest(h, SEARCH_COLUMNS))
-    for name in _REQUIRED:
-        if name not in cols:
-            sink.error(table.header_line, 0, f"missing column {name!r}", "columns: " + ",".join(SEARCH_COLUMNS))
+    cols = header_columns(table, sink, SEARCH_COLUMNS, _REQUIRED)
     if has_errors(sink.items):
         return SearchLog(str(path), table.sha256, (), tuple(sink.items))
     rounds = []

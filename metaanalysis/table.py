@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .problems import Problem, ProblemSink, has_errors
+from .problems import Problem, ProblemSink, has_errors, suggest
 
-__all__ = ["Table", "read_table", "read_file_bytes", "parse_number", "is_plain_number", "norm_header",
+__all__ = ["Table", "read_table", "header_columns", "read_file_bytes", "parse_number", "is_plain_number", "norm_header",
            "MAX_FIELD_LENGTH", "identity_key", "lookalike_character", "DECIMAL_COMMA", "NON_ASCII_DIGITS"]
 
 #: Longest accepted cell, in characters (a registry cell is a number or a note, not a document).
@@ -432,3 +432,18 @@ def read_table(path: str | Path, known_columns: Iterable[str], *,
                      f"not UTF-8: the first non-UTF-8 byte is at line {line}, character {char}; "
                      "read the file as Windows-1252 (cp1252)", "save the file as 'CSV UTF-8' to be sure of accents")
     return Table(shown, raw, d, tuple(records), tuple(sink.items))
+
+
+def header_columns(table: Table, sink: ProblemSink, known: tuple[str, ...], required: Iterable[str]) -> dict[str, int]:
+    """Column name -> index of a small side file's header (``rob.csv``, ``searches.csv``), with an
+    error at the header line for each unknown column (with the nearest known name) and each
+    missing ``required`` one; the caller stops when ``sink`` then holds errors."""
+    header = [norm_header(h) for h in table.header]
+    for i, h in enumerate(header):
+        if h not in known:
+            sink.error(table.header_line, i + 1, f"unknown column {table.header[i]!r}", suggest(h, known))
+    cols = {h: i for i, h in enumerate(header)}
+    for name in required:
+        if name not in cols:
+            sink.error(table.header_line, 0, f"missing column {name!r}", "columns: " + ",".join(known))
+    return cols

@@ -287,3 +287,24 @@ def test_validate_reports_search_log_problems(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{d / 'searches.csv'}:3:1: error: [date] '46357' is not a date written YYYY-MM-DD" in err
     assert "Excel date serial of 2026-12-01" in err
+
+
+@pytest.mark.parametrize("kind", ["rob", "searches"])
+def test_side_file_header_errors_are_located(tmp_path, kind):
+    """rob.csv and searches.csv share one header check (table.header_columns): an unknown column is
+    an error at its header cell with the nearest known name; a missing required column at the line."""
+    from metaanalysis.rob import check_rob
+    from metaanalysis.searches import check_searches
+
+    path = tmp_path / f"{kind}.csv"
+    if kind == "rob":
+        path.write_text("row_id,D1,D2,D3,D4,D5,overal,source\nX,low,low,low,low,low,low,s\n", encoding="utf-8")
+        problems = check_rob(path).problems
+    else:
+        path.write_text("date,activty,notes\n2026-12-01,searched,n\n", encoding="utf-8")
+        problems = check_searches(path).problems
+    got = [(p.line, p.column, p.message, p.hint) for p in problems if p.severity == "error"]
+    typo, missing = ("overal", "overall") if kind == "rob" else ("activty", "activity")
+    col = path.read_text(encoding="utf-8").split("\n")[0].split(",").index(typo) + 1
+    assert (1, col, f"unknown column {typo!r}") == got[0][:3] and missing in got[0][3]
+    assert (1, 0, f"missing column {missing!r}") in [g[:3] for g in got]
