@@ -18,6 +18,12 @@ random-effects interval method and the common-effect model at the same grid. The
 load average is printed too: the machine is shared, and a load above its core count inflates
 wall times.
 
+``--tree DIR`` (repeatable; e.g. an export of an older commit and ``.``): instead, the CPU time
+of the Bayesian column alone for each source tree, side by side, for k = 2, 3, 6, 13 and 30
+(the k = 13 and 30 designs: variances geometric from 0.005 to 0.3). Each measurement is a fresh
+interpreter with that tree first on ``sys.path`` (best of ``--repeat`` calls after a warm-up),
+and the trees alternate, so load from other jobs hits them alike: compare the ratios.
+
 Results also go to ``benchmarks/output/bench_coverage.json``. Never part of the test suite.
 """
 
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +54,8 @@ DESIGNS = {
     3: [0.0139, 0.0077, 0.0119],
     6: list(np.geomspace(0.005, 0.1, 6)),
 }
+#: Larger designs of the side-by-side mode (``--tree``).
+LARGE = {13: list(np.geomspace(0.005, 0.3, 13)), 30: list(np.geomspace(0.005, 0.3, 30))}
 #: 0, an estimate, a Q-profile upper bound, the median of τ² under τ ~ half-normal(0.5)
 #: (median τ = 0.5 · 0.6745).
 GRID = (0.0, 0.01, 0.3, (0.5 * 0.6744897501960817) ** 2)
@@ -84,13 +93,54 @@ def run(repeat: int, n_sim: int) -> dict:
     return out
 
 
+#: Runs in a fresh interpreter with one tree first on sys.path: best CPU time of the Bayesian column.
+_BAYES_ONLY = r"""
+import json, sys, time
+from functools import partial
+from metaanalysis.bayesian import central_intervals_many
+from metaanalysis.coverage import coverage
+vi, grid, n_sim, repeat = json.loads(sys.argv[1])
+extra = {"bayes": partial(central_intervals_many, tau_prior="halfnormal", tau_scale=0.5, level=0.95)}
+coverage(vi, [0.0], n_sim=200, tests=(), common_effect=False, extra=extra)
+best = float("inf")
+for _ in range(repeat):
+    c0 = time.process_time()
+    coverage(vi, grid, tests=(), common_effect=False, n_sim=n_sim, extra=extra)
+    best = min(best, time.process_time() - c0)
+print(best)
+"""
+
+
+def side_by_side(trees: list[Path], repeat: int, n_sim: int) -> dict:
+    """CPU s of the Bayesian column per tree and k, trees alternating (see the module docstring)."""
+    designs = {**DESIGNS, **LARGE}
+    out = {"trees": [str(t) for t in trees], "n_sim": n_sim, "repeat": repeat, "load_1min": [], "k": {}}
+    print(f"Bayesian column CPU s (4 tau2 x {n_sim:,} replicates), best of {repeat}; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'k':>3} " + " ".join(f"{t.resolve().name:>14}" for t in trees))
+    for k, vi in designs.items():
+        arg = json.dumps([list(map(float, vi)), list(GRID), n_sim, repeat])
+        cpu = []
+        for tree in trees:
+            env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+            run = subprocess.run([sys.executable, "-c", _BAYES_ONLY, arg], env=env, check=True,
+                                 capture_output=True, text=True, cwd=tree)
+            cpu.append(float(run.stdout.split()[-1]))
+        out["k"][k] = cpu
+        out["load_1min"].append(os.getloadavg()[0])
+        print(f"{k:>3} " + " ".join(f"{c:>14.3f}" for c in cpu))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--n-sim", type=int, default=10_000)
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "output" / "bench_coverage.json")
+    ap.add_argument("--tree", type=Path, action="append", default=[],
+                    help="source tree for the side-by-side Bayesian column (repeat the option)")
     a = ap.parse_args(argv)
-    res = run(a.repeat, a.n_sim)
+    res = side_by_side(a.tree, a.repeat, a.n_sim) if a.tree else run(a.repeat, a.n_sim)
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(res, indent=2) + "\n")
     print(f"written {a.json}")

@@ -849,8 +849,11 @@ def _probit_excess(p, mass, mean, sd, check=None):
         else:
             idx = rows % m
             xs, take = x[:, None], (lambda a: a[idx])
-        z = (xs - take(mean)) * take(inv_sd)
-        e, nd = np.exp(-0.5 * z * z), special.ndtr(z)
+        z = np.subtract(xs, take(mean))   # in place from here: fewer fresh (page-faulting) arrays
+        z *= take(inv_sd)
+        e = z * z
+        e *= -0.5
+        e, nd = np.exp(e, out=e), special.ndtr(z, out=z)
         pdf = np.einsum("...c,...c->...", take(dens), e).ravel()
         cdf = np.einsum("...c,...c->...", take(mass), nd).ravel()
         if check is not None:
