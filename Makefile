@@ -74,7 +74,7 @@ sweep: $(TESTSTAMP) ## robustness sweep: 100,000 random datasets through pool_ma
 BATCH_DIRS ?=
 batch: $(TESTSTAMP) ## build reports for BATCH_DIRS="dir1 dir2 ..." in parallel
 	@test -n "$(BATCH_DIRS)" || { echo 'usage: make batch BATCH_DIRS="dir1 dir2"'; exit 2; }
-	$(BIN)/metaanalysis batch $(BATCH_DIRS) --out reports/batch -j $${JOBS:-2}
+	$(BIN)/metaanalysis batch $(BATCH_DIRS) --out batch-reports -j $${JOBS:-2}
 
 panel-pack: reports/index.html ## print reports/ to one PDF, panel-pack.pdf (overview + every page; headless Chromium)
 	@test -x $(CHROMIUM) || { echo "chromium not found at $(CHROMIUM); install Debian's chromium (make test does)"; exit 1; }
@@ -82,7 +82,7 @@ panel-pack: reports/index.html ## print reports/ to one PDF, panel-pack.pdf (ove
 
 clean: ## remove built reports and caches (keeps the virtualenv)
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
-	rm -f panel-pack.pdf
+	rm -rf panel-pack.pdf batch-reports
 	rm -rf tests/output .pytest_cache .hypothesis benchmarks/output
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
