@@ -202,32 +202,56 @@ static void score_slope(const row_t *r, int method, double t, double *f, double 
     *d = dw2r2 + s2 - 2 * s3 / s + q * q;
 }
 
-/* Profile log-likelihood for ranking the grid (estimators._grid_loglik): effects centred at
- * their mean c, log det as one log per 8 studies (redone study by study if a product
- * leaves the float range). */
-static double grid_loglik(const row_t *r, int method, double c, double t)
+/* target_clones: GCC/Clang on x86-64 Linux also build AVX2 and AVX-512 versions of the
+ * vectorised loops below and pick one when the library is loaded; every version computes
+ * the same IEEE operations in the same order, so all give the same results. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+#define NG 64   /* most grid points (estimators: _GRID_POINTS + 1 = 49) */
+
+/* Profile log-likelihoods at the g grid points U * grid[j] into ll (estimators._grid_loglik):
+ * effects centred at their mean c, log det as one log per 8 studies (redone study by study
+ * if a product leaves the float range). The loops run over the grid points, so that they
+ * vectorise; per point the operations are those of the numpy engine, in its order. */
+CLONES static void grid_logliks(const row_t *r, int method, double c, double U,
+                                const double *grid, long g, double *ll)
 {
     long k = r->k;
-    double s = 0.0, sy = 0.0, syy = 0.0, logdet = 0.0;
+    double t[NG], s[NG], sy[NG], syy[NG], p[NG], logdet[NG];
+    for (long j = 0; j < g; j++) {
+        t[j] = U * grid[j];
+        s[j] = sy[j] = syy[j] = logdet[j] = 0.0;
+        p[j] = 1.0;
+    }
     for (long i = 0; i < k; i++) {
-        double dd = r->v[i] + t, w = 1.0 / dd, yc = r->y[i] - c, wy = w * yc;
-        s += w;
-        sy += wy;
-        syy += wy * yc;
+        double v = r->v[i], yc = r->y[i] - c;
+        for (long j = 0; j < g; j++) {
+            double dd = v + t[j], w = 1.0 / dd, wy = w * yc;
+            s[j] += w;
+            sy[j] += wy;
+            syy[j] += wy * yc;
+            p[j] *= dd;
+        }
+        if (i % 8 == 7 || i == k - 1)
+            for (long j = 0; j < g; j++) {
+                logdet[j] += log(p[j]);
+                p[j] = 1.0;
+            }
     }
-    for (long a = 0; a < k; a += 8) {
-        double p = 1.0;
-        for (long i = a; i < a + 8 && i < k; i++)
-            p *= r->v[i] + t;
-        logdet += log(p);
+    for (long j = 0; j < g; j++) {
+        double ld = logdet[j];
+        if (!isfinite(ld)) {
+            ld = 0.0;
+            for (long i = 0; i < k; i++)
+                ld += log(r->v[i] + t[j]);
+        }
+        ll[j] = -0.5 * (ld + (syy[j] - sy[j] * sy[j] / s[j]));
+        if (method == M_REML)
+            ll[j] = ll[j] - 0.5 * log(s[j]);
     }
-    if (!isfinite(logdet)) {
-        logdet = 0.0;
-        for (long i = 0; i < k; i++)
-            logdet += log(r->v[i] + t);
-    }
-    double ll = -0.5 * (logdet + (syy - sy * sy / s));
-    return method == M_REML ? ll - 0.5 * log(s) : ll;
 }
 
 /* Newton's method kept inside [lo, hi] (estimators.solve_bracketed_newton, one row). */
@@ -280,13 +304,15 @@ static int reml_ml(const row_t *r, int method, double U, const ma_args *a, doubl
     for (long i = 0; i < k; i++)
         c += r->y[i];
     c = c / k;
-    for (long i = 0; i < g; i++) {      /* first maximum, NaN ignored (numpy nanargmax) */
-        double ll = grid_loglik(r, method, c, U * a->grid[i]);
-        if (ll == ll && (j < 0 || ll > best)) {
-            best = ll;
+    double ll[NG];
+    if (g > NG)
+        return 1;
+    grid_logliks(r, method, c, U, a->grid, g, ll);
+    for (long i = 0; i < g; i++)        /* first maximum, NaN ignored (numpy nanargmax) */
+        if (ll[i] == ll[i] && (j < 0 || ll[i] > best)) {
+            best = ll[i];
             j = i;
         }
-    }
     if (j < 0)
         return 1;
     long jl = j > 0 ? j - 1 : 0, jh = j + 1 < g ? j + 1 : g - 1;
@@ -510,14 +536,8 @@ static int pool_row(const row_t *r, long i, const ma_args *a, const ma_out *o)
 /* ---- BLK rows at a time (DL, the common-effect model and a fixed tau^2) -----------------
  * The same operations in the same order per row as dl_hs + finish_row, on BLK rows
  * transposed into column-major scratch, so that the compiler vectorises over rows (the
- * divisions dominate). GCC/Clang on x86-64 Linux also build AVX2 and AVX-512 clones of
- * block_rows and pick one at load time; all of them give the same IEEE results. */
+ * divisions dominate; block_rows has AVX2 and AVX-512 clones, see CLONES). */
 #define BLK 32
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* Q(0) of BLK transposed rows: weights 1/v into wt, their sum into s, Q into q. */
 static inline void block_q0(const double *yt, const double *vt, double *wt, long k,

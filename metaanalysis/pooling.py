@@ -3,7 +3,12 @@
 ``pool(yi, vi)`` equals ``pool_many(yi[None], vi[None]).row(0)``: for up to
 :data:`metaanalysis.single.MAX_K` studies it runs the same algorithms on plain floats
 (:mod:`metaanalysis.single`, ~10x faster for one analysis), and the two paths are checked
-against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py). Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
+against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py).
+``pool_many`` computes τ², the estimate, Q and the Q-profile CIs of every row without NaN
+padding in a C kernel when it is built (:mod:`metaanalysis._compiled`, the same algorithms;
+``fit_many`` returns only τ², the estimate and its SE) and everything else, or everything
+when the kernel is missing, with numpy; the two paths agree to rounding (tests/test_kernel.py).
+Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
 ``confint`` (Viechtbauer 2010, doi:10.18637/jss.v036.i03):
 
 * ``test="z"``: Wald-type z test and CI; ``"knha"``: Hartung-Knapp-Sidik-Jonkman
@@ -371,7 +376,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
                            None if fixed is None else fixed[s:s + step], tau2_ci)
         for name, arr in part.items():
             if name not in out:
-                out[name] = np.empty((m,) + arr.shape[1:], dtype=arr.dtype, order="F")
+                out[name] = np.empty((m,) + arr.shape[1:], dtype=arr.dtype)
             out[name][s:s + step] = arr
     return PoolArrays(method=method, test=test, level=level, pi=pi, **out,
                       tau2_fixed=None if tau2 is None else (float(tau2) if np.ndim(tau2) == 0 else fixed))
