@@ -25,7 +25,7 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "METHOD_CODES"]
+__all__ = ["LIB", "pool_rows", "METHOD_CODES", "OUTPUTS"]
 
 _ABI = 1   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).

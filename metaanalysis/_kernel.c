@@ -683,8 +683,10 @@ long ma_pool(const double *Y, const double *V, long m, long k, const ma_args *a,
              const ma_out *o)
 {
     long n_fallback = 0, i = 0;
-    int blocks = k >= 1 && !o->ci_lo && (a->fixed || a->method == M_DL || a->method == M_FE);
-    double *w = malloc((size_t)(k > 0 ? k : 1) * (3 * BLK + 1) * sizeof(double));
+    /* (blocks pay off for a few studies; many studies would need a large scratch) */
+    int blocks = k >= 1 && k <= 64 && !o->ci_lo
+                 && (a->fixed || a->method == M_DL || a->method == M_FE);
+    double *w = malloc((size_t)(k > 0 ? k : 1) * (blocks ? 3 * BLK + 1 : 1) * sizeof(double));
     if (!w)
         return -1;
     while (i < m) {

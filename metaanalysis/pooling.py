@@ -346,7 +346,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         Compute the Q-profile CIs of τ², I² and H² (two root-findings per analysis, most of
         the time of a DL fit). False leaves those six fields NaN, for callers that only need
         the pooled estimate and its intervals (e.g. :mod:`metaanalysis.coverage`); every
-        other field is identical.
+        other field is identical. (:func:`fit_many` returns only τ², the estimate and its SE.)
 
     Returns
     -------
