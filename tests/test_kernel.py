@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -168,6 +169,19 @@ def test_multimodal_rows_have_two_maxima_and_both_paths_take_the_global_one(monk
         assert_same(r, numpy_path(lambda: pool_many([y], [v], method="REML"), monkeypatch))
         best = estimators._loglik("REML", Y0, V0, mask, r.tau2)[0]
         assert best >= ll.max() - 1e-12 * abs(ll.max())
+
+
+def test_loader_gives_none_without_a_usable_library(monkeypatch, tmp_path):
+    """No built module, or a file that is not a shared library: the numpy engine is used."""
+    assert _compiled._load() is not None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert _compiled._load() is None
+    bad = tmp_path / "_kernel.so"
+    bad.write_text("not a shared library")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: SimpleNamespace(origin=str(bad)))
+    assert _compiled._load() is None
+    monkeypatch.setattr(_compiled, "LIB", None)
+    assert _compiled.pool_rows(np.ones((2, 3)), np.ones((2, 3)), "DL", ("tau2",)) is None
 
 
 def test_bad_values_raise_the_numpy_engines_errors():
