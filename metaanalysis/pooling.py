@@ -256,9 +256,9 @@ def _by_df(quantile, a: float, df) -> np.ndarray:
 def _inference(est, se, rss, k, test: str, alpha: float):
     """Test of the pooled estimate and its CI, each of shape (m,).
 
-    ``test="z"``: Wald z; ``"knha"``/``"adhoc"``: the SE times √(rss/(k−1)) with
-    ``rss`` = Σwᵢ(yᵢ−μ̂)² (None for ``test="z"``; the multiplier floored
-    at 1 for adhoc) with t on k − 1 df (Knapp & Hartung 2003, doi:10.1002/sim.1482); with
+    ``test="z"``: Wald z; ``"knha"``/``"adhoc"``: the SE times √(rss/(k−1)), ``rss`` =
+    Σwᵢ(yᵢ−μ̂)² (None is fine for ``test="z"``), the multiplier floored
+    at 1 for adhoc, with t on k − 1 df (Knapp & Hartung 2003, doi:10.1002/sim.1482); with
     k = 1 metafor falls back to z, and so do we. Call inside ``np.errstate``.
 
     Returns
