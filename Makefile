@@ -14,7 +14,7 @@ PLAN       := trials/analyses.toml
 SCHEMA     := trials/schema.json
 # optional inputs next to the registry: RoB 2 judgements and the search log (the evidence date)
 EVIDENCE   := $(wildcard trials/rob.csv trials/searches.csv)
-SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
+SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.c' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
 PIP        := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM   ?= /usr/bin/chromium
 
