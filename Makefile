@@ -14,7 +14,7 @@ PLAN       := trials/analyses.toml
 SCHEMA     := trials/schema.json
 # optional inputs next to the registry: RoB 2 judgements and the search log (the evidence date)
 EVIDENCE   := $(wildcard trials/rob.csv trials/searches.csv)
-SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
+SRC        := $(shell find metaanalysis -name '*.py' -o -name '*.c' -o -name '*.j2' -o -name '*.css' -o -name '*.json' -o -name '*.woff' 2>/dev/null)
 PIP        := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM   ?= /usr/bin/chromium
 
@@ -25,7 +25,7 @@ help: ## list the verbs
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environment ------------------------------------------------------------------
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py metaanalysis/_kernel.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "metaanalysis needs Python >= 3.11; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -e .
@@ -74,7 +74,7 @@ sweep: $(TESTSTAMP) ## robustness sweep: 100,000 random datasets through pool_ma
 BATCH_DIRS ?=
 batch: $(TESTSTAMP) ## build reports for BATCH_DIRS="dir1 dir2 ..." in parallel
 	@test -n "$(BATCH_DIRS)" || { echo 'usage: make batch BATCH_DIRS="dir1 dir2"'; exit 2; }
-	$(BIN)/metaanalysis batch $(BATCH_DIRS) --out reports/batch -j $${JOBS:-2}
+	$(BIN)/metaanalysis batch $(BATCH_DIRS) --out batch-reports -j $${JOBS:-2}
 
 panel-pack: reports/index.html ## print reports/ to one PDF, panel-pack.pdf (overview + every page; headless Chromium)
 	@test -x $(CHROMIUM) || { echo "chromium not found at $(CHROMIUM); install Debian's chromium (make test does)"; exit 1; }
@@ -82,7 +82,7 @@ panel-pack: reports/index.html ## print reports/ to one PDF, panel-pack.pdf (ove
 
 clean: ## remove built reports and caches (keeps the virtualenv)
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
-	rm -f panel-pack.pdf
+	rm -rf panel-pack.pdf batch-reports
 	rm -rf tests/output .pytest_cache .hypothesis benchmarks/output
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 

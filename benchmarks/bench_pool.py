@@ -7,8 +7,11 @@ What is measured (all on the same random datasets, fixed seed, k = 6 studies eac
 
 * ``pool`` — one analysis per call, in a Python loop (DL, REML, PM; every field, Q-profile
   CIs and prediction interval included);
-* ``pool_many`` — DL and REML at m = 100,000 (``--quick``: 10,000), with and without the
-  Q-profile CIs of τ²/I²/H² (``tau2_ci=False``, the output PyMARE gives), PM at m = 20,000;
+* ``fit_many`` — τ², estimate and SE only (exactly PyMARE's output), DL and REML at
+  m = 100,000 (``--quick``: 10,000), PM at m = 20,000;
+* ``pool_many`` — the same, with and without the Q-profile CIs of τ²/I²/H² (``tau2_ci=False``;
+  every other field of ``PoolArrays`` is computed), on the C kernel (metaanalysis/_kernel.c)
+  and, without the CIs, on the numpy engine it falls back to (``_compiled.LIB = None``);
   best of ``--repeat`` runs;
 * PyMARE 0.0.x ``DerSimonianLaird`` and ``VarianceBasedLikelihoodEstimator(method="REML")``,
   vectorised over datasets (``y`` of shape (k, m)), ``small_sample_correction="wald"``
@@ -55,7 +58,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metaanalysis.pooling import pool, pool_many  # noqa: E402
+from metaanalysis import _compiled  # noqa: E402
+from metaanalysis.pooling import fit_many, pool, pool_many  # noqa: E402
 
 SEED = 20240601
 K = 6
@@ -88,6 +92,20 @@ def best_time(fn, repeat: int) -> float:
 def ours_many(Y, V, method, tau2_ci=True):
     r = pool_many(Y, V, method=method, test="z", tau2_ci=tau2_ci)
     return r.tau2, r.estimate
+
+
+def ours_fit(Y, V, method):
+    r = fit_many(Y, V, method=method)
+    return r.tau2, r.estimate
+
+
+def numpy_engine(fn):
+    """``fn()`` with the C kernel switched off (the numpy engine, as without a compiler)."""
+    lib, _compiled.LIB = _compiled.LIB, None
+    try:
+        return fn()
+    finally:
+        _compiled.LIB = lib
 
 
 def ours_loop(Y, V, method):
@@ -268,13 +286,17 @@ def bench_single(Ybig, Vbig, n_loop, n_sm, rec, repeat):
 
 
 def bench_batch(Ybig, Vbig, m_big, m_pm, rec, repeat):
-    """``pool_many`` with and without the Q-profile CIs, and PyMARE, on m analyses at once."""
+    """``fit_many`` (PyMARE's output), ``pool_many`` with and without the Q-profile CIs (C
+    kernel; without CIs also on the numpy engine), and PyMARE, on m analyses at once."""
     for meth, m in (("DL", m_big), ("REML", m_big), ("PM", m_pm)):
         Y, V = Ybig[:m], Vbig[:m]
         case = f"batch m={m}"
+        rec(case, "ours fit_many() (tau2, est, SE)", meth, m, best_time(lambda: ours_fit(Y, V, meth), repeat))
         rec(case, "ours pool_many()", meth, m, best_time(lambda: ours_many(Y, V, meth), repeat))
         rec(case, "ours pool_many(tau2_ci=False)", meth, m,
             best_time(lambda: ours_many(Y, V, meth, False), repeat))
+        rec(case, "ours pool_many(tau2_ci=False) numpy", meth, m,
+            best_time(lambda: numpy_engine(lambda: ours_many(Y, V, meth, False)), repeat))
         if meth in ("DL", "REML"):
             rec(case, "PyMARE (wald)", meth, m, best_time(lambda: pymare_many(Y, V, meth), repeat))
 
@@ -340,11 +362,13 @@ def targets(rows, mem, start, r_out, m_big):
     out.append(("pool() DL vs statsmodels combine_effects (x faster)", dl["per_second"] / sm["per_second"], ">= 1"))
     for meth in ("DL", "REML"):
         py = _rate(rows, "PyMARE (wald)", meth, case)
-        for tool, label in (("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+        for tool, label in (("ours fit_many() (tau2, est, SE)", "equal output: fit_many"),
+                            ("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
             o = _rate(rows, tool, meth, case)
             out.append((f"pool_many {meth} vs PyMARE, {label} (x faster)", o["per_second"] / py["per_second"], ">= 10"))
     for meth, lim in (("DL", 0.5), ("REML", 5.0)):
-        for tool, label in (("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+        for tool, label in (("ours fit_many() (tau2, est, SE)", "equal output"),
+                            ("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
             out.append((f"pool_many {meth} at m={m_big}, {label} (us/analysis)",
                         per_us(_rate(rows, tool, meth, case)), f"<= {lim}"))
     for x in mem:
@@ -364,9 +388,9 @@ def targets(rows, mem, start, r_out, m_big):
 def report(rows, mem, diffs, tg, r_note, start, header):
     """Print every table: timings, memory, start-up, agreement, the issue's targets."""
     print(header)
-    print(f"\n{'case':<16} {'tool':<34} {'method':<6} {'n':>7} {'seconds':>9} {'analyses/s':>12} {'us/analysis':>12}")
+    print(f"\n{'case':<16} {'tool':<38} {'method':<6} {'n':>7} {'seconds':>9} {'analyses/s':>12} {'us/analysis':>12}")
     for r in rows:
-        print(f"{r['case']:<16} {r['tool']:<34} {r['method']:<6} {r['n']:>7} {r['seconds']:>9.3f} "
+        print(f"{r['case']:<16} {r['tool']:<38} {r['method']:<6} {r['n']:>7} {r['seconds']:>9.3f} "
               f"{r['per_second']:>12,.0f} {1e6 * r['seconds'] / r['n']:>12.3f}")
     if r_note:
         print(f"note: {r_note}")
@@ -428,14 +452,14 @@ def main(argv=None) -> int:
     tg = targets(rows, mem, start, r_out, m_big)
     header = (f"bench_pool  {_dt.datetime.now().isoformat(timespec='seconds')}  "
               f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  Python {platform.python_version()}  "
-              f"numpy {np.__version__}  k = {K}  seed = {SEED}  load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+              f"numpy {np.__version__}  C kernel {'built' if _compiled.LIB is not None else 'NOT BUILT'}  k = {K}  seed = {SEED}  load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}")
     report(rows, mem, diffs, tg, r_note, start, header)
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "loadavg_1min": [load0, os.getloadavg()[0]], "k": K, "seed": SEED, "quick": a.quick,
+        "loadavg_1min": [load0, os.getloadavg()[0]], "kernel": _compiled.LIB is not None, "k": K, "seed": SEED, "quick": a.quick,
         "timings": rows, "memory": mem, "startup": start, "differences": diffs, "targets": tg,
         "metafor_note": r_note,
     }, indent=2))

@@ -729,7 +729,7 @@ def _execute(work: list[BatchJob], jobs: int, scheduler: str | None) -> Iterator
 
 def run_batch(
     dirs: Iterable[str | Path],
-    out: str | Path = "reports/batch",
+    out: str | Path = "batch-reports",
     *,
     jobs: int = 1,
     scheduler: str | None = None,

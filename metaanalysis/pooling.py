@@ -3,7 +3,12 @@
 ``pool(yi, vi)`` equals ``pool_many(yi[None], vi[None]).row(0)``: for up to
 :data:`metaanalysis.single.MAX_K` studies it runs the same algorithms on plain floats
 (:mod:`metaanalysis.single`, ~10x faster for one analysis), and the two paths are checked
-against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py). Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
+against each other field by field (tests/test_pooling.py, benchmarks/robustness_sweep.py).
+``pool_many`` computes τ², the estimate, Q and the Q-profile CIs of every row without NaN
+padding in a C kernel when it is built (:mod:`metaanalysis._compiled`, the same algorithms;
+``fit_many`` returns only τ², the estimate and its SE) and everything else, or everything
+when the kernel is missing, with numpy; the two paths agree to rounding (tests/test_kernel.py).
+Conventions follow metafor 3.8 ``rma.uni`` / ``predict`` /
 ``confint`` (Viechtbauer 2010, doi:10.18637/jss.v036.i03):
 
 * ``test="z"``: Wald-type z test and CI; ``"knha"``: Hartung-Knapp-Sidik-Jonkman
@@ -28,9 +33,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from . import _compiled
 from . import _dist as dist
 from . import single, vocab
 from .single import metafor_call
@@ -38,7 +45,8 @@ from .estimators import (_take, estimate_tau2, prepare, q_and_slope, q_gen,
                          solve_convex_decreasing)
 from .results import MetaResult
 
-__all__ = ["pool", "pool_many", "PoolArrays", "check_args", "METHODS", "TESTS", "PI_TYPES"]
+__all__ = ["pool", "pool_many", "fit_many", "Fit", "PoolArrays", "check_args", "METHODS", "TESTS",
+           "PI_TYPES"]
 
 #: ``method=`` codes in their canonical case (the vocabulary's τ² estimators, then "FE").
 METHODS: tuple[str, ...] = tuple(vocab.METHODS)
@@ -205,28 +213,36 @@ def _tau2_fit(Y0, V0, mask, k, method: str, tau2):
     return type(fit)(np.array(tau2, dtype=float), fit.se, fit.iterations, fit.converged)
 
 
-def _heterogeneity(Y0, V0, mask, k, tau2, common_effect: bool):
-    """Cochran's Q with its df and p-value, s², I² (%) and H², each of shape (m,).
+def _q_s2(Y0, V0, mask, k):
+    """Cochran's Q (0 for k = 1) and metafor's typical within-study variance s², shape (m,).
 
-    I² and H² are τ²-based with s² metafor's typical within-study variance (Higgins &
-    Thompson 2002, doi:10.1002/sim.1186); for the common-effect model they come from Q,
-    as in metafor. Call inside ``np.errstate(divide="ignore", invalid="ignore")``.
+    s² = (k − 1)Σwᵢ/((Σwᵢ)² − Σwᵢ²) with wᵢ = 1/vᵢ (Higgins & Thompson 2002,
+    doi:10.1002/sim.1186). Call inside ``np.errstate(divide="ignore", invalid="ignore")``.
     """
     m = Y0.shape[0]
     w0 = np.where(mask, 1.0 / V0, 0.0)
     # k = 1: Q is 0 by definition (metafor), not the rounding noise of (y − μ̂)²
     q = np.where(k > 1, np.maximum(q_gen(Y0, V0, mask, np.zeros(m)), 0.0), 0.0)
+    sw0 = w0.sum(-1)
+    return q, (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))
+
+
+def _heterogeneity(q, s2, k, tau2, common_effect: bool):
+    """Q's df and p-value, I² (%) and H², each of shape (m,), from Q and s² (:func:`_q_s2`).
+
+    I² and H² are τ²-based with s² metafor's typical within-study variance (Higgins &
+    Thompson 2002, doi:10.1002/sim.1186); for the common-effect model they come from Q,
+    as in metafor. Call inside ``np.errstate(divide="ignore", invalid="ignore")``.
+    """
     q_df = k - 1
     q_p = np.where(q_df > 0, dist.chi2_sf(q, np.maximum(q_df, 1)), 1.0)
-    sw0 = w0.sum(-1)
-    s2 = (k - 1) * sw0 / (sw0**2 - (w0**2).sum(-1))   # typical within-study variance
     if common_effect:
         i2 = np.where((q > 0) & (k > 1), np.maximum(0.0, 100 * (q - q_df) / q), 0.0)
         h2 = np.where(q_df > 0, q / q_df, 1.0)
     else:
         i2 = np.where(k > 1, 100 * tau2 / (tau2 + s2), 0.0)
         h2 = np.where(k > 1, (tau2 + s2) / s2, 1.0)
-    return q, q_df, q_p, s2, i2, h2
+    return q_df, q_p, i2, h2
 
 
 def _by_df(quantile, a: float, df) -> np.ndarray:
@@ -237,11 +253,12 @@ def _by_df(quantile, a: float, df) -> np.ndarray:
     return table[df - 1]
 
 
-def _inference(Y0, w, est, se, k, test: str, alpha: float):
+def _inference(est, se, rss, k, test: str, alpha: float):
     """Test of the pooled estimate and its CI, each of shape (m,).
 
-    ``test="z"``: Wald z; ``"knha"``/``"adhoc"``: the SE times √(Σwᵢ(yᵢ−μ̂)²/(k−1)) (floored
-    at 1 for adhoc) with t on k − 1 df (Knapp & Hartung 2003, doi:10.1002/sim.1482); with
+    ``test="z"``: Wald z; ``"knha"``/``"adhoc"``: the SE times √(rss/(k−1)), ``rss`` =
+    Σwᵢ(yᵢ−μ̂)² (None is fine for ``test="z"``), the multiplier floored
+    at 1 for adhoc, with t on k − 1 df (Knapp & Hartung 2003, doi:10.1002/sim.1482); with
     k = 1 metafor falls back to z, and so do we. Call inside ``np.errstate``.
 
     Returns
@@ -249,10 +266,9 @@ def _inference(Y0, w, est, se, k, test: str, alpha: float):
     se, df, crit, stat, pval, ci_lo, ci_hi
         ``df`` is NaN where the z test is used; ``crit`` is the two-sided critical value.
     """
-    use_t = (k > 1) if test != "z" else np.zeros(Y0.shape[0], dtype=bool)
+    use_t = (k > 1) if test != "z" else np.zeros(est.shape[0], dtype=bool)
     df = np.where(use_t, k - 1, np.nan).astype(float)
     if test != "z":
-        rss = (w * (Y0 - est[:, None]) ** 2).sum(-1)
         # metafor: s2w = 0 when RSS <= machine epsilon (e.g. identical yi)
         s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(k - 1, 1))
         if test == "adhoc":
@@ -260,7 +276,7 @@ def _inference(Y0, w, est, se, k, test: str, alpha: float):
         se = np.where(use_t, se * np.sqrt(s2w), se)
     df1 = np.where(use_t, df, 1.0)
     if test == "z":   # (the t branch would cost a t quantile and tail per analysis)
-        crit = np.full(Y0.shape[0], float(dist.norm_isf(alpha / 2)))
+        crit = np.full(est.shape[0], float(dist.norm_isf(alpha / 2)))
     else:
         crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, df1), dist.norm_isf(alpha / 2))
     stat = est / se
@@ -330,7 +346,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
         Compute the Q-profile CIs of τ², I² and H² (two root-findings per analysis, most of
         the time of a DL fit). False leaves those six fields NaN, for callers that only need
         the pooled estimate and its intervals (e.g. :mod:`metaanalysis.coverage`); every
-        other field is identical.
+        other field is identical. (:func:`fit_many` returns only τ², the estimate and its SE.)
 
     Returns
     -------
@@ -355,14 +371,12 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     out: dict = {}
     step = max(1, _CHUNK_ELEMENTS // max(Y.shape[-1], 1))
     for s in range(0, max(m, 1), step):
-        # a column-major copy of one block of rows: temporaries stay ~_CHUNK_ELEMENTS floats
-        # whatever m is, and the reductions over studies are fast (estimators._take)
-        part = _pool_block(np.asfortranarray(Y[s:s + step]), np.asfortranarray(V[s:s + step]),
-                           method, test, level, pi, None if fixed is None else fixed[s:s + step],
-                           tau2_ci)
+        # one block of rows at a time: temporaries stay ~_CHUNK_ELEMENTS floats whatever m is
+        part = _pool_block(Y[s:s + step], V[s:s + step], method, test, level, pi,
+                           None if fixed is None else fixed[s:s + step], tau2_ci)
         for name, arr in part.items():
             if name not in out:
-                out[name] = np.empty((m,) + arr.shape[1:], dtype=arr.dtype, order="F")
+                out[name] = np.empty((m,) + arr.shape[1:], dtype=arr.dtype)
             out[name][s:s + step] = arr
     return PoolArrays(method=method, test=test, level=level, pi=pi, **out,
                       tau2_fixed=None if tau2 is None else (float(tau2) if np.ndim(tau2) == 0 else fixed))
@@ -382,33 +396,129 @@ def _fixed_tau2(tau2, m: int) -> np.ndarray:
 
 
 def _pool_block(Y, V, method, test, level, pi, tau2, tau2_ci) -> dict:
-    """Every :class:`PoolArrays` array field for one block of rows (``Y``, ``V`` (n, k)
-    column-major; ``tau2`` None or the fixed values, shape (n,))."""
-    Y0, V0, mask, k = prepare(Y, V)
+    """Every :class:`PoolArrays` array field for one block of rows (``Y``, ``V`` (n, k);
+    ``tau2`` None or the fixed values, shape (n,))."""
     alpha = 1 - level
     common_effect = method == "FE"
+    c = _block_core(Y, V, method, test != "z", tau2_ci and not common_effect, alpha, tau2)
+    k, t2, est = c["k"], c["tau2"], c["est"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q_df, q_p, i2, h2 = _heterogeneity(c["q"], c["s2"], k, t2, common_effect)
+        se, df, crit, stat, pval, ci_lo, ci_hi = _inference(est, c["se"], c["rss"], k, test, alpha)
+        pi_lo, pi_hi = _prediction_interval(est, se, t2, k, crit, pi, common_effect, alpha)
+        t_lo, t_hi, s2 = c["ci_lo"], c["ci_hi"], c["s2"]
+        i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
+        h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
+    return dict(
+        k=k, estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
+        tau2=t2, tau2_se=c["tau2_se"], tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(t2),
+        i2=i2, i2_ci_lower=i2_lo, i2_ci_upper=i2_hi, h2=h2, h2_ci_lower=h2_lo, h2_ci_upper=h2_hi,
+        q=c["q"], q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi, weights=c["weights"],
+        converged=c["conv"], iterations=c["iters"], yi=c["yi"], vi=c["vi"],
+    )
+
+
+def _block_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
+    """The per-analysis sums of one block: by the C kernel where it runs, else by numpy.
+
+    :func:`metaanalysis._compiled.pool_rows` computes the rows it can (every value finite,
+    every variance > 0; it flags the rest, e.g. NaN-padded rows) and :func:`_numpy_core` the
+    others; both give the keys of :func:`_numpy_core` and agree to rounding
+    (tests/test_kernel.py).
+    """
+    n, width = Y.shape
+    want = ["tau2", "tau2_se", "iters", "conv", "est", "se", "q", "s2", "weights"]
+    want += ["rss"] if want_rss else []
+    crit = (np.nan, np.nan)
+    if want_ci:
+        want += ["ci_lo", "ci_hi"]
+        df = np.array([max(width - 1, 1)])
+        crit = (_by_df(dist.chi2_isf, alpha / 2, df)[0], _by_df(dist.chi2_ppf, alpha / 2, df)[0])
+    c = _compiled.pool_rows(Y, V, method, want, fixed=tau2, crit=crit)
+    if c is None:
+        return _numpy_core(Y, V, method, want_rss, want_ci, alpha, tau2)
+    bad = c.pop("fallback")
+    c.update(k=np.full(n, width), yi=np.array(Y, dtype=float), vi=np.array(V, dtype=float),
+             rss=c.get("rss"), ci_lo=c.get("ci_lo", np.full(n, np.nan)),
+             ci_hi=c.get("ci_hi", np.full(n, np.nan)))
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        sub = _numpy_core(Y[idx], V[idx], method, want_rss, want_ci, alpha,
+                          None if tau2 is None else tau2[idx])
+        for name, arr in sub.items():
+            if arr is not None:
+                c[name][idx] = arr
+    return c
+
+
+def _numpy_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
+    """:func:`_block_core` by the numpy engine: k, the τ² fit (``tau2``, ``tau2_se``,
+    ``iters``, ``conv``), ``est``, ``se`` (√(1/Σwᵢ)), ``q``, ``s2``, ``rss`` (None unless
+    ``want_rss``), ``weights`` (%), the Q-profile ``ci_lo``/``ci_hi`` (NaN unless ``want_ci``)
+    and the NaN-masked ``yi``/``vi``; shapes (n,) and (n, k)."""
+    Y0, V0, mask, k = prepare(np.asfortranarray(Y), np.asfortranarray(V))
     fit = _tau2_fit(Y0, V0, mask, k, method, tau2)
     t2 = fit.tau2
     w = np.where(mask, 1.0 / (V0 + t2[:, None]), 0.0)
     sw = w.sum(-1)
     est = (w * Y0).sum(-1) / sw
     with np.errstate(divide="ignore", invalid="ignore"):
-        q, q_df, q_p, s2, i2, h2 = _heterogeneity(Y0, V0, mask, k, t2, common_effect)
-        se, df, crit, stat, pval, ci_lo, ci_hi = _inference(Y0, w, est, np.sqrt(1.0 / sw), k,
-                                                            test, alpha)
-        pi_lo, pi_hi = _prediction_interval(est, se, t2, k, crit, pi, common_effect, alpha)
-        t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, tau2_ci and not common_effect, alpha)
-        i2_lo, i2_hi = 100 * t_lo / (t_lo + s2), 100 * t_hi / (t_hi + s2)
-        h2_lo, h2_hi = (t_lo + s2) / s2, (t_hi + s2) / s2
-    return dict(
-        k=k, estimate=est, se=se, stat=stat, df=df, pvalue=pval, ci_lower=ci_lo, ci_upper=ci_hi,
-        tau2=t2, tau2_se=fit.se, tau2_ci_lower=t_lo, tau2_ci_upper=t_hi, tau=np.sqrt(t2),
-        i2=i2, i2_ci_lower=i2_lo, i2_ci_upper=i2_hi, h2=h2, h2_ci_lower=h2_lo, h2_ci_upper=h2_hi,
-        q=q, q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi,
-        weights=np.where(mask, 100 * w / sw[:, None], np.nan),
-        converged=fit.converged, iterations=fit.iterations,
-        yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan),
-    )
+        q, s2 = _q_s2(Y0, V0, mask, k)
+        rss = (w * (Y0 - est[:, None]) ** 2).sum(-1) if want_rss else None
+        t_lo, t_hi = _tau2_cis(Y0, V0, mask, k, want_ci, alpha)
+    return dict(k=k, tau2=t2, tau2_se=fit.se, iters=fit.iterations, conv=fit.converged, est=est,
+                se=np.sqrt(1.0 / sw), q=q, s2=s2, rss=rss,
+                weights=np.where(mask, 100 * w / sw[:, None], np.nan), ci_lo=t_lo, ci_hi=t_hi,
+                yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan))
+
+
+class Fit(NamedTuple):
+    """What :func:`fit_many` returns: arrays of shape (m,)."""
+
+    tau2: np.ndarray
+    estimate: np.ndarray
+    se: np.ndarray
+
+
+def fit_many(Y, V, *, method: str = "REML") -> Fit:
+    """τ², the pooled estimate and its (Wald) SE of m meta-analyses, and nothing else.
+
+    The three numbers PyMARE's estimators return, for callers that need no more (e.g. a
+    simulation): equal to the same fields of :func:`pool_many` (``test="z"``), without
+    computing the others. Rows that the C kernel does not take (NaN padding, bad values)
+    and every row when it is not built go through :func:`pool_many`, so the errors are its.
+
+    Parameters
+    ----------
+    Y, V : array_like, shape (m, k)
+        As :func:`pool_many`.
+    method : str
+        As :func:`pool_many`.
+
+    Returns
+    -------
+    Fit
+        ``tau2``, ``estimate``, ``se``, each of shape (m,).
+
+    Notes
+    -----
+    Viechtbauer W (2005). Bias and efficiency of meta-analytic variance estimators in the
+    random-effects model. J Educ Behav Stat 30(3):261-93. doi:10.3102/10769986030003261
+    """
+    method = vocab.canonical_method(method)
+    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    V = np.atleast_2d(np.asarray(V, dtype=float))
+    if Y.shape != V.shape or Y.ndim != 2:
+        raise ValueError(f"yi and vi must be (m, k) arrays of the same shape, got {Y.shape} and {V.shape}")
+    c = _compiled.pool_rows(Y, V, method, ("tau2", "est", "se"))
+    if c is None:
+        r = pool_many(Y, V, method=method, tau2_ci=False)
+        return Fit(r.tau2, r.estimate, r.se)
+    if c["fallback"].any():
+        idx = np.flatnonzero(c["fallback"])
+        r = pool_many(Y[idx], V[idx], method=method, tau2_ci=False)
+        c["tau2"][idx], c["est"][idx], c["se"][idx] = r.tau2, r.estimate, r.se
+    return Fit(c["tau2"], c["est"], c["se"])
 
 
 def pool(yi, vi, *, method: str = "REML", test: str = "z", level: float = 0.95,

@@ -304,3 +304,20 @@ def test_overview_page_across_registries(three):
     summ = batch.run_batch([a], other, builder=FAKE, stream=io.StringIO())
     assert summ.overview.startswith("not written: ") and "was not written by metaanalysis batch" in summ.overview
     assert (other / "index.html").read_text() == "<p>somebody's page</p>"
+
+
+def test_default_batch_output_lies_outside_the_report_folder():
+    """`report` replaces its --out as a whole and refuses a folder holding anything it did not
+    write, so a batch built into reports/batch made the next `make report` fail: the batch
+    default (CLI, run_batch, Makefile) is a folder of its own."""
+    import inspect
+
+    from metaanalysis.cli import build_parser
+
+    p = build_parser()
+    batch_out = p.parse_args(["batch", "x"]).out
+    report_out = p.parse_args(["report"]).out
+    assert Path(report_out) not in Path(batch_out).parents and Path(batch_out) != Path(report_out)
+    assert inspect.signature(batch.run_batch).parameters["out"].default == batch_out
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
+    assert f"--out {batch_out} " in makefile

@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("batch", help="build reports for many registry directories")
     b.add_argument("dirs", nargs="+", help="directories each holding registry.csv and analyses.toml")
-    b.add_argument("--out", default="reports/batch", help="output directory (default reports/batch)")
+    b.add_argument("--out", default="batch-reports",
+                   help="output directory (default batch-reports; not inside reports/, which `report` replaces whole)")
     b.add_argument("-j", "--jobs", type=int, default=1, help="directories built in parallel (default 1)")
     b.add_argument("--scheduler", default=None, help="Dask scheduler address (needs the 'dask' extra)")
     b.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")

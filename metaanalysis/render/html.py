@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,14 @@ STYLE = _HERE / "style.css"
 PACKAGES = ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2")
 
 
+@functools.lru_cache(maxsize=1)
 def environment():
-    """The jinja2 environment: autoescape on, undefined names are errors."""
+    """The jinja2 environment: autoescape on, undefined names are errors.
+
+    One per process: jinja2 compiles a template on its first use and caches it in the
+    environment (and re-reads it when the file changes), so a batch of many registries, which
+    built a new environment per registry, compiled every template again each time (~0.17 s).
+    """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     return Environment(loader=FileSystemLoader(str(TEMPLATES)),

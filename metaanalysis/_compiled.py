@@ -1,0 +1,122 @@
+"""The optional C kernel of :func:`metaanalysis.pooling.pool_many`, loaded with ctypes.
+
+``metaanalysis/_kernel.c`` is built by ``pip install`` as the extension module
+``metaanalysis._kernel`` (setup.py; ``optional=True``, so an install without a C compiler
+still succeeds). It is not imported as a Python module: this file opens the shared library
+at that module's path and passes numpy arrays to it as ``double *``. :data:`LIB` is the
+library, or ``None`` when it is missing, cannot be loaded or was built from another version
+of the C file; :func:`pool_rows` then returns ``None`` and the numpy engine does the work.
+This is the only place that decides which path runs (tests/test_kernel.py forces both).
+
+The kernel runs the algorithms of :mod:`metaanalysis.estimators` row by row (global grid +
+bracketed Newton for REML/ML, Newton on the convex Q(τ²) for PM/EB and the Q-profile CIs;
+Viechtbauer 2005, doi:10.3102/10769986030003261, for the REML score); results agree with the
+numpy engine to rounding. Rows it does not handle (a non-finite value, a variance <= 0, a
+REML/ML grid cell without a sign change of the score, an iteration that does not settle) are
+flagged, and the caller computes them with the numpy engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+
+import numpy as np
+
+from . import estimators as est
+
+__all__ = ["LIB", "pool_rows", "METHOD_CODES", "OUTPUTS"]
+
+_ABI = 1   # the C file's MA_ABI: a library built from another version is not used
+#: ``method=`` → the kernel's method number (enum in _kernel.c).
+METHOD_CODES = {"FE": 0, "DL": 1, "HE": 2, "HS": 3, "SJ": 4, "ML": 5, "REML": 6, "PM": 7, "EB": 8}
+#: The REML/ML grid relative to the upper bound, exactly as estimators._grid_best makes it.
+_GRID = np.concatenate([[0.0], np.geomspace(est._GRID_SPAN, 1.0, est._GRID_POINTS)])
+
+_P = ctypes.c_void_p
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("method", ctypes.c_int), ("fixed", _P), ("grid", _P), ("ngrid", ctypes.c_long),
+                ("crit_lo", ctypes.c_double), ("crit_hi", ctypes.c_double)]
+
+
+#: Output arrays of the kernel, in the order of ``ma_out`` in _kernel.c.
+OUTPUTS = ("tau2", "tau2_se", "est", "se", "q", "s2", "rss", "weights", "ci_lo", "ci_hi",
+           "iters", "conv", "fallback")
+
+
+class _Out(ctypes.Structure):
+    _fields_ = [(name, _P) for name in OUTPUTS]
+
+
+def _load():
+    """The kernel library, or None (missing, not loadable, or another interface version)."""
+    try:
+        spec = importlib.util.find_spec(__package__ + "._kernel")
+        if spec is None or not spec.origin:
+            return None
+        lib = ctypes.CDLL(spec.origin)
+        lib.ma_abi.restype = ctypes.c_int
+        if lib.ma_abi() != _ABI:
+            return None
+        lib.ma_pool.restype = ctypes.c_long
+        lib.ma_pool.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.POINTER(_Args),
+                                ctypes.POINTER(_Out)]
+    except (OSError, AttributeError, ImportError, ValueError):
+        return None
+    return lib
+
+
+LIB = _load()
+
+_DTYPES = {"iters": np.int64, "conv": np.bool_, "fallback": np.bool_}
+
+
+def pool_rows(Y, V, method: str, want, fixed=None, crit=(np.nan, np.nan)):
+    """Run the kernel over the rows of ``Y``, ``V``; ``None`` when it is not available.
+
+    Parameters
+    ----------
+    Y, V : ndarray of float64, shape (m, k), C-contiguous
+        Effects and sampling variances. Rows with a non-finite value or a variance <= 0 are
+        flagged in ``fallback`` and nothing else is written for them.
+    method : str
+        A canonical code of :data:`metaanalysis.vocab.METHODS`.
+    want : iterable of str
+        Names from :data:`OUTPUTS` to compute (others are not computed): ``tau2``,
+        ``tau2_se``, ``iters``, ``conv`` (the τ² fit), ``est``, ``se`` (√(1/Σwᵢ)), ``q``
+        (Cochran's Q), ``s2`` (metafor's typical within-study variance), ``rss``
+        (Σwᵢ(yᵢ − μ̂)², for the Knapp-Hartung multiplier), ``weights`` (percent, (m, k)),
+        ``ci_lo``/``ci_hi`` (Q-profile CI of τ² at the levels ``crit``).
+    fixed : ndarray, shape (m,), optional
+        A fixed τ² per row instead of the estimate.
+    crit : (float, float)
+        χ²(k − 1) levels of the Q-profile bounds: the upper and the lower α/2 quantile.
+
+    Returns
+    -------
+    dict or None
+        Name → array (shape (m,), ``weights`` (m, k)), plus ``fallback`` (bool, shape (m,)):
+        the rows to compute with the numpy engine.
+
+    Notes
+    -----
+    Viechtbauer W (2005). Bias and efficiency of meta-analytic variance estimators in the
+    random-effects model. J Educ Behav Stat 30(3):261-93. doi:10.3102/10769986030003261
+    """
+    if LIB is None:
+        return None
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    m, k = Y.shape
+    out = {name: np.empty((m, k) if name == "weights" else m, dtype=_DTYPES.get(name, np.float64))
+           for name in (*want, "fallback")}
+    if fixed is not None:
+        fixed = np.ascontiguousarray(fixed, dtype=np.float64)
+    args = _Args(METHOD_CODES[method], None if fixed is None else fixed.ctypes.data,
+                 _GRID.ctypes.data, _GRID.size, float(crit[0]), float(crit[1]))
+    ptrs = _Out(*(out[name].ctypes.data if name in out else None for name in OUTPUTS))
+    if LIB.ma_pool(Y.ctypes.data, V.ctypes.data, m, k, ctypes.byref(args), ctypes.byref(ptrs)) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return out
