@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from functools import lru_cache
 
 from ._svg import FONT_FILES
@@ -312,6 +313,20 @@ class RasterWriter:
         return buf.getvalue()
 
 
+_LOCAL = threading.local()
+
+
+def _lookup_table():
+    """This thread's 16 MiB colour -> palette index table, kept between images (making a new one
+    costs more than the rest of the lookup); entries left from an earlier image are never read."""
+    import numpy as np
+
+    lut = getattr(_LOCAL, "lut", None)
+    if lut is None:
+        lut = _LOCAL.lut = np.zeros(1 << 24, dtype=np.uint8)
+    return lut
+
+
 def palette_image(img):
     """An RGB image as a palette ("P") image of its :data:`PALETTE` most frequent colours, ties
     broken by colour: those stay exact (the white page, the inks), a rarer colour (an
@@ -320,7 +335,8 @@ def palette_image(img):
 
     Pillow's own mapping onto a given palette goes through a cache of 6-bit colour cells, which
     turns the white page into (251, 251, 251); this one is exact, by a lookup table indexed by
-    the 24-bit colour (only the pages of the table the image's colours touch are written).
+    the 24-bit colour (only the pages of the table the image's colours touch are written; one
+    table per thread, reused).
     """
     import numpy as np
     from PIL import Image
@@ -335,8 +351,8 @@ def palette_image(img):
         rare = np.array(ranked[PALETTE:], dtype=np.int32)
         index[PALETTE:] = ((rare[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
     every = np.array(ranked, dtype=np.int64)
-    lut = np.zeros(1 << 24, dtype=np.uint8)
-    lut[every[:, 0] | every[:, 1] << 8 | every[:, 2] << 16] = index
+    lut = _lookup_table()
+    lut[every[:, 0] | every[:, 1] << 8 | every[:, 2] << 16] = index  # every colour read below is set here
     # each pixel's 24-bit colour: its three bytes read as a little-endian 32-bit word (the 4th
     # byte, the next pixel's red, masked off), without a copy per channel
     raw = img.tobytes() + b"\0"
