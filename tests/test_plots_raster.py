@@ -177,6 +177,9 @@ def test_dash_pattern_runs_on_across_vertices():
     assert segs[2] == ((1.0, 0.0), (1.0, pytest.approx(0.3)))
     odd = _dashes([(0.0, 0.0), (1.0, 0.0)], [0.1])
     assert len(odd) == 5 and all(abs(b[0] - a[0] - 0.1) < 1e-12 for a, b in odd)
+    # what SVG ignores (all zero, a negative length) is drawn solid, not looped on forever
+    line = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]
+    assert _dashes(line, [0.0, 0.0]) == _dashes(line, [0.2, -0.1]) == list(zip(line, line[1:]))
 
 
 def test_forest_png_unchanged_contract():
