@@ -216,3 +216,17 @@ def test_batch_build_imports_no_matplotlib(tmp_path):
     n_png, n_funnel, mpl = out.stdout.split(maxsplit=2)
     assert int(n_png) == 4 and int(n_funnel) == 2  # a forest and a funnel PNG per analysis (k >= 10)
     assert mpl.strip() == "[]"
+
+
+def test_ligatures_are_the_fonts_ligature_glyphs():
+    """The layout measures 'ffl', 'fi', ... as the font's ligatures (their own advance); the PNG
+    draws those glyphs, which the shipped subset carries, not the missing-glyph box."""
+    from metaanalysis.plots._raster import _glyph
+    from metaanalysis.plots._text import face_metrics
+
+    cps = face_metrics(False).pen_positions("Effect of fluoride", 9.0)[0]
+    assert 0xFB00 in cps and 0xFB02 in cps  # ff and fl
+    notdef = _glyph(False, 18.75, 0xE000, 0)[0].tobytes()  # a private-use code point: the box
+    for cp in (0xFB00, 0xFB01, 0xFB02, 0xFB03, 0xFB04):
+        g = _glyph(False, 18.75, cp, 0)
+        assert g is not None and g[0].tobytes() != notdef, hex(cp)
