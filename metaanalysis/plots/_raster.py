@@ -361,6 +361,6 @@ def palette_image(img):
     # byte, the next pixel's red, masked off), without a copy per channel
     raw = img.tobytes() + b"\0"
     keys = np.ndarray(shape=(img.size[0] * img.size[1],), dtype="<u4", buffer=raw, strides=(3,)) & 0xFFFFFF
-    out = Image.frombytes("P", img.size, lut[keys].tobytes())
+    out = Image.frombytes("P", img.size, np.take(lut, keys).tobytes())
     out.putpalette(pal.astype(np.uint8).tobytes())
     return out
