@@ -1,6 +1,5 @@
 """`metaanalysis validate` never shows a traceback, in-process and as the installed console script."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,20 +47,3 @@ def test_console_script_over_corpus_sample(tmp_path):
 def test_console_script_usage_error(tmp_path):
     p = subprocess.run([str(SCRIPT), "validate", str(tmp_path / "absent.csv")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
-
-
-def test_validate_starts_without_the_heavy_libraries():
-    """`validate` of the shipped registry and plan imports neither pandas nor scipy (nor the
-    report's libraries): together ~0.3 s of start-up (issue #15; timings in benchmarks/README.md).
-    Checked in a fresh process, after the command has run, so that lazy imports count too."""
-    root = Path(__file__).resolve().parents[1]
-    code = ("import sys\n"
-            "from metaanalysis.cli import main\n"
-            f"rc = main(['validate', {str(root / 'trials' / 'registry.csv')!r}, "
-            f"'--plan', {str(root / 'trials' / 'analyses.toml')!r}])\n"
-            "heavy = ('pandas', 'scipy', 'statsmodels', 'matplotlib', 'jinja2', 'PIL', 'importlib.metadata')\n"
-            "print(rc, sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy[:-1]))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(root)})
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[-1] == "0 []"
