@@ -2,69 +2,52 @@
 
 Thin wrappers over ``scipy.special`` (the same routines ``scipy.stats`` calls), because
 importing ``scipy.stats`` costs about a second and ``make report`` must start fast.
-Each name says what it returns; all are vectorised over numpy arrays. ``scipy.special``
-itself is imported on first call (~0.1 s, pulled in by numpy.random and numpy.f2py): a
-module that only imports this one, as ``metaanalysis validate`` does, starts without it.
+Each name says what it returns; all are vectorised over numpy arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 
 def norm_sf(x):
     """P(Z > x) for Z ~ N(0, 1)."""
-    from scipy import special
-
     return special.ndtr(-np.asarray(x, dtype=float))
 
 
 def norm_isf(a):
     """x with P(Z > x) = a."""
-    from scipy import special
-
     return -special.ndtri(a)
 
 
 def t_sf(x, df):
     """P(T > x) for T ~ t(df)."""
-    from scipy import special
-
     return special.stdtr(df, -np.asarray(x, dtype=float))
 
 
 def t_isf(a, df):
     """x with P(T > x) = a, T ~ t(df)."""
-    from scipy import special
-
     return -special.stdtrit(df, a)
 
 
 def chi2_sf(x, df):
     """P(X > x) for X ~ chi-square(df)."""
-    from scipy import special
-
     return special.chdtrc(df, x)
 
 
 def chi2_isf(a, df):
     """x with P(X > x) = a."""
-    from scipy import special
-
     return special.chdtri(df, a)
 
 
 def chi2_ppf(a, df):
     """x with P(X <= x) = a (lower quantile; exact for small a)."""
-    from scipy import special
-
     return 2.0 * special.gammaincinv(np.asarray(df, dtype=float) / 2.0, a)
 
 
 def f_sf(x, dfn, dfd):
     """P(F > x) for F ~ F(dfn, dfd)."""
-    from scipy import special
-
     return special.fdtrc(dfn, dfd, x)
 
 

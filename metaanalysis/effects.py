@@ -28,7 +28,6 @@ from typing import Literal
 
 import numpy as np
 
-from . import _dist
 from .vocab import (DIFFERENCE_MEASURES, EFFECT_LIMIT, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH,
                     RATIO_LIMITS, RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
@@ -73,6 +72,8 @@ def z_crit(level: float = 0.95) -> float:
         Confidence level under the one level rule :func:`metaanalysis.vocab.as_level`:
         a fraction in [0.5, 1) or a percentage in [50, 100) (0.95 or 95).
     """
+    from . import _dist  # scipy.special on first use: `metaanalysis validate` starts without it
+
     return _dist.z_crit(level)
 
 
@@ -629,7 +630,9 @@ class _ExactNormal:
     @staticmethod
     def p_of_z(z: float) -> str:
         """The two-sided p of |z|, printed to 2 significant digits."""
-        return f"{float(2.0 * _dist.norm_sf(z)):.2g}"
+        from ._dist import norm_sf
+
+        return f"{float(2.0 * norm_sf(z)):.2g}"
 
     @staticmethod
     def lt(a: float, b: float) -> bool:
