@@ -12,11 +12,13 @@ analyses):
   processes); each configuration runs in its own Python process so that its peak memory is
   its own: ``ru_maxrss`` of that process (``RUSAGE_SELF``) and of its worker processes
   (``RUSAGE_CHILDREN``: the largest single child, not a sum), in MiB;
+* CPU seconds (user + system) of the build and its worker processes, which other work on a shared
+  machine inflates far less than the wall time (CPU seconds / CPUs is what an idle machine could reach);
 * seconds per analysis, and a least-squares line ``time = a + b * analyses`` per ``-j`` with its
   slope ``b`` (s/analysis), intercept ``a`` (start-up: imports, worker spawn) and R²
   (R² near 1 and per-analysis times that do not rise with size = linear cost);
 * a cProfile of one in-process build of a 10-analysis registry, the time split into plots
-  (SVG and the PNG downloads: ``metaanalysis.plots``, Pillow, matplotlib), pooling/sensitivity,
+  (SVG and the PNG downloads: ``metaanalysis.plots``, Pillow), pooling/sensitivity,
   registry/plan reading, pages and JSON (``render/``, jinja2) and the rest, each as inclusive time of calls entering that group from outside it.
 
 ``--no-coverage`` builds the same registries with plans that set ``coverage = false`` (no
@@ -69,14 +71,17 @@ def _one(args) -> int:
     t0 = time.perf_counter()
     s = run_batch(dirs, args.out, jobs=args.jobs, force=True, progress=False, stream=open(os.devnull, "w"))
     wall = time.perf_counter() - t0
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    self_ru, kids_ru = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = self_ru.ru_maxrss / 1024, kids_ru.ru_maxrss / 1024
+    # CPU seconds of the build and its (joined) workers: what other work on the machine inflates
+    # far less than the wall time; cpu / CPUs is the wall time an idle machine could reach
+    cpu = sum(ru.ru_utime + ru.ru_stime for ru in (self_ru, kids_ru))
     print(json.dumps({
         "wall_s": wall,
         "built": len(s.built), "failed": [r.reason for r in s.failed],
         "analyses": sum(r.n_analyses or 0 for r in s.built),
         "build_s": [r.seconds for r in s.results],
-        "peak_rss_self_mib": me, "peak_rss_children_mib": kids,
+        "peak_rss_self_mib": me, "peak_rss_children_mib": kids, "cpu_s": cpu,
     }))
     return 0
 
@@ -125,7 +130,7 @@ GROUPS = {
                               "metaanalysis/estimators.py", "metaanalysis/single.py",
                               "metaanalysis/__init__.py"),
     "registry + plan reading": ("metaanalysis/registry.py", "metaanalysis/plan.py", "metaanalysis/effects.py"),
-    "figures: SVG + PNG downloads (render/figures.py, plots/, Pillow, matplotlib)": (
+    "figures: SVG + PNG downloads (render/figures.py, plots/, Pillow)": (
         "metaanalysis/render/figures.py", "metaanalysis/plots/", "/matplotlib/", "/PIL/"),
     "pages and JSON (render/, jinja2)": ("metaanalysis/render/", "/jinja2/"),
     "first imports (scipy, pandas, ...)": ("<frozen importlib",),
@@ -176,8 +181,8 @@ def profile_build(d: Path, out: Path) -> dict:
             "top_cumulative": [(round(t, 3), n) for t, n in top[:25]]}
 
 
-def plots_share(d: Path, out: Path, repeat: int = 2) -> dict:
-    """Wall time of a warm in-process build (plots serial) with and without plots, no profiler.
+def plots_share(d: Path, out: Path, repeat: int = 3) -> dict:
+    """CPU time of a warm in-process build (plots serial) with and without plots, no profiler.
 
     "Without" replaces ``report.build.render_figures`` by a stub returning empty SVG (the pages are
     otherwise the same); best of ``repeat`` each, after one warm-up build that pays the imports.
@@ -191,9 +196,9 @@ def plots_share(d: Path, out: Path, repeat: int = 2) -> dict:
     def best():
         ts = []
         for _ in range(repeat):
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU of this process: load on a shared machine distorts it less
             rb.build_reports(str(reg), str(plan), str(out), jobs=1)
-            ts.append(time.perf_counter() - t0)
+            ts.append(time.process_time() - t0)
         return min(ts)
 
     with_plots = best()
@@ -261,7 +266,7 @@ def timed_runs(tmp: Path, sizes, jobs_list, budget: float, t_start: float, cov: 
             rows.append(row)
             print(f"analyses {n:5d} in {nreg:2d} registries ({studies:6d} studies)  -j {j}: "
                   f"{r['wall_s']:7.2f} s  ({row['s_per_analysis'] * 1000:7.1f} ms/analysis)  "
-                  f"peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB"
+                  f"CPU {r.get('cpu_s', float('nan')):7.2f} s  peak RSS self {r['peak_rss_self_mib']:6.0f} MiB, largest worker {r['peak_rss_children_mib']:6.0f} MiB"
                   f"  (load {r['loadavg_1min_after']:.1f})",
                   flush=True)
     return rows, skipped
@@ -316,7 +321,7 @@ def main(argv=None) -> int:
         print(f"  {'other (report assembly, I/O, ...)':42s} {prof['other_s']:7.2f} s  "
               f"{100 * prof['other_s'] / prof['wall_s']:5.1f} %")
         share = plots_share(pdir, tmp / "share_out")
-        print(f"warm build of the same registry, plots serial, no profiler: {share['with_plots_s']:.2f} s; "
+        print(f"warm build of the same registry, plots serial, no profiler: {share['with_plots_s']:.2f} s of CPU; "
               f"with plots stubbed out: {share['without_plots_s']:.2f} s -> plots are "
               f"{100 * share['plots_share']:.0f} % of a warm build")
     result = {"machine": info, "coverage": cov, "quick": a.quick, "runs": rows, "skipped": skipped, "budget_s": a.budget, "fits": {str(k): v for k, v in fits.items()},
@@ -348,11 +353,12 @@ def write_md(res: dict) -> None:
              f"Python {m['python']}, metaanalysis {m['metaanalysis']}{' (--quick)' if res['quick'] else ''}; "
              f"1-minute load average {m.get('loadavg_1min_before', float('nan')):.1f} before the run "
              "(other processes on the machine; a load above the CPU count inflates every time).", "",
-             "| analyses | registries | studies | -j | wall (s) | ms / analysis | peak RSS main (MiB) | peak RSS largest worker (MiB) | load avg after |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| analyses | registries | studies | -j | wall (s) | ms / analysis | CPU (s) | CPU ms / analysis | peak RSS main (MiB) | peak RSS largest worker (MiB) | load avg after |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["runs"]:
+        cpu = (f"{r['cpu_s']:.2f} | {r['cpu_s'] / r['analyses'] * 1000:.1f}" if "cpu_s" in r else "– | –")
         lines.append(f"| {r['analyses']:,} | {r['registries']} | {r['studies']:,} | {r['jobs']} | {r['wall_s']:.2f} | "
-                     f"{r['s_per_analysis'] * 1000:.1f} | {r['peak_rss_self_mib']:.0f} | {r['peak_rss_children_mib']:.0f} | "
+                     f"{r['s_per_analysis'] * 1000:.1f} | {cpu} | {r['peak_rss_self_mib']:.0f} | {r['peak_rss_children_mib']:.0f} | "
                      f"{r.get('loadavg_1min_after', float('nan')):.1f} |")
     lines += ["", "Least-squares line `wall = a + b × analyses`:", "",
               "| -j | a (s, start-up) | b (ms / analysis) | R² |", "|---:|---:|---:|---:|"]
@@ -372,7 +378,7 @@ def write_md(res: dict) -> None:
     sh = res.get("plots_share_10")
     if sh:
         lines += ["", f"Without the profiler, a warm in-process build of the same registry (imports already paid, "
-                  f"plots serial) takes {sh['with_plots_s']:.2f} s; with the plot renderer stubbed out "
+                  f"plots serial) takes {sh['with_plots_s']:.2f} s of CPU; with the plot renderer stubbed out "
                   f"{sh['without_plots_s']:.2f} s: "
                   + (f"**plots are {100 * sh['plots_share']:.0f} % of a warm build**."
                      if sh["plots_share"] >= 0.05 else

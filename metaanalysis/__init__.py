@@ -9,19 +9,28 @@ MetaResult      : the frozen result type (see :mod:`metaanalysis.results`).
 analysis.analyse / analysis.run_plan : a whole plan on a registry -> the typed Evidence tree.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from .render.format import fmt_num, fmt_p
 
-try:
-    __version__ = _version("metaanalysis")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+unknown"
 
-from .render.format import fmt_num, fmt_p  # noqa: E402
-from .results import MetaResult  # noqa: E402
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("metaanalysis")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0.0.0+unknown"
 
 
 def __getattr__(name):
-    # Lazy so that `metaanalysis validate` does not import scipy's optimisers.
+    # Lazy so that `metaanalysis validate` imports neither scipy's optimisers nor
+    # importlib.metadata (reading the installed distributions costs ~20 ms at every start).
+    if name == "__version__":
+        globals()["__version__"] = v = _package_version()
+        return v
+    if name == "MetaResult":  # numpy: `metaanalysis --help` and usage errors start without it
+        from .results import MetaResult
+
+        return MetaResult
     if name in ("pool", "pool_many"):
         from . import pooling
 

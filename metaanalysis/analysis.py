@@ -513,7 +513,8 @@ def _coverage_job(job):
         extra[vocab.BAYES_INTERVAL] = partial(central_intervals_many, tau_prior=code, level=s.level,
                                               tau_scale=params if len(params) > 1 else params[0])
     return coverage(vi, [t2 for _, t2 in grid], method=s.method, level=s.level, pi=s.pi,
-                    n_sim=vocab.COVERAGE_N_SIM, extra=extra)
+                    n_sim=vocab.COVERAGE_N_SIM, extra=extra,
+                    mcse_target=vocab.COVERAGE_MCSE_TARGET)
 
 
 def coverage_applies(a: AnalysisResult) -> bool:

@@ -19,6 +19,18 @@ Why μ = 0 loses nothing: every interval method here is location-equivariant (ad
 every yᵢ moves the estimate and both bounds by c and leaves τ̂², the SE and the HKSJ
 multiplier unchanged), so coverage and width do not depend on μ.
 
+Estimator: conditional Monte Carlo. Write each replicate's data as ȳ + r, where ȳ is the
+inverse-variance mean with the true weights 1/(vᵢ + τ²) and r the residuals. Under the model ȳ is
+N(μ, s²), s² = 1/Σ 1/(vᵢ + τ²), and independent of r (a GLS mean and its residuals), while every
+interval method is location-equivariant, so its ends are ȳ + l(r) and ȳ + u(r). A replicate
+therefore contributes the probability that its interval covers μ given r, Φ(u/s) − Φ(l/s),
+instead of a 0/1 indicator (and Φ(d/σ) − Φ(c/σ), σ² = τ² + s², for a prediction interval
+ȳ + [c, d] and a new study's θ_new ~ N(μ, τ²)). The mean is unbiased for the same coverage and
+its variance is never larger (the law of total variance; Ross 2013, Simulation, 5th ed.,
+variance reduction by conditioning): 1.7 to >100 times smaller here, depending on design and
+method. With ``mcse_target`` the replicates are used in stages of 1,000, 2,000, 4,000, 8,000
+and ``n_sim``, and each row stops at the first stage whose Monte-Carlo SEs are at most the target.
+
 Reproducibility: the standard-normal draws come from a numpy ``Generator(PCG64(seed))``
 whose seed is, unless given, derived from the SHA-256 of the design (vᵢ as little-endian
 float64 bytes and ``n_sim``). The same draws serve every τ² and every method (common random
@@ -29,16 +41,19 @@ References
 ----------
 Morris TP, White IR, Crowther MJ (2019). Using simulation studies to evaluate statistical
 methods. Stat Med 38:2074-102. doi:10.1002/sim.8086
+
+Ross SM (2013). Simulation, 5th ed. Academic Press: variance reduction by conditioning, in the
+chapter on variance reduction techniques.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import hashlib
 import math
 from dataclasses import asdict, dataclass
+from functools import cache, partial
 from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
@@ -54,6 +69,8 @@ __all__ = ["coverage", "CoverageTable", "CoverageRow", "Bounds", "simulate", "in
 COMMON_EFFECT = vocab.COMMON_EFFECT.code
 #: Fewest replicates accepted: below this the Monte-Carlo SE is too large to read a table by.
 MIN_SIM = 100
+#: Replicates of the first stage when a Monte-Carlo SE target is given; later stages double it.
+FIRST_STAGE = 1_000
 _SEED_TAG = b"metaanalysis.coverage/1"   # change it and every derived seed changes on purpose
 
 #: An extra interval method: ``(Y, V)`` arrays of shape (n_sim, k) →
@@ -85,12 +102,17 @@ class CoverageRow:
         ``"z"``, ``"knha"``, ``"adhoc"`` (random effects with the table's τ² estimator and
         that test), ``"FE"`` (common effect, z) or the name of an ``extra`` method.
     coverage, mcse : float
-        Fraction of replicates whose CI contains μ, and its Monte-Carlo SE √(p(1−p)/n_sim).
+        Probability that the CI contains μ (the mean over replicates of the conditional
+        probability given the replicate's residuals; module docstring), and its Monte-Carlo SE
+        SD/√n_sim of those probabilities.
     pi_coverage, pi_mcse : float
         The same for the prediction interval and θ_new; NaN where the method has none
         (the common-effect model; Riley's t(k−2) with k = 2).
     mean_width, width_mcse : float
         Mean CI width (upper − lower, analysis scale) and its Monte-Carlo SE SD/√n_sim.
+    n_sim : int
+        Replicates this row used (all of the table's ``n_sim`` unless a Monte-Carlo SE target
+        let it stop at an earlier stage).
     """
 
     tau2: float
@@ -101,6 +123,7 @@ class CoverageRow:
     pi_mcse: float
     mean_width: float
     width_mcse: float
+    n_sim: int
 
 
 #: Column order of :meth:`CoverageTable.to_frame`.
@@ -112,7 +135,9 @@ class CoverageTable:
     """Result of :func:`coverage`: the design, the settings and one row per (τ², interval).
 
     Rows are ordered by the τ² grid as given, then by interval method: the tests in the
-    order asked, ``"FE"``, then the extra methods in their mapping's order.
+    order asked, ``"FE"``, then the extra methods in their mapping's order. ``n_sim`` is the
+    most replicates a row may use, ``mcse_target`` the Monte-Carlo SE at which a row stops
+    early (None: every row uses ``n_sim``).
     """
 
     vi: tuple[float, ...]
@@ -124,6 +149,7 @@ class CoverageTable:
     seed: int
     intervals: tuple[str, ...]
     rows: tuple[CoverageRow, ...]
+    mcse_target: float | None = None
 
     @property
     def k(self) -> int:
@@ -164,7 +190,7 @@ def design_seed(vi, n_sim: int) -> int:
 _HEAP_ARRAYS = 16 << 20
 
 
-@functools.cache
+@cache
 def _keep_freed_memory() -> None:
     """Once per process, let glibc's malloc keep freed arrays of up to 16 MiB for reuse.
 
@@ -268,33 +294,103 @@ def _extra_bounds(name: str, got, n_sim: int) -> Bounds:
     return Bounds(*arrays)
 
 
-def _proportion(hit: np.ndarray) -> tuple[float, float]:
-    """Estimate and Monte-Carlo SE √(p(1−p)/n) of a proportion (Morris et al. 2019, Table 6)."""
-    p = float(hit.mean())
-    return p, math.sqrt(p * (1 - p) / hit.size)
+class _Probabilities(NamedTuple):
+    """Per-replicate conditional probabilities of one method at one τ² (arrays of shape (n,)):
+    CI covers μ, PI covers θ_new (None without a PI), and the CI width."""
+
+    ci: np.ndarray
+    pi: np.ndarray | None
+    width: np.ndarray
 
 
-def _summarise(tau2: float, code: str, b: Bounds, theta_new: np.ndarray) -> CoverageRow:
-    """One row: CI coverage of μ = 0, PI coverage of θ_new, mean width; with MCSEs.
+def _conditional(b: Bounds, ybar: np.ndarray, s: float, tau2: float) -> _Probabilities:
+    """Coverage probabilities of each replicate's intervals given its residuals (module docstring).
 
-    A replicate whose CI is NaN counts as not covering (a method that fails, fails); PI
-    coverage is NaN when the method gives no prediction interval at all.
+    ``ybar`` (n,) is each replicate's inverse-variance mean with the true weights, ``s`` its SD
+    √(1/Σ 1/(vᵢ + τ²)). A replicate whose CI is NaN counts as not covering (a method that
+    fails, fails).
     """
-    cov, se = _proportion((b.lower <= 0.0) & (0.0 <= b.upper))
-    if np.isnan(b.pi_lower).all():
-        pcov = pse = math.nan
-    else:
-        pcov, pse = _proportion((b.pi_lower <= theta_new) & (theta_new <= b.pi_upper))
-    width = b.upper - b.lower
+    from scipy.special import ndtr
+
+    ci = np.nan_to_num(ndtr((b.upper - ybar) / s) - ndtr((b.lower - ybar) / s), nan=0.0)
+    pi = None
+    if not np.isnan(b.pi_lower).all():
+        sd_new = math.sqrt(tau2 + s * s)   # θ_new − ȳ ~ N(0, τ² + s²), independent of the residuals
+        pi = np.nan_to_num(ndtr((b.pi_upper - ybar) / sd_new) - ndtr((b.pi_lower - ybar) / sd_new), nan=0.0)
+    return _Probabilities(ci, pi, b.upper - b.lower)
+
+
+def _mean_and_mcse(x: np.ndarray) -> tuple[float, float]:
+    """Mean and its Monte-Carlo SE SD/√n (Morris et al. 2019, Table 6)."""
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+
+
+def _precise_enough(p: _Probabilities, target: float | None) -> bool:
+    """True when every coverage of the row has a Monte-Carlo SE at most ``target``."""
+    if target is None:
+        return False
+    return all(_mean_and_mcse(x)[1] <= target for x in (p.ci, p.pi) if x is not None)
+
+
+def _summarise(tau2: float, code: str, p: _Probabilities) -> CoverageRow:
+    """One row: CI coverage of μ = 0, PI coverage of θ_new, mean width; with MCSEs."""
+    cov, se = _mean_and_mcse(p.ci)
+    pcov, pse = (math.nan, math.nan) if p.pi is None else _mean_and_mcse(p.pi)
+    width, wse = _mean_and_mcse(p.width)
     return CoverageRow(tau2=tau2, interval=code, coverage=cov, mcse=se, pi_coverage=pcov, pi_mcse=pse,
-                       mean_width=float(width.mean()),
-                       width_mcse=float(width.std(ddof=1) / math.sqrt(width.size)))
+                       mean_width=width, width_mcse=wse, n_sim=int(p.ci.size))
+
+
+def _bounds_of(Y, V, codes, *, method, tests, level, pi, extra) -> dict[str, Bounds]:
+    """:func:`interval_bounds` of the interval codes ``codes`` only (those still being simulated)."""
+    return interval_bounds(Y, V, method=method, tests=[t for t in tests if t in codes],
+                           common_effect=COMMON_EFFECT in codes, level=level, pi=pi,
+                           extra={n: f for n, f in extra.items() if n in codes})
+
+
+def _stages(n_sim: int, target: float | None) -> tuple[int, ...]:
+    """Replicate counts at which rows may stop: ``n_sim`` alone without a target, else 1,000,
+    2,000, 4,000, ... below ``n_sim``, then ``n_sim``."""
+    out, n = [], FIRST_STAGE
+    while target is not None and n < n_sim:
+        out.append(n)
+        n *= 2
+    return tuple(out) + (n_sim,)
+
+
+def _concat(parts: list[_Probabilities]) -> _Probabilities:
+    pi = None if parts[0].pi is None else np.concatenate([p.pi for p in parts])
+    return _Probabilities(np.concatenate([p.ci for p in parts]), pi, np.concatenate([p.width for p in parts]))
+
+
+def _rows_at(z, vi, tau2, stages, target, methods) -> list[CoverageRow]:
+    """The rows of one τ²: each method's replicates in stages until precise enough (or all used).
+
+    ``methods`` is ``(intervals, bounds)``: the interval codes in table order and
+    ``bounds(Y, V, codes)`` giving :class:`Bounds` of those codes on the rows of ``Y``.
+    """
+    intervals, bounds = methods
+    Y_all, _ = _replicates(z, vi, tau2)
+    w = 1.0 / (vi + tau2)
+    ybar_all, s = Y_all @ w / w.sum(), math.sqrt(1.0 / w.sum())
+    parts: dict[str, list[_Probabilities]] = {c: [] for c in intervals}
+    pending, start = list(intervals), 0
+    for end in stages:
+        Y = Y_all[start:end]
+        for code, b in bounds(Y, np.tile(vi, (Y.shape[0], 1)), pending).items():
+            parts[code].append(_conditional(b, ybar_all[start:end], s, tau2))
+        pending = [c for c in pending if not _precise_enough(_concat(parts[c]), target)]
+        start = end
+        if not pending:
+            break
+    return [_summarise(tau2, code, _concat(parts[code])) for code in intervals]
 
 
 def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
              common_effect: bool = True, level: float = 0.95, pi: str = "metafor",
              n_sim: int = 10_000, seed: int | None = None,
-             extra: Mapping[str, IntervalMethod] | None = None) -> CoverageTable:
+             extra: Mapping[str, IntervalMethod] | None = None,
+             mcse_target: float | None = None) -> CoverageTable:
     """Actual coverage of each interval method for one design, at each τ² of a grid.
 
     Parameters
@@ -316,15 +412,20 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     pi : {"metafor", "riley"}
         Prediction-interval convention of the random-effects fits.
     n_sim : int
-        Replicates per τ² (>= :data:`MIN_SIM`); the MCSE of a coverage near 0.95 is
-        ≈ 0.0022 at 10,000.
+        Replicates per τ² (>= :data:`MIN_SIM`), the most a row uses. A 0/1 count would have an
+        MCSE of ≈ 0.0022 near 0.95 at 10,000; the conditional estimator's is smaller.
     seed : int, optional
         Seed of the PCG64 generator; default :func:`design_seed` ``(vi, n_sim)``.
     extra : mapping of str to callable, optional
         More interval methods, e.g. ``{"bayes": f}`` with ``f(Y, V)`` taking arrays of shape
         (n_sim, k) and returning ``(lower, upper)`` or ``(lower, upper, pi_lower,
         pi_upper)`` of shape (n_sim,) at this level (bind the level and prior with
-        :func:`functools.partial`). Names must differ from the built-in codes.
+        :func:`functools.partial`). Names must differ from the built-in codes. Every method
+        must be location-equivariant (the conditional estimator and μ = 0 rely on it).
+    mcse_target : float, optional
+        Stop a row at the first stage (1,000, 2,000, 4,000, ... replicates, then ``n_sim``)
+        where the Monte-Carlo SEs of its CI and PI coverage are at most this (> 0). Default:
+        every row uses ``n_sim``.
 
     Returns
     -------
@@ -338,8 +439,9 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     Notes
     -----
     The true μ is 0 without loss of generality (module docstring: the methods are
-    location-equivariant). Monte-Carlo SEs follow Morris, White & Crowther (2019), Stat Med
-    38:2074, doi:10.1002/sim.8086.
+    location-equivariant). Coverage is estimated by conditional Monte Carlo (module docstring;
+    Ross 2013). Monte-Carlo SEs follow Morris, White & Crowther (2019), Stat Med 38:2074,
+    doi:10.1002/sim.8086.
 
     Examples
     --------
@@ -351,20 +453,17 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     grid = _check_grid(tau2)
     method, tests, level, pi = _check_codes(method, tests, level, pi)
     n_sim, seed = _check_sim(n_sim, seed, vi)
+    target = _check_target(mcse_target)
     extra = dict(extra or {})
     intervals = tuple(tests) + ((COMMON_EFFECT,) if common_effect else ()) + tuple(extra)
     _check_intervals(intervals, extra)
     _keep_freed_memory()
+    bounds = partial(_bounds_of, method=method, tests=tests, level=level, pi=pi, extra=extra)
     z = _standard_draws(vi.size, n_sim, seed)
-    V = np.tile(vi, (n_sim, 1))
-    rows = []
-    for t2 in grid:
-        Y, theta_new = _replicates(z, vi, t2)
-        bounds = interval_bounds(Y, V, method=method, tests=tests, common_effect=common_effect,
-                                 level=level, pi=pi, extra=extra)
-        rows += [_summarise(t2, code, b, theta_new) for code, b in bounds.items()]
+    stages = _stages(n_sim, target)
+    rows = [r for t2 in grid for r in _rows_at(z, vi, t2, stages, target, (intervals, bounds))]
     return CoverageTable(vi=tuple(float(v) for v in vi), tau2=grid, method=method, level=level, pi=pi,
-                         n_sim=n_sim, seed=seed, intervals=intervals, rows=tuple(rows))
+                         n_sim=n_sim, seed=seed, intervals=intervals, rows=tuple(rows), mcse_target=target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +510,14 @@ def _check_sim(n_sim, seed, vi) -> tuple[int, int]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     return int(n_sim), int(seed)
+
+
+def _check_target(target) -> float | None:
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not (0 < target < 1):
+        raise ValueError(f"mcse_target must be a number in (0, 1) or None, got {target!r}")
+    return float(target)
 
 
 def _check_intervals(intervals: tuple[str, ...], extra: dict) -> None:

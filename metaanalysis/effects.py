@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
-from . import _dist
 from .vocab import (DIFFERENCE_MEASURES, EFFECT_LIMIT, EFFECT_MEASURES, LEVEL_MIN, LOG_MEASURES, MIN_CI_WIDTH,
                     RATIO_LIMITS, RATIO_PLAUSIBLE, TWO_BY_TWO_MEASURES)
 
@@ -74,6 +72,8 @@ def z_crit(level: float = 0.95) -> float:
         Confidence level under the one level rule :func:`metaanalysis.vocab.as_level`:
         a fraction in [0.5, 1) or a percentage in [50, 100) (0.95 or 95).
     """
+    from . import _dist  # scipy.special on first use: `metaanalysis validate` starts without it
+
     return _dist.z_crit(level)
 
 
@@ -128,7 +128,11 @@ def from_ci(estimate, lower, upper, level: float = 0.95, measure: str = "HR"):
     bad = np.flatnonzero(np.atleast_1d(lo >= hi))
     if bad.size:
         raise ValueError(f"CI lower bound must be below the upper bound (element {int(bad[0])})")
-    z = z_crit(level)
+    return _wald(est, lo, hi, z_crit(level), measure)
+
+
+def _wald(est: np.ndarray, lo: np.ndarray, hi: np.ndarray, z: float, measure: str):
+    """:func:`from_ci` after its checks, with the critical value ``z`` given."""
     yi = to_analysis_scale(est, measure)
     se = (to_analysis_scale(hi, measure) - to_analysis_scale(lo, measure)) / (2.0 * z)
     return yi, np.asarray(se**2)
@@ -217,6 +221,8 @@ def from_p(
             f"cannot derive a standard error from a p-value when the estimate is at the null "
             f"({measure} {null_value(measure):g}, element {int(at_null[0])}): se = |yi| / z is 0 / z"
         )
+    from scipy.special import ndtri  # on use: `metaanalysis validate` of a file without p-values starts without scipy
+
     p2 = two_sided_p(pp, sd)
     z = -ndtri(p2 / 2.0)
     se = np.abs(yi) / z
@@ -605,9 +611,75 @@ def _too_narrow(lo: float, hi: float, ratio: bool) -> bool:
     return hi - lo < MIN_CI_WIDTH * max(1.0, abs(lo), abs(hi))
 
 
-def _z_of_p(p2):
-    """|z| of a two-sided p-value."""
-    return float(-ndtri(np.clip(p2, 1e-300, 1.0) / 2.0))
+class _TooClose(Exception):
+    """A decision of :func:`check_p_vs_ci` within the error of :class:`_FastNormal`: make it with scipy."""
+
+
+class _ExactNormal:
+    """The package's normal functions (``scipy.special.ndtri`` / ``ndtr``); decisions as computed."""
+
+    @staticmethod
+    def z_of_p(p2: float) -> float:
+        """|z| of a two-sided p-value."""
+        from scipy.special import ndtri
+
+        return float(-ndtri(np.clip(p2, 1e-300, 1.0) / 2.0))
+
+    z_crit = staticmethod(z_crit)
+
+    @staticmethod
+    def p_of_z(z: float) -> str:
+        """The two-sided p of |z|, printed to 2 significant digits."""
+        from ._dist import norm_sf
+
+        return f"{float(2.0 * norm_sf(z)):.2g}"
+
+    @staticmethod
+    def lt(a: float, b: float) -> bool:
+        return a < b
+
+
+class _FastNormal:
+    """The standard library's normal functions (``math.erfc``; ``NormalDist.inv_cdf``, Wichura's
+    AS 241), within ~1e-15 relative of scipy's but not bit-identical, so that ``metaanalysis
+    validate`` starts without scipy.special (~0.1 s). A comparison closer than
+    ``_MARGIN`` or a printed p that the same margin could round differently raises
+    :class:`_TooClose`, and the row is checked again with :class:`_ExactNormal`: the
+    warnings are always those scipy's numbers give (tests/test_effects.py checks both paths).
+
+    Wichura MJ (1988). Algorithm AS 241: the percentage points of the normal distribution.
+    Applied Statistics 37(3):477-484. doi:10.2307/2347330 (``statistics.NormalDist.inv_cdf``).
+    """
+
+    _MARGIN = 1e-9
+
+    @staticmethod
+    def z_of_p(p2: float) -> float:
+        from statistics import NormalDist
+
+        return -NormalDist().inv_cdf(min(max(p2, 1e-300), 1.0) / 2.0)
+
+    @staticmethod
+    def z_crit(level: float) -> float:
+        from statistics import NormalDist
+
+        from .vocab import as_level
+
+        return -NormalDist().inv_cdf((1.0 - as_level(level)) / 2.0)
+
+    @classmethod
+    def p_of_z(cls, z: float) -> str:
+        p = math.erfc(z / math.sqrt(2.0))
+        shown = {f"{p * (1.0 + d):.2g}" for d in (-cls._MARGIN, 0.0, cls._MARGIN)}
+        if len(shown) > 1 or 0.0 < p < 1e-290:  # near a rounding edge, or subnormal (few digits)
+            raise _TooClose
+        return shown.pop()
+
+    @classmethod
+    def lt(cls, a: float, b: float) -> bool:
+        if not (math.isinf(a) or math.isinf(b)) and abs(a - b) <= cls._MARGIN * (abs(a) + abs(b) + 1e-3):
+            raise _TooClose
+        return a < b
 
 
 def check_p_vs_ci(estimate, lower, upper, level, p, relation, decimals, sided, measure) -> list[EffectIssue]:
@@ -643,47 +715,59 @@ def check_p_vs_ci(estimate, lower, upper, level, p, relation, decimals, sided, m
             continue
         if not 0 < pp[i] <= 1:
             continue
-        s = 2 if math.isnan(sd[i]) else int(sd[i])
-        yi, vi = from_ci(est[i], lo[i], hi[i], level=lev[i], measure=m)
-        z_ci = float(abs(yi) / math.sqrt(vi))
-        half = 0.5 * 10.0 ** (-dec[i]) if not math.isnan(dec[i]) else 0.0
-        rel = relations[i]
-
-        def z_range(sides):
-            ends = [float(two_sided_p(min(max(pp[i] + d, 1e-300), 1.0), sides)) for d in (-half, half)]
-            zs = [_z_of_p(e) for e in ends]
-            return min(zs), max(zs)
-
-        z_lo, z_hi = z_range(s)
-        shown = f"{'' if rel == '=' else rel}{pp[i]:g}" + (" (one-sided)" if s == 1 else "")
-        p_ci = float(2.0 * ndtr(-z_ci))
-
-        def far(lo_z, hi_z):
-            return z_ci < lo_z - (Z_TOLERANCE_ABS + Z_TOLERANCE_REL * lo_z) or z_ci > hi_z + (
-                Z_TOLERANCE_ABS + Z_TOLERANCE_REL * hi_z)
-
-        msg = None
-        if rel in ("<", "<="):  # true p <= bound: z >= z(bound)
-            if far(z_lo, math.inf):
-                msg = f"p-value {shown} but the CI implies p = {p_ci:.2g}"
-        elif rel in (">", ">="):
-            if far(0.0, z_hi):
-                msg = f"p-value {shown} but the CI implies p = {p_ci:.2g}"
-        elif far(z_lo, z_hi):
-            msg = f"p-value {shown} disagrees with the p = {p_ci:.2g} implied by the CI"
-        else:
-            alpha = 1.0 - lev[i]
-            null = null_value(m)
-            z_alpha = _z_of_p(alpha)
-            ci_sig = hi[i] < null or lo[i] > null
-            ci_nonsig = lo[i] < null < hi[i]
-            if (ci_sig and z_hi <= z_alpha) or (ci_nonsig and z_lo > z_alpha):
-                msg = (f"p-value {shown} and the {lev[i] * 100:g}% CI ({_fmt(lo[i])}, {_fmt(hi[i])}) "
-                       f"disagree about significance at {alpha:.2g} (CI-implied p = {p_ci:.2g})")
-        if msg:
-            if s == 2 and rel == "=" and not far(*z_range(1)):
-                hint = "is the p-value one-sided? set p_sided = 1"
-            else:
-                hint = "check p_sided and the numbers; log-rank p-values and Wald CIs can differ slightly"
-            issues.append(EffectIssue(i, "p_disagrees", "warning", "p_value", msg, hint))
+        row = (float(est[i]), float(lo[i]), float(hi[i]), float(lev[i]), float(pp[i]),
+               0.5 * 10.0 ** (-dec[i]) if not math.isnan(dec[i]) else 0.0,
+               2 if math.isnan(sd[i]) else int(sd[i]), relations[i], m)
+        try:
+            issue = _p_vs_ci_row(i, *row, _FastNormal)
+        except _TooClose:
+            issue = _p_vs_ci_row(i, *row, _ExactNormal)
+        if issue is not None:
+            issues.append(issue)
     return issues
+
+
+def _p_vs_ci_row(i: int, est: float, lo: float, hi: float, lev: float, p: float, half: float, s: int, rel: str,
+                 m: str, nf) -> EffectIssue | None:
+    """:func:`check_p_vs_ci` of one complete row (``half``: half a unit of the p's last printed
+    decimal; ``nf``: :class:`_FastNormal` or :class:`_ExactNormal`)."""
+    yi, vi = _wald(np.asarray(est), np.asarray(lo), np.asarray(hi), nf.z_crit(lev), m)
+    z_ci = float(abs(yi) / math.sqrt(vi))
+
+    def z_range(sides):
+        ends = [float(two_sided_p(min(max(p + d, 1e-300), 1.0), sides)) for d in (-half, half)]
+        zs = [nf.z_of_p(e) for e in ends]
+        return min(zs), max(zs)
+
+    z_lo, z_hi = z_range(s)
+    shown = f"{'' if rel == '=' else rel}{p:g}" + (" (one-sided)" if s == 1 else "")
+
+    def far(lo_z, hi_z):
+        return nf.lt(z_ci, lo_z - (Z_TOLERANCE_ABS + Z_TOLERANCE_REL * lo_z)) or nf.lt(
+            hi_z + (Z_TOLERANCE_ABS + Z_TOLERANCE_REL * hi_z), z_ci)
+
+    msg = None
+    if rel in ("<", "<="):  # true p <= bound: z >= z(bound)
+        if far(z_lo, math.inf):
+            msg = f"p-value {shown} but the CI implies p = {nf.p_of_z(z_ci)}"
+    elif rel in (">", ">="):
+        if far(0.0, z_hi):
+            msg = f"p-value {shown} but the CI implies p = {nf.p_of_z(z_ci)}"
+    elif far(z_lo, z_hi):
+        msg = f"p-value {shown} disagrees with the p = {nf.p_of_z(z_ci)} implied by the CI"
+    else:
+        alpha = 1.0 - lev
+        null = null_value(m)
+        z_alpha = nf.z_of_p(alpha)
+        ci_sig = hi < null or lo > null
+        ci_nonsig = lo < null < hi
+        if (ci_sig and not nf.lt(z_alpha, z_hi)) or (ci_nonsig and nf.lt(z_alpha, z_lo)):
+            msg = (f"p-value {shown} and the {lev * 100:g}% CI ({_fmt(lo)}, {_fmt(hi)}) "
+                   f"disagree about significance at {alpha:.2g} (CI-implied p = {nf.p_of_z(z_ci)})")
+    if msg is None:
+        return None
+    if s == 2 and rel == "=" and not far(*z_range(1)):
+        hint = "is the p-value one-sided? set p_sided = 1"
+    else:
+        hint = "check p_sided and the numbers; log-rank p-values and Wald CIs can differ slightly"
+    return EffectIssue(i, "p_disagrees", "warning", "p_value", msg, hint)

@@ -89,7 +89,7 @@ def validate_inputs(registry_path: str | Path, plan_path: str | Path | None = No
     checked = check_registry(registry_path)
     rob_path = default_rob_path(registry_path)
     rob_problems = () if checked.registry is None or not rob_path.exists() else \
-        check_rob(rob_path, checked.registry.df["row_id"].astype(str)).problems
+        check_rob(rob_path, checked.registry.row_ids).problems
     log_path = default_searches_path(registry_path)
     searches_problems = check_searches(log_path).problems if log_path.exists() else ()
     report = ValidationReport(str(registry_path), checked.problems, checked.n_rows,

@@ -364,15 +364,13 @@ class _Checker:
         self.loc = _Locator(text)
         self.problems: list[Problem] = []
         self.reg = registry
-        df = registry.df
-        self.df = df
         self.rows: dict[str, dict[str, str]] = {}
         self.order: dict[str, int] = {}
-        for i, rec in enumerate(df.to_dict("records")):
+        for i, rec in enumerate(registry.records):  # the typed rows, no DataFrame: validate starts without pandas
             rid = _s(rec.get("row_id"))
             self.rows[rid] = {k: _s(v) for k, v in rec.items()}
             self.order[rid] = i
-        self.columns = [c for c in df.columns if c != "source_line"]
+        self.columns = [f.name for f in registry.schema]
         self.endpoints = self._schema_enum("endpoint") or sorted({r["endpoint"] for r in self.rows.values()})
 
     def _schema_enum(self, name: str) -> list[str]:

@@ -1,7 +1,8 @@
 """The edge: the trial registry CSV -> checked, typed rows (and every problem with file:line:column).
 
-``load_registry(path)`` returns a frozen :class:`Registry` (a pandas DataFrame with proper
-dtypes, each row's source line, the warnings, the file's SHA-256) or raises
+``load_registry(path)`` returns a frozen :class:`Registry` (the typed rows, also as a pandas
+DataFrame with proper dtypes built on first use, each row's source line, the warnings, the
+file's SHA-256) or raises
 :class:`~metaanalysis.problems.ProblemError` with *all* problems at once.
 ``validate_registry(path)`` returns the problems and never raises for data problems.
 ``effects_table(registry)`` gives per row ``yi, vi`` via :mod:`metaanalysis.effects`.
@@ -32,17 +33,20 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from . import effects as ef
 from .problems import Problem, ProblemError, ProblemSink, has_errors, suggest
 from .table import (DECIMAL_COMMA, MAX_FIELD_LENGTH, NON_ASCII_DIGITS, Table, identity_key, is_plain_number, lookalike_character, norm_header,
                     parse_number, read_table)
 from .vocab import EFFECT_MEASURES, EXCEL_SERIAL_RANGE, PUBLISHED_SYNTHESIS, RATIO_MEASURES, as_level
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `metaanalysis validate` starts without it
 
 __all__ = [
     "Registry",
@@ -148,10 +152,13 @@ class Registry:
         The path as given (used in every problem).
     sha256 : str
         SHA-256 of the file's bytes (hex), for provenance and caching.
+    records : tuple of dict
+        One dict per data row: every schema column in schema order (``str``, ``float`` or
+        ``int``; ``None`` when missing), plus ``source_line`` (int): the physical line the row
+        starts on. The validator and the plan checker read these, without pandas.
     df : pandas.DataFrame
-        One row per data row, schema columns in schema order with dtypes ``string``
-        (missing = ``<NA>``), ``float64`` (numbers, missing = NaN) and ``Int64`` (integers),
-        plus ``source_line`` (int): the physical line the row starts on.
+        The same rows as a frame, built on first use: dtypes ``string`` (missing = ``<NA>``),
+        ``float64`` (numbers, missing = NaN) and ``Int64`` (integers), plus ``source_line``.
     problems : tuple of Problem
         Warnings (a Registry never holds errors).
     columns : Mapping[str, int]
@@ -166,7 +173,7 @@ class Registry:
 
     path: str
     sha256: str
-    df: pd.DataFrame
+    records: tuple[Mapping[str, Any], ...]
     problems: tuple[Problem, ...] = ()
     columns: Mapping[str, int] = field(default_factory=dict)
     delimiter: str = ","
@@ -174,14 +181,24 @@ class Registry:
     schema: tuple[SchemaField, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.df)
+        return len(self.records)
+
+    @cached_property
+    def df(self) -> pd.DataFrame:
+        """The rows as a pandas DataFrame (see the class docstring); built once, on first use."""
+        return _frame(self.schema, self.records)
+
+    @property
+    def row_ids(self) -> tuple[str, ...]:
+        """Every row's ``row_id`` as text, in file order (as ``df["row_id"].astype(str)``)."""
+        return tuple("<NA>" if r["row_id"] is None else str(r["row_id"]) for r in self.records)
 
     def line_of(self, row_id: str) -> int:
         """Source line of the row with this ``row_id`` (KeyError if there is none)."""
-        hit = self.df.index[self.df["row_id"] == row_id]
-        if len(hit) == 0:
-            raise KeyError(row_id)
-        return int(self.df.loc[hit[0], "source_line"])
+        for r in self.records:
+            if r["row_id"] == row_id:
+                return int(r["source_line"])
+        raise KeyError(row_id)
 
     def problem(self, row_id: str | None, column: str | None, severity: str, message: str, hint: str = "") -> Problem:
         """A Problem located at a row's cell (for layers above, e.g. the analysis plan)."""
@@ -914,18 +931,36 @@ class _Checker:
         """``row_id`` -> typed p-value, for rows with a readable p-value."""
         return {row["row_id"]: row["_p"] for row in self.rows if "_p" in row and row.get("row_id") is not None}
 
-    def frame(self) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for f in self.schema:
-            vals = [row.get(f.name) for row in self.rows]
-            if f.type == "number":
-                data[f.name] = pd.array([np.nan if v is None else v for v in vals], dtype="float64")
-            elif f.type == "integer":
-                data[f.name] = pd.array(vals, dtype="Int64")
-            else:
-                data[f.name] = pd.array(vals, dtype="string")
-        data["source_line"] = pd.array(self.lines, dtype="int64")
-        return pd.DataFrame(data)
+    def records(self) -> tuple[dict[str, Any], ...]:
+        """The typed rows of :class:`Registry`: schema columns only, plus ``source_line``."""
+        kinds = {"number": float, "integer": int}
+        out = []
+        for row, line in zip(self.rows, self.lines):
+            rec: dict[str, Any] = {}
+            for f in self.schema:
+                v = row.get(f.name)
+                # the types a frame's ``to_dict("records")`` gives back: 95 in a number column is 95.0
+                rec[f.name] = None if v is None else kinds.get(f.type, str)(v)
+            rec["source_line"] = int(line)
+            out.append(rec)
+        return tuple(out)
+
+
+def _frame(schema: tuple[SchemaField, ...], records: tuple[Mapping[str, Any], ...]) -> pd.DataFrame:
+    """:attr:`Registry.df`: one column per schema field with the dtype of its type, plus ``source_line``."""
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for f in schema:
+        vals = [rec[f.name] for rec in records]
+        if f.type == "number":
+            data[f.name] = pd.array([np.nan if v is None else v for v in vals], dtype="float64")
+        elif f.type == "integer":
+            data[f.name] = pd.array(vals, dtype="Int64")
+        else:
+            data[f.name] = pd.array(vals, dtype="string")
+    data["source_line"] = pd.array([rec["source_line"] for rec in records], dtype="int64")
+    return pd.DataFrame(data)
 
 
 def _schema_range_error(f: SchemaField, v: float, s: str) -> tuple[str, str] | None:
@@ -1004,7 +1039,7 @@ def check_registry(path: str | Path, schema_path: str | Path | None = None) -> R
     problems = tuple(sorted(chk.sink.items))
     if has_errors(problems) or table.raw is None:
         return RegistryCheck(problems, None, chk.n_rows)
-    registry = Registry(path=str(path), sha256=table.sha256, df=chk.frame(), problems=problems,
+    registry = Registry(path=str(path), sha256=table.sha256, records=chk.records(), problems=problems,
                         columns=dict(chk.colnum), delimiter=chk.delimiter, p_values=chk.p_values(), schema=chk.schema)
     return RegistryCheck(problems, registry, chk.n_rows)
 
@@ -1062,12 +1097,14 @@ def effects_table(registry: Registry) -> pd.DataFrame:
         Columns ``row_id, measure, yi, vi, se_source, derived, imprecise, reason,
         source_line`` in registry order; ``yi``/``vi`` NaN and ``se_source`` None when not poolable.
     """
+    import pandas as pd
+
     df = registry.df
     cols = {c: df[c].to_numpy(dtype=float, na_value=np.nan)
             for c in ("estimate", "ci_lower", "ci_upper", "ci_level") + _COUNT_COLUMNS}
     out = [_row_effect(df.at[i, "measure"], df.at[i, "status"],
                        {c: float(v[i]) for c, v in cols.items()}, registry.p_values.get(str(df.at[i, "row_id"])),
-                       df.at[i, "p_value"])
+                       "" if pd.isna(df.at[i, "p_value"]) else str(df.at[i, "p_value"]))
            for i in range(len(df))]
     return pd.DataFrame({
         "row_id": df["row_id"].astype(str).to_numpy(),
@@ -1092,8 +1129,8 @@ class _RowEffect:
     reason: str | None = None
 
 
-def _row_effect(m: str, status: str, x: Mapping[str, float], pv: ef.PValue | None, ptext) -> _RowEffect:
-    """One row of :func:`effects_table` (``x``: the numeric cells, NaN when empty)."""
+def _row_effect(m: str, status: str, x: Mapping[str, float], pv: ef.PValue | None, ptext: str) -> _RowEffect:
+    """One row of :func:`effects_table` (``x``: the numeric cells, NaN when empty; ``ptext``: the p_value cell, '' when empty)."""
     if status == "missing":
         return _RowEffect(reason="result not extracted (status missing)")
     if m not in EFFECT_MEASURES:
@@ -1101,7 +1138,7 @@ def _row_effect(m: str, status: str, x: Mapping[str, float], pv: ef.PValue | Non
     est = x["estimate"]
     has_ci = not any(math.isnan(x[c]) for c in ("ci_lower", "ci_upper", "ci_level"))
     has_counts = not any(math.isnan(x[c]) for c in _COUNT_COLUMNS)
-    choice = ef.effect_source(m, est, has_ci, pv, has_counts, "" if pd.isna(ptext) else str(ptext))
+    choice = ef.effect_source(m, est, has_ci, pv, has_counts, ptext)
     if choice.source == "ci":
         y, v = ef.from_ci(est, x["ci_lower"], x["ci_upper"], level=x["ci_level"] / 100.0, measure=m)
         return _RowEffect(float(y), float(v), "ci")

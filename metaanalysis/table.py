@@ -123,6 +123,8 @@ def identity_key(s: str) -> str:
     characters removed, case folded and surrounding spaces stripped, so that two spellings
     of one trial can never count as two trials (Unicode Standard Annex #15 and #31).
     """
+    if s.isascii():  # the usual cell: NFKC leaves ASCII as it is and no ASCII character is Cf
+        return s.casefold().strip()
     return "".join(ch for ch in unicodedata.normalize("NFKC", s) if not _invisible(ch)).casefold().strip()
 
 
@@ -141,6 +143,8 @@ def lookalike_character(s: str) -> tuple[int, str, str] | None:
     or ``"mixed-script"`` (a Cyrillic/Greek letter in a word with Latin letters: ``plаcebo``
     with a Cyrillic ``а``). None when every character is what it looks like.
     """
+    if s.isascii():  # no ASCII character is Cf, changed by NFKC or outside Latin: skip the per-character lookups
+        return None
     for i, ch in enumerate(s, start=1):
         if _invisible(ch):
             return i, ch, "invisible"

@@ -10,9 +10,12 @@ Sources of the expected values:
   wᵢ = 1/vᵢ, so its coverage is 2Φ(z·s_FE/s_true) − 1 in closed form (exact at τ² = 0).
 * Wald z with few studies under heterogeneity under-covers (IntHout, Ioannidis & Borm 2014,
   BMC Med Res Methodol 14:25: ~80% at k = 3 for large τ²).
-* Monte-Carlo SE of a proportion √(p(1 − p)/n_sim) (Morris, White & Crowther 2019, Stat Med
-  38:2074, Table 6). Statistical checks use a ±3.5 MCSE window: the seeds are fixed, so a
-  check either always passes or always fails; a wrong method misses it by many MCSEs.
+* Conditional Monte Carlo (Ross 2013, Simulation, 5th ed., variance reduction by conditioning):
+  each replicate counts with P(interval covers μ | residuals) = Φ(u/s) − Φ(l/s), an unbiased
+  estimate of the same coverage as the 0/1 count and never more variable (law of total
+  variance). Its Monte-Carlo SE is SD/√n (Morris, White & Crowther 2019, Stat Med 38:2074,
+  Table 6). Statistical checks use a ±3.5 MCSE window: the seeds are fixed, so a check either
+  always passes or always fails; a wrong method misses it by many MCSEs.
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ VI3 = np.array([0.0139, 0.0077, 0.0119])   # the pooling docstring's three trial
 
 
 def _within(row, target):
-    return abs(row.coverage - target) <= WINDOW * math.sqrt(target * (1 - target) / 10_000)
+    """Within 3.5 of the row's own Monte-Carlo SEs (plus rounding) of the exact value."""
+    return abs(row.coverage - target) <= WINDOW * row.mcse + 1e-12
+
+
+def _indicator_mcse(p, n=10_000):
+    """The MCSE a 0/1 count of n replicates would have at coverage p."""
+    return math.sqrt(p * (1 - p) / n)
 
 
 # ---------------------------------------------------------------------------------------
@@ -51,7 +60,7 @@ def test_hksj_covers_at_the_level_with_equal_variances(k):
     t = coverage(np.full(k, 0.02), grid, tests=("knha",), common_effect=False)
     assert [r.interval for r in t.rows] == ["knha"] * 4 and t.n_sim == 10_000
     for r in t.rows:
-        assert r.mcse == pytest.approx(math.sqrt(r.coverage * (1 - r.coverage) / 10_000), rel=1e-12)
+        assert 0 < r.mcse < _indicator_mcse(r.coverage)    # conditioning never adds variance
         assert _within(r, LEVEL), (k, r)
     # the statistic is ybar / (s / sqrt(k)), scale-free, and the draws are common to every tau2
     # (y = sqrt(v + tau2) z): the very same replicates are covered at every tau2
@@ -73,9 +82,14 @@ def _fe_exact_coverage(vi, tau2, level=LEVEL):
 def test_common_effect_z_matches_its_closed_form(vi):
     t = coverage(vi, [0.0, 0.005, 0.05], tests=(), common_effect=True)
     at0 = t.get(COMMON_EFFECT, 0.0)
-    assert _within(at0, LEVEL)
+    assert at0.coverage == pytest.approx(LEVEL, abs=1e-12)
+    assert at0.mcse < 1e-12
     for r in t.rows:
+        # at tau2 = 0 its interval is ybar -+ z s with the true weights and a data-free
+        # half-width, so every replicate's conditional probability is the level itself (above);
+        # beyond, the FE mean differs from the true-weight mean by a residual term
         assert _within(r, _fe_exact_coverage(vi, r.tau2)), r
+        assert r.mcse < 0.5 * _indicator_mcse(r.coverage)
         # its width does not depend on the data: 2 z / sqrt(sum w)
         assert r.mean_width == pytest.approx(2 * 1.959963984540054 / math.sqrt((1 / vi).sum()), rel=1e-12)
         assert r.width_mcse < 1e-12
@@ -177,6 +191,46 @@ def test_extra_method_hook_with_and_without_a_prediction_interval():
         assert co.coverage == ref.coverage and math.isnan(co.pi_coverage)
 
 
+@pytest.mark.parametrize("vi", [VI3[:2], VI3, np.linspace(0.005, 0.1, 8)])
+def test_conditional_estimate_agrees_with_the_count_and_is_less_variable(vi):
+    """The conditional estimator against the plain 0/1 count on the same replicates: equal
+    within 3.5 of the count's MCSEs (both estimate the same coverage), and its MCSE never larger."""
+    grid = [0.0, 0.02, 0.3]
+    t = coverage(vi, grid, seed=11)
+    for t2 in grid:
+        Y, _ = simulate(vi, t2, n_sim=10_000, seed=11)
+        b = interval_bounds(Y, np.tile(vi, (Y.shape[0], 1)))
+        for code, bounds in b.items():
+            hit = (bounds.lower <= 0) & (0 <= bounds.upper)
+            p, row = hit.mean(), t.get(code, t2)
+            assert abs(row.coverage - p) <= WINDOW * max(_indicator_mcse(p), 1e-4), (code, t2, row, p)
+            assert row.mcse <= max(_indicator_mcse(p), _indicator_mcse(1e-4)), (code, t2)   # floor: one miss
+
+
+def test_rows_stop_at_the_first_stage_that_meets_the_mcse_target():
+    """With mcse_target, a row uses 1,000, 2,000, 4,000, 8,000 or n_sim replicates: the first
+    count whose MCSEs are at most the target, and its numbers are those of a table of that many
+    replicates with the same draws (the first rows of the same generator)."""
+    grid = [0.0, 0.05, 0.3]
+    full = coverage(VI3, grid, n_sim=10_000, seed=5)
+    staged = coverage(VI3, grid, n_sim=10_000, seed=5, mcse_target=0.002)
+    assert staged.mcse_target == 0.002 and full.mcse_target is None
+    assert {r.n_sim for r in full.rows} == {10_000}
+    assert {r.n_sim for r in staged.rows} <= {1000, 2000, 4000, 8000, 10_000}
+    assert min(r.n_sim for r in staged.rows) < 10_000     # the target saves replicates here
+    for r in staged.rows:
+        if r.n_sim < 10_000:
+            assert r.mcse <= 0.002 and (math.isnan(r.pi_mcse) or r.pi_mcse <= 0.002), r
+        prefix = coverage(VI3, [r.tau2], n_sim=r.n_sim, seed=5).get(r.interval, r.tau2)
+        for f in ROW_FIELDS:
+            a, b = getattr(r, f), getattr(prefix, f)
+            assert a == b or (isinstance(a, float) and (math.isnan(a) and math.isnan(b)
+                                                        or a == pytest.approx(b, rel=1e-12, abs=1e-15))), (f, r)
+        if r.n_sim > 1000:      # the stage before did not meet the target
+            before = coverage(VI3, [r.tau2], n_sim=r.n_sim // 2, seed=5).get(r.interval, r.tau2)
+            assert max(before.mcse, 0.0 if math.isnan(before.pi_mcse) else before.pi_mcse) > 0.002
+
+
 def test_prediction_interval_coverage():
     # at tau2 = 0 the new study's effect is mu, so PI coverage >= CI coverage; Riley's t(k-2)
     # PI does not exist at k = 2
@@ -228,6 +282,9 @@ def test_shapes_and_exports():
     ({"n_sim": 1000.0}, "n_sim"),
     ({"n_sim": True}, "n_sim"),
     ({"seed": -1}, "seed"),
+    ({"mcse_target": 0}, "mcse_target"),
+    ({"mcse_target": "0.002"}, "mcse_target"),
+    ({"mcse_target": True}, "mcse_target"),
     ({"seed": 1.5}, "seed"),
     ({"tests": (), "common_effect": False}, "no interval method"),
     ({"extra": {"Z": lambda Y, V: (Y[:, 0], Y[:, 0])}}, "differ from"),
@@ -268,7 +325,10 @@ def test_bayes_column_counts_what_exact_bayes_counts(vi):
         Y, _ = simulate(vi, t2, n_sim=1000)
         V = np.tile(vi, (1000, 1))
         lo, hi = central_intervals_many(Y, V, tau_prior="halfnormal", tau_scale=0.5)
-        assert t.get(vocab.BAYES_INTERVAL, t2).coverage == ((lo <= 0) & (0 <= hi)).mean()
+        w = 1 / (vi + t2)                  # the conditional estimator, written out independently
+        ybar, s = Y @ w / w.sum(), math.sqrt(1 / w.sum())
+        p = stats.norm.cdf((hi - ybar) / s) - stats.norm.cdf((lo - ybar) / s)
+        assert t.get(vocab.BAYES_INTERVAL, t2).coverage == pytest.approx(p.mean(), rel=1e-12)
         exact = bayes_many(Y[:300], V[:300], tau_prior="halfnormal", tau_scale=0.5)
         hit = np.array([r.mu_ci_lower <= 0 <= r.mu_ci_upper for r in exact])
         assert np.array_equal(hit, (lo[:300] <= 0) & (0 <= hi[:300])), t2

@@ -245,6 +245,85 @@ def test_check_p_vs_ci_inequality_and_significance():
     assert "significance" in issues[1].message
 
 
+
+# --- check_p_vs_ci without scipy: the standard library's normal functions, scipy's decisions ---
+
+def test_fast_normal_within_1e13_of_scipy():
+    # The premise of _FastNormal's 1e-9 margin: math.erfc and NormalDist.inv_cdf (AS 241) are
+    # within ~1e-15 relative of scipy.special.ndtr / ndtri wherever the check uses them.
+    from scipy.special import ndtr, ndtri
+
+    for p2 in np.concatenate([np.logspace(-300, 0, 3001), np.linspace(0.001, 1.0, 1000)]):
+        want = float(-ndtri(p2 / 2.0))
+        assert ef._FastNormal.z_of_p(p2) == pytest.approx(want, rel=1e-13, abs=1e-15), p2
+    for z in np.linspace(0.0, 37.0, 3701):
+        assert math.erfc(z / math.sqrt(2.0)) == pytest.approx(float(2.0 * ndtr(-z)), rel=1e-13), z
+    for level in (0.5, 0.8, 0.9, 0.95, 0.975, 0.99, 0.999, 95):
+        assert ef._FastNormal.z_crit(level) == pytest.approx(ef.z_crit(level), rel=1e-14)
+
+
+def _p_rows(n, seed=20261201):
+    """Rows around every decision of check_p_vs_ci: reported p at, near and far from the ends of
+    the tolerance band of the CI-implied z, rounded or not, one- or two-sided, =, < and >."""
+    from scipy.special import ndtr
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        m = rng.choice(["HR", "OR", "MD"])
+        lev = float(rng.choice([0.9, 0.95, 0.99]))
+        se = float(np.exp(rng.uniform(np.log(0.02), np.log(1.0))))
+        y = float(rng.normal(0.0, 3.0) * se)
+        zc = ef.z_crit(lev)
+        g = np.exp if m != "MD" else (lambda v: v)
+        est, lo, hi = (float(g(v)) for v in (y, y - zc * se, y + zc * se))
+        z_ci = abs(y) / se
+        # the reported z: on a tolerance edge (z = (z_ci + 0.25) / 0.9 or (z_ci - 0.25) / 1.1),
+        # at the CI's significance edge, or anywhere
+        z_rep = float(rng.choice([(z_ci + 0.25) / 0.9, max(z_ci - 0.25, 0.0) / 1.1, ef.z_crit(lev),
+                                  z_ci * rng.uniform(0.5, 1.5)]))
+        p = float(2.0 * ndtr(-z_rep))
+        dec = int(rng.choice([-1, 1, 2, 3, 4]))  # -1: unrounded (no decimals known)
+        if dec > 0:
+            p = round(p, dec) or 10.0 ** -dec
+        p = min(max(p, 1e-300), 1.0)
+        rows.append((est, lo, hi, lev, p, str(rng.choice(["=", "=", "<", ">"])),
+                     float("nan") if dec < 0 else dec, int(rng.choice([1, 2, 2])), m))
+    return list(zip(*rows))
+
+
+def test_check_p_vs_ci_fast_path_gives_scipys_warnings(monkeypatch):
+    est, lo, hi, lev, p, rel, dec, sided, m = _p_rows(4000)
+    calls = {"fast": 0, "exact": 0}
+    for name, cls in (("fast", ef._FastNormal), ("exact", ef._ExactNormal)):
+        orig = cls.__dict__["z_crit"].__func__
+
+        def counted(level, orig=orig, name=name):
+            calls[name] += 1
+            return orig(level)
+
+        monkeypatch.setattr(cls, "z_crit", staticmethod(counted))
+    got = ef.check_p_vs_ci(est, lo, hi, lev, p, rel, dec, sided, m)
+    # both paths ran: most rows decided by the standard library, the near-ties by scipy
+    assert calls["fast"] > 1000 and calls["exact"] > 50, calls
+    monkeypatch.setattr(ef, "_FastNormal", ef._ExactNormal)  # every row with scipy, as before
+    want = ef.check_p_vs_ci(est, lo, hi, lev, p, rel, dec, sided, m)
+    assert len(want) > 500
+    assert got == want
+
+
+def test_check_p_vs_ci_tie_is_decided_by_scipy(monkeypatch):
+    # p = 0.05 unrounded against a 95% CI: z(p) and z(alpha = 1 - 0.95 = 0.050000000000000044)
+    # differ in the 16th digit, far inside the standard library's margin -> scipy decides
+    seen = []
+    orig = ef._ExactNormal.__dict__["z_of_p"].__func__
+    monkeypatch.setattr(ef._ExactNormal, "z_of_p", staticmethod(lambda p2: seen.append(p2) or orig(p2)))
+    issues = ef.check_p_vs_ci([0.8], [0.65], [0.98], 0.95, [0.05], "=", [float("nan")], 2, "HR")
+    assert seen, "the near-tie was not re-checked with scipy"
+    monkeypatch.setattr(ef, "_FastNormal", ef._ExactNormal)
+    assert issues == ef.check_p_vs_ci([0.8], [0.65], [0.98], 0.95, [0.05], "=", [float("nan")], 2, "HR")
+
+
 # --- the one effect-source decision (CI -> p -> 2x2) ---------------------------------------
 
 @pytest.mark.parametrize("args, source, reason", [

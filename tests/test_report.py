@@ -385,7 +385,7 @@ def test_footer_provenance(built):
     html = (out / "sre-zoledronic.html").read_text(encoding="utf-8")
     assert hashlib.sha256(REGISTRY.read_bytes()).hexdigest() in html
     assert hashlib.sha256(PLAN.read_bytes()).hexdigest() in html
-    for pkg in ("metaanalysis", "numpy", "scipy", "pandas", "matplotlib", "jinja2"):
+    for pkg in ("metaanalysis", "numpy", "scipy", "pandas", "pillow", "jinja2"):
         assert pkg in html
     assert "metafor::rma.uni(" in html
     # PubMed / DOI as plain links (anchor href), registry line of each study

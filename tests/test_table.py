@@ -84,3 +84,23 @@ def test_binary_with_nul_bytes_is_still_an_error(tmp_path):
     # NULs but not in the UTF-16 pattern (an .xlsx is a zip file): the binary-file error stays
     t = read_table(_write(tmp_path, b"PK\x03\x04\x14\x00\x06\x00yi,vi\n"), POOL_COLUMNS)
     assert not t.ok and "NUL byte" in t.problems[0].message
+
+
+def test_ascii_fast_path_of_identity_and_lookalike_is_the_general_rule():
+    # identity_key and lookalike_character skip their per-character Unicode lookups for ASCII
+    # text (most cells); that is exact because no ASCII character is a Cf format character,
+    # is changed by NFKC or is a letter outside the Latin script (Unicode data of this Python).
+    import string
+    import unicodedata
+
+    from metaanalysis import table
+
+    for c in map(chr, range(128)):
+        assert unicodedata.category(c) != "Cf" and unicodedata.normalize("NFKC", c) == c, repr(c)
+        assert not c.isalpha() or table._script(c) == "LATIN", repr(c)
+    for s in (string.printable, "  ABCSG-18 ", "NCT00556374", "Denosumab\t", ""):
+        general = "".join(ch for ch in unicodedata.normalize("NFKC", s) if unicodedata.category(ch) != "Cf")
+        assert table.identity_key(s) == general.casefold().strip()
+        assert table.lookalike_character(s) is None
+    assert table.lookalike_character("pl\u0430cebo") == (3, "\u0430", "mixed-script")  # not ASCII: checked
+    assert table.identity_key("\uff21B\u200b") == "ab"

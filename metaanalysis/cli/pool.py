@@ -292,14 +292,14 @@ def _transformed(res, transform: str) -> dict:
 def _study_table(data: PoolInput, res, transform: str | None, level: float) -> list[str]:
     """One line per study: yi, vi and weight, or (with a transform) the study's estimate and CI."""
     import numpy as np
-    from scipy.stats import norm
+    from scipy.special import ndtri  # what scipy.stats.norm.ppf computes (same bits), without importing scipy.stats
 
     w = max(len(s) for s in data.studies)
     if transform is None:
         out = [f"{'study':<{w}}  {'yi':>9}  {'vi':>9}  {'weight %':>8}"]
         return out + [f"{s:<{w}}  {y:>9.4f}  {v:>9.4f}  {wt:>8.2f}"
                       for s, y, v, wt in zip(data.studies, data.yi, data.vi, res.weights)]
-    f, z = getattr(np, transform), norm.ppf(0.5 + level / 2)
+    f, z = getattr(np, transform), ndtri(0.5 + level / 2)
     out = [f"{'study':<{w}}  {'estimate':>9}  {f'{level:.0%} CI':>19}  {'weight %':>8}"]
     for s, y, v, wt in zip(data.studies, data.yi, data.vi, res.weights):
         lo, hi = f(y - z * np.sqrt(v)), f(y + z * np.sqrt(v))

@@ -5,8 +5,8 @@ format=None, dpi=200) -> bytes``; ``layout_funnel(FunnelSpec) -> FunnelLayout`` 
 ``render_funnel(...)``; ``funnel_allowed(k, min_k=10)``; ``layout_albatross(AlbatrossSpec)`` and
 ``layout_proportions(ProportionSpec)`` for evidence that is not pooled, each with its ``render_``.
 SVG is written directly (text as ``<text>`` in the shipped DejaVu Sans subset, declared by
-``font_face_css()``); a forest PNG is the same painting on a Pillow canvas (``_raster``);
-matplotlib is imported only for a funnel PNG.
+``font_face_css()``); a PNG is the same painting on a Pillow canvas (``_raster``). Nothing here
+imports matplotlib.
 """
 
 from .forest import (ForestLayout, ForestRow, ForestSpec, SubgroupBlock, SubgroupTest,

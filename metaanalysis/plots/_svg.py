@@ -92,6 +92,17 @@ class SvgWriter:
     def close(self, name: str) -> None:
         self._parts.append(f"</{name}>")
 
+    def begin_clip(self, x0: float, y0: float, x1: float, y1: float, clip_id: str = "panel") -> None:
+        """Elements until :meth:`end_clip` are clipped to this rectangle (inches): a
+        ``clipPath`` with the fixed id ``clip_id`` and a group that uses it."""
+        self.open("clipPath", {"id": clip_id})
+        self.rect(x0, y0, x1, y1)
+        self.close("clipPath")
+        self.open("g", {"clip_path": f"url(#{clip_id})"})
+
+    def end_clip(self) -> None:
+        self.close("g")
+
     def rect(self, x0: float, y0: float, x1: float, y1: float, **style) -> None:
         """Rectangle between two corners (inches)."""
         self.element("rect", {"x": pt(min(x0, x1)), "y": pt(min(y0, y1)), "width": pt(abs(x1 - x0)),

@@ -27,9 +27,9 @@ from pathlib import Path
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FONT_FAMILY = "DejaVu Sans"
-#: Measured widths are padded by this factor plus 0.5 pt: Agg hints glyphs at
-#: draw time (PNG export), which can make a string up to ~1-2 % wider than the unhinted
-#: outline measured here.
+#: Measured widths are padded by this factor plus 0.5 pt: a renderer that hints glyphs at
+#: draw time can set a string up to ~1-2 % wider than the unhinted outline measured here
+#: (the PNG writer places each glyph at its measured position, so it needs none of it).
 WIDTH_SLACK = 1.03
 LINE_FACTOR = 1.25  # line box height / font size
 #: Size (pt) and fixed-point step (1/64 px) at which glyph advances are rounded, as
@@ -113,6 +113,22 @@ class FaceMetrics:
         if kern:
             total += sum(kern.get(pair, 0) for pair in zip(cps, cps[1:]))
         return total / float(_SUBPIXELS) * (size / _SHAPE_SIZE)
+
+    def pen_positions(self, s: str, size: float) -> tuple[list[int], list[float], float]:
+        """Where each glyph of ``s`` starts, as :meth:`width_at` sums the advances: the code
+        points after the ligature substitutions, each glyph's pen offset from the start of the
+        line and the whole advance width, in points (for painting a string glyph by glyph at
+        the positions the layout measured)."""
+        adv, kern, notdef = self.advance, self.kerning, self.notdef
+        cps = self._shaped(s)
+        scale = size / _SHAPE_SIZE / _SUBPIXELS
+        offsets, pen = [], 0
+        for i, c in enumerate(cps):
+            if i and kern:
+                pen += kern.get((cps[i - 1], c), 0)
+            offsets.append(pen * scale)
+            pen += adv.get(c, notdef)
+        return cps, offsets, pen * scale
 
 
 @lru_cache(maxsize=1)

@@ -306,8 +306,12 @@ def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
     embed_font : bool
         SVG only: carry the plot font's ``@font-face`` rules in the file (a standalone file).
 
-    SVG is written directly from :func:`funnel_frame` (text as ``<text>``); PNG is drawn with
-    matplotlib's axes (imported only then).
+    Returns
+    -------
+    bytes
+        Byte-identical for identical input. SVG is written directly from :func:`funnel_frame`
+        (text as ``<text>``); PNG is the same painting on a Pillow canvas
+        (:mod:`metaanalysis.plots._raster`). Neither imports matplotlib.
     """
     fmt = output_format(path, format)
     data = _funnel_svg(layout, embed_font) if fmt == "svg" else _funnel_png(layout, dpi)
@@ -321,20 +325,34 @@ def _line_style(style: str) -> dict:
 
 
 def _funnel_svg(layout: FunnelLayout, embed_font: bool) -> bytes:
+    """The SVG document of a funnel plot."""
     from ._svg import SvgWriter
 
+    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
+    _paint_funnel(layout, svg)
+    return svg.to_bytes()
+
+
+def _funnel_png(layout: FunnelLayout, dpi: int) -> bytes:
+    """The PNG of a funnel plot: the SVG's painting on a raster canvas (:mod:`._raster`, Pillow)."""
+    from ._raster import RasterWriter
+
+    canvas = RasterWriter(layout.width, layout.height, dpi)
+    _paint_funnel(layout, canvas)
+    return canvas.to_bytes()
+
+
+def _paint_funnel(layout: FunnelLayout, svg) -> None:
+    """Paint a funnel plot on ``svg`` (an SvgWriter or a RasterWriter: the same calls, in z-order):
+    contours and lines clipped to the panel, the studies, axes, ticks, legend, then the text."""
     fr = funnel_frame(layout)
     x0, y0, x1, y1 = fr.panel
-    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
-    svg.open("clipPath", {"id": "panel"})
-    svg.rect(x0, y0, x1, y1)
-    svg.close("clipPath")
-    svg.open("g", {"clip_path": "url(#panel)"})
+    svg.begin_clip(x0, y0, x1, y1)
     for _lab, col, poly in layout.regions:
         svg.polygon([fr.to_page(*p) for p in poly], fill=col)
     for _lab, style, pts in layout.lines:
         svg.polyline([fr.to_page(*p) for p in pts], **_line_style(style))
-    svg.close("g")
+    svg.end_clip()
     for x, se in layout.points:
         svg.circle(*fr.to_page(x, se), 22 ** 0.5 / 2, fill="#24466e", stroke="#ffffff",
                    stroke_width=0.6)
@@ -355,56 +373,3 @@ def _funnel_svg(layout: FunnelLayout, embed_font: bool) -> bytes:
     for t in fr.texts:
         svg.text(t)
     svg.text(fr.ylabel, rotate=True)
-    return svg.to_bytes()
-
-
-def _funnel_png(layout: FunnelLayout, dpi: int) -> bytes:
-    """The PNG of a funnel plot, drawn with matplotlib axes on a bare Figure (no pyplot)."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch, Polygon
-
-    from ._mpl import font, save_png
-
-    fig = Figure(figsize=(layout.width, layout.height), dpi=dpi)
-    W, H = layout.width, layout.height
-    left, right, bottom = _MARGINS
-    top = 0.5 if layout.title else 0.2
-    ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
-    ax.set_xlim(*layout.xlim)
-    ax.set_ylim(layout.ylim[1], layout.ylim[0])  # inverted: SE 0 at the top
-    ax.set_facecolor("white")
-    for _lab, col, poly in layout.regions:
-        ax.add_patch(Polygon(poly, closed=True, facecolor=col, edgecolor="none", zorder=0))
-    lines = {}
-    for lab, style, pts in layout.lines:
-        color, width, dashes = LINE_STYLES[style]
-        xs, ys = zip(*pts)
-        lines[lab] = Line2D(xs, ys, zorder=2, label=lab, color=color, lw=width,
-                            ls=(0, dashes) if dashes else "-")
-        ax.add_line(lines[lab])
-    handles = [lines[lab] if kind == "line" else
-               Patch(facecolor=style, edgecolor=EDGE, lw=0.5, label=lab)
-               for kind, style, lab in legend_items(layout)]
-    xs, ys = zip(*layout.points)
-    ax.scatter(xs, ys, s=22, facecolor="#24466e", edgecolor="white", lw=0.6, zorder=3,
-               clip_on=False)
-    ax.set_xticks(layout.xticks.values)
-    ax.set_xticklabels([typeset(s) for s in layout.xticks.labels], fontproperties=font(_TICK_SIZE))
-    ax.set_yticks(layout.yticks)
-    ax.set_yticklabels(layout.ytick_labels, fontproperties=font(_TICK_SIZE))
-    ax.minorticks_off()
-    ax.set_xlabel(layout.xlabel, fontproperties=font(_LABEL_SIZE))
-    ax.set_ylabel(layout.ylabel, fontproperties=font(_LABEL_SIZE))
-    for s in ("top", "right"):
-        ax.spines[s].set_visible(False)
-    for s in ("left", "bottom"):
-        ax.spines[s].set_color(AXIS_INK)
-        ax.spines[s].set_linewidth(0.8)
-    ax.tick_params(colors=TICK_INK, width=0.8, length=3)
-    if layout.title:
-        fig.text(left / W, 1 - 0.22 / H, layout.title, ha="left", va="center",
-                 fontproperties=font(_TITLE_SIZE, bold=True), parse_math=False)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False,
-              prop=font(_LEGEND_SIZE), handlelength=2.2, borderaxespad=0.0)
-    return save_png(fig, dpi)

@@ -157,7 +157,9 @@ def coverage_view(a: AnalysisResult) -> dict[str, Any] | None:
              "cells": [f"{fmt_num(100 * table.get(code, t2).coverage, 1)}"
                        f" ({fmt_num(100 * table.get(code, t2).mcse, 1)})" for _, t2 in a.coverage_grid]}
             for code in table.intervals]
+    target = "" if table.mcse_target is None else fmt_num(100 * table.mcse_target, 1)
     return {"columns": cols, "rows": rows, "n_sim": f"{table.n_sim:,}", "k": table.k,
+            "n_range": words.replicate_range(table), "mcse_target": target,
             "summary": words.coverage_summary(a), "bayes_note": words.coverage_bayes_note(a),
             "method": table.method, "seed": table.seed}
 

@@ -370,7 +370,7 @@ _GRID_PHRASES = {vocab.GridRole.ZERO: "0", vocab.GridRole.ESTIMATE: "the estimat
 def _undercoverage_text(a: AnalysisResult) -> str:
     code, lv = headline_interval(a), a.settings.level
     worst = min((r for r in a.coverage.rows if r.interval == code), key=lambda r: r.coverage)
-    return (f"In {a.coverage.n_sim:,} meta-analyses simulated with these studies' own standard errors, the "
+    return (f"In {worst.n_sim:,} meta-analyses simulated with these studies' own standard errors, the "
             f"headline {INTERVAL_NAMES[code]} interval covered the true effect only "
             f"{fmt_num(100 * worst.coverage, 1)}% of the time at τ² = {fmt_num(worst.tau2, 4)} (nominal "
             f"{pct(lv)}; see Coverage)." + (" A Bayesian interval keeps its level on average over its prior for τ, "
@@ -442,8 +442,24 @@ def coverage_methods_text(a: AnalysisResult) -> str:
             "each interval method for this design")
     phrases = [_GRID_PHRASES[role] for role, _ in a.coverage_grid]
     grid = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return (f" The coverage of {what} was simulated ({table.n_sim:,} meta-analyses per τ², fixed seed; Morris et "
-            f"al. 2019) at τ² = {grid}.")
+    return (f" The coverage of {what} was simulated at τ² = {grid} (fixed seed; Morris et al. 2019): each "
+            f"simulated meta-analysis counts with the probability that its interval covers the true effect "
+            f"given its residuals (conditional Monte Carlo, Ross 2013), " + _replicates_text(table) + ".")
+
+
+def replicate_range(table) -> str:
+    """The numbers of simulated meta-analyses a coverage table's rows used: "10,000" or "1,000 to 8,000"."""
+    used = sorted({r.n_sim for r in table.rows})
+    return f"{used[0]:,}" if len(used) == 1 else f"{used[0]:,} to {used[-1]:,}"
+
+
+def _replicates_text(table) -> str:
+    """How many simulated meta-analyses a coverage table used, and why that many."""
+    if table.mcse_target is None:
+        return f"{replicate_range(table)} of them per interval and τ²"
+    cap = "" if max(r.n_sim for r in table.rows) == table.n_sim else f" (at most {table.n_sim:,})"
+    return (f"{replicate_range(table)} of them per interval and τ²{cap}, until the "
+            f"Monte-Carlo SE was at most {fmt_num(100 * table.mcse_target, 1)} percentage points")
 
 
 def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
@@ -456,7 +472,7 @@ def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
                                                   vocab.TAU_PRIORS[a.bayes.tau_prior].citation,
                                                   vocab.TAU_PRIORS[a.bayes.tau_prior].doi, "")]
     if a.coverage is not None:
-        out.append(vocab.COVERAGE_SIMULATION)
+        out += [vocab.COVERAGE_SIMULATION, vocab.CONDITIONAL_MONTE_CARLO]
         if vocab.BAYES_INTERVAL in a.coverage.intervals:
             out.append(vocab.BAYES_COVERAGE)
     return out
