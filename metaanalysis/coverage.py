@@ -48,12 +48,10 @@ chapter on variance reduction techniques.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import math
 from dataclasses import asdict, dataclass
-from functools import cache, partial
+from functools import partial
 from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
@@ -183,33 +181,6 @@ def design_seed(vi, n_sim: int) -> int:
     h.update(np.ascontiguousarray(vi, dtype="<f8").tobytes())
     h.update(int(n_sim).to_bytes(8, "little"))
     return int.from_bytes(h.digest()[:6], "little")
-
-
-#: glibc malloc: arrays up to this many bytes come from the heap (default: 128 KiB and up), and up
-#: to twice as much freed memory stays there; see :func:`_keep_freed_memory`.
-_HEAP_ARRAYS = 16 << 20
-
-
-@cache
-def _keep_freed_memory() -> None:
-    """Once per process, let glibc's malloc keep freed arrays of up to 16 MiB for reuse.
-
-    A table allocates and frees arrays of 0.1-3 MB (n_sim x k draws, bounds, the Bayesian
-    column's node arrays) thousands of times. glibc serves each from a fresh mmap and returns
-    it on free (its threshold only grows when a larger block is freed), so every page of every
-    such array is faulted in and zeroed again: about a third of a table's CPU time in a fresh
-    worker process (benchmarks/README.md, bench_coverage.py). ``mallopt`` raises the mmap and
-    trim thresholds (M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1 in malloc.h); a worker then
-    keeps up to 32 MiB of freed memory. Results are unchanged; without glibc nothing happens.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is not None:
-        mallopt(-3, _HEAP_ARRAYS)
-        mallopt(-1, 2 * _HEAP_ARRAYS)
 
 
 def _standard_draws(k: int, n_sim: int, seed: int) -> np.ndarray:
@@ -457,7 +428,6 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     extra = dict(extra or {})
     intervals = tuple(tests) + ((COMMON_EFFECT,) if common_effect else ()) + tuple(extra)
     _check_intervals(intervals, extra)
-    _keep_freed_memory()
     bounds = partial(_bounds_of, method=method, tests=tests, level=level, pi=pi, extra=extra)
     z = _standard_draws(vi.size, n_sim, seed)
     stages = _stages(n_sim, target)
