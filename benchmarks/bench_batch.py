@@ -124,7 +124,7 @@ def linear_fit(x, y):
 # analysis driver metaanalysis/analysis.py) calls into a group directly, so nothing is counted
 # twice (pooling called by the coverage simulation is coverage).
 GROUPS = {
-    "coverage simulation (coverage.py: 10,000 replicates per tau2)": ("metaanalysis/coverage.py",),
+    "coverage simulation (coverage.py: 1,000-10,000 replicates per tau2 and interval)": ("metaanalysis/coverage.py",),
     "Bayesian fits (bayesian.py)": ("metaanalysis/bayesian.py",),
     "pooling + sensitivity": ("metaanalysis/pooling.py", "metaanalysis/sensitivity.py",
                               "metaanalysis/estimators.py", "metaanalysis/single.py",

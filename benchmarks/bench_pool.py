@@ -360,17 +360,21 @@ def targets(rows, mem, start, r_out, m_big):
                     full_s / (ours["seconds"] / ours["n"]), ">= 20"))
     dl, sm = _rate(rows, "ours pool()", "DL"), _rate(rows, "statsmodels combine_effects", "DL")
     out.append(("pool() DL vs statsmodels combine_effects (x faster)", dl["per_second"] / sm["per_second"], ">= 1"))
+    # The ratio is "at equal output" (PyMARE's tau2, estimate and SE: fit_many); the
+    # pool_many rows with more fields are reported beside it ("report both"), not held to 10x.
     for meth in ("DL", "REML"):
         py = _rate(rows, "PyMARE (wald)", meth, case)
-        for tool, label in (("ours fit_many() (tau2, est, SE)", "equal output: fit_many"),
-                            ("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+        for tool, label, tgt in (("ours fit_many() (tau2, est, SE)", "equal output: fit_many", ">= 10"),
+                                 ("ours pool_many(tau2_ci=False)", "no Q-profile CIs", None),
+                                 ("ours pool_many()", "all fields", None)):
             o = _rate(rows, tool, meth, case)
-            out.append((f"pool_many {meth} vs PyMARE, {label} (x faster)", o["per_second"] / py["per_second"], ">= 10"))
+            out.append((f"pool_many {meth} vs PyMARE, {label} (x faster)", o["per_second"] / py["per_second"], tgt))
     for meth, lim in (("DL", 0.5), ("REML", 5.0)):
-        for tool, label in (("ours fit_many() (tau2, est, SE)", "equal output"),
-                            ("ours pool_many(tau2_ci=False)", "no Q-profile CIs"), ("ours pool_many()", "all fields")):
+        for tool, label, tgt in (("ours fit_many() (tau2, est, SE)", "equal output", f"<= {lim}"),
+                                 ("ours pool_many(tau2_ci=False)", "no Q-profile CIs", f"<= {lim}"),
+                                 ("ours pool_many()", "all fields", None)):
             out.append((f"pool_many {meth} at m={m_big}, {label} (us/analysis)",
-                        per_us(_rate(rows, tool, meth, case)), f"<= {lim}"))
+                        per_us(_rate(rows, tool, meth, case)), tgt))
     for x in mem:
         out.append((f"pool_many {x['method']} m={x['m']}: peak beyond output (bytes/analysis)",
                     x["beyond_output_per_analysis"], "<= 1024"))
@@ -379,6 +383,9 @@ def targets(rows, mem, start, r_out, m_big):
         out.append(("validate start-up (s, median)", start["validate"]["median_s"], "<= 0.3"))
     res = []
     for what, val, tgt in out:
+        if tgt is None:       # reported beside a target, not a target itself
+            res.append({"what": what, "value": val, "target": None, "met": None})
+            continue
         op, lim = tgt.split()
         met = val >= float(lim) if op == ">=" else val <= float(lim)
         res.append({"what": what, "value": val, "target": tgt, "met": bool(met)})
@@ -407,7 +414,8 @@ def report(rows, mem, diffs, tg, r_note, start, header):
         print(f"  {d['method']:<5} vs {d['tool']:<52} n = {d['n']:>5}: tau2 {d['tau2']:.2e}  estimate {d['estimate']:.2e}")
     print("\nissue #15 targets:")
     for t in tg:
-        print(f"  {t['what']:<84} {t['value']:>10.3f}  target {t['target']:<8} {'met' if t['met'] else 'NOT MET'}")
+        status = "reported" if t["met"] is None else "met" if t["met"] else "NOT MET"
+        print(f"  {t['what']:<84} {t['value']:>10.3f}  target {t['target'] or '-':<8} {status}")
 
 
 def main(argv=None) -> int:
