@@ -164,7 +164,8 @@ def test_glossary_page_is_linked_from_every_page(built):
     for plain, term, _ in words.GLOSSARY:
         assert str(escape(plain)) in page and str(escape(term)) in page
     terms = " ".join(t for _, t, _ in words.GLOSSARY)
-    for needed in ("prediction interval", "τ²", "I²", "HKSJ", "random-effects", "GRADE", "RoB 2"):
+    for needed in ("prediction interval", "τ²", "I²", "HKSJ", "random-effects", "GRADE", "RoB 2",
+                   "simulated coverage", "Monte-Carlo standard error"):
         assert needed in terms, needed
     for html in out.glob("*.html"):
         assert 'href="glossary.html"' in html.read_text(encoding="utf-8"), html.name

@@ -1117,4 +1117,11 @@ GLOSSARY: tuple[tuple[str, str, str], ...] = (
      "inconsistency, indirectness, imprecision and publication bias."),
     ("post hoc subgroup", "unplanned (post hoc) subgroup analysis",
      "A subgroup result chosen after seeing the data; more likely to be a chance finding."),
+    ("how often an interval catches the truth here", "simulated coverage for this design",
+     "Meta-analyses simulated with these studies' own standard errors and a known true effect, at several "
+     "values of τ²: the share whose interval contains the truth. A 95% interval should reach about 95%; "
+     "with few studies some methods fall well short."),
+    ("simulation error", "Monte-Carlo standard error (MCSE)",
+     "How much a simulated coverage would move if the simulation were repeated with other random numbers; "
+     f"the pages simulate until it is at most {fmt_num(100 * vocab.COVERAGE_MCSE_TARGET, 1)} percentage points."),
 )
