@@ -1,7 +1,7 @@
 """Validation of the inputs together: the registry, then the analysis plan against it.
 
 The library face of ``metaanalysis validate``: :func:`validate_inputs` reads both files
-once and returns a :class:`ValidationReport`; :mod:`metaanalysis.validate_cli` only prints
+once and returns a :class:`ValidationReport`; :mod:`metaanalysis.cli.validate` only prints
 it. This module sits above :mod:`metaanalysis.registry` and :mod:`metaanalysis.plan`
 (neither imports it), so the two never need to import each other for validation.
 """
