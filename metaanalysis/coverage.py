@@ -330,7 +330,10 @@ def _stages(n_sim: int, target: float | None) -> tuple[int, ...]:
 
 
 def _concat(parts: list[_Probabilities]) -> _Probabilities:
-    pi = None if parts[0].pi is None else np.concatenate([p.pi for p in parts])
+    """One row's stages joined; a stage with no PI at all where others have one counts as not
+    covering there (every replicate's PI failed)."""
+    has_pi = any(p.pi is not None for p in parts)
+    pi = np.concatenate([np.zeros(p.ci.size) if p.pi is None else p.pi for p in parts]) if has_pi else None
     return _Probabilities(np.concatenate([p.ci for p in parts]), pi, np.concatenate([p.width for p in parts]))
 
 

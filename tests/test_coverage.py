@@ -342,3 +342,15 @@ def test_bayes_covers_at_least_nominally_at_tau2_zero_and_not_far_beyond_its_pri
     t = coverage(VI3[:2], [0.0, 4.0], tests=(), common_effect=False, extra=_bayes_extra())
     assert t.get(vocab.BAYES_INTERVAL, 0.0).coverage > LEVEL + 3.5 * 0.0022
     assert t.get(vocab.BAYES_INTERVAL, 4.0).coverage < LEVEL - 3.5 * 0.0022
+
+
+def test_a_stage_without_any_prediction_interval_counts_as_not_covering():
+    """Stages are joined per row: if every PI of one stage failed (all NaN) while another stage has
+    PIs, the failed stage's replicates count as not covering, as a failed CI does."""
+    from metaanalysis.coverage import _concat, _Probabilities
+
+    with_pi = _Probabilities(np.full(3, 0.9), np.full(3, 0.8), np.ones(3))
+    without = _Probabilities(np.full(2, 0.9), None, np.ones(2))
+    joined = _concat([with_pi, without])
+    assert joined.pi.tolist() == [0.8, 0.8, 0.8, 0.0, 0.0] and joined.ci.size == 5
+    assert _concat([without, without]).pi is None
