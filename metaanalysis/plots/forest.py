@@ -51,7 +51,8 @@ from .._dist import z_crit
 from ..render.format import fmt_num, fmt_p, pct
 from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
-from ._text import finite, line_height, output_format, text_width, typeset, write_output, wrap
+from ._canvas import render
+from ._text import finite, line_height, text_width, typeset, wrap
 
 # --------------------------------------------------------------------------
 # Input
@@ -960,27 +961,7 @@ def render_forest(layout: ForestLayout, path=None, format: str | None = None,
         PNG is the same painting on a Pillow canvas (:mod:`metaanalysis.plots._raster`). Neither
         imports matplotlib.
     """
-    fmt = output_format(path, format)
-    data = _forest_svg(layout, embed_font) if fmt == "svg" else _forest_png(layout, dpi)
-    return write_output(data, path)
-
-
-def _forest_svg(layout: ForestLayout, embed_font: bool) -> bytes:
-    """The SVG document of a forest plot."""
-    from ._svg import SvgWriter
-
-    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
-    _paint_forest(layout, svg)
-    return svg.to_bytes()
-
-
-def _forest_png(layout: ForestLayout, dpi: int) -> bytes:
-    """The PNG of a forest plot: the SVG's painting on a raster canvas (:mod:`._raster`, Pillow)."""
-    from ._raster import RasterWriter
-
-    canvas = RasterWriter(layout.width, layout.height, dpi)
-    _paint_forest(layout, canvas)
-    return canvas.to_bytes()
+    return render(_paint_forest, layout, path, format, dpi, embed_font)
 
 
 def _paint_forest(layout: ForestLayout, svg) -> None:

@@ -22,7 +22,8 @@ from .._dist import z_crit
 from ..render.format import fmt_num
 from ..results import MetaResult
 from ._scale import Ticks, axis_title, choose_ticks, is_ratio, null_value
-from ._text import finite, output_format, typeset, write_output
+from ._canvas import render
+from ._text import finite, typeset
 
 
 def funnel_allowed(k: int, min_k: int = 10) -> tuple[bool, str]:
@@ -313,33 +314,13 @@ def render_funnel(layout: FunnelLayout, path=None, format: str | None = None,
         (text as ``<text>``); PNG is the same painting on a Pillow canvas
         (:mod:`metaanalysis.plots._raster`). Neither imports matplotlib.
     """
-    fmt = output_format(path, format)
-    data = _funnel_svg(layout, embed_font) if fmt == "svg" else _funnel_png(layout, dpi)
-    return write_output(data, path)
+    return render(_paint_funnel, layout, path, format, dpi, embed_font)
 
 
 def _line_style(style: str) -> dict:
     color, width, dashes = LINE_STYLES[style]
     return {"stroke": color, "stroke_width": width,
             "stroke_dasharray": None if dashes is None else " ".join(str(d * width) for d in dashes)}
-
-
-def _funnel_svg(layout: FunnelLayout, embed_font: bool) -> bytes:
-    """The SVG document of a funnel plot."""
-    from ._svg import SvgWriter
-
-    svg = SvgWriter(layout.width, layout.height, embed_font=embed_font)
-    _paint_funnel(layout, svg)
-    return svg.to_bytes()
-
-
-def _funnel_png(layout: FunnelLayout, dpi: int) -> bytes:
-    """The PNG of a funnel plot: the SVG's painting on a raster canvas (:mod:`._raster`, Pillow)."""
-    from ._raster import RasterWriter
-
-    canvas = RasterWriter(layout.width, layout.height, dpi)
-    _paint_funnel(layout, canvas)
-    return canvas.to_bytes()
 
 
 def _paint_funnel(layout: FunnelLayout, svg) -> None:
