@@ -25,14 +25,9 @@ def render(paint: Callable[[Any, Any], None], layout, path=None, format: str | N
         ``paint(layout, canvas)``: the plot's drawing calls, in z-order.
     layout
         Anything with ``width`` and ``height`` (points) that ``paint`` reads.
-    path : str or os.PathLike, optional
-        Also write the bytes here.
-    format : {"svg", "png"}, optional
-        Default: from ``path``'s suffix, else "svg".
-    dpi : int
-        PNG resolution (dots per inch).
-    embed_font : bool
-        SVG only: carry the plot font's ``@font-face`` rules in the file (a standalone file).
+    path, format, dpi, embed_font
+        As for :func:`metaanalysis.plots.forest.render_forest` (the public entry points
+        document them).
 
     Returns
     -------
