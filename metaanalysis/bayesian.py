@@ -687,12 +687,19 @@ def _fast_kernel(tau, Y, V, code, params, mu_prior):
         swy += w * y
         swyy += w * y * y
         slw += np.log(w)
+    sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
+    return _log_tau_prior(code, params, tau) + 0.5 * (slw - np.log(sw) - q), mean, 1.0 / sw
+
+
+def _mean_and_q(sw, swy, swyy, mu_prior):
+    """Σw (the normal prior on μ counted as one more "study" with variance sd² and no τ, as in
+    :func:`_given_tau`), the conditional mean Σwy/Σw of μ and Q = Σwy² − (Σwy)²/Σw (>= 0) at
+    each node, from the sums Σw, Σwy, Σwy² (broadcastable; ``Y`` centred by the caller)."""
     if mu_prior is not None:
         w0, y0 = 1.0 / mu_prior[1] ** 2, mu_prior[0][:, None]
         sw, swy, swyy = sw + w0, swy + w0 * y0, swyy + w0 * y0 * y0
     mean = swy / sw
-    q = np.maximum(swyy - swy * mean, 0.0)
-    return _log_tau_prior(code, params, tau) + 0.5 * (slw - np.log(sw) - q), mean, 1.0 / sw
+    return sw, mean, np.maximum(swyy - swy * mean, 0.0)
 
 
 def _fast_rule(Y, V, code, params, mu_prior, scale, h, merge: bool = False):
@@ -732,11 +739,8 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     sw = W.sum(axis=1)
     swy, swyy = _products(Y, W.T)
     const = _log_tau_prior(code, params, tau) + 0.5 * np.log(W).sum(axis=1) + log_dtau
-    if mu_prior is not None:   # one more "study" with variance sd² and no τ, as in _given_tau
-        w0, y0 = 1.0 / mu_prior[1] ** 2, mu_prior[0][:, None]
-        sw, swy, swyy = sw + w0, swy + w0 * y0, swyy + w0 * y0 * y0
-    mean = swy / sw
-    log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * np.maximum(swyy - swy * mean, 0.0)
+    sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
+    log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * q
     kernel = np.exp(log_kernel - log_kernel.max(axis=1)[:, None])
     return kernel / kernel.sum(axis=1)[:, None], mean, 1.0 / np.sqrt(sw), tau
 
