@@ -360,10 +360,7 @@ def pool_many(Y, V, *, method: str = "REML", test: str = "z", level: float = 0.9
     J Stat Softw 36(3). doi:10.18637/jss.v036.i03
     """
     method, test, level, pi = check_args(method, test, level, pi)
-    Y = np.atleast_2d(np.asarray(Y, dtype=float))
-    V = np.atleast_2d(np.asarray(V, dtype=float))
-    if Y.shape != V.shape:
-        raise ValueError(f"yi and vi must have the same shape, got {Y.shape} and {V.shape}")
+    Y, V = _as_batch(Y, V)
     m = Y.shape[0]
     fixed = None
     if tau2 is not None:
@@ -416,6 +413,16 @@ def _pool_block(Y, V, method, test, level, pi, tau2, tau2_ci) -> dict:
         q=c["q"], q_df=q_df, q_pvalue=q_p, pi_lower=pi_lo, pi_upper=pi_hi, weights=c["weights"],
         converged=c["conv"], iterations=c["iters"], yi=c["yi"], vi=c["vi"],
     )
+
+
+def _as_batch(Y, V) -> tuple[np.ndarray, np.ndarray]:
+    """``Y``, ``V`` as float arrays of shape (m, k) (one analysis: a single row); ValueError
+    unless both have that same shape."""
+    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    V = np.atleast_2d(np.asarray(V, dtype=float))
+    if Y.shape != V.shape or Y.ndim != 2:
+        raise ValueError(f"yi and vi must be (m, k) arrays of the same shape, got {Y.shape} and {V.shape}")
+    return Y, V
 
 
 def _block_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
@@ -506,10 +513,7 @@ def fit_many(Y, V, *, method: str = "REML") -> Fit:
     random-effects model. J Educ Behav Stat 30(3):261-93. doi:10.3102/10769986030003261
     """
     method = vocab.canonical_method(method)
-    Y = np.atleast_2d(np.asarray(Y, dtype=float))
-    V = np.atleast_2d(np.asarray(V, dtype=float))
-    if Y.shape != V.shape or Y.ndim != 2:
-        raise ValueError(f"yi and vi must be (m, k) arrays of the same shape, got {Y.shape} and {V.shape}")
+    Y, V = _as_batch(Y, V)
     c = _compiled.pool_rows(Y, V, method, ("tau2", "est", "se"))
     if c is None:
         r = pool_many(Y, V, method=method, tau2_ci=False)
