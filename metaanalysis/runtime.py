@@ -15,6 +15,11 @@ directories in spawned workers (:class:`WorkerPool` with ``"spawn"``). Both get 
   itself, a background job) keeps ignoring it: its parent deals with Ctrl-C.
 - **Fork only where it is safe** (:func:`fork_is_safe`): forking a process with other threads
   can copy a lock held by one of them into the child, where nobody will ever release it.
+- **One BLAS thread per process** (:func:`single_threaded_blas`), in the command-line process
+  and in every worker: the parallelism is the pool of processes. The matrices here are small
+  (at most ~10,000 x 30), so a BLAS thread pool gains nothing; OpenBLAS's idle threads spin
+  after each call instead, which doubled the CPU time of a batch build at ``-j 2`` on two CPUs
+  (benchmarks/BATCH.md). A variable the user has set is left as it is.
 
 Nothing here is specific to reports; nothing here imports the rest of the package.
 """
@@ -25,12 +30,14 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence, TypeVar
 
-__all__ = ["WorkerPool", "cpu_count", "fork_is_safe", "fork_workers", "run_forked", "worker_init"]
+__all__ = ["WorkerPool", "cpu_count", "fork_is_safe", "fork_workers", "run_forked", "single_threaded_blas",
+           "worker_init", "BLAS_THREAD_VARIABLES"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,8 +100,23 @@ def fork_workers(n_tasks: int, jobs: int | None = None, *, cap: int = 4, min_tas
     return max(1, min(jobs, n_tasks))
 
 
+#: Environment variables that set the thread count of OpenBLAS, OpenMP builds and MKL.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_threaded_blas() -> bool:
+    """Ask the BLAS library of this process for one thread (module docstring), unless the
+    user set the thread count. The libraries read the variables when they are loaded, i.e. when
+    numpy is first imported; returns False when that already happened (then nothing changes).
+    Only for processes this package owns: the command line and its workers."""
+    for var in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(var, "1")
+    return "numpy" not in sys.modules
+
+
 def worker_init(parent_pid: int | None = None) -> None:
-    """Initialiser of every worker process: die with the parent, leave Ctrl-C to the parent.
+    """Initialiser of every worker process: die with the parent, leave Ctrl-C to the parent,
+    one BLAS thread (:func:`single_threaded_blas`).
 
     Parameters
     ----------
@@ -103,6 +125,7 @@ def worker_init(parent_pid: int | None = None) -> None:
         (the worker then exits at once).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    single_threaded_blas()
     try:  # Linux only; elsewhere workers end when the pool's pipes close
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -150,3 +150,46 @@ def test_a_process_ignoring_ctrl_c_keeps_ignoring_it():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+
+
+_BLAS_SCRIPT = r"""
+import json, os, sys
+from metaanalysis.runtime import BLAS_THREAD_VARIABLES, single_threaded_blas
+before = single_threaded_blas()
+import numpy
+after = single_threaded_blas()
+print(json.dumps({"before": before, "after": after, "env": {v: os.environ.get(v) for v in BLAS_THREAD_VARIABLES}}))
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_one_blas_thread_unless_the_user_set_one(preset):
+    """single_threaded_blas asks for one BLAS thread before numpy loads (True), is too late after
+    (False), and leaves a thread count the user set alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = json.loads(subprocess.run([sys.executable, "-c", _BLAS_SCRIPT], capture_output=True, text=True,
+                                    check=True, env=env).stdout)
+    assert out["before"] is True and out["after"] is False
+    assert out["env"] == {"OPENBLAS_NUM_THREADS": preset or "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_the_command_line_and_its_workers_ask_for_one_blas_thread():
+    """cli.main calls single_threaded_blas before it imports numpy, and every pool worker runs it in
+    worker_init: the spawned worker's environment says 1 (benchmarks/BATCH.md: the idle threads of a
+    BLAS pool spin and took as much CPU as the build itself at -j 2)."""
+    import inspect
+
+    from metaanalysis import cli
+    from metaanalysis.runtime import WorkerPool
+
+    assert "single_threaded_blas()" in inspect.getsource(cli.main)
+    with WorkerPool(1, "spawn") as pool:
+        got = pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result()
+    assert got == os.environ.get("OPENBLAS_NUM_THREADS", "1")

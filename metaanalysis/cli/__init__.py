@@ -165,6 +165,9 @@ def _command(name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..runtime import single_threaded_blas
+
+    single_threaded_blas()   # before numpy loads: this process and its workers (runtime.py)
     args = build_parser().parse_args(argv)
     try:
         return _command(args.command)(args)
