@@ -489,7 +489,8 @@ def default_headline(k: int, has_prior: bool = False) -> Headline:
 COVERAGE_N_SIM = 10_000
 #: A coverage row stops at the first stage (1,000, 2,000, 4,000, 8,000, 10,000 replicates) whose
 #: Monte-Carlo SEs are at most this: never less precise than a 0/1 count of 10,000 at 95%
-#: (metaanalysis.coverage: the conditional estimator needs far fewer replicates for that).
+#: (metaanalysis.coverage: the conditional estimator with control variates needs far fewer
+#: replicates for that, most rows 1,000).
 COVERAGE_MCSE_TARGET = 0.002
 #: A headline interval "under-covers" when its simulated coverage falls this far below the level
 #: and the shortfall is beyond 3 Monte-Carlo SEs.
@@ -504,6 +505,10 @@ CONDITIONAL_MONTE_CARLO = MethodInfo(
     "ross2013", "coverage estimated by conditioning on each simulated meta-analysis's residuals "
     "(variance reduction by conditioning)",
     "Ross SM. Simulation. 5th ed. Academic Press; 2013 (chapter on variance reduction techniques).", "", "")
+CONTROL_VARIATES = MethodInfo(
+    "nelson1990", "control variates with exactly known means, their coefficients estimated on the other "
+    "half of the simulated meta-analyses (splitting), so the estimate stays unbiased",
+    "Nelson BL. Control variate remedies. Oper Res 1990;38(6):974-92.", "", "")
 
 
 class GridRole(str, enum.Enum):

@@ -408,13 +408,14 @@ def test_methods_paragraph_says_what_was_run(ev):
     assert "HKSJ with the variance multiplier floored at 1" in ttbm      # the plan's test: adhoc
     assert "half-normal prior on τ (scale 0.50), flat prior on μ" in ttbm and "leads the page" in ttbm
     table = ev.analysis("ttbm").coverage
-    used = sorted({r.n_sim for r in table.rows})
-    assert f"{used[0]:,} to {used[-1]:,} of them per interval and τ²" in ttbm and len(used) > 1
+    used = sorted({r.n_sim for r in table.rows})   # with control variates every cell stops at 1,000 here
+    assert used == [1000] and "1,000 of them per interval and τ² (at most 10,000)" in ttbm
     assert "conditional Monte Carlo, Ross 2013" in ttbm and "Monte-Carlo SE was at most 0.2 percentage points" in ttbm
+    assert "adjusted by control variates of exactly known mean (Nelson 1990)" in ttbm
     assert "including the Bayesian central credible interval under the same prior" in ttbm
     assert "the upper Q-profile bound and the prior median of τ²" in ttbm
     cites = [c.code for c in words.analysis_citations(ev.analysis("ttbm"))]
-    assert "ross2013" in cites and "morris2019" in cites
+    assert "ross2013" in cites and "morris2019" in cites and "nelson1990" in cites
     assert {"bender2018", "morris2019", "friede2017", "adhoc", "bayes", "halfnormal"} <= set(cites)
     bmfs = words.analysis_methods_text(ev.analysis("bmfs"))
     assert "Bender" not in bmfs and "bender2018" not in [c.code for c in words.analysis_citations(ev.analysis("bmfs"))]

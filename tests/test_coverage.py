@@ -63,8 +63,11 @@ def test_hksj_covers_at_the_level_with_equal_variances(k):
         assert 0 < r.mcse < _indicator_mcse(r.coverage)    # conditioning never adds variance
         assert _within(r, LEVEL), (k, r)
     # the statistic is ybar / (s / sqrt(k)), scale-free, and the draws are common to every tau2
-    # (y = sqrt(v + tau2) z): the very same replicates are covered at every tau2
-    assert len({r.coverage for r in t.rows}) == 1
+    # (y = sqrt(v + tau2) z): the very same replicates are covered at every tau2, and the control
+    # variates (scaled quadratic forms, so scale-free too) are the same up to rounding, which the
+    # regression on them amplifies (~1e5: strongly correlated controls); 1e-9 is 10^6 times
+    # below the MCSE target
+    assert max(r.coverage for r in t.rows) - min(r.coverage for r in t.rows) < 1e-9
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,28 +210,33 @@ def test_conditional_estimate_agrees_with_the_count_and_is_less_variable(vi):
             assert row.mcse <= max(_indicator_mcse(p), _indicator_mcse(1e-4)), (code, t2)   # floor: one miss
 
 
-def test_rows_stop_at_the_first_stage_that_meets_the_mcse_target():
+@pytest.mark.parametrize("controls, target", [(True, 0.0004), (False, 0.002)])
+def test_rows_stop_at_the_first_stage_that_meets_the_mcse_target(controls, target):
     """With mcse_target, a row uses 1,000, 2,000, 4,000, 8,000 or n_sim replicates: the first
     count whose MCSEs are at most the target, and its numbers are those of a table of that many
-    replicates with the same draws (the first rows of the same generator)."""
+    replicates with the same draws (the first rows of the same generator). With control
+    variates the shipped target (0.002) is met at 1,000 here, so a smaller one exercises the
+    later stages."""
     grid = [0.0, 0.05, 0.3]
-    full = coverage(VI3, grid, n_sim=10_000, seed=5)
-    staged = coverage(VI3, grid, n_sim=10_000, seed=5, mcse_target=0.002)
-    assert staged.mcse_target == 0.002 and full.mcse_target is None
+    full = coverage(VI3, grid, n_sim=10_000, seed=5, control_variates=controls)
+    staged = coverage(VI3, grid, n_sim=10_000, seed=5, mcse_target=target, control_variates=controls)
+    assert staged.mcse_target == target and full.mcse_target is None
     assert {r.n_sim for r in full.rows} == {10_000}
     assert {r.n_sim for r in staged.rows} <= {1000, 2000, 4000, 8000, 10_000}
     assert min(r.n_sim for r in staged.rows) < 10_000     # the target saves replicates here
+    assert len({r.n_sim for r in staged.rows}) >= 3       # and rows stop at different stages
     for r in staged.rows:
         if r.n_sim < 10_000:
-            assert r.mcse <= 0.002 and (math.isnan(r.pi_mcse) or r.pi_mcse <= 0.002), r
-        prefix = coverage(VI3, [r.tau2], n_sim=r.n_sim, seed=5).get(r.interval, r.tau2)
+            assert r.mcse <= target and (math.isnan(r.pi_mcse) or r.pi_mcse <= target), r
+        prefix = coverage(VI3, [r.tau2], n_sim=r.n_sim, seed=5, control_variates=controls).get(r.interval, r.tau2)
         for f in ROW_FIELDS:
             a, b = getattr(r, f), getattr(prefix, f)
             assert a == b or (isinstance(a, float) and (math.isnan(a) and math.isnan(b)
                                                         or a == pytest.approx(b, rel=1e-12, abs=1e-15))), (f, r)
         if r.n_sim > 1000:      # the stage before did not meet the target
-            before = coverage(VI3, [r.tau2], n_sim=r.n_sim // 2, seed=5).get(r.interval, r.tau2)
-            assert max(before.mcse, 0.0 if math.isnan(before.pi_mcse) else before.pi_mcse) > 0.002
+            before = coverage(VI3, [r.tau2], n_sim=r.n_sim // 2, seed=5,
+                              control_variates=controls).get(r.interval, r.tau2)
+            assert max(before.mcse, 0.0 if math.isnan(before.pi_mcse) else before.pi_mcse) > target
 
 
 def test_prediction_interval_coverage():
@@ -319,7 +327,8 @@ def test_bayes_column_counts_what_exact_bayes_counts(vi):
     from metaanalysis.bayesian import bayes_many, central_intervals_many
 
     grid = [0.0, 0.01, 0.3, (0.5 * 0.6744897501960817) ** 2, 4.0]
-    t = coverage(vi, grid, tests=(), common_effect=False, n_sim=1000, extra=_bayes_extra())
+    t = coverage(vi, grid, tests=(), common_effect=False, n_sim=1000, extra=_bayes_extra(),
+                 control_variates=False)   # the plain conditional mean, written out below
     assert t.intervals == (vocab.BAYES_INTERVAL,)
     for t2 in grid:
         Y, _ = simulate(vi, t2, n_sim=1000)
@@ -354,3 +363,90 @@ def test_a_stage_without_any_prediction_interval_counts_as_not_covering():
     joined = _concat([with_pi, without])
     assert joined.pi.tolist() == [0.8, 0.8, 0.8, 0.0, 0.0] and joined.ci.size == 5
     assert _concat([without, without]).pi is None
+
+
+# ---------------------------------------------------------------------------------------
+# (8) control variates: exact means, unbiased estimates, honest MCSEs, fewer replicates
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("vi, tau2", [(VI3[:2], 0.02), (VI3, 0.0), (VI3, 0.05), (np.geomspace(0.005, 0.3, 8), 0.03)])
+def test_control_means_are_the_exact_laplace_transforms(vi, tau2):
+    """Each control's exact mean (det(I + 2 D^1/2 M D^1/2)^-1/2 for exp(-y'My), 0 for a Legendre
+    polynomial of the chi-square(k - 1) probability transform of Cochran's Q with the true
+    weights) against the average over 400,000 simulated meta-analyses of the design: within 4.5
+    Monte-Carlo SEs for every control (a wrong mean would bias every adjusted estimate)."""
+    from metaanalysis.coverage import _control_values, _forms
+
+    f = _forms(vi, tau2)
+    Y, _ = simulate(vi, tau2, n_sim=400_000, seed=3)
+    C = _control_values(Y, f)
+    assert C.shape == (len(Y), len(f.means))
+    se = C.std(axis=0) / math.sqrt(len(C))
+    assert np.all(np.abs(C.mean(axis=0) - f.means) <= 4.5 * se + 1e-15), (C.mean(axis=0) - f.means) / se
+    # k = 2 (one residual dimension: the three scaled forms are one) and tau2 = 0 (Q with the
+    # common-effect weights is Q with the true weights, ell = 0): one form, each distinct rate once
+    # (0.25, 0.5, 1, 2, 4 and the pair sums 1.5, 2.5, 3), and the 6 polynomials
+    if len(vi) == 2 or tau2 == 0.0:
+        assert len(f.means) == 8 + 6
+    else:
+        assert len(f.means) == 24 + 6
+
+
+def test_control_variates_are_unbiased_and_their_mcse_is_honest():
+    """60 tables of 1,000 replicates (seeds 0-59) against one of 200,000 (seed 999; MCSE ~5e-5):
+    the z-scores (estimate - reference) / MCSE have mean ~0 (unbiased: the coefficients of each
+    half come from the other half; Nelson 1990) and SD ~1 (the MCSE is honest). Bounds: mean
+    within 0.5 (3.9 of its SEs), SD in [0.65, 1.35]."""
+    vi, t2 = np.geomspace(0.005, 0.1, 6), 0.05
+    ref = coverage(vi, [t2], tests=("z", "knha"), common_effect=False, seed=999, n_sim=200_000)
+    z = {}
+    for seed in range(60):
+        for r in coverage(vi, [t2], tests=("z", "knha"), common_effect=False, seed=seed, n_sim=1000).rows:
+            rr = ref.get(r.interval, t2)
+            for name, e, se, re, rse in (("ci", r.coverage, r.mcse, rr.coverage, rr.mcse),
+                                         ("pi", r.pi_coverage, r.pi_mcse, rr.pi_coverage, rr.pi_mcse)):
+                z.setdefault((r.interval, name), []).append((e - re) / math.hypot(se, rse))
+    for key, zs in z.items():
+        assert abs(np.mean(zs)) < 0.5 and 0.65 < np.std(zs) < 1.35, (key, np.mean(zs), np.std(zs))
+    plain = coverage(vi, [t2], tests=("z", "knha"), common_effect=False, seed=999, n_sim=200_000,
+                     control_variates=False)
+    for r in plain.rows:   # and the large tables agree with and without the controls
+        rr = ref.get(r.interval, t2)
+        assert abs(r.coverage - rr.coverage) <= 3.5 * math.hypot(r.mcse, rr.mcse)
+        assert abs(r.pi_coverage - rr.pi_coverage) <= 3.5 * math.hypot(r.pi_mcse, rr.pi_mcse)
+
+
+@pytest.mark.parametrize("vi", [VI3[:2], VI3, np.geomspace(0.005, 0.1, 6), np.geomspace(0.005, 0.3, 13)])
+def test_control_variates_cut_the_mcse_of_every_random_effects_row(vi):
+    """On the same 2,000 replicates, the MCSE with control variates against the plain conditional
+    mean's, for the CI and PI of z, knha and adhoc at tau2 = 0.01 and 0.05: at most half of it
+    wherever the plain MCSE is not already below 1e-4 (measured: 2.5 to over 100 times
+    smaller), so the 0.2-point target is met with ~4 to 10,000 times fewer replicates."""
+    kw = dict(common_effect=False, n_sim=2000, seed=21)
+    cv, plain = coverage(vi, [0.01, 0.05], **kw), coverage(vi, [0.01, 0.05], control_variates=False, **kw)
+    for a, b in zip(cv.rows, plain.rows):
+        for se_cv, se_plain in ((a.mcse, b.mcse), (a.pi_mcse, b.pi_mcse)):
+            if se_plain > 1e-4:
+                assert se_cv <= 0.5 * se_plain, (len(vi), a, b)
+
+
+def test_tables_do_not_depend_on_the_blas_library_kernel_or_threads():
+    """The control variates use numpy's own loops, not BLAS/LAPACK, whose last bits depend on the
+    kernel and thread count the environment selects: a table made in a process with another
+    OpenBLAS kernel and two threads is the same to the last bit."""
+    here = coverage(VI3, [0.0, 0.02], n_sim=2000)
+    env = {"PYTHONHASHSEED": "1", "PATH": "", "OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "2",
+           **_pythonpath()}
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(out.stdout) == json.loads(json.dumps(here.to_dict(), sort_keys=True))
+
+
+def test_no_control_variates_below_10_replicates_per_half_per_coefficient():
+    """Below 10 replicates per half per coefficient (30 controls + intercept: 620 replicates) the
+    regression would be noisy: the plain conditional mean is used; the table records whether
+    controls were asked for."""
+    small = coverage(VI3, [0.02], n_sim=600)
+    plain = coverage(VI3, [0.02], n_sim=600, control_variates=False)
+    assert small.rows == plain.rows and small.control_variates and not plain.control_variates
+    assert coverage(VI3, [0.02], n_sim=620).rows != coverage(VI3, [0.02], n_sim=620, control_variates=False).rows
+    assert coverage(VI3, [0.02], n_sim=620).to_dict()["control_variates"] is True

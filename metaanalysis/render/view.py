@@ -161,7 +161,7 @@ def coverage_view(a: AnalysisResult) -> dict[str, Any] | None:
     return {"columns": cols, "rows": rows, "n_sim": f"{table.n_sim:,}", "k": table.k,
             "n_range": words.replicate_range(table), "mcse_target": target,
             "summary": words.coverage_summary(a), "bayes_note": words.coverage_bayes_note(a),
-            "method": table.method, "seed": table.seed}
+            "method": table.method, "seed": table.seed, "control_variates": table.control_variates}
 
 
 def panel_view(a: AnalysisResult) -> list[dict[str, Any]]:

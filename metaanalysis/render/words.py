@@ -444,7 +444,9 @@ def coverage_methods_text(a: AnalysisResult) -> str:
     grid = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     return (f" The coverage of {what} was simulated at τ² = {grid} (fixed seed; Morris et al. 2019): each "
             f"simulated meta-analysis counts with the probability that its interval covers the true effect "
-            f"given its residuals (conditional Monte Carlo, Ross 2013), " + _replicates_text(table) + ".")
+            f"given its residuals (conditional Monte Carlo, Ross 2013)"
+            + (", adjusted by control variates of exactly known mean (Nelson 1990)" if table.control_variates else "")
+            + ", " + _replicates_text(table) + ".")
 
 
 def replicate_range(table) -> str:
@@ -473,6 +475,8 @@ def analysis_citations(a: AnalysisResult) -> list[vocab.MethodInfo]:
                                                   vocab.TAU_PRIORS[a.bayes.tau_prior].doi, "")]
     if a.coverage is not None:
         out += [vocab.COVERAGE_SIMULATION, vocab.CONDITIONAL_MONTE_CARLO]
+        if a.coverage.control_variates:
+            out.append(vocab.CONTROL_VARIATES)
         if vocab.BAYES_INTERVAL in a.coverage.intervals:
             out.append(vocab.BAYES_COVERAGE)
     return out
