@@ -215,7 +215,23 @@ def design_seed(vi, n_sim: int) -> int:
 
 def _standard_draws(k: int, n_sim: int, seed: int) -> np.ndarray:
     """Standard-normal draws of shape (n_sim, k + 1): k studies and one new study per replicate."""
-    return np.random.Generator(np.random.PCG64(seed)).standard_normal((n_sim, k + 1))
+    return _Draws(k, seed).first(n_sim)
+
+
+class _Draws:
+    """The standard-normal draws of one design (:func:`_standard_draws`), made only as far as a
+    stage needs them. One generator is read in order, so the first n rows are the same whatever
+    is asked for later (numpy fills (n, k + 1) arrays row by row from the stream)."""
+
+    def __init__(self, k: int, seed: int):
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.z = np.empty((0, k + 1))
+
+    def first(self, n: int) -> np.ndarray:
+        """Rows 0 … n − 1 (n, k + 1)."""
+        if n > len(self.z):
+            self.z = np.concatenate([self.z, self.rng.standard_normal((n - len(self.z), self.z.shape[1]))])
+        return self.z[:n]
 
 
 def simulate(vi, tau2: float, *, n_sim: int = 10_000, seed: int | None = None):
@@ -441,16 +457,16 @@ def _cholesky(A: np.ndarray) -> np.ndarray:
 
 
 def _spd_inverse(A: np.ndarray) -> np.ndarray:
-    """Inverse of one symmetric positive-definite matrix A (n, n): A⁻¹ = L⁻ᵀL⁻¹ from
+    """Inverses of symmetric positive-definite matrices A (..., n, n): A⁻¹ = L⁻ᵀL⁻¹ from
     :func:`_cholesky`, L⁻¹ by forward substitution (numpy loops only)."""
     L = _cholesky(A)
-    n = len(A)
+    n = A.shape[-1]
     Linv = np.zeros_like(A)
     for i in range(n):   # row i of L⁻¹ from the rows above it
-        e = np.zeros(n)
-        e[i] = 1.0
-        Linv[i] = (e - np.einsum("k,kj->j", L[i, :i], Linv[:i])) / L[i, i]
-    return np.einsum("ki,kj->ij", Linv, Linv)
+        Linv[..., i, :] = -np.einsum("...k,...kj->...j", L[..., i, :i], Linv[..., :i, :])
+        Linv[..., i, i] += 1.0
+        Linv[..., i, :] /= L[..., i, i][..., None]
+    return np.einsum("...ki,...kj->...ij", Linv, Linv)
 
 
 class _Half(NamedTuple):
@@ -481,17 +497,20 @@ class _ControlFit:
     def __init__(self, C: np.ndarray, means: np.ndarray):
         self.centred = C - means
         self.half = np.arange(len(C)) % 2 == 0
-        self.fits = [self._fit(self.centred[rows]) for rows in (self.half, ~self.half)]
+        halves = [self._moments(self.centred[rows]) for rows in (self.half, ~self.half)]
+        inverse = _spd_inverse(np.stack([corr for _, _, corr in halves]))   # both halves in one pass
+        self.fits = [_Half(mean, sd, inv) for (mean, sd, _), inv in zip(halves, inverse)]
 
     @staticmethod
-    def _fit(C: np.ndarray) -> _Half:
+    def _moments(C: np.ndarray):
+        """Mean and SD (p,) of one half's controls and their correlation matrix plus the ridge."""
         mean = C.mean(axis=0)
         Z = C - mean
         sd = np.sqrt(np.einsum("ij,ij->j", Z, Z) / len(C))
         sd = np.where(sd > 0, sd, 1.0)
         Z /= sd
         corr = np.einsum("ij,ik->jk", Z, Z) / len(C)
-        return _Half(mean, sd, _spd_inverse(corr + _RIDGE * np.eye(len(corr))))
+        return mean, sd, corr + _RIDGE * np.eye(len(corr))
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Estimates and Monte-Carlo SEs (r,) of the means of the columns of ``X`` (n, r), all
@@ -560,7 +579,7 @@ def _concat(parts: list[_Probabilities]) -> _Probabilities:
     return _Probabilities(np.concatenate([p.ci for p in parts]), pi, np.concatenate([p.width for p in parts]))
 
 
-def _rows_at(z, vi, tau2, stages, target, methods, controls: bool) -> list[CoverageRow]:
+def _rows_at(draws: _Draws, vi, tau2, stages, target, methods, controls: bool) -> list[CoverageRow]:
     """The rows of one τ²: each method's replicates in stages until precise enough (or all used).
 
     ``methods`` is ``(intervals, bounds)``: the interval codes in table order and
@@ -569,17 +588,17 @@ def _rows_at(z, vi, tau2, stages, target, methods, controls: bool) -> list[Cover
     ``target`` and is summarised with that stage's estimates.
     """
     intervals, bounds = methods
-    Y_all, _ = _replicates(z, vi, tau2)
     w = 1.0 / (vi + tau2)
-    ybar_all, s = np.einsum("ij,j->i", Y_all, w) / w.sum(), math.sqrt(1.0 / w.sum())   # no BLAS (_cholesky)
+    s = math.sqrt(1.0 / w.sum())
     forms = _forms(vi, tau2) if controls else None
     parts: dict[str, list[_Probabilities]] = {c: [] for c in intervals}
     rows, values, start = {}, [], 0
     for end in stages:
-        Y = Y_all[start:end]
+        Y, _ = _replicates(draws.first(end)[start:], vi, tau2)
+        ybar = np.einsum("ij,j->i", Y, w) / w.sum()   # numpy's loop, not BLAS (see _cholesky)
         pending = [c for c in intervals if c not in rows]
         for code, b in bounds(Y, np.tile(vi, (Y.shape[0], 1)), pending).items():
-            parts[code].append(_conditional(b, ybar_all[start:end], s, tau2))
+            parts[code].append(_conditional(b, ybar, s, tau2))
         if forms is not None:
             values.append(_control_values(Y, forms))
         for code, e in _estimates({c: _concat(parts[c]) for c in pending}, values, forms).items():
@@ -668,10 +687,10 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     intervals = tuple(tests) + ((COMMON_EFFECT,) if common_effect else ()) + tuple(extra)
     _check_intervals(intervals, extra)
     bounds = partial(_bounds_of, method=method, tests=tests, level=level, pi=pi, extra=extra)
-    z = _standard_draws(vi.size, n_sim, seed)
+    draws = _Draws(vi.size, seed)
     stages = _stages(n_sim, target)
     rows = [r for t2 in grid
-            for r in _rows_at(z, vi, t2, stages, target, (intervals, bounds), bool(control_variates))]
+            for r in _rows_at(draws, vi, t2, stages, target, (intervals, bounds), bool(control_variates))]
     return CoverageTable(vi=tuple(float(v) for v in vi), tau2=grid, method=method, level=level, pi=pi,
                          n_sim=n_sim, seed=seed, intervals=intervals, rows=tuple(rows), mcse_target=target,
                          control_variates=bool(control_variates))
