@@ -1,4 +1,5 @@
-"""The optional C kernel of :func:`metaanalysis.pooling.pool_many`, loaded with ctypes.
+"""The optional C kernel of :func:`metaanalysis.pooling.pool_many` (and of the Bayesian quantile
+search), loaded with ctypes.
 
 ``metaanalysis/_kernel.c`` is built by ``pip install`` as the extension module
 ``metaanalysis._kernel`` (setup.py; ``optional=True``, so an install without a C compiler
@@ -14,6 +15,11 @@ Viechtbauer 2005, doi:10.3102/10769986030003261, for the REML score); results ag
 numpy engine to rounding. Rows it does not handle (a non-finite value, a variance <= 0, a
 REML/ML grid cell without a sign change of the score, an iteration that does not settle) are
 flagged, and the caller computes them with the numpy engine.
+
+It also runs the quantile search of :func:`metaanalysis.bayesian.central_intervals_many`
+(:func:`central_quantiles`: the two ends of each row's central credible interval of μ, by the
+numpy code's algorithm, stopping rules and tolerances; ``None`` without the library, and the
+numpy code runs).
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "METHOD_CODES", "OUTPUTS"]
+__all__ = ["LIB", "pool_rows", "central_quantiles", "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
 
-_ABI = 1   # the C file's MA_ABI: a library built from another version is not used
+_ABI = 2   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).
 METHOD_CODES = {"FE": 0, "DL": 1, "HE": 2, "HS": 3, "SJ": 4, "ML": 5, "REML": 6, "PM": 7, "EB": 8}
 #: The REML/ML grid relative to the upper bound, exactly as estimators._grid_best makes it.
@@ -50,6 +56,13 @@ class _Out(ctypes.Structure):
     _fields_ = [(name, _P) for name in OUTPUTS]
 
 
+class _QuantileArgs(ctypes.Structure):
+    """``mq_args`` in _kernel.c: levels, their probits and the tolerances of the search."""
+    _fields_ = [("p", ctypes.c_double * 2), ("zp", ctypes.c_double * 2), ("prune", ctypes.c_double),
+                ("coarse_tol", ctypes.c_double), ("tol", ctypes.c_double), ("max_iter", ctypes.c_long),
+                ("coarse_min", ctypes.c_long), ("log_sqrt_2pi", ctypes.c_double)]
+
+
 def _load():
     """The kernel library, or None (missing, not loadable, or another interface version)."""
     try:
@@ -63,6 +76,12 @@ def _load():
         lib.ma_pool.restype = ctypes.c_long
         lib.ma_pool.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.POINTER(_Args),
                                 ctypes.POINTER(_Out)]
+        lib.ma_central_quantiles.restype = ctypes.c_long
+        lib.ma_central_quantiles.argtypes = [_P, _P, _P, _P, ctypes.c_long, ctypes.c_long,
+                                             ctypes.POINTER(_QuantileArgs), _P, _P]
+        for name in ("ma_ndtr", "ma_ndtri"):
+            getattr(lib, name).restype = None
+            getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
     except (OSError, AttributeError, ImportError, ValueError):
         return None
     return lib
@@ -120,3 +139,59 @@ def pool_rows(Y, V, method: str, want, fixed=None, crit=(np.nan, np.nan)):
     if LIB.ma_pool(Y.ctypes.data, V.ctypes.data, m, k, ctypes.byref(args), ctypes.byref(ptrs)) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
     return out
+
+
+def central_quantiles(levels, probits, mass, mean, sd, even, *, prune, coarse_tol, tol, max_iter,
+                      coarse_min, log_sqrt_2pi):
+    """The two quantiles of each row's normal mixture by the kernel; ``None`` when it is not
+    available (then :func:`metaanalysis.bayesian._central_quantiles` runs its numpy code).
+
+    Parameters
+    ----------
+    levels, probits : (float, float)
+        The lower and upper tail levels p and Φ⁻¹(p).
+    mass, mean, sd : ndarray of float, shape (m, c)
+        The mixtures Σ_j mass_j N(mean_j, sd_j²), one per row (masses sum to 1).
+    even : ndarray of bool, shape (c,)
+        The columns of the rule of twice the step (the accuracy check).
+    prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
+        The constants of :func:`metaanalysis.bayesian._central_quantiles` (it passes its own).
+
+    Returns
+    -------
+    (x, gap) or None
+        ``x`` (2m,): the lower ends of the m rows, then the upper ends; ``gap`` (2m,): the
+        distance of the check rule's CDF from its level there.
+
+    Notes
+    -----
+    Newton's method on the probit of the mixture CDF inside a bracket, as in the numpy code
+    (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06, for the model).
+    """
+    if LIB is None:
+        return None
+    mass, mean, sd = (np.ascontiguousarray(a, dtype=np.float64) for a in (mass, mean, sd))
+    m, c = mass.shape
+    sd = np.ascontiguousarray(np.broadcast_to(sd, (m, c)))
+    even = np.ascontiguousarray(even, dtype=np.uint8)
+    args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
+                         coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
+    x, gap = np.empty(2 * m), np.empty(2 * m)
+    if LIB.ma_central_quantiles(mass.ctypes.data, mean.ctypes.data, sd.ctypes.data,
+                                even.ctypes.data, m, c, ctypes.byref(args), x.ctypes.data,
+                                gap.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return x, gap
+
+
+def normal_cdf_and_quantile(z, p):
+    """Φ(z) and Φ⁻¹(p) (1-D float arrays) as the kernel's quantile search computes them: W. J.
+    Cody's rational approximations (ACM TOMS 19:22-32, 1993) and Cephes ``ndtri``; ``None``
+    when the kernel is not available. For tests/test_bayes_kernel.py."""
+    if LIB is None:
+        return None
+    z, p = (np.ascontiguousarray(a, dtype=np.float64) for a in (z, p))
+    cdf, quantile = np.empty(z.size), np.empty(p.size)
+    LIB.ma_ndtr(z.ctypes.data, z.size, cdf.ctypes.data)
+    LIB.ma_ndtri(p.ctypes.data, p.size, quantile.ctypes.data)
+    return cdf, quantile

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from . import vocab
+from . import _compiled, vocab
 from .vocab import BayesNote
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -652,6 +652,9 @@ _FAST_H, _FAST_CDF_TOL = 1.0 / 16.0, 1e-6
 _FAST_PRUNE = 1e-15
 #: Newton steps on μ stop below this times max(1, |x|): the last step bounds the error of an end.
 _FAST_STEP_TOL = 1e-6
+#: The quantile search first runs on every fourth node (rules of >= _COARSE_MIN nodes) to this
+#: step tolerance, then on the whole rule to _FAST_STEP_TOL.
+_COARSE_MIN, _COARSE_TOL = 16, 1e-3
 #: Rows per batch: the (rows, nodes) temporaries (~1 MB) stay in cache; measured 25-30% faster
 #: than batches of 10,000 rows (benchmarks/README.md).
 _FAST_ROWS = 1000
@@ -883,18 +886,27 @@ def _central_quantiles(tail, mass, mean, sd, even) -> tuple[np.ndarray, np.ndarr
     (:func:`_newton`). The first steps, to 1e-3, use every fourth node only (a rule of four
     times the step, at a quarter of the cost); the last ones the whole rule. The check uses
     the last evaluation of each row, moved to the root along its density (the last step is
-    below 1e-6, so the linearisation is exact to ~1e-12).
+    below 1e-6, so the linearisation is exact to ~1e-12). The C kernel does the same search
+    when it is built (:func:`metaanalysis._compiled.central_quantiles`; this numpy code is its
+    fallback and reference, tests/test_bayes_kernel.py).
     """
     m = len(mass)
-    p = np.repeat([tail, 1.0 - tail], m)
+    levels = (tail, 1.0 - tail)
+    compiled = _compiled.central_quantiles(
+        levels, tuple(special.ndtri(levels)), mass, mean, sd, even, prune=_FAST_PRUNE,
+        coarse_tol=_COARSE_TOL, tol=_FAST_STEP_TOL, max_iter=_MAX_ITER, coarse_min=_COARSE_MIN,
+        log_sqrt_2pi=_LOG_SQRT_2PI)
+    if compiled is not None:
+        return compiled
+    p = np.repeat(levels, m)
     q = mean + sd * special.ndtri(p).reshape(2, m, 1)
     lo = np.where(mass > _FAST_PRUNE, q, np.inf).min(axis=-1).ravel()
     hi = np.where(mass > _FAST_PRUNE, q, -np.inf).max(axis=-1).ravel()
     x = np.clip(np.einsum("...c,...c->...", mass, q).ravel(), lo, hi)
-    if mass.shape[1] >= 16:
+    if mass.shape[1] >= _COARSE_MIN:
         sub = mass[:, ::4] / mass[:, ::4].sum(axis=1)[:, None]
         x = np.clip(_newton(_probit_excess(p, sub, mean[:, ::4], sd[:, ::4]), x, lo, hi, relative=False,
-                            tol=1e-3), lo, hi)
+                            tol=_COARSE_TOL), lo, hi)
     mass2 = np.where(even, mass, 0.0)
     mass2 /= mass2.sum(axis=1)[:, None]
     last = {key: np.empty(2 * m) for key in ("x", "cdf", "pdf")}
