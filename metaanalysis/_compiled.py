@@ -77,8 +77,8 @@ def _load():
         lib.ma_pool.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.POINTER(_Args),
                                 ctypes.POINTER(_Out)]
         lib.ma_central_quantiles.restype = ctypes.c_long
-        lib.ma_central_quantiles.argtypes = [_P, _P, _P, _P, ctypes.c_long, ctypes.c_long,
-                                             ctypes.POINTER(_QuantileArgs), _P, _P]
+        lib.ma_central_quantiles.argtypes = [_P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
+                                             ctypes.c_long, ctypes.POINTER(_QuantileArgs), _P, _P]
         for name in ("ma_ndtr", "ma_ndtri"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
@@ -141,7 +141,7 @@ def pool_rows(Y, V, method: str, want, fixed=None, crit=(np.nan, np.nan)):
     return out
 
 
-def central_quantiles(levels, probits, mass, mean, sd, even, *, prune, coarse_tol, tol, max_iter,
+def central_quantiles(levels, probits, mass, mean, sd, keep, *, prune, coarse_tol, tol, max_iter,
                       coarse_min, log_sqrt_2pi):
     """The two quantiles of each row's normal mixture by the kernel; ``None`` when it is not
     available (then :func:`metaanalysis.bayesian._central_quantiles` runs its numpy code).
@@ -150,10 +150,11 @@ def central_quantiles(levels, probits, mass, mean, sd, even, *, prune, coarse_to
     ----------
     levels, probits : (float, float)
         The lower and upper tail levels p and Φ⁻¹(p).
-    mass, mean, sd : ndarray of float, shape (m, c)
-        The mixtures Σ_j mass_j N(mean_j, sd_j²), one per row (masses sum to 1).
-    even : ndarray of bool, shape (c,)
-        The columns of the rule of twice the step (the accuracy check).
+    mass, mean, sd : ndarray of float, shape (m, n)
+        The mixtures Σ_j mass_j N(mean_j, sd_j²), one per row (masses sum to 1 over ``keep``).
+    keep : ndarray of bool, shape (n,)
+        The columns that make up the mixtures; the even columns (of all n) among them are the
+        rule of twice the step (the accuracy check).
     prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
         The constants of :func:`metaanalysis.bayesian._central_quantiles` (it passes its own).
 
@@ -166,20 +167,24 @@ def central_quantiles(levels, probits, mass, mean, sd, even, *, prune, coarse_to
     Notes
     -----
     Newton's method on the probit of the mixture CDF inside a bracket, as in the numpy code
-    (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06, for the model).
+    (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06, for the model). The kernel
+    reads the kept columns in place: rows may be a view of wider arrays (no copies).
     """
     if LIB is None:
         return None
-    mass, mean, sd = (np.ascontiguousarray(a, dtype=np.float64) for a in (mass, mean, sd))
-    m, c = mass.shape
-    sd = np.ascontiguousarray(np.broadcast_to(sd, (m, c)))
-    even = np.ascontiguousarray(even, dtype=np.uint8)
+    m, n = np.shape(mass)
+    arrays = [np.asarray(a, dtype=np.float64) for a in (mass, mean, np.broadcast_to(sd, (m, n)))]
+    row, col = arrays[0].strides
+    if col != 8 or row % 8 or any(a.strides != (row, col) for a in arrays):
+        arrays = [np.ascontiguousarray(a) for a in arrays]
+    cols = np.flatnonzero(keep).astype(f"i{ctypes.sizeof(ctypes.c_long)}")
+    even = np.ascontiguousarray(cols % 2 == 0, dtype=np.uint8)
     args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
                          coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
     x, gap = np.empty(2 * m), np.empty(2 * m)
-    if LIB.ma_central_quantiles(mass.ctypes.data, mean.ctypes.data, sd.ctypes.data,
-                                even.ctypes.data, m, c, ctypes.byref(args), x.ctypes.data,
-                                gap.ctypes.data) < 0:
+    if LIB.ma_central_quantiles(*(a.ctypes.data for a in arrays), arrays[0].strides[0] // 8,
+                                cols.ctypes.data, even.ctypes.data, m, cols.size, ctypes.byref(args),
+                                x.ctypes.data, gap.ctypes.data) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
     return x, gap
 

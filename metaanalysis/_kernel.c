@@ -1031,19 +1031,26 @@ static void central_row(const double *w, const double *mean, const double *sd,
     }
 }
 
-/* The tail and 1 - tail quantiles of the m mixtures sum_j W_ij N(M_ij, S_ij^2) ((m, c)
- * row-major) into x (2m: lower ends, then upper ends), and the check gap (2m) of the rule of
- * the columns where even[j] != 0. Returns 0, or -1 when out of memory. */
-long ma_central_quantiles(const double *W, const double *M, const double *S,
-                          const unsigned char *even, long m, long c, const mq_args *a,
-                          double *x, double *gap)
+/* The tail and 1 - tail quantiles of the m mixtures sum_j W_ij N(M_ij, S_ij^2) over the c
+ * columns cols[0..c) of W, M, S (rows ld doubles apart, columns adjacent) into x (2m: lower
+ * ends, then upper ends), and the check gap (2m) of the rule of the columns j (of cols) where
+ * even[j] != 0. Returns 0, or -1 when out of memory. */
+long ma_central_quantiles(const double *W, const double *M, const double *S, long ld,
+                          const long *cols, const unsigned char *even, long m, long c,
+                          const mq_args *a, double *x, double *gap)
 {
-    double *scratch = malloc((size_t)(c > 0 ? 10 * c : 1) * sizeof(double));
+    double *scratch = malloc((size_t)(c > 0 ? 13 * c : 1) * sizeof(double));
     if (!scratch)
         return -1;
+    double *w = scratch + 10 * c, *mean = scratch + 11 * c, *sd = scratch + 12 * c;
     for (long i = 0; i < m; i++) {
         double xs[2], gs[2];
-        central_row(W + i * c, M + i * c, S + i * c, even, c, a, scratch, xs, gs);
+        for (long j = 0; j < c; j++) {   /* the row's kept columns, gathered */
+            w[j] = W[i * ld + cols[j]];
+            mean[j] = M[i * ld + cols[j]];
+            sd[j] = S[i * ld + cols[j]];
+        }
+        central_row(w, mean, sd, even, c, a, scratch, xs, gs);
         x[i] = xs[0];
         x[m + i] = xs[1];
         gap[i] = gs[0];

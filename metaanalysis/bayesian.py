@@ -873,10 +873,11 @@ def _probit_excess(p, mass, mean, sd, check=None):
     return excess
 
 
-def _central_quantiles(tail, mass, mean, sd, even) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of the mixtures Σ_j mass_j N(mean_j, sd_j²) (arrays (m, c)), the ``tail`` and
-    ``1 - tail`` quantiles, stacked (2m,), and the accuracy check: the distance (2m,) of the
-    CDF of the rule of twice the step (the columns ``even``, renormalised) from its level there.
+def _central_quantiles(tail, mass, mean, sd, keep) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the mixtures Σ_j mass_j N(mean_j, sd_j²) over the columns ``keep`` (bool (n,)) of
+    the arrays (m, n), the ``tail`` and ``1 - tail`` quantiles, stacked (2m,), and the accuracy
+    check: the distance (2m,) of the CDF of the rule of twice the step (the even columns among
+    those kept, renormalised) from its level there.
 
     Newton's method on the probit of the CDF, Φ⁻¹(F(x)) = Φ⁻¹(p), which is linear for one normal
     and close to linear for these mixtures, also in their heavy tails, where Newton on F itself
@@ -893,11 +894,13 @@ def _central_quantiles(tail, mass, mean, sd, even) -> tuple[np.ndarray, np.ndarr
     m = len(mass)
     levels = (tail, 1.0 - tail)
     compiled = _compiled.central_quantiles(
-        levels, tuple(special.ndtri(levels)), mass, mean, sd, even, prune=_FAST_PRUNE,
+        levels, tuple(special.ndtri(levels)), mass, mean, sd, keep, prune=_FAST_PRUNE,
         coarse_tol=_COARSE_TOL, tol=_FAST_STEP_TOL, max_iter=_MAX_ITER, coarse_min=_COARSE_MIN,
         log_sqrt_2pi=_LOG_SQRT_2PI)
     if compiled is not None:
         return compiled
+    even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
+    mass, mean, sd = mass[:, keep], mean[:, keep], sd[:, keep]
     p = np.repeat(levels, m)
     q = mean + sd * special.ndtri(p).reshape(2, m, 1)
     lo = np.where(mass > _FAST_PRUNE, q, np.inf).min(axis=-1).ravel()
@@ -939,8 +942,7 @@ def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.
         Vp = V if V.ndim == 1 else V[pending]
         mass, mean, sd, _ = _fast_rule(Y[pending], Vp, code, params, prior, scale[pending], h, merge=True)
         keep = mass.max(axis=0) > _FAST_PRUNE     # nodes that matter in some row
-        even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
-        q, gap = _central_quantiles(tail, mass[:, keep], mean[:, keep], sd[:, keep], even)
+        q, gap = _central_quantiles(tail, mass, mean, sd, keep)
         n = pending.size
         done = (np.maximum(gap[:n], gap[n:]) <= _FAST_CDF_TOL) | (h <= _H_MIN)
         lower[pending[done]], upper[pending[done]] = q[:n][done], q[n:][done]

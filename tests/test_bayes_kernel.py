@@ -82,11 +82,26 @@ def test_random_mixtures_agree(kind, c, monkeypatch):
     the 16 nodes where the coarse pass starts; levels 0.95 and 0.5."""
     rng = np.random.default_rng(1500 + c)
     mass, mean, sd = random_mixtures(rng, 60, c, kind)
-    even = np.arange(c) % 2 == 0
+    keep = np.ones(c, dtype=bool)
     for tail in (0.025, 0.25):
-        got = bayesian._central_quantiles(tail, mass, mean, sd, even)
-        want = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, even), monkeypatch)
+        got = bayesian._central_quantiles(tail, mass, mean, sd, keep)
+        want = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, keep), monkeypatch)
         assert_close(got, want)
+
+
+def test_kept_columns_of_a_wider_view(monkeypatch):
+    """The kernel reads the kept columns of row views of wider arrays in place (as
+    _central_batch passes them): the same as the numpy path on the same arguments; the check
+    rule is the even columns of all n among those kept."""
+    rng = np.random.default_rng(1515)
+    mass, mean, sd = random_mixtures(rng, 50, 41, "plain")
+    keep = rng.random(38) < 0.7
+    mass[:, :38][:, ~keep] = 0.0
+    mass /= mass[:, :38].sum(axis=1)[:, None]
+    views = (mass[:, :38], mean[:, :38], sd[:, :38])
+    got = bayesian._central_quantiles(0.025, *views, keep)
+    want = numpy_path(lambda: bayesian._central_quantiles(0.025, *views, keep), monkeypatch)
+    assert_close(got, want)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in divide:RuntimeWarning")  # numpy: g/dg
@@ -100,13 +115,13 @@ def test_multimodal_mixtures_within_the_search_tolerance(c, monkeypatch):
     |x|), and their checks agree to a tenth of the 1e-6 acceptance level."""
     rng = np.random.default_rng(1500 + c)
     mass, mean, sd = random_mixtures(rng, 60, c, "multimodal")
-    even = np.arange(c) % 2 == 0
+    keep = np.ones(c, dtype=bool)
     for tail in (0.025, 0.25):
-        got = bayesian._central_quantiles(tail, mass, mean, sd, even)
-        want = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, even), monkeypatch)
+        got = bayesian._central_quantiles(tail, mass, mean, sd, keep)
+        want = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, keep), monkeypatch)
         with monkeypatch.context() as mp:
             mp.setattr(bayesian, "_FAST_STEP_TOL", 1e-15)
-            root = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, even), monkeypatch)[0]
+            root = numpy_path(lambda: bayesian._central_quantiles(tail, mass, mean, sd, keep), monkeypatch)[0]
         for x in (got[0], want[0]):
             assert np.all(np.abs(x - root) <= 1e-6 * np.maximum(1.0, np.abs(root)))
         assert np.abs(got[1] - want[1]).max() <= 1e-7
