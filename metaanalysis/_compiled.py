@@ -31,7 +31,7 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "central_quantiles", "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
+__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
 
 _ABI = 2   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).
@@ -79,6 +79,9 @@ def _load():
         lib.ma_central_quantiles.restype = ctypes.c_long
         lib.ma_central_quantiles.argtypes = [_P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
                                              ctypes.c_long, ctypes.POINTER(_QuantileArgs), _P, _P]
+        lib.ma_common_rule.restype = ctypes.c_long
+        lib.ma_common_rule.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
+                                       ctypes.c_double, _P, _P, _P]
         for name in ("ma_ndtr", "ma_ndtri"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
@@ -187,6 +190,45 @@ def central_quantiles(levels, probits, mass, mean, sd, keep, *, prune, coarse_to
                                 x.ctypes.data, gap.ctypes.data) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
     return x, gap
+
+
+def common_rule(Y, Wt, sw, base, w0: float = 0.0, y0=None):
+    """Masses and conditional means of μ (m, n) of the rows ``Y`` on one shared τ rule, by the
+    kernel; ``None`` when it is not available (then
+    :func:`metaanalysis.bayesian._common_rule` runs its numpy code).
+
+    Parameters
+    ----------
+    Y : ndarray, shape (m, k)
+        Effects, centred per row.
+    Wt : ndarray, shape (k, n)
+        The weights 1 / (vᵢ + τⱼ²) at the n nodes.
+    sw, base : ndarray, shape (n,)
+        Σᵢ wᵢ (+ w0), and log p(τ) + Σ log wᵢ / 2 + log dτ − log(sw) / 2 at each node.
+    w0, y0 : float, ndarray (m,) or None
+        A normal prior N(y0, 1/w0) on μ per row (centred like ``Y``), or none.
+
+    Returns
+    -------
+    (mass, mean) or None
+        Per row, the masses exp(l − max l) / Σ exp(l − max l) of the log kernel
+        l = base − Q/2, and Σwy / sw, each (m, n).
+
+    Notes
+    -----
+    The model of Röver 2020 (J Stat Softw 93(6), doi:10.18637/jss.v093.i06), as in the numpy code.
+    """
+    if LIB is None:
+        return None
+    Y, Wt, sw, base = (np.ascontiguousarray(a, dtype=np.float64) for a in (Y, Wt, sw, base))
+    (m, k), n = Y.shape, sw.size
+    y0 = None if y0 is None else np.ascontiguousarray(y0, dtype=np.float64)
+    mass, mean = np.empty((m, n)), np.empty((m, n))
+    if LIB.ma_common_rule(Y.ctypes.data, m, k, Wt.ctypes.data, n, sw.ctypes.data, base.ctypes.data,
+                          float(w0), None if y0 is None else y0.ctypes.data, mass.ctypes.data,
+                          mean.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return mass, mean
 
 
 def normal_cdf_and_quantile(z, p):

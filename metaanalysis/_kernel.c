@@ -1060,6 +1060,71 @@ long ma_central_quantiles(const double *W, const double *M, const double *S, lon
     return 0;
 }
 
+/* ---- the tau posterior of rows sharing their variances and nodes ---------------------------
+ * bayesian._common_rule after its per-node constants: the data of row i enter through
+ * sum_l w_jl y_il and sum_l w_jl y_il^2 at each node j (the matrix products of the numpy code),
+ * then the conditional mean of mu, Q, the log kernel and its normalised exponential. Model:
+ * Roever 2020, doi:10.18637/jss.v093.i06. */
+
+/* One row: the sums at the n nodes (weights Wt, (k, n)), with the normal prior on mu as one
+ * more study (w0, y0; w0 = 0 without it), into swy and q; mean into mean. Vectorised over
+ * the nodes (CLONES). */
+CLONES SPECULATE static void rule_row(const double *y, long k, const double *Wt, long n,
+                                       const double *sw, double w0, double y0, double *mean,
+                                       double *q)
+{
+    for (long j = 0; j < n; j++)
+        mean[j] = q[j] = 0.0;
+    for (long l = 0; l < k; l++) {
+        double yl = y[l], yy = yl * yl;
+        for (long j = 0; j < n; j++) {
+            mean[j] += Wt[l * n + j] * yl;          /* sum w y, for now */
+            q[j] += Wt[l * n + j] * yy;             /* sum w y^2, for now */
+        }
+    }
+    double a = w0 * y0, b = w0 * y0 * y0;
+    for (long j = 0; j < n; j++) {
+        double swy = mean[j] + a, swyy = q[j] + b, mu = swy / sw[j], d = swyy - swy * mu;
+        mean[j] = mu;
+        q[j] = d < 0 ? 0.0 : d;                     /* np.maximum(d, 0); NaN stays NaN */
+    }
+}
+
+/* exp(lk - max lk) / sum over the n nodes, lk = base - q / 2, into mass (q is overwritten). */
+CLONES SPECULATE static void rule_mass(const double *base, double *q, long n, double *mass)
+{
+    double top = -INFINITY, s[4] = {0.0, 0.0, 0.0, 0.0};
+    for (long j = 0; j < n; j++) {
+        q[j] = base[j] - 0.5 * q[j];
+        top = q[j] > top || q[j] != q[j] ? q[j] : top;   /* NaN propagates, as numpy's max */
+    }
+    for (long j = 0; j < n; j++)
+        mass[j] = exp_neg(q[j] - top);
+    for (long j = 0; j < n; j++)
+        s[j % 4] += mass[j];
+    double total = (s[0] + s[1]) + (s[2] + s[3]);
+    for (long j = 0; j < n; j++)
+        mass[j] = mass[j] / total;
+}
+
+/* Masses and conditional means of mu (m, n) of the rows Y (m, k) on one rule: weights Wt
+ * (k, n) = 1 / (v_l + tau_j^2), sw (n) = sum_l w_jl + w0, base (n) = log prior + sum log w / 2
+ * + log dtau - log(sw) / 2; a normal prior N(y0_i, 1 / w0) on mu when y0 is not NULL. Returns
+ * 0, or -1 when out of memory. */
+long ma_common_rule(const double *Y, long m, long k, const double *Wt, long n, const double *sw,
+                    const double *base, double w0, const double *y0, double *mass, double *mean)
+{
+    double *q = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!q)
+        return -1;
+    for (long i = 0; i < m; i++) {
+        rule_row(Y + i * k, k, Wt, n, sw, y0 ? w0 : 0.0, y0 ? y0[i] : 0.0, mean + i * n, q);
+        rule_mass(base, q, n, mass + i * n);
+    }
+    free(q);
+    return 0;
+}
+
 /* Phi(z) and Phi^-1(p) of n values as the quantile search computes them (for the tests). */
 void ma_ndtr(const double *z, long n, double *out)
 {

@@ -731,7 +731,8 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     (BLAS) instead of a loop over studies on (m, n) arrays; the conditional variance of μ is
     1/Σ w, the same in every row. The model is :func:`_given_tau`'s (Röver 2020, J Stat
     Softw 93(6)); ``Y`` is centred per row by the caller, so the sum-of-squares form of Q
-    loses no digits.
+    loses no digits. The C kernel does the per-row part in one pass when it is built
+    (:func:`metaanalysis._compiled.common_rule`; this numpy code is its fallback and reference).
     """
     if code == "uniform":
         tau, log_dtau = _tanh_sinh(np.array([params[0]]), h)
@@ -740,8 +741,14 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     tau, log_dtau = tau[0], log_dtau[0]
     W = 1.0 / (v[None, :] + (tau * tau)[:, None])                   # (n, k)
     sw = W.sum(axis=1)
-    swy, swyy = _products(Y, W.T)
     const = _log_tau_prior(code, params, tau) + 0.5 * np.log(W).sum(axis=1) + log_dtau
+    w0 = 0.0 if mu_prior is None else 1.0 / mu_prior[1] ** 2
+    sw0 = sw if mu_prior is None else sw + w0
+    compiled = _compiled.common_rule(Y, W.T, sw0, const - 0.5 * np.log(sw0), w0,
+                                     None if mu_prior is None else mu_prior[0])
+    if compiled is not None:
+        return compiled[0], compiled[1], 1.0 / np.sqrt(sw0), tau
+    swy, swyy = _products(Y, W.T)
     sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
     log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * q
     kernel = np.exp(log_kernel - log_kernel.max(axis=1)[:, None])

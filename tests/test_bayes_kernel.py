@@ -1,9 +1,10 @@
-"""The C quantile search of ``central_intervals_many`` (``ma_central_quantiles`` in
-metaanalysis/_kernel.c, loaded by metaanalysis/_compiled.py) against the numpy code it replaces.
+"""The C parts of ``central_intervals_many`` (``ma_central_quantiles``, the quantile search, and
+``ma_common_rule``, the shared-node τ rule, in metaanalysis/_kernel.c, loaded by
+metaanalysis/_compiled.py) against the numpy code they replace.
 
-Sources of the expected numbers: the numpy path of ``bayesian._central_quantiles`` (Newton on
-the probit of the mixture CDF, ``bayesian._newton``), run on the same input by forcing the
-fallback (``_compiled.LIB = None``, as tests/test_kernel.py does); scipy.special ``ndtr`` and
+Sources of the expected numbers: the numpy paths of ``bayesian._central_quantiles`` (Newton on
+the probit of the mixture CDF, ``bayesian._newton``) and ``bayesian._common_rule`` (BLAS
+products), run on the same input by forcing the fallback (``_compiled.LIB = None``, as tests/test_kernel.py does); scipy.special ``ndtr`` and
 ``ndtri`` (Cephes), and mpmath's ``ncdf`` at 30 digits, for the kernel's normal CDF and its
 inverse. Model and rules: Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06.
 """
@@ -152,6 +153,28 @@ def test_normal_cdf_and_inverse():
     exact = np.array([float(mpmath.ncdf(mpmath.mpf(t))) for t in whole])
     assert np.abs(_compiled.normal_cdf_and_quantile(whole, p)[0] / exact - 1.0).max() <= 1e-15
     assert np.array_equal(quantile, special.ndtri(p), equal_nan=True)
+
+
+@pytest.mark.parametrize("k", [1, 3, 30])
+@pytest.mark.parametrize("prior,scale,mu_prior", [("halfnormal", 0.5, None), ("uniform", 2.0, None),
+                                                  ("lognormal", (-2.56, 1.74), (0.1, 0.5))],
+                         ids=lambda x: str(x))
+def test_common_rule_agrees(prior, scale, mu_prior, k, monkeypatch):
+    """The shared-node rule (masses, conditional means and SDs of μ, nodes) by the kernel and by
+    the numpy code: masses to 1e-13 of the largest, means to 1e-13 of the largest |mean|."""
+    rng = np.random.default_rng(1516 + k)
+    vi = np.geomspace(0.005, 0.3, k)
+    Y = rng.standard_normal((200, k)) * np.sqrt(vi + 0.2)
+    Y -= Y.mean(axis=1)[:, None]
+    code, params = bayesian._tau_prior_params(prior, scale)
+    mp = None if mu_prior is None else (np.full(200, mu_prior[0]) - 0.05, mu_prior[1])
+
+    def run():
+        return bayesian._common_rule(Y, vi, code, params, mp, 0.2, 1.0 / 16.0)
+    got, want = run(), numpy_path(run, monkeypatch)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= 1e-13 * np.abs(b).max()
 
 
 #: Every tau prior code central_intervals_many accepts, with and without a normal prior on mu.
