@@ -4,9 +4,9 @@ metaanalysis/_compiled.py) against the numpy code they replace.
 
 Sources of the expected numbers: the numpy paths of ``bayesian._central_quantiles`` (Newton on
 the probit of the mixture CDF, ``bayesian._newton``) and ``bayesian._common_rule`` (BLAS
-products), run on the same input by forcing the fallback (``_compiled.LIB = None``, as tests/test_kernel.py does); scipy.special ``ndtr`` and
-``ndtri`` (Cephes), and mpmath's ``ncdf`` at 30 digits, for the kernel's normal CDF and its
-inverse. Model and rules: Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06.
+products), run on the same input by forcing the fallback (``_compiled.LIB = None``, as
+tests/test_kernel.py does); scipy.special ``ndtr`` and ``ndtri`` (Cephes), and mpmath's
+``ncdf`` at 30 digits, for the kernel's normal CDF and its inverse. Model and rules: Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06.
 """
 
 from __future__ import annotations
