@@ -1,4 +1,5 @@
-"""The optional C kernel of :func:`metaanalysis.pooling.pool_many`, loaded with ctypes.
+"""The optional C kernel of :func:`metaanalysis.pooling.pool_many` (and of the Bayesian quantile
+search), loaded with ctypes.
 
 ``metaanalysis/_kernel.c`` is built by ``pip install`` as the extension module
 ``metaanalysis._kernel`` (setup.py; ``optional=True``, so an install without a C compiler
@@ -14,6 +15,11 @@ Viechtbauer 2005, doi:10.3102/10769986030003261, for the REML score); results ag
 numpy engine to rounding. Rows it does not handle (a non-finite value, a variance <= 0, a
 REML/ML grid cell without a sign change of the score, an iteration that does not settle) are
 flagged, and the caller computes them with the numpy engine.
+
+It also runs the quantile search of :func:`metaanalysis.bayesian.central_intervals_many`
+(:func:`central_quantiles`: the two ends of each row's central credible interval of μ, by the
+numpy code's algorithm, stopping rules and tolerances; ``None`` without the library, and the
+numpy code runs).
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "METHOD_CODES", "OUTPUTS"]
+__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
 
-_ABI = 1   # the C file's MA_ABI: a library built from another version is not used
+_ABI = 2   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).
 METHOD_CODES = {"FE": 0, "DL": 1, "HE": 2, "HS": 3, "SJ": 4, "ML": 5, "REML": 6, "PM": 7, "EB": 8}
 #: The REML/ML grid relative to the upper bound, exactly as estimators._grid_best makes it.
@@ -50,6 +56,13 @@ class _Out(ctypes.Structure):
     _fields_ = [(name, _P) for name in OUTPUTS]
 
 
+class _QuantileArgs(ctypes.Structure):
+    """``mq_args`` in _kernel.c: levels, their probits and the tolerances of the search."""
+    _fields_ = [("p", ctypes.c_double * 2), ("zp", ctypes.c_double * 2), ("prune", ctypes.c_double),
+                ("coarse_tol", ctypes.c_double), ("tol", ctypes.c_double), ("max_iter", ctypes.c_long),
+                ("coarse_min", ctypes.c_long), ("log_sqrt_2pi", ctypes.c_double)]
+
+
 def _load():
     """The kernel library, or None (missing, not loadable, or another interface version)."""
     try:
@@ -63,6 +76,15 @@ def _load():
         lib.ma_pool.restype = ctypes.c_long
         lib.ma_pool.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.POINTER(_Args),
                                 ctypes.POINTER(_Out)]
+        lib.ma_central_quantiles.restype = ctypes.c_long
+        lib.ma_central_quantiles.argtypes = [_P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
+                                             ctypes.c_long, ctypes.POINTER(_QuantileArgs), _P, _P]
+        lib.ma_common_rule.restype = ctypes.c_long
+        lib.ma_common_rule.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
+                                       ctypes.c_double, _P, _P, _P]
+        for name in ("ma_ndtr", "ma_ndtri"):
+            getattr(lib, name).restype = None
+            getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
     except (OSError, AttributeError, ImportError, ValueError):
         return None
     return lib
@@ -120,3 +142,103 @@ def pool_rows(Y, V, method: str, want, fixed=None, crit=(np.nan, np.nan)):
     if LIB.ma_pool(Y.ctypes.data, V.ctypes.data, m, k, ctypes.byref(args), ctypes.byref(ptrs)) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
     return out
+
+
+def central_quantiles(levels, probits, mass, mean, sd, keep, *, prune, coarse_tol, tol, max_iter,
+                      coarse_min, log_sqrt_2pi):
+    """The two quantiles of each row's normal mixture by the kernel; ``None`` when it is not
+    available (then :func:`metaanalysis.bayesian._central_quantiles` runs its numpy code).
+
+    Parameters
+    ----------
+    levels, probits : (float, float)
+        The lower and upper tail levels p and Φ⁻¹(p).
+    mass, mean, sd : ndarray of float, shape (m, n)
+        The mixtures Σ_j mass_j N(mean_j, sd_j²), one per row (masses sum to 1 over ``keep``).
+    keep : ndarray of bool, shape (n,)
+        The columns that make up the mixtures; the even columns (of all n) among them are the
+        rule of twice the step (the accuracy check).
+    prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
+        The constants of :func:`metaanalysis.bayesian._central_quantiles` (it passes its own).
+
+    Returns
+    -------
+    (x, gap) or None
+        ``x`` (2m,): the lower ends of the m rows, then the upper ends; ``gap`` (2m,): the
+        distance of the check rule's CDF from its level there.
+
+    Notes
+    -----
+    Newton's method on the probit of the mixture CDF inside a bracket, as in the numpy code
+    (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06, for the model). The kernel
+    reads the kept columns in place: rows may be a view of wider arrays (no copies).
+    """
+    if LIB is None:
+        return None
+    m, n = np.shape(mass)
+    arrays = [np.asarray(a, dtype=np.float64) for a in (mass, mean, np.broadcast_to(sd, (m, n)))]
+    row, col = arrays[0].strides
+    if col != 8 or row % 8 or any(a.strides != (row, col) for a in arrays):
+        arrays = [np.ascontiguousarray(a) for a in arrays]
+    cols = np.flatnonzero(keep).astype(f"i{ctypes.sizeof(ctypes.c_long)}")
+    even = np.ascontiguousarray(cols % 2 == 0, dtype=np.uint8)
+    args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
+                         coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
+    x, gap = np.empty(2 * m), np.empty(2 * m)
+    if LIB.ma_central_quantiles(*(a.ctypes.data for a in arrays), arrays[0].strides[0] // 8,
+                                cols.ctypes.data, even.ctypes.data, m, cols.size, ctypes.byref(args),
+                                x.ctypes.data, gap.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return x, gap
+
+
+def common_rule(Y, Wt, sw, base, w0: float = 0.0, y0=None):
+    """Masses and conditional means of μ (m, n) of the rows ``Y`` on one shared τ rule, by the
+    kernel; ``None`` when it is not available (then
+    :func:`metaanalysis.bayesian._common_rule` runs its numpy code).
+
+    Parameters
+    ----------
+    Y : ndarray, shape (m, k)
+        Effects, centred per row.
+    Wt : ndarray, shape (k, n)
+        The weights 1 / (vᵢ + τⱼ²) at the n nodes.
+    sw, base : ndarray, shape (n,)
+        Σᵢ wᵢ (+ w0), and log p(τ) + Σ log wᵢ / 2 + log dτ − log(sw) / 2 at each node.
+    w0, y0 : float, ndarray (m,) or None
+        A normal prior N(y0, 1/w0) on μ per row (centred like ``Y``), or none.
+
+    Returns
+    -------
+    (mass, mean) or None
+        Per row, the masses exp(l − max l) / Σ exp(l − max l) of the log kernel
+        l = base − Q/2, and Σwy / sw, each (m, n).
+
+    Notes
+    -----
+    The model of Röver 2020 (J Stat Softw 93(6), doi:10.18637/jss.v093.i06), as in the numpy code.
+    """
+    if LIB is None:
+        return None
+    Y, Wt, sw, base = (np.ascontiguousarray(a, dtype=np.float64) for a in (Y, Wt, sw, base))
+    (m, k), n = Y.shape, sw.size
+    y0 = None if y0 is None else np.ascontiguousarray(y0, dtype=np.float64)
+    mass, mean = np.empty((m, n)), np.empty((m, n))
+    if LIB.ma_common_rule(Y.ctypes.data, m, k, Wt.ctypes.data, n, sw.ctypes.data, base.ctypes.data,
+                          float(w0), None if y0 is None else y0.ctypes.data, mass.ctypes.data,
+                          mean.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return mass, mean
+
+
+def normal_cdf_and_quantile(z, p):
+    """Φ(z) and Φ⁻¹(p) (1-D float arrays) as the kernel's quantile search computes them: W. J.
+    Cody's rational approximations (ACM TOMS 19:22-32, 1993) and Cephes ``ndtri``; ``None``
+    when the kernel is not available. For tests/test_bayes_kernel.py."""
+    if LIB is None:
+        return None
+    z, p = (np.ascontiguousarray(a, dtype=np.float64) for a in (z, p))
+    cdf, quantile = np.empty(z.size), np.empty(p.size)
+    LIB.ma_ndtr(z.ctypes.data, z.size, cdf.ctypes.data)
+    LIB.ma_ndtri(p.ctypes.data, p.size, quantile.ctypes.data)
+    return cdf, quantile

@@ -11,6 +11,10 @@
  * two paths agree to rounding (tests/test_kernel.py). Conventions: metafor 3.8 rma.uni
  * (Viechtbauer 2010, doi:10.18637/jss.v036.i03).
  *
+ * Also: ma_central_quantiles and ma_common_rule, the quantile search and the shared-node
+ * tau rule of bayesian.central_intervals_many (the central credible interval of mu as two
+ * quantiles of a normal mixture; see their sections).
+ *
  * Built by setuptools as the extension module metaanalysis._kernel (setup.py) and loaded
  * with ctypes (metaanalysis/_compiled.py); PyInit__kernel exists only so the file is a valid
  * extension module. No numpy C-API, no fast-math: IEEE results. Rows the kernel does not
@@ -23,7 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define MA_ABI 1            /* bump when the interface below changes (_compiled.py checks) */
+#define MA_ABI 2            /* bump when the interface below changes (_compiled.py checks) */
 #define MAX_ITER 200        /* estimators._MAX_ITER */
 
 enum { M_FE = 0, M_DL, M_HE, M_HS, M_SJ, M_ML, M_REML, M_PM, M_EB };
@@ -705,6 +709,436 @@ long ma_pool(const double *Y, const double *V, long m, long k, const ma_args *a,
     }
     free(w);
     return n_fallback;
+}
+
+/* ---- central credible interval of mu: quantiles of normal mixtures ----------------------
+ * bayesian._central_quantiles for all rows at once: Newton's method on the probit of the
+ * mixture CDF inside a bracket (bayesian._newton), a coarse pass on every fourth node, the
+ * full rule, and the accuracy check of the rule of twice the step. Same start, bracket,
+ * stopping rules and operations per component as the numpy code, so the two agree to
+ * rounding (tests/test_bayes_kernel.py). Model: Roever 2020, doi:10.18637/jss.v093.i06. */
+
+/* GCC vectorises components() only when it may compute both sides of a ?: (the divisions of
+ * ndtr_e) for every lane: -fno-trapping-math (no effect on values, only on FP exception flags,
+ * which nothing reads); on its helpers too, or GCC would not inline them. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SPECULATE __attribute__((optimize("no-trapping-math")))
+#else
+#define SPECULATE
+#endif
+
+/* exp(a) for a <= 0, branch-free so that loops over it vectorise: a = n ln 2 + r with |r| <=
+ * ln 2 / 2 (Cody-Waite: ln 2 in two parts, n ln2_hi exact), exp(r) by its Taylor polynomial of
+ * degree 13 (truncation < 5e-18), times 2^n built in the exponent bits. Below -708 (where
+ * exp(a) < 3.3e-308 would need subnormal scaling) it returns 0: every use multiplies it by a
+ * mass <= 1 and adds it to a probability or a density, where 3e-308 is nothing. */
+SPECULATE static inline double exp_neg(double a)
+{
+    const double shift = 6755399441055744.0;            /* 1.5 * 2^52: round to integer */
+    const double log2e = 1.4426950408889634074, ln2_hi = 6.93147180369123816490e-01,
+                 ln2_lo = 1.90821492927058770002e-10;
+    double b = a < -708.0 ? -708.0 : a;
+    double t = b * log2e + shift, n = t - shift;
+    double r = (b - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;                      /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    union { double d; long long i; } bits = {t}, scale;
+    scale.i = (bits.i - 0x4338000000000000LL + 1023) << 52;   /* 2^n, n in [-1022, 0] */
+    return a < -708.0 ? 0.0 : p * scale.d;
+}
+
+/* Phi(z) given e = exp(-z^2 / 2), branch-free: W. J. Cody's rational Chebyshev approximations
+ * (ACM TOMS 19:22-32, 1993, Algorithm 715 ANORM, as in R's pnorm; public domain) for |z| <=
+ * 0.67448975, <= sqrt(32) and beyond, all three evaluated and one chosen per lane, with one
+ * division (yt keeps u finite in the lanes that do not use it). Cody splits exp(-z^2/2) in two
+ * to keep its last bits; the shared e carries a relative error of up to z^2 / 2 * 2.2e-16
+ * instead, < 2e-17 absolute in Phi (which is that small where z^2 is large). Agrees with
+ * scipy.special.ndtr to 2.3e-16 absolute on [-40, 40] (tests/test_bayes_kernel.py). */
+SPECULATE static inline double ndtr_e(double z, double e)
+{
+    static const double a[5] = {2.2352520354606839287, 161.02823106855587881,
+                                1067.6894854603709582, 18154.981253343561249,
+                                0.065682337918207449113};
+    static const double b[4] = {47.20258190468824187, 976.09855173777669322,
+                                10260.932208618978205, 45507.789335026729956};
+    static const double c[9] = {0.39894151208813466764, 8.8831497943883759412,
+                                93.506656132177855979, 597.27027639480026226,
+                                2494.5375852903726711, 6848.1904505362823326,
+                                11602.651437647350124, 9842.7148383839780218,
+                                1.0765576773720192317e-8};
+    static const double d[8] = {22.266688044328115691, 235.38790178262499861,
+                                1519.377599407554805, 6485.558298266760755,
+                                18615.571640885098091, 34900.952721145977266,
+                                38912.003286093271411, 19685.429676859990727};
+    static const double p[6] = {0.21589853405795699, 0.1274011611602473639,
+                                0.022235277870649807, 0.001421619193227893466,
+                                2.9112874951168792e-5, 0.02307344176494017303};
+    static const double q[5] = {1.28426009614491121, 0.468238212480865118,
+                                0.0659881378689285515, 0.00378239633202758244,
+                                7.29751555083966205e-5};
+    const double one_sqrt_2pi = 0.398942280401432677939946059934;
+    double y = fabs(z), s = z * z, yt = y < 5.0 ? 5.0 : y, u = 1.0 / (yt * yt);
+    double sn = a[4] * s, sd = s, mn = c[8] * y, md = y, tn = p[5] * u, td = u;
+    for (int i = 0; i < 3; i++) {
+        sn = (sn + a[i]) * s;
+        sd = (sd + b[i]) * s;
+    }
+    for (int i = 0; i < 7; i++) {
+        mn = (mn + c[i]) * y;
+        md = (md + d[i]) * y;
+    }
+    for (int i = 0; i < 4; i++) {
+        tn = (tn + p[i]) * u;
+        td = (td + q[i]) * u;
+    }
+    tn = u * (tn + p[4]);
+    td = td + q[4];
+    int small = y <= 0.67448975, mid = y <= 5.656854249492380195206754896838;
+    /* small: Phi = 0.5 + z N/D; mid: Phi(-y) = e N/D; tail: e (c0 - u Nt/Dt) / y */
+    double num = small ? z * (sn + a[3]) : mid ? mn + c[7] : one_sqrt_2pi * td - tn;
+    double den = small ? sd + b[3] : mid ? md + d[7] : td * y;
+    double ratio = num / den, lower = e * ratio;
+    return small ? 0.5 + ratio : z > 0 ? 1.0 - lower : lower;
+}
+
+/* Horner sums of Cephes: polevl (leading coefficient c[0]) and p1evl (leading 1). */
+static double polevl(double x, const double *c, int n)
+{
+    double s = c[0];
+    for (int i = 1; i <= n; i++)
+        s = s * x + c[i];
+    return s;
+}
+
+static double p1evl(double x, const double *c, int n)
+{
+    double s = x + c[0];
+    for (int i = 1; i < n; i++)
+        s = s * x + c[i];
+    return s;
+}
+
+/* Phi^-1(y): Cephes ndtri (S. L. Moshier, Cephes Math Library 2.1, 1989; public domain),
+ * the algorithm and coefficients of scipy.special.ndtri. */
+static double ndtri(double y0)
+{
+    static const double P0[5] = {
+        -5.99633501014107895267E1, 9.80010754185999661536E1, -5.66762857469070293439E1,
+        1.39312609387279679503E1, -1.23916583867381258016E0};
+    static const double Q0[8] = {
+        1.95448858338141759834E0, 4.67627912898881538453E0, 8.63602421390890590575E1,
+        -2.25462687854119370527E2, 2.00260212380060660359E2, -8.20372256168333339912E1,
+        1.59056225126211695515E1, -1.18331621121330003142E0};
+    static const double P1[9] = {
+        4.05544892305962419923E0, 3.15251094599893866154E1, 5.71628192246421288162E1,
+        4.40805073893200834700E1, 1.46849561928858024014E1, 2.18663306850790267539E0,
+        -1.40256079171354495875E-1, -3.50424626827848203418E-2, -8.57456785154685413611E-4};
+    static const double Q1[8] = {
+        1.57799883256466749731E1, 4.53907635128879210584E1, 4.13172038254672030440E1,
+        1.50425385692907503408E1, 2.50464946208309415979E0, -1.42182922854787788574E-1,
+        -3.80806407691578277194E-2, -9.33259480895457427372E-4};
+    static const double P2[9] = {
+        3.23774891776946035970E0, 6.91522889068984211695E0, 3.93881025292474443415E0,
+        1.33303460815807542389E0, 2.01485389549179081538E-1, 1.23716634817820021358E-2,
+        3.01581553508235416007E-4, 2.65806974686737550832E-6, 6.23974539184983293730E-9};
+    static const double Q2[8] = {
+        6.02427039364742014255E0, 3.67983563856160859403E0, 1.37702099489081330271E0,
+        2.16236993594496635890E-1, 1.34204006088543189037E-2, 3.28014464682127739104E-4,
+        2.89247864745380683936E-6, 6.79019408009981274425E-9};
+    const double s2pi = 2.50662827463100050242E0, exp_m2 = 0.13533528323661269189;
+    double y = y0, x, z, x1;
+    int negate = 1;
+    if (y0 == 0.0)
+        return -INFINITY;
+    if (y0 == 1.0)
+        return INFINITY;
+    if (!(y0 >= 0.0 && y0 <= 1.0))
+        return NAN;
+    if (y > 1.0 - exp_m2) {
+        y = 1.0 - y;
+        negate = 0;
+    }
+    if (y > exp_m2) {
+        y = y - 0.5;
+        double y2 = y * y;
+        x = y + y * (y2 * polevl(y2, P0, 4) / p1evl(y2, Q0, 8));
+        return x * s2pi;
+    }
+    x = sqrt(-2.0 * log(y));
+    double x0 = x - log(x) / x;
+    z = 1.0 / x;
+    if (x < 8.0)
+        x1 = z * polevl(z, P1, 8) / p1evl(z, Q1, 8);
+    else
+        x1 = z * polevl(z, P2, 8) / p1evl(z, Q2, 8);
+    x = x0 - x1;
+    return negate ? -x : x;
+}
+
+/* One row's mixture: n components with masses w, density weights dw = w / sd / sqrt(2 pi)
+ * and 1 / sd; with a check rule (w2, dw2 = w2 / sd), its CDF and density at the last point
+ * evaluated go to *last. */
+typedef struct {
+    const double *mean, *w, *dw, *inv_sd, *w2, *dw2;
+    long n;
+    double zp, log_sqrt_2pi;
+    double *e, *nd;         /* scratch (n): exp(-z^2/2) and Phi(z) of the components */
+} mix_t;
+
+/* z = (x - mean) / sd of n components, exp(-z^2 / 2) into e and Phi(z) into nd (vectorised:
+ * see CLONES). */
+CLONES SPECULATE static void components(long n, double x, const double *mean, const double *inv_sd,
+                              double *e, double *nd)
+{
+    for (long i = 0; i < n; i++) {
+        double z = (x - mean[i]) * inv_sd[i], ei = exp_neg(z * z * -0.5);
+        e[i] = ei;
+        nd[i] = ndtr_e(z, ei);
+    }
+}
+
+typedef struct { double x, cdf, pdf; } last_t;
+
+/* Probit excess Phi^-1(F(x)) - Phi^-1(p) and its slope (bayesian._probit_excess); *dg gets the
+ * slope. Components of mass 0 add exactly 0 and are skipped. */
+static double probit_excess(const mix_t *mx, double x, double *dg, last_t *last)
+{
+    double cdf = 0.0, pdf = 0.0, cdf2 = 0.0, pdf2 = 0.0, *e = mx->e, *nd = mx->nd;
+    components(mx->n, x, mx->mean, mx->inv_sd, e, nd);
+    for (long i = 0; i < mx->n; i++) {
+        pdf += mx->dw[i] * e[i];
+        cdf += mx->w[i] * nd[i];
+    }
+    if (last)
+        for (long i = 0; i < mx->n; i++) {
+            cdf2 += mx->w2[i] * nd[i];
+            pdf2 += mx->dw2[i] * e[i];
+        }
+    if (last) {
+        last->x = x;
+        last->cdf = cdf2;
+        last->pdf = pdf2;
+    }
+    double probit = ndtri(cdf);
+    *dg = pdf / exp(-0.5 * probit * probit - mx->log_sqrt_2pi);
+    return probit - mx->zp;
+}
+
+/* Root of the increasing excess inside [lo, hi] from x (bayesian._newton, relative=False):
+ * a step that leaves the bracket is replaced by bisection; stop when a step is <= tol max(1,
+ * |x|) or the excess is exactly 0. */
+static double mix_newton(const mix_t *mx, double x, double lo, double hi, double tol,
+                         long max_iter, last_t *last)
+{
+    for (long it = 0; it < max_iter; it++) {
+        double dg, g = probit_excess(mx, x, &dg, last), xa = x, ax = fabs(xa);
+        if (g < 0)
+            lo = xa;
+        if (g > 0)
+            hi = xa;
+        double nx = xa - g / dg;
+        if (!(nx > lo && nx < hi))
+            nx = 0.5 * (lo + hi);
+        x = nx;
+        if (!(fabs(nx - xa) > tol * (ax > 1.0 ? ax : 1.0) && g != 0))
+            break;
+    }
+    return x;
+}
+
+/* Tolerances and levels of bayesian._central_quantiles (passed from Python, the one source). */
+typedef struct {
+    double p[2], zp[2];     /* tail, 1 - tail and their probits */
+    double prune;           /* _FAST_PRUNE: nodes that bound the bracket carry more mass */
+    double coarse_tol, tol; /* step tolerances of the coarse and the full pass */
+    long max_iter;          /* _MAX_ITER */
+    long coarse_min;        /* the coarse pass runs when the rule has >= this many nodes */
+    double log_sqrt_2pi;    /* bayesian._LOG_SQRT_2PI as Python rounds it */
+} mq_args;
+
+/* Start and bracket of one end (side s) of row r: the mass-weighted mean and the extremes of
+ * the components' p-quantiles over the nodes with mass > prune. */
+static double start_point(const double *w, const double *mean, const double *sd, long c,
+                          double zp, double prune, double *lo, double *hi)
+{
+    double s = 0.0, a = INFINITY, b = -INFINITY;
+    for (long j = 0; j < c; j++) {
+        double q = mean[j] + sd[j] * zp;
+        s += w[j] * q;
+        if (w[j] > prune) {
+            a = q < a ? q : a;
+            b = q > b ? q : b;
+        }
+    }
+    *lo = a;
+    *hi = b;
+    s = s < a ? a : s;
+    return s > b ? b : s;
+}
+
+/* Both ends of one row (bayesian._central_quantiles); scratch holds 10 c doubles. */
+static void central_row(const double *w, const double *mean, const double *sd,
+                        const unsigned char *even, long c, const mq_args *a, double *scratch,
+                        double *x_out, double *gap_out)
+{
+    double *inv_sd = scratch, *dw = scratch + c, *w2 = scratch + 2 * c, *dw2 = scratch + 3 * c;
+    double *e = scratch + 4 * c, *nd = scratch + 5 * c;
+    double *sw = scratch + 6 * c, *sdw = scratch + 7 * c, *sinv = scratch + 8 * c;
+    double *smean = scratch + 9 * c;
+    const double k = exp(-a->log_sqrt_2pi);
+    double t2 = 0.0, t4 = 0.0;
+    long n4 = (c + 3) / 4;
+    for (long j = 0; j < c; j++) {
+        inv_sd[j] = 1.0 / sd[j];
+        dw[j] = w[j] * inv_sd[j] * k;
+        w2[j] = even[j] ? w[j] : 0.0;
+        t2 += w2[j];
+    }
+    for (long j = 0; j < c; j++) {
+        w2[j] = w2[j] / t2;
+        dw2[j] = w2[j] * inv_sd[j];
+    }
+    for (long i = 0; i < n4; i++)    /* the coarse rule: every fourth node, renormalised */
+        t4 += w[4 * i];
+    for (long i = 0; i < n4; i++) {
+        sw[i] = w[4 * i] / t4;
+        sinv[i] = inv_sd[4 * i];
+        sdw[i] = sw[i] * sinv[i] * k;
+        smean[i] = mean[4 * i];
+    }
+    for (int s = 0; s < 2; s++) {
+        double lo, hi, x = start_point(w, mean, sd, c, a->zp[s], a->prune, &lo, &hi);
+        if (c >= a->coarse_min) {
+            mix_t coarse = {smean, sw, sdw, sinv, NULL, NULL, n4, a->zp[s], a->log_sqrt_2pi, e, nd};
+            x = mix_newton(&coarse, x, lo, hi, a->coarse_tol, a->max_iter, NULL);
+            x = x < lo ? lo : x;
+            x = x > hi ? hi : x;
+        }
+        mix_t full = {mean, w, dw, inv_sd, w2, dw2, c, a->zp[s], a->log_sqrt_2pi, e, nd};
+        last_t last = {NAN, NAN, NAN};   /* (max_iter >= 1: always written) */
+        x = mix_newton(&full, x, lo, hi, a->tol, a->max_iter, &last);
+        x_out[s] = x;
+        gap_out[s] = fabs(last.cdf + last.pdf * k * (x - last.x) - a->p[s]);
+    }
+}
+
+/* The tail and 1 - tail quantiles of the m mixtures sum_j W_ij N(M_ij, S_ij^2) over the c
+ * columns cols[0..c) of W, M, S (rows ld doubles apart, columns adjacent) into x (2m: lower
+ * ends, then upper ends), and the check gap (2m) of the rule of the columns j (of cols) where
+ * even[j] != 0. Returns 0, or -1 when out of memory. */
+long ma_central_quantiles(const double *W, const double *M, const double *S, long ld,
+                          const long *cols, const unsigned char *even, long m, long c,
+                          const mq_args *a, double *x, double *gap)
+{
+    double *scratch = malloc((size_t)(c > 0 ? 13 * c : 1) * sizeof(double));
+    if (!scratch)
+        return -1;
+    double *w = scratch + 10 * c, *mean = scratch + 11 * c, *sd = scratch + 12 * c;
+    for (long i = 0; i < m; i++) {
+        double xs[2], gs[2];
+        for (long j = 0; j < c; j++) {   /* the row's kept columns, gathered */
+            w[j] = W[i * ld + cols[j]];
+            mean[j] = M[i * ld + cols[j]];
+            sd[j] = S[i * ld + cols[j]];
+        }
+        central_row(w, mean, sd, even, c, a, scratch, xs, gs);
+        x[i] = xs[0];
+        x[m + i] = xs[1];
+        gap[i] = gs[0];
+        gap[m + i] = gs[1];
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ---- the tau posterior of rows sharing their variances and nodes ---------------------------
+ * bayesian._common_rule after its per-node constants: the data of row i enter through
+ * sum_l w_jl y_il and sum_l w_jl y_il^2 at each node j (the matrix products of the numpy code),
+ * then the conditional mean of mu, Q, the log kernel and its normalised exponential. Model:
+ * Roever 2020, doi:10.18637/jss.v093.i06. */
+
+/* One row: the sums at the n nodes (weights Wt, (k, n)), with the normal prior on mu as one
+ * more study (w0, y0; w0 = 0 without it), into swy and q; mean into mean. Vectorised over
+ * the nodes (CLONES). */
+CLONES SPECULATE static void rule_row(const double *y, long k, const double *Wt, long n,
+                                       const double *sw, double w0, double y0, double *mean,
+                                       double *q)
+{
+    for (long j = 0; j < n; j++)
+        mean[j] = q[j] = 0.0;
+    for (long l = 0; l < k; l++) {
+        double yl = y[l], yy = yl * yl;
+        for (long j = 0; j < n; j++) {
+            mean[j] += Wt[l * n + j] * yl;          /* sum w y, for now */
+            q[j] += Wt[l * n + j] * yy;             /* sum w y^2, for now */
+        }
+    }
+    double a = w0 * y0, b = w0 * y0 * y0;
+    for (long j = 0; j < n; j++) {
+        double swy = mean[j] + a, swyy = q[j] + b, mu = swy / sw[j], d = swyy - swy * mu;
+        mean[j] = mu;
+        q[j] = d < 0 ? 0.0 : d;                     /* np.maximum(d, 0); NaN stays NaN */
+    }
+}
+
+/* exp(lk - max lk) / sum over the n nodes, lk = base - q / 2, into mass (q is overwritten). */
+CLONES SPECULATE static void rule_mass(const double *base, double *q, long n, double *mass)
+{
+    double top = -INFINITY, s[4] = {0.0, 0.0, 0.0, 0.0};
+    for (long j = 0; j < n; j++) {
+        q[j] = base[j] - 0.5 * q[j];
+        top = q[j] > top || q[j] != q[j] ? q[j] : top;   /* NaN propagates, as numpy's max */
+    }
+    for (long j = 0; j < n; j++)
+        mass[j] = exp_neg(q[j] - top);
+    for (long j = 0; j < n; j++)
+        s[j % 4] += mass[j];
+    double total = (s[0] + s[1]) + (s[2] + s[3]);
+    for (long j = 0; j < n; j++)
+        mass[j] = mass[j] / total;
+}
+
+/* Masses and conditional means of mu (m, n) of the rows Y (m, k) on one rule: weights Wt
+ * (k, n) = 1 / (v_l + tau_j^2), sw (n) = sum_l w_jl + w0, base (n) = log prior + sum log w / 2
+ * + log dtau - log(sw) / 2; a normal prior N(y0_i, 1 / w0) on mu when y0 is not NULL. Returns
+ * 0, or -1 when out of memory. */
+long ma_common_rule(const double *Y, long m, long k, const double *Wt, long n, const double *sw,
+                    const double *base, double w0, const double *y0, double *mass, double *mean)
+{
+    double *q = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!q)
+        return -1;
+    for (long i = 0; i < m; i++) {
+        rule_row(Y + i * k, k, Wt, n, sw, y0 ? w0 : 0.0, y0 ? y0[i] : 0.0, mean + i * n, q);
+        rule_mass(base, q, n, mass + i * n);
+    }
+    free(q);
+    return 0;
+}
+
+/* Phi(z) and Phi^-1(p) of n values as the quantile search computes them (for the tests). */
+void ma_ndtr(const double *z, long n, double *out)
+{
+    for (long i = 0; i < n; i++)
+        out[i] = ndtr_e(z[i], exp_neg(z[i] * z[i] * -0.5));
+}
+
+void ma_ndtri(const double *p, long n, double *out)
+{
+    for (long i = 0; i < n; i++)
+        out[i] = ndtri(p[i]);
 }
 
 /* The interface version, checked by the loader against its own. */

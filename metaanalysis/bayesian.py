@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from . import vocab
+from . import _compiled, vocab
 from .vocab import BayesNote
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -652,6 +652,9 @@ _FAST_H, _FAST_CDF_TOL = 1.0 / 16.0, 1e-6
 _FAST_PRUNE = 1e-15
 #: Newton steps on μ stop below this times max(1, |x|): the last step bounds the error of an end.
 _FAST_STEP_TOL = 1e-6
+#: The quantile search first runs on every fourth node (rules of >= _COARSE_MIN nodes) to this
+#: step tolerance, then on the whole rule to _FAST_STEP_TOL.
+_COARSE_MIN, _COARSE_TOL = 16, 1e-3
 #: Rows per batch: the (rows, nodes) temporaries (~1 MB) stay in cache; measured 25-30% faster
 #: than batches of 10,000 rows (benchmarks/README.md).
 _FAST_ROWS = 1000
@@ -728,7 +731,8 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     (BLAS) instead of a loop over studies on (m, n) arrays; the conditional variance of μ is
     1/Σ w, the same in every row. The model is :func:`_given_tau`'s (Röver 2020, J Stat
     Softw 93(6)); ``Y`` is centred per row by the caller, so the sum-of-squares form of Q
-    loses no digits.
+    loses no digits. The C kernel does the per-row part in one pass when it is built
+    (:func:`metaanalysis._compiled.common_rule`; this numpy code is its fallback and reference).
     """
     if code == "uniform":
         tau, log_dtau = _tanh_sinh(np.array([params[0]]), h)
@@ -737,8 +741,14 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     tau, log_dtau = tau[0], log_dtau[0]
     W = 1.0 / (v[None, :] + (tau * tau)[:, None])                   # (n, k)
     sw = W.sum(axis=1)
-    swy, swyy = _products(Y, W.T)
     const = _log_tau_prior(code, params, tau) + 0.5 * np.log(W).sum(axis=1) + log_dtau
+    w0 = 0.0 if mu_prior is None else 1.0 / mu_prior[1] ** 2
+    sw0 = sw if mu_prior is None else sw + w0
+    compiled = _compiled.common_rule(Y, W.T, sw0, const - 0.5 * np.log(sw0), w0,
+                                     None if mu_prior is None else mu_prior[0])
+    if compiled is not None:
+        return compiled[0], compiled[1], 1.0 / np.sqrt(sw0), tau
+    swy, swyy = _products(Y, W.T)
     sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
     log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * q
     kernel = np.exp(log_kernel - log_kernel.max(axis=1)[:, None])
@@ -870,10 +880,11 @@ def _probit_excess(p, mass, mean, sd, check=None):
     return excess
 
 
-def _central_quantiles(tail, mass, mean, sd, even) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of the mixtures Σ_j mass_j N(mean_j, sd_j²) (arrays (m, c)), the ``tail`` and
-    ``1 - tail`` quantiles, stacked (2m,), and the accuracy check: the distance (2m,) of the
-    CDF of the rule of twice the step (the columns ``even``, renormalised) from its level there.
+def _central_quantiles(tail, mass, mean, sd, keep) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the mixtures Σ_j mass_j N(mean_j, sd_j²) over the columns ``keep`` (bool (n,)) of
+    the arrays (m, n), the ``tail`` and ``1 - tail`` quantiles, stacked (2m,), and the accuracy
+    check: the distance (2m,) of the CDF of the rule of twice the step (the even columns among
+    those kept, renormalised) from its level there.
 
     Newton's method on the probit of the CDF, Φ⁻¹(F(x)) = Φ⁻¹(p), which is linear for one normal
     and close to linear for these mixtures, also in their heavy tails, where Newton on F itself
@@ -883,18 +894,29 @@ def _central_quantiles(tail, mass, mean, sd, even) -> tuple[np.ndarray, np.ndarr
     (:func:`_newton`). The first steps, to 1e-3, use every fourth node only (a rule of four
     times the step, at a quarter of the cost); the last ones the whole rule. The check uses
     the last evaluation of each row, moved to the root along its density (the last step is
-    below 1e-6, so the linearisation is exact to ~1e-12).
+    below 1e-6, so the linearisation is exact to ~1e-12). The C kernel does the same search
+    when it is built (:func:`metaanalysis._compiled.central_quantiles`; this numpy code is its
+    fallback and reference, tests/test_bayes_kernel.py).
     """
     m = len(mass)
-    p = np.repeat([tail, 1.0 - tail], m)
+    levels = (tail, 1.0 - tail)
+    compiled = _compiled.central_quantiles(
+        levels, tuple(special.ndtri(levels)), mass, mean, sd, keep, prune=_FAST_PRUNE,
+        coarse_tol=_COARSE_TOL, tol=_FAST_STEP_TOL, max_iter=_MAX_ITER, coarse_min=_COARSE_MIN,
+        log_sqrt_2pi=_LOG_SQRT_2PI)
+    if compiled is not None:
+        return compiled
+    even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
+    mass, mean, sd = mass[:, keep], mean[:, keep], sd[:, keep]
+    p = np.repeat(levels, m)
     q = mean + sd * special.ndtri(p).reshape(2, m, 1)
     lo = np.where(mass > _FAST_PRUNE, q, np.inf).min(axis=-1).ravel()
     hi = np.where(mass > _FAST_PRUNE, q, -np.inf).max(axis=-1).ravel()
     x = np.clip(np.einsum("...c,...c->...", mass, q).ravel(), lo, hi)
-    if mass.shape[1] >= 16:
+    if mass.shape[1] >= _COARSE_MIN:
         sub = mass[:, ::4] / mass[:, ::4].sum(axis=1)[:, None]
         x = np.clip(_newton(_probit_excess(p, sub, mean[:, ::4], sd[:, ::4]), x, lo, hi, relative=False,
-                            tol=1e-3), lo, hi)
+                            tol=_COARSE_TOL), lo, hi)
     mass2 = np.where(even, mass, 0.0)
     mass2 /= mass2.sum(axis=1)[:, None]
     last = {key: np.empty(2 * m) for key in ("x", "cdf", "pdf")}
@@ -927,8 +949,7 @@ def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.
         Vp = V if V.ndim == 1 else V[pending]
         mass, mean, sd, _ = _fast_rule(Y[pending], Vp, code, params, prior, scale[pending], h, merge=True)
         keep = mass.max(axis=0) > _FAST_PRUNE     # nodes that matter in some row
-        even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
-        q, gap = _central_quantiles(tail, mass[:, keep], mean[:, keep], sd[:, keep], even)
+        q, gap = _central_quantiles(tail, mass, mean, sd, keep)
         n = pending.size
         done = (np.maximum(gap[:n], gap[n:]) <= _FAST_CDF_TOL) | (h <= _H_MIN)
         lower[pending[done]], upper[pending[done]] = q[:n][done], q[n:][done]
