@@ -12,8 +12,9 @@ the common-effect model with a z interval (code ``"FE"``), and any number of ext
 given as callables (see ``extra=``): the analysis layer adds the Bayesian random-effects
 model's central credible interval under the page's prior this way (code ``"bayes"``,
 :func:`metaanalysis.bayesian.central_intervals_many`).
-All frequentist fits go through :func:`metaanalysis.pooling.pool_many`, one vectorised call
-per (τ², interval method) on an ``(n_sim, k)`` array, with the Q-profile CIs switched off.
+All frequentist fits go through :func:`metaanalysis.pooling.interval_bounds_many`: one
+vectorised fit per τ² and stage on an ``(n_sim, k)`` array gives the intervals of every test
+(and one more for the common-effect model), exactly :func:`~metaanalysis.pooling.pool_many`'s.
 
 Why μ = 0 loses nothing: every interval method here is location-equivariant (adding c to
 every yᵢ moves the estimate and both bounds by c and leaves τ̂², the SE and the HKSJ
@@ -85,7 +86,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 
 from . import vocab
-from .pooling import pool_many
+from .pooling import interval_bounds_many
 from .results import jsonable
 
 __all__ = ["coverage", "CoverageTable", "CoverageRow", "Bounds", "simulate", "interval_bounds",
@@ -282,15 +283,11 @@ def interval_bounds(Y, V, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     dict
         Interval code → :class:`Bounds`, in table order.
     """
-    out: dict[str, Bounds] = {}
-    tau2 = None   # the τ² estimates of the first test's fit serve the others: one iterative fit
-    for t in tests:
-        r = pool_many(Y, V, method=method, test=t, level=level, pi=pi, tau2_ci=False, tau2=tau2)
-        tau2 = r.tau2 if method != COMMON_EFFECT else None
-        out[t] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
+    out = {t: Bounds(*b) for t, b in interval_bounds_many(Y, V, method=method, tests=tests, level=level,
+                                                          pi=pi).items()} if tests else {}
     if common_effect:
-        r = pool_many(Y, V, method=COMMON_EFFECT, test="z", level=level, pi=pi, tau2_ci=False)
-        out[COMMON_EFFECT] = Bounds(r.ci_lower, r.ci_upper, r.pi_lower, r.pi_upper)
+        b = interval_bounds_many(Y, V, method=COMMON_EFFECT, tests=("z",), level=level, pi=pi)["z"]
+        out[COMMON_EFFECT] = Bounds(*b)
     for name, fn in (extra or {}).items():
         out[name] = _extra_bounds(name, fn(Y, V), Y.shape[0])
     return out

@@ -45,7 +45,7 @@ from .estimators import (_take, estimate_tau2, prepare, q_and_slope, q_gen,
                          solve_convex_decreasing)
 from .results import MetaResult
 
-__all__ = ["pool", "pool_many", "fit_many", "Fit", "PoolArrays", "check_args", "METHODS", "TESTS",
+__all__ = ["pool", "pool_many", "fit_many", "interval_bounds_many", "Fit", "PoolArrays", "check_args", "METHODS", "TESTS",
            "PI_TYPES"]
 
 #: ``method=`` codes in their canonical case (the vocabulary's τ² estimators, then "FE").
@@ -266,6 +266,19 @@ def _inference(est, se, rss, k, test: str, alpha: float):
     se, df, crit, stat, pval, ci_lo, ci_hi
         ``df`` is NaN where the z test is used; ``crit`` is the two-sided critical value.
     """
+    se, df, crit, ci_lo, ci_hi = _interval(est, se, rss, k, test, alpha)
+    stat = est / se
+    if test == "z":
+        pval = 2 * dist.norm_sf(np.abs(stat))
+    else:
+        pval = np.where(np.isnan(df), 2 * dist.norm_sf(np.abs(stat)),
+                        2 * dist.t_sf(np.abs(stat), np.where(np.isnan(df), 1.0, df)))
+    return se, df, crit, stat, pval, ci_lo, ci_hi
+
+
+def _interval(est, se, rss, k, test: str, alpha: float):
+    """The CI part of :func:`_inference` (no test statistic, no p-value): ``se, df, crit,
+    ci_lo, ci_hi``, each of shape (m,)."""
     use_t = (k > 1) if test != "z" else np.zeros(est.shape[0], dtype=bool)
     df = np.where(use_t, k - 1, np.nan).astype(float)
     if test != "z":
@@ -274,17 +287,11 @@ def _inference(est, se, rss, k, test: str, alpha: float):
         if test == "adhoc":
             s2w = np.maximum(s2w, 1.0)
         se = np.where(use_t, se * np.sqrt(s2w), se)
-    df1 = np.where(use_t, df, 1.0)
-    if test == "z":   # (the t branch would cost a t quantile and tail per analysis)
+    if test == "z":   # (the t branch would cost a t quantile per distinct df)
         crit = np.full(est.shape[0], float(dist.norm_isf(alpha / 2)))
     else:
-        crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, df1), dist.norm_isf(alpha / 2))
-    stat = est / se
-    if test == "z":
-        pval = 2 * dist.norm_sf(np.abs(stat))
-    else:
-        pval = np.where(use_t, 2 * dist.t_sf(np.abs(stat), df1), 2 * dist.norm_sf(np.abs(stat)))
-    return se, df, crit, stat, pval, est - crit * se, est + crit * se
+        crit = np.where(use_t, _by_df(dist.t_isf, alpha / 2, np.where(use_t, df, 1.0)), dist.norm_isf(alpha / 2))
+    return se, df, crit, est - crit * se, est + crit * se
 
 
 def _prediction_interval(est, se, tau2, k, crit, pi: str, common_effect: bool, alpha: float):
@@ -425,16 +432,17 @@ def _as_batch(Y, V) -> tuple[np.ndarray, np.ndarray]:
     return Y, V
 
 
-def _block_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
+def _block_core(Y, V, method, want_rss, want_ci, alpha, tau2, lean: bool = False) -> dict:
     """The per-analysis sums of one block: by the C kernel where it runs, else by numpy.
 
     :func:`metaanalysis._compiled.pool_rows` computes the rows it can (every value finite,
     every variance > 0; it flags the rest, e.g. NaN-padded rows) and :func:`_numpy_core` the
     others; both give the keys of :func:`_numpy_core` and agree to rounding
-    (tests/test_kernel.py).
+    (tests/test_kernel.py). ``lean``: only ``tau2``, ``est``, ``se`` (and ``rss``) from the
+    kernel, the other keys are left out of its rows (:func:`interval_bounds_many`).
     """
     n, width = Y.shape
-    want = ["tau2", "tau2_se", "iters", "conv", "est", "se", "q", "s2", "weights"]
+    want = ["tau2", "est", "se"] if lean else ["tau2", "tau2_se", "iters", "conv", "est", "se", "q", "s2", "weights"]
     want += ["rss"] if want_rss else []
     crit = (np.nan, np.nan)
     if want_ci:
@@ -445,15 +453,16 @@ def _block_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
     if c is None:
         return _numpy_core(Y, V, method, want_rss, want_ci, alpha, tau2)
     bad = c.pop("fallback")
-    c.update(k=np.full(n, width), yi=np.array(Y, dtype=float), vi=np.array(V, dtype=float),
-             rss=c.get("rss"), ci_lo=c.get("ci_lo", np.full(n, np.nan)),
-             ci_hi=c.get("ci_hi", np.full(n, np.nan)))
+    c.update(k=np.full(n, width), rss=c.get("rss"))
+    if not lean:
+        c.update(yi=np.array(Y, dtype=float), vi=np.array(V, dtype=float),
+                 ci_lo=c.get("ci_lo", np.full(n, np.nan)), ci_hi=c.get("ci_hi", np.full(n, np.nan)))
     if bad.any():
         idx = np.flatnonzero(bad)
         sub = _numpy_core(Y[idx], V[idx], method, want_rss, want_ci, alpha,
                           None if tau2 is None else tau2[idx])
         for name, arr in sub.items():
-            if arr is not None:
+            if arr is not None and name in c:
                 c[name][idx] = arr
     return c
 
@@ -477,6 +486,49 @@ def _numpy_core(Y, V, method, want_rss, want_ci, alpha, tau2) -> dict:
                 se=np.sqrt(1.0 / sw), q=q, s2=s2, rss=rss,
                 weights=np.where(mask, 100 * w / sw[:, None], np.nan), ci_lo=t_lo, ci_hi=t_hi,
                 yi=np.where(mask, Y0, np.nan), vi=np.where(mask, V0, np.nan))
+
+
+def interval_bounds_many(Y, V, *, method: str = "REML", tests=("z",), level: float = 0.95,
+                         pi: str = "metafor") -> dict[str, tuple[np.ndarray, ...]]:
+    """The CI and PI bounds of several tests from one τ² fit per analysis: what
+    :func:`pool_many` gives as ``ci_lower``, ``ci_upper``, ``pi_lower``, ``pi_upper`` for each
+    test, without everything else (p-values, Q, I², H², weights, the Q-profile CIs).
+
+    Parameters
+    ----------
+    Y, V : array_like, shape (m, k)
+        As for :func:`pool_many`.
+    method, level, pi
+        As for :func:`pool_many` (``"FE"``: the common-effect model, no PI).
+    tests : sequence of str
+        Tests whose intervals are wanted (any case).
+
+    Returns
+    -------
+    dict
+        Canonical test code → ``(ci_lower, ci_upper, pi_lower, pi_upper)``, each of shape (m,),
+        equal to :func:`pool_many`'s fields (the same code computes them; tests/test_pooling.py).
+
+    Notes
+    -----
+    For simulations (:mod:`metaanalysis.coverage`) that need only the intervals of many
+    analyses. Knapp G, Hartung J (2003). Stat Med 22:2693. doi:10.1002/sim.1482
+    """
+    method, _, level, pi = check_args(method, "z", level, pi)
+    tests = [vocab.canonical_test(t) for t in tests]
+    Y, V = _as_batch(Y, V)
+    alpha = 1 - level
+    out: dict[str, list] = {t: [] for t in tests}
+    step = max(1, _CHUNK_ELEMENTS // max(Y.shape[-1], 1))
+    for s in range(0, max(Y.shape[0], 1), step):
+        c = _block_core(Y[s:s + step], V[s:s + step], method, any(t != "z" for t in tests), False, alpha, None,
+                        lean=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for t in tests:
+                se, _, crit, lo, hi = _interval(c["est"], c["se"], c["rss"], c["k"], t, alpha)
+                out[t].append((lo, hi) + _prediction_interval(c["est"], se, c["tau2"], c["k"], crit, pi,
+                                                                method == "FE", alpha))
+    return {t: tuple(np.concatenate(part) for part in zip(*parts)) for t, parts in out.items()}
 
 
 class Fit(NamedTuple):

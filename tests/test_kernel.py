@@ -220,3 +220,24 @@ def test_kernel_path_matches_metafor(fx, fit):
     bad = cf.mismatches(got, fit["result"], NUMERIC_KEYS)
     assert not bad, f"{fit['r_call']}:\n  " + "\n  ".join(bad)
     assert r.k == fit["result"]["k"] and bool(r.converged) and math.isfinite(r.estimate)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_interval_bounds_many_is_pool_manys_four_bounds_on_both_paths(method, monkeypatch):
+    """interval_bounds_many (one fit, every test; no p-values, Q, I^2 or weights) gives exactly
+    pool_many's ci_lower, ci_upper, pi_lower, pi_upper for each test and PI convention, on the
+    kernel and on the numpy path, ragged batches included (padded rows take the numpy engine)."""
+    from metaanalysis.pooling import interval_bounds_many
+
+    Y, V = batch(datasets())
+    for pi in ("metafor", "riley"):
+        for engine in ("kernel", "numpy"):
+            def run():
+                return (interval_bounds_many(Y, V, method=method, tests=TESTS, level=0.9, pi=pi),
+                        {t: pool_many(Y, V, method=method, test=t, level=0.9, pi=pi, tau2_ci=False) for t in TESTS})
+            got, full = run() if engine == "kernel" else numpy_path(run, monkeypatch)
+            assert list(got) == list(TESTS)
+            for t in TESTS:
+                want = (full[t].ci_lower, full[t].ci_upper, full[t].pi_lower, full[t].pi_upper)
+                for g, w in zip(got[t], want):
+                    assert np.array_equal(g, w, equal_nan=True), (method, pi, engine, t)
