@@ -90,7 +90,12 @@ def run_config(dirs, out, jobs) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, __file__, "--one", "--jobs", str(jobs), "--out", str(out), *map(str, dirs)]
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    # one BLAS thread, as `metaanalysis batch` asks for (metaanalysis.runtime.single_threaded_blas): the
+    # child is this script, whose spawned workers import numpy (re-importing it) before worker_init runs
+    from metaanalysis.runtime import BLAS_THREAD_VARIABLES
+
+    blas = {var: os.environ.get(var, "1") for var in BLAS_THREAD_VARIABLES}
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg", **blas})
     total = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
