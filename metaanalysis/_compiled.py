@@ -31,9 +31,10 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
+__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "central_common", "common_median",
+           "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
 
-_ABI = 2   # the C file's MA_ABI: a library built from another version is not used
+_ABI = 3   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).
 METHOD_CODES = {"FE": 0, "DL": 1, "HE": 2, "HS": 3, "SJ": 4, "ML": 5, "REML": 6, "PM": 7, "EB": 8}
 #: The REML/ML grid relative to the upper bound, exactly as estimators._grid_best makes it.
@@ -82,6 +83,13 @@ def _load():
         lib.ma_common_rule.restype = ctypes.c_long
         lib.ma_common_rule.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
                                        ctypes.c_double, _P, _P, _P]
+        lib.ma_central_common.restype = ctypes.c_long
+        lib.ma_central_common.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
+                                          ctypes.c_double, _P, _P, ctypes.c_long,
+                                          ctypes.POINTER(_QuantileArgs), _P, _P]
+        lib.ma_common_median.restype = ctypes.c_long
+        lib.ma_common_median.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
+                                         ctypes.c_double, _P, _P, _P]
         for name in ("ma_ndtr", "ma_ndtri"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
@@ -229,6 +237,73 @@ def common_rule(Y, Wt, sw, base, w0: float = 0.0, y0=None):
                           mean.ctypes.data) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
     return mass, mean
+
+
+def _rule_args(Y, Wt, sw, base, y0):
+    """The arguments of one shared rule as contiguous float64 arrays (see :func:`common_rule`)."""
+    Y, Wt, sw, base = (np.ascontiguousarray(a, dtype=np.float64) for a in (Y, Wt, sw, base))
+    y0 = None if y0 is None else np.ascontiguousarray(y0, dtype=np.float64)
+    return Y, Wt, sw, base, y0
+
+
+def central_common(Y, Wt, sw, base, w0, y0, sd, merged: int, levels, probits, *, prune, coarse_tol,
+                   tol, max_iter, coarse_min, log_sqrt_2pi):
+    """Both central quantiles of μ for each row of ``Y`` on one shared rule, by the kernel, with
+    no (m, n) array made; ``None`` when it is not available (then
+    :func:`metaanalysis.bayesian._group_quantiles` runs its numpy code).
+
+    Parameters
+    ----------
+    Y, Wt, sw, base, w0, y0
+        The rows and the rule, as for :func:`common_rule`.
+    sd : ndarray, shape (n,)
+        The conditional SDs of μ at the nodes.
+    merged : int
+        The first ``merged`` nodes (even, >= 2; else none) become two normals
+        (:func:`metaanalysis.bayesian._merge_near_zero`).
+    levels, probits, prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
+        As for :func:`central_quantiles`; each row keeps its own nodes of mass > ``prune``.
+
+    Returns
+    -------
+    (x, gap) or None
+        As for :func:`central_quantiles`: lower ends then upper ends (2m,), and the check gaps.
+
+    Notes
+    -----
+    Per row: the rule of :func:`common_rule`, the merge, then the search of
+    :func:`central_quantiles` (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06).
+    """
+    if LIB is None:
+        return None
+    Y, Wt, sw, base, y0 = _rule_args(Y, Wt, sw, base, y0)
+    sd = np.ascontiguousarray(sd, dtype=np.float64)
+    (m, k), n = Y.shape, sw.size
+    args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
+                         coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
+    x, gap = np.empty(2 * m), np.empty(2 * m)
+    if LIB.ma_central_common(Y.ctypes.data, m, k, Wt.ctypes.data, n, sw.ctypes.data, base.ctypes.data,
+                             float(w0), None if y0 is None else y0.ctypes.data, sd.ctypes.data,
+                             int(merged), ctypes.byref(args), x.ctypes.data, gap.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return x, gap
+
+
+def common_median(Y, Wt, sw, base, w0, y0, tau):
+    """Per row of ``Y`` on one shared rule (as :func:`common_rule`), the first node ``tau`` (n,)
+    where the cumulative mass reaches 1/2, by the kernel (the same sums as numpy's cumsum of
+    :func:`common_rule`'s masses); ``None`` when it is not available."""
+    if LIB is None:
+        return None
+    Y, Wt, sw, base, y0 = _rule_args(Y, Wt, sw, base, y0)
+    tau = np.ascontiguousarray(tau, dtype=np.float64)
+    (m, k), n = Y.shape, sw.size
+    out = np.empty(m)
+    if LIB.ma_common_median(Y.ctypes.data, m, k, Wt.ctypes.data, n, sw.ctypes.data, base.ctypes.data,
+                            float(w0), None if y0 is None else y0.ctypes.data, tau.ctypes.data,
+                            out.ctypes.data) < 0:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return out
 
 
 def normal_cdf_and_quantile(z, p):

@@ -27,7 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define MA_ABI 2            /* bump when the interface below changes (_compiled.py checks) */
+#define MA_ABI 3            /* bump when the interface below changes (_compiled.py checks) */
 #define MAX_ITER 200        /* estimators._MAX_ITER */
 
 enum { M_FE = 0, M_DL, M_HE, M_HS, M_SJ, M_ML, M_REML, M_PM, M_EB };
@@ -1125,6 +1125,113 @@ long ma_common_rule(const double *Y, long m, long k, const double *Wt, long n, c
         rule_mass(base, q, n, mass + i * n);
     }
     free(q);
+    return 0;
+}
+
+/* ---- central intervals of rows sharing one rule, without (m, n) arrays ------------------------
+ * bayesian._group_quantiles: per row, the rule (rule_row, rule_mass), the nodes near tau = 0
+ * merged (bayesian._merge_near_zero), the nodes of mass > prune of that row kept, and the search
+ * (central_row); scratch is O(n), nothing (m, n) is made. */
+
+/* Merge the first e nodes (e even, >= 2) of one row into columns e - 2 (even nodes) and e - 1
+ * (odd nodes): summed masses, mass-weighted means and variances (bayesian._merge_near_zero). */
+static void merge_row(double *mass, double *mean, double *sd, long e)
+{
+    for (long p = 0; p < 2; p++) {
+        double top = 0.0, total = 0.0, sm = 0.0, smu = 0.0, svar = 0.0;
+        for (long j = p; j < e; j += 2)
+            top = mass[j] > top ? mass[j] : top;
+        top = top > 1e-300 ? top : 1e-300;
+        for (long j = p; j < e; j += 2) {
+            double w = mass[j] / top;
+            sm += mass[j];
+            total += w;
+            smu += w * mean[j];
+            svar += w * sd[j] * sd[j];
+        }
+        total = total > 1e-300 ? total : 1e-300;
+        mass[e - 2 + p] = sm;
+        mean[e - 2 + p] = smu / total;
+        sd[e - 2 + p] = sm == 0.0 ? 1.0 : sqrt(svar / total);
+    }
+}
+
+/* One row's mass and conditional means at the n nodes (ma_common_rule's row). */
+static void common_row(const double *y, long k, const double *Wt, long n, const double *sw,
+                       const double *base, double w0, double y0, double *mean, double *q,
+                       double *mass)
+{
+    rule_row(y, k, Wt, n, sw, w0, y0, mean, q);
+    rule_mass(base, q, n, mass);
+}
+
+/* Per row of Y (m, k) on the rule (Wt, sw, base as for ma_common_rule; sd (n) the conditional
+ * SDs of mu), with the first e nodes merged (e < 2: none), both central quantiles into x (2m:
+ * lower ends, then upper ends) and the check gaps into gap (2m). Returns 0, or -1 when out of
+ * memory. */
+long ma_central_common(const double *Y, long m, long k, const double *Wt, long n, const double *sw,
+                       const double *base, double w0, const double *y0, const double *sd, long e,
+                       const mq_args *a, double *x, double *gap)
+{
+    double *buf = malloc((size_t)(n > 0 ? 20 * n : 1) * sizeof(double));
+    unsigned char *even = malloc((size_t)(n > 0 ? n : 1));
+    if (!buf || !even) {
+        free(buf);
+        free(even);
+        return -1;
+    }
+    double *mass = buf, *mean = buf + n, *q = buf + 2 * n, *rsd = buf + 3 * n;
+    double *w = buf + 4 * n, *mu = buf + 5 * n, *s = buf + 6 * n, *scratch = buf + 7 * n;
+    long first = e >= 2 ? e - 2 : 0;
+    for (long i = 0; i < m; i++) {
+        double xs[2], gs[2];
+        common_row(Y + i * k, k, Wt, n, sw, base, y0 ? w0 : 0.0, y0 ? y0[i] : 0.0, mean, q, mass);
+        if (e >= 2) {
+            for (long j = 0; j < e; j++)
+                rsd[j] = sd[j];
+            merge_row(mass, mean, rsd, e);
+        }
+        long c = 0;
+        for (long j = first; j < n; j++)   /* the row's nodes that matter, gathered */
+            if (mass[j] > a->prune) {
+                w[c] = mass[j];
+                mu[c] = mean[j];
+                s[c] = e >= 2 && j < e ? rsd[j] : sd[j];
+                even[c++] = (j - first) % 2 == 0;
+            }
+        central_row(w, mu, s, even, c, a, scratch, xs, gs);
+        x[i] = xs[0];
+        x[m + i] = xs[1];
+        gap[i] = gs[0];
+        gap[m + i] = gs[1];
+    }
+    free(buf);
+    free(even);
+    return 0;
+}
+
+/* Per row of Y (m, k) on the rule (as ma_common_rule), the node tau[j] at which the cumulative
+ * mass first reaches 1/2 (the last node if none does) into out (m): the centre of the row's
+ * next rule (bayesian._first_crossing on numpy's cumsum, the same sums in the same order). */
+long ma_common_median(const double *Y, long m, long k, const double *Wt, long n, const double *sw,
+                      const double *base, double w0, const double *y0, const double *tau,
+                      double *out)
+{
+    double *buf = malloc((size_t)(n > 0 ? 3 * n : 1) * sizeof(double));
+    if (!buf)
+        return -1;
+    for (long i = 0; i < m; i++) {
+        double cum = 0.0;
+        long below = 0;
+        common_row(Y + i * k, k, Wt, n, sw, base, y0 ? w0 : 0.0, y0 ? y0[i] : 0.0, buf + n,
+                   buf + 2 * n, buf);
+        for (long j = 0; j < n; j++) {
+            cum += buf[j];
+            below += cum < 0.5;
+        }
+        out[i] = tau[below < n - 1 ? below : n - 1];
+    }
+    free(buf);
     return 0;
 }
 

@@ -705,13 +705,10 @@ def _mean_and_q(sw, swy, swyy, mu_prior):
     return sw, mean, np.maximum(swyy - swy * mean, 0.0)
 
 
-def _fast_rule(Y, V, code, params, mu_prior, scale, h, merge: bool = False):
+def _fast_rule(Y, V, code, params, mu_prior, scale, h):
     """Masses, conditional means and SDs of μ, and the nodes τ, of one rule per row, each
-    (m, n); see :func:`_rule_at`. ``V`` is (m, k), or (k,) when every row has the same
-    variances: then :func:`_common_rule` serves groups of rows that share their nodes and, with
-    ``merge``, the nodes near τ = 0 are merged (:func:`_merge_near_zero`; no τ returned)."""
-    if V.ndim == 1:
-        return _grouped_rule(Y, V, code, params, mu_prior, scale, h, merge)
+    (m, n), for rows with their own variances ``V`` (m, k); see :func:`_rule_at` (rows sharing
+    their variances take :func:`_central_shared` instead)."""
     if code == "uniform":
         tau, log_dtau = _tanh_sinh(np.full(len(Y), params[0]), h)
     else:
@@ -734,6 +731,22 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     loses no digits. The C kernel does the per-row part in one pass when it is built
     (:func:`metaanalysis._compiled.common_rule`; this numpy code is its fallback and reference).
     """
+    tau, Wt, sw, const, sw0, w0 = _rule_constants(v, code, params, mu_prior, scale, h)
+    compiled = _compiled.common_rule(Y, Wt, sw0, const - 0.5 * np.log(sw0), w0,
+                                     None if mu_prior is None else mu_prior[0])
+    if compiled is not None:
+        return compiled[0], compiled[1], 1.0 / np.sqrt(sw0), tau
+    swy, swyy = _products(Y, Wt)
+    sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
+    log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * q
+    kernel = np.exp(log_kernel - log_kernel.max(axis=1)[:, None])
+    return kernel / kernel.sum(axis=1)[:, None], mean, 1.0 / np.sqrt(sw), tau
+
+
+def _rule_constants(v, code, params, mu_prior, scale: float, h):
+    """The per-node constants of :func:`_common_rule`'s rule: τ (n,), the weights 1/(vᵢ + τ²) as
+    (k, n), Σw and log p(τ) + Σ log w / 2 + log dτ (n,), Σw + w0 (n,) and w0 (the normal prior's
+    1/sd² on μ; 0 without it) (Röver 2020, J Stat Softw 93(6))."""
     if code == "uniform":
         tau, log_dtau = _tanh_sinh(np.array([params[0]]), h)
     else:
@@ -744,15 +757,7 @@ def _common_rule(Y, v, code, params, mu_prior, scale: float, h):
     const = _log_tau_prior(code, params, tau) + 0.5 * np.log(W).sum(axis=1) + log_dtau
     w0 = 0.0 if mu_prior is None else 1.0 / mu_prior[1] ** 2
     sw0 = sw if mu_prior is None else sw + w0
-    compiled = _compiled.common_rule(Y, W.T, sw0, const - 0.5 * np.log(sw0), w0,
-                                     None if mu_prior is None else mu_prior[0])
-    if compiled is not None:
-        return compiled[0], compiled[1], 1.0 / np.sqrt(sw0), tau
-    swy, swyy = _products(Y, W.T)
-    sw, mean, q = _mean_and_q(sw, swy, swyy, mu_prior)
-    log_kernel = (const - 0.5 * np.log(sw)) - 0.5 * q
-    kernel = np.exp(log_kernel - log_kernel.max(axis=1)[:, None])
-    return kernel / kernel.sum(axis=1)[:, None], mean, 1.0 / np.sqrt(sw), tau
+    return tau, W.T, sw, const, sw0, w0
 
 
 #: Multiply-adds per matrix product of :func:`_products`: OpenBLAS runs products below
@@ -788,28 +793,71 @@ _MERGE_TAU2 = 1e-8
 _CENTRE_SNAP = 0.1
 
 
-def _grouped_rule(Y, v, code, params, mu_prior, scale, h, merge: bool):
-    """:func:`_fast_rule` for rows sharing the variances ``v`` (k,): rows are grouped by their
-    centre ``scale`` (m,) rounded to :data:`_CENTRE_SNAP` in log τ, and each group is one
-    :func:`_common_rule` (the uniform prior's tanh-sinh rule has no centre: one group). Merged
-    rows are left-aligned and padded with massless unit normals to the widest group."""
+def _snap_groups(scale, code):
+    """Groups of rows sharing one rule: (row indices, centre) per group, rows grouped by their
+    centre ``scale`` (m,) rounded to :data:`_CENTRE_SNAP` in log τ, the centre being the rounded
+    value (the uniform prior's tanh-sinh rule has no centre: one group)."""
     if code == "uniform":
-        key = np.zeros(len(Y), dtype=np.int64)
+        key = np.zeros(len(scale), dtype=np.int64)
     else:
         key = np.rint(np.log(scale) / _CENTRE_SNAP).astype(np.int64)
     order = np.argsort(key, kind="stable")
-    out, width = None, 0
-    for rows in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+    return [(rows, math.exp(key[rows[0]] * _CENTRE_SNAP))
+            for rows in np.split(order, np.flatnonzero(np.diff(key[order])) + 1)]
+
+
+def _group_medians(Y, v, code, params, mu_prior, scale, h) -> np.ndarray:
+    """Per row of ``Y`` (m, k), all with the variances ``v`` (k,), the first node of its rule of
+    step h (:func:`_common_rule`, rows grouped as :func:`_snap_groups`) where the cumulative
+    τ posterior reaches 1/2: the centre of its next rule (the C kernel when built)."""
+    out = np.empty(len(Y))
+    for rows, centre in _snap_groups(scale, code):
         prior = None if mu_prior is None else (mu_prior[0][rows], mu_prior[1])
-        got = _common_rule(Y[rows], v, code, params, prior, math.exp(key[rows[0]] * _CENTRE_SNAP), h)
-        if out is None:   # merged groups are at most as wide as the rule
-            out = [np.full((len(Y), got[0].shape[1]), fill) for fill in (0.0, 0.0, 1.0, 0.0)[:4 - merge]]
-        if merge:
-            got = _merge_near_zero(*got, float(v.min()))
-        width = max(width, got[0].shape[1])
-        for a, g in zip(out, got):
-            a[rows, :np.shape(g)[-1]] = g
-    return tuple(a[:, :width] for a in out) + ((None,) if merge else ())
+        tau, Wt, _, const, sw0, w0 = _rule_constants(v, code, params, prior, centre, h)
+        got = _compiled.common_median(Y[rows], Wt, sw0, const - 0.5 * np.log(sw0), w0,
+                                      None if prior is None else prior[0], tau)
+        if got is None:
+            mass, _, _, tau = _common_rule(Y[rows], v, code, params, prior, centre, h)
+            got = tau[_first_crossing(0.5, np.cumsum(mass, axis=1))]
+        out[rows] = got
+    return out
+
+
+def _group_quantiles(tail, Y, v, code, params, mu_prior, centre: float, h):
+    """Both central quantiles of μ (2m,: lower ends, then upper ends) and their check gaps
+    (2m,) for the rows ``Y`` (m, k) sharing the variances ``v`` and one rule (:func:`_common_rule`
+    centred at ``centre``, step h), the nodes near τ = 0 merged (:func:`_merge_near_zero`), each
+    row searched over its own nodes of mass > :data:`_FAST_PRUNE` (:func:`_row_quantiles`).
+
+    The C kernel does all of it row by row when it is built, with no (m, n) array
+    (:func:`metaanalysis._compiled.central_common`); this numpy code is its fallback and reference.
+    """
+    levels = (tail, 1.0 - tail)
+    tau, Wt, _, const, sw0, w0 = _rule_constants(v, code, params, mu_prior, centre, h)
+    merged = int((tau * tau <= _MERGE_TAU2 * float(v.min())).sum()) // 2 * 2
+    compiled = _compiled.central_common(
+        Y, Wt, sw0, const - 0.5 * np.log(sw0), w0, None if mu_prior is None else mu_prior[0],
+        1.0 / np.sqrt(sw0), merged, levels, tuple(special.ndtri(levels)), prune=_FAST_PRUNE,
+        coarse_tol=_COARSE_TOL, tol=_FAST_STEP_TOL, max_iter=_MAX_ITER, coarse_min=_COARSE_MIN,
+        log_sqrt_2pi=_LOG_SQRT_2PI)
+    if compiled is not None:
+        return compiled
+    mass, mean, sd, tau = _common_rule(Y, v, code, params, mu_prior, centre, h)
+    return _row_quantiles(levels, *_merge_near_zero(mass, mean, sd, tau, float(v.min())))
+
+
+def _row_quantiles(levels, mass, mean, sd):
+    """:func:`_central_quantiles` with each row's own nodes: those of mass > :data:`_FAST_PRUNE`
+    in that row (m, n arrays), in column order; the coarse pass on every fourth of them runs for
+    the rows with at least :data:`_COARSE_MIN` such nodes, and the check rule is their even
+    columns (of all n). Rows are left-aligned and padded with massless unit normals."""
+    keep = mass > _FAST_PRUNE
+    count = keep.sum(axis=1)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :count.max()]
+    kept = np.take_along_axis(keep, order, axis=1)
+    pick = [np.where(kept, np.take_along_axis(np.broadcast_to(a, mass.shape), order, axis=1), fill)
+            for a, fill in ((mass, 0.0), (mean, 0.0), (sd, 1.0))]
+    return _search(levels, *pick, kept & (order % 2 == 0), count >= _COARSE_MIN)
 
 
 def _merge_near_zero(mass, mean, sd, tau, vmin: float):
@@ -907,16 +955,27 @@ def _central_quantiles(tail, mass, mean, sd, keep) -> tuple[np.ndarray, np.ndarr
     if compiled is not None:
         return compiled
     even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
-    mass, mean, sd = mass[:, keep], mean[:, keep], sd[:, keep]
+    coarse = np.full(m, np.count_nonzero(keep) >= _COARSE_MIN)
+    return _search(levels, mass[:, keep], mean[:, keep], sd[:, keep], even, coarse)
+
+
+def _search(levels, mass, mean, sd, even, coarse):
+    """The numpy search of :func:`_central_quantiles` on the mixtures (m, c) (masses summing to
+    1 per row): ``even`` (bool, broadcast to (m, c)) marks the check rule's columns, ``coarse``
+    (bool (m,)) the rows whose search starts with the pass on every fourth column. Returns the
+    quantiles (2m,: lower ends, then upper ends) and the check gaps (2m,)."""
+    m = len(mass)
     p = np.repeat(levels, m)
     q = mean + sd * special.ndtri(p).reshape(2, m, 1)
     lo = np.where(mass > _FAST_PRUNE, q, np.inf).min(axis=-1).ravel()
     hi = np.where(mass > _FAST_PRUNE, q, -np.inf).max(axis=-1).ravel()
     x = np.clip(np.einsum("...c,...c->...", mass, q).ravel(), lo, hi)
-    if mass.shape[1] >= _COARSE_MIN:
-        sub = mass[:, ::4] / mass[:, ::4].sum(axis=1)[:, None]
-        x = np.clip(_newton(_probit_excess(p, sub, mean[:, ::4], sd[:, ::4]), x, lo, hi, relative=False,
-                            tol=_COARSE_TOL), lo, hi)
+    rows = np.flatnonzero(coarse)
+    if rows.size:
+        both = np.concatenate([rows, rows + m])
+        sub = mass[rows, ::4] / mass[rows, ::4].sum(axis=1)[:, None]
+        x[both] = np.clip(_newton(_probit_excess(p[both], sub, mean[rows, ::4], sd[rows, ::4]), x[both],
+                                  lo[both], hi[both], relative=False, tol=_COARSE_TOL), lo[both], hi[both])
     mass2 = np.where(even, mass, 0.0)
     mass2 /= mass2.sum(axis=1)[:, None]
     last = {key: np.empty(2 * m) for key in ("x", "cdf", "pdf")}
@@ -936,6 +995,8 @@ def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.
     reported, not on a normaliser; otherwise its step is halved. ``V`` is (m, k), or (k,) when
     all rows share their variances.
     """
+    if V.ndim == 1:
+        return _central_shared(Y, V, code, params, mu_prior, level)
     m = len(Y)
     tail = (1.0 - level) / 2.0
     lower, upper = np.empty(m), np.empty(m)
@@ -946,11 +1007,37 @@ def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.
     pending, h = np.arange(m), _FAST_H
     while pending.size:
         prior = None if mu_prior is None else (mu_prior[0][pending], mu_prior[1])
-        Vp = V if V.ndim == 1 else V[pending]
-        mass, mean, sd, _ = _fast_rule(Y[pending], Vp, code, params, prior, scale[pending], h, merge=True)
+        mass, mean, sd, _ = _fast_rule(Y[pending], V[pending], code, params, prior, scale[pending], h)
         keep = mass.max(axis=0) > _FAST_PRUNE     # nodes that matter in some row
         q, gap = _central_quantiles(tail, mass, mean, sd, keep)
         n = pending.size
+        done = (np.maximum(gap[:n], gap[n:]) <= _FAST_CDF_TOL) | (h <= _H_MIN)
+        lower[pending[done]], upper[pending[done]] = q[:n][done], q[n:][done]
+        pending, h = pending[~done], h / 2.0
+    return lower, upper
+
+
+def _central_shared(Y, v, code, params, mu_prior, level) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_central_batch` for rows sharing the variances ``v`` (k,), group by group: rows
+    whose centres agree to :data:`_CENTRE_SNAP` share one rule (:func:`_snap_groups`), and each
+    group's rule, merge and search run together (:func:`_group_quantiles`), so no (m, n) array of
+    the whole batch is made. The rough rule at h = 1/8 gives the centres (:func:`_group_medians`);
+    a row that fails the check is redone at half the step with the same centre."""
+    m = len(Y)
+    tail = (1.0 - level) / 2.0
+    lower, upper = np.empty(m), np.empty(m)
+    scale = np.full(m, math.exp(params[0] / 2.0) if code == "lognormal" else params[0])
+    if code != "uniform":
+        scale = _group_medians(Y, v, code, params, mu_prior, scale, 1.0 / 8.0)
+    pending, h = np.arange(m), _FAST_H
+    while pending.size:
+        n = pending.size
+        q, gap = np.empty(2 * n), np.empty(2 * n)
+        for rows, centre in _snap_groups(scale[pending], code):
+            take = pending[rows]
+            prior = None if mu_prior is None else (mu_prior[0][take], mu_prior[1])
+            both = np.concatenate([rows, rows + n])
+            q[both], gap[both] = _group_quantiles(tail, Y[take], v, code, params, prior, centre, h)
         done = (np.maximum(gap[:n], gap[n:]) <= _FAST_CDF_TOL) | (h <= _H_MIN)
         lower[pending[done]], upper[pending[done]] = q[:n][done], q[n:][done]
         pending, h = pending[~done], h / 2.0
@@ -989,7 +1076,10 @@ def central_intervals_many(Y, V, tau_prior: str = "halfnormal", tau_scale=0.5, m
     rows whose posterior medians of τ agree to 0.1 in log τ share their nodes, so the weights
     and their sums are per-node constants and the data enter through two matrix products
     (:func:`_common_rule`); the nodes within τ² <= 1e-8 min vᵢ of 0 are merged into two normals
-    (:func:`_merge_near_zero`). Rows are processed 1,000 at a time (cache-sized temporaries).
+    (:func:`_merge_near_zero`), and each row's quantiles are searched over its own nodes of
+    mass > 1e-15; with the C kernel a group's rule, merge and search run row by row, with no
+    (m, nodes) array (:func:`_central_shared`). Rows are processed 1,000 at a time
+    (cache-sized temporaries).
 
     Examples
     --------

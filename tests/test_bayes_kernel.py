@@ -1,10 +1,11 @@
 """The C parts of ``central_intervals_many`` (``ma_central_quantiles``, the quantile search, and
-``ma_common_rule``, the shared-node τ rule, in metaanalysis/_kernel.c, loaded by
-metaanalysis/_compiled.py) against the numpy code they replace.
+``ma_common_rule``, the shared-node τ rule, ``ma_central_common``, both per row with the merge
+near τ = 0, and ``ma_common_median``, the rough pass's centres, in metaanalysis/_kernel.c, loaded
+by metaanalysis/_compiled.py) against the numpy code they replace.
 
 Sources of the expected numbers: the numpy paths of ``bayesian._central_quantiles`` (Newton on
-the probit of the mixture CDF, ``bayesian._newton``) and ``bayesian._common_rule`` (BLAS
-products), run on the same input by forcing the fallback (``_compiled.LIB = None``, as
+the probit of the mixture CDF, ``bayesian._newton``), ``bayesian._common_rule`` (BLAS
+products), ``_merge_near_zero`` and ``_row_quantiles``, run on the same input by forcing the fallback (``_compiled.LIB = None``, as
 tests/test_kernel.py does); scipy.special ``ndtr`` and ``ndtri`` (Cephes), and mpmath's
 ``ncdf`` at 30 digits, for the kernel's normal CDF and its inverse. Model and rules: Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06.
 """
@@ -198,3 +199,43 @@ def test_central_intervals_many_agree(prior, scale, mu_prior, k, monkeypatch):
         got, want = run(), numpy_path(run, monkeypatch)
         for a, b in zip(got, want):
             assert np.abs(a - b).max() <= TOL * max(1.0, np.abs(b).max())
+
+
+@pytest.mark.parametrize("k", [1, 3, 30])
+@pytest.mark.parametrize("prior,scale,mu_prior", PRIORS, ids=lambda x: str(x))
+def test_group_quantiles_agree(prior, scale, mu_prior, k, monkeypatch):
+    """One group's rule, merge near τ = 0 and per-row search (``ma_central_common``) against the
+    numpy code (``_common_rule``, ``_merge_near_zero``, ``_row_quantiles``), at centres where
+    many nodes are merged (0.01) and few carry mass (3.0), at two steps: ends to TOL."""
+    rng = np.random.default_rng(2026 + k)
+    vi = np.geomspace(0.005, 0.3, k)
+    Y = rng.standard_normal((150, k)) * np.sqrt(vi + rng.choice([0.0, 0.05, 1.0], (150, 1)))
+    Y -= Y.mean(axis=1)[:, None]
+    code, params = bayesian._tau_prior_params(prior, scale)
+    mp = None if mu_prior is None else (mu_prior[0] - rng.normal(0.0, 0.1, 150), mu_prior[1])
+    for centre, h in ((0.01, 1.0 / 16.0), (3.0, 1.0 / 32.0)):
+        tau = bayesian._rule_constants(vi, code, params, mp, centre, h)[0]
+        assert code == "uniform" or (tau * tau <= bayesian._MERGE_TAU2 * vi.min()).sum() >= 2
+
+        def run():
+            return bayesian._group_quantiles(0.025, Y, vi, code, params, mp, centre, h)
+        got, want = run(), numpy_path(run, monkeypatch)
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize("prior,scale,mu_prior", PRIORS[:4] + PRIORS[6:7], ids=lambda x: str(x))
+def test_group_medians_match_cumsum(prior, scale, mu_prior):
+    """``ma_common_median`` picks exactly the node numpy's cumsum of the kernel's masses picks
+    (bayesian._first_crossing at 1/2), for groups of rows at two centres."""
+    rng = np.random.default_rng(77)
+    vi = np.array(DESIGNS[3])
+    Y = rng.standard_normal((300, 3)) * np.sqrt(vi + rng.choice([0.0, 0.1, 2.0], (300, 1)))
+    Y -= Y.mean(axis=1)[:, None]
+    code, params = bayesian._tau_prior_params(prior, scale)
+    mp = None if mu_prior is None else (np.full(300, mu_prior[0]), mu_prior[1])
+    scale = np.where(np.arange(300) % 2 == 0, 0.05, 0.8)
+    got = bayesian._group_medians(Y, vi, code, params, mp, scale, 1.0 / 8.0)
+    for rows, centre in bayesian._snap_groups(scale, code):
+        prior_rows = None if mp is None else (mp[0][rows], mp[1])
+        mass, _, _, tau = bayesian._common_rule(Y[rows], vi, code, params, prior_rows, centre, 1.0 / 8.0)
+        assert np.array_equal(got[rows], tau[bayesian._first_crossing(0.5, np.cumsum(mass, axis=1))])
