@@ -7,13 +7,25 @@ the median CPU time (``time.process_time``: the machine is shared, so wall time 
 one ``bayes`` call (all outputs: moments, central and shortest intervals of
 μ, τ quantiles, predictive interval, shrunken estimates), and the time per analysis of
 ``bayes_many`` over m analyses. Informative only: no test depends on these numbers.
+
+``--tree DIR`` (repeatable; e.g. an export of an older commit and ``.``): instead, side by side,
+the CPU time of one analysis's Bayesian fits as the analysis layer runs them for a ratio
+measure (``analysis._bayes``: ``bayes`` under half-normal priors of scale 0.25, 0.5 and 1 on τ),
+per dataset, for k = 3, 5, 10 and 30: each measurement a fresh interpreter with that tree first
+on ``sys.path``, best of ``--repeat`` rounds over ``--m`` datasets after a warm-up, the trees
+alternating (compare the ratios; the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,11 +53,56 @@ def time_one(yi, vi, prior, scale, repeat: int) -> float:
     return statistics.median(runs)
 
 
+#: Runs in a fresh interpreter with one tree first on sys.path: best CPU s per dataset of the
+#: three half-normal fits of a ratio measure's analysis (analysis._bayes).
+_CHILD = """
+import json, sys, time
+import numpy as np
+from metaanalysis.bayesian import bayes
+k, m, repeat, seed = json.loads(sys.argv[1])
+rng = np.random.default_rng(seed + k)
+vi = rng.uniform(0.05, 0.5, size=(m, k)) ** 2
+yi = rng.normal(-0.2, 0.2, size=(m, 1)) + rng.normal(0.0, np.sqrt(vi + 0.04))
+def fits():
+    for y, v in zip(yi, vi):
+        for scale in (0.25, 0.5, 1.0):
+            bayes(y, v, "halfnormal", scale)
+fits()
+best = float("inf")
+for _ in range(repeat):
+    t0 = time.process_time()
+    fits()
+    best = min(best, time.process_time() - t0)
+print(best / m)
+"""
+
+
+def side_by_side(trees: list[Path], repeat: int, m: int) -> None:
+    """ms of CPU per analysis (three fits) per tree and k, trees alternating."""
+    print(f"analysis._bayes, 3 half-normal fits per analysis: CPU ms per analysis, best of {repeat} "
+          f"rounds of {m} datasets; load {os.getloadavg()[0]:.1f}")
+    print(f"{'k':>3} " + " ".join(f"{t.resolve().name:>14}" for t in trees))
+    for k in (3, 5, 10, 30):
+        row = []
+        for tree in trees:
+            env = {**os.environ, "PYTHONPATH": str(tree.resolve()), "OPENBLAS_NUM_THREADS": "1"}
+            out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([k, m, repeat, 20261201])],
+                                 capture_output=True, text=True, cwd=tree, env=env, check=True)
+            row.append(1e3 * float(out.stdout))
+        print(f"{k:>3} " + " ".join(f"{x:>14.2f}" for x in row))
+    print(f"load {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--m", type=int, default=20, help="analyses per (k, prior)")
+    ap.add_argument("--tree", type=Path, action="append", default=[],
+                    help="source tree for the side-by-side fits of one analysis (repeat the option)")
     args = ap.parse_args(argv)
+    if args.tree:
+        side_by_side(args.tree, args.repeat, args.m)
+        return 0
     print(f"{'k':>3} {'prior':<11} {'ms / analysis':>14}")
     for k in (2, 3, 5, 10, 30):
         yi, vi = datasets(k, args.m)

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import estimators as est
 
-__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "central_common", "common_median",
+__all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "common_median",
            "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
 
 _ABI = 3   # the C file's MA_ABI: a library built from another version is not used
@@ -78,15 +78,11 @@ def _load():
         lib.ma_pool.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.POINTER(_Args),
                                 ctypes.POINTER(_Out)]
         lib.ma_central_quantiles.restype = ctypes.c_long
-        lib.ma_central_quantiles.argtypes = [_P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
+        lib.ma_central_quantiles.argtypes = [_P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
                                              ctypes.c_long, ctypes.POINTER(_QuantileArgs), _P, _P]
         lib.ma_common_rule.restype = ctypes.c_long
         lib.ma_common_rule.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
                                        ctypes.c_double, _P, _P, _P]
-        lib.ma_central_common.restype = ctypes.c_long
-        lib.ma_central_common.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
-                                          ctypes.c_double, _P, _P, ctypes.c_long,
-                                          ctypes.POINTER(_QuantileArgs), _P, _P]
         lib.ma_common_median.restype = ctypes.c_long
         lib.ma_common_median.argtypes = [_P, ctypes.c_long, ctypes.c_long, _P, ctypes.c_long, _P, _P,
                                          ctypes.c_double, _P, _P, _P]
@@ -163,9 +159,11 @@ def central_quantiles(levels, probits, mass, mean, sd, keep, *, prune, coarse_to
         The lower and upper tail levels p and Φ⁻¹(p).
     mass, mean, sd : ndarray of float, shape (m, n)
         The mixtures Σ_j mass_j N(mean_j, sd_j²), one per row (masses sum to 1 over ``keep``).
-    keep : ndarray of bool, shape (n,)
-        The columns that make up the mixtures; the even columns (of all n) among them are the
-        rule of twice the step (the accuracy check).
+    keep : ndarray of bool, shape (w,), w >= n
+        The columns that make up the mixtures; the even columns among them are the rule of
+        twice the step (the accuracy check). Columns n and beyond are massless unit normals
+        (mass 0, mean 0, SD 1): a group of rows narrower than the batch's widest, padded
+        without making the padded arrays (they add 0, but hold their places in the coarse pass).
     prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
         The constants of :func:`metaanalysis.bayesian._central_quantiles` (it passes its own).
 
@@ -185,15 +183,15 @@ def central_quantiles(levels, probits, mass, mean, sd, keep, *, prune, coarse_to
         return None
     m, n = np.shape(mass)
     arrays = [np.asarray(a, dtype=np.float64) for a in (mass, mean, np.broadcast_to(sd, (m, n)))]
-    row, col = arrays[0].strides
-    if col != 8 or row % 8 or any(a.strides != (row, col) for a in arrays):
-        arrays = [np.ascontiguousarray(a) for a in arrays]
+    arrays = [a if a.strides[1] == 8 and a.strides[0] % 8 == 0 else np.ascontiguousarray(a)
+              for a in arrays]   # rows may be views of wider arrays, or all one row (stride 0)
+    ld = np.array([a.strides[0] // 8 for a in arrays], dtype=f"i{ctypes.sizeof(ctypes.c_long)}")
     cols = np.flatnonzero(keep).astype(f"i{ctypes.sizeof(ctypes.c_long)}")
     even = np.ascontiguousarray(cols % 2 == 0, dtype=np.uint8)
     args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
                          coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
     x, gap = np.empty(2 * m), np.empty(2 * m)
-    if LIB.ma_central_quantiles(*(a.ctypes.data for a in arrays), arrays[0].strides[0] // 8,
+    if LIB.ma_central_quantiles(*(a.ctypes.data for a in arrays), ld.ctypes.data, n,
                                 cols.ctypes.data, even.ctypes.data, m, cols.size, ctypes.byref(args),
                                 x.ctypes.data, gap.ctypes.data) < 0:
         raise MemoryError("metaanalysis._kernel: out of memory")
@@ -244,49 +242,6 @@ def _rule_args(Y, Wt, sw, base, y0):
     Y, Wt, sw, base = (np.ascontiguousarray(a, dtype=np.float64) for a in (Y, Wt, sw, base))
     y0 = None if y0 is None else np.ascontiguousarray(y0, dtype=np.float64)
     return Y, Wt, sw, base, y0
-
-
-def central_common(Y, Wt, sw, base, w0, y0, sd, merged: int, levels, probits, *, prune, coarse_tol,
-                   tol, max_iter, coarse_min, log_sqrt_2pi):
-    """Both central quantiles of μ for each row of ``Y`` on one shared rule, by the kernel, with
-    no (m, n) array made; ``None`` when it is not available (then
-    :func:`metaanalysis.bayesian._group_quantiles` runs its numpy code).
-
-    Parameters
-    ----------
-    Y, Wt, sw, base, w0, y0
-        The rows and the rule, as for :func:`common_rule`.
-    sd : ndarray, shape (n,)
-        The conditional SDs of μ at the nodes.
-    merged : int
-        The first ``merged`` nodes (even, >= 2; else none) become two normals
-        (:func:`metaanalysis.bayesian._merge_near_zero`).
-    levels, probits, prune, coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi
-        As for :func:`central_quantiles`; each row keeps its own nodes of mass > ``prune``.
-
-    Returns
-    -------
-    (x, gap) or None
-        As for :func:`central_quantiles`: lower ends then upper ends (2m,), and the check gaps.
-
-    Notes
-    -----
-    Per row: the rule of :func:`common_rule`, the merge, then the search of
-    :func:`central_quantiles` (Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06).
-    """
-    if LIB is None:
-        return None
-    Y, Wt, sw, base, y0 = _rule_args(Y, Wt, sw, base, y0)
-    sd = np.ascontiguousarray(sd, dtype=np.float64)
-    (m, k), n = Y.shape, sw.size
-    args = _QuantileArgs((ctypes.c_double * 2)(*levels), (ctypes.c_double * 2)(*probits), prune,
-                         coarse_tol, tol, max_iter, coarse_min, log_sqrt_2pi)
-    x, gap = np.empty(2 * m), np.empty(2 * m)
-    if LIB.ma_central_common(Y.ctypes.data, m, k, Wt.ctypes.data, n, sw.ctypes.data, base.ctypes.data,
-                             float(w0), None if y0 is None else y0.ctypes.data, sd.ctypes.data,
-                             int(merged), ctypes.byref(args), x.ctypes.data, gap.ctypes.data) < 0:
-        raise MemoryError("metaanalysis._kernel: out of memory")
-    return x, gap
 
 
 def common_median(Y, Wt, sw, base, w0, y0, tau):

@@ -1035,10 +1035,13 @@ static void central_row(const double *w, const double *mean, const double *sd,
 }
 
 /* The tail and 1 - tail quantiles of the m mixtures sum_j W_ij N(M_ij, S_ij^2) over the c
- * columns cols[0..c) of W, M, S (rows ld doubles apart, columns adjacent) into x (2m: lower
+ * columns cols[0..c) of W, M, S (rows ld[0], ld[1], ld[2] doubles apart, columns adjacent; ld 0:
+ * every row the same) into x (2m: lower
  * ends, then upper ends), and the check gap (2m) of the rule of the columns j (of cols) where
- * even[j] != 0. Returns 0, or -1 when out of memory. */
-long ma_central_quantiles(const double *W, const double *M, const double *S, long ld,
+ * even[j] != 0. Columns cols[j] >= width are massless unit normals (mass 0, mean 0, SD 1: the
+ * padding of a group narrower than the batch's widest; they add exactly 0 to every sum, but
+ * hold their places in the coarse rule). Returns 0, or -1 when out of memory. */
+long ma_central_quantiles(const double *W, const double *M, const double *S, const long *ld, long width,
                           const long *cols, const unsigned char *even, long m, long c,
                           const mq_args *a, double *x, double *gap)
 {
@@ -1049,9 +1052,10 @@ long ma_central_quantiles(const double *W, const double *M, const double *S, lon
     for (long i = 0; i < m; i++) {
         double xs[2], gs[2];
         for (long j = 0; j < c; j++) {   /* the row's kept columns, gathered */
-            w[j] = W[i * ld + cols[j]];
-            mean[j] = M[i * ld + cols[j]];
-            sd[j] = S[i * ld + cols[j]];
+            int in = cols[j] < width;
+            w[j] = in ? W[i * ld[0] + cols[j]] : 0.0;
+            mean[j] = in ? M[i * ld[1] + cols[j]] : 0.0;
+            sd[j] = in ? S[i * ld[2] + cols[j]] : 1.0;
         }
         central_row(w, mean, sd, even, c, a, scratch, xs, gs);
         x[i] = xs[0];
@@ -1128,33 +1132,7 @@ long ma_common_rule(const double *Y, long m, long k, const double *Wt, long n, c
     return 0;
 }
 
-/* ---- central intervals of rows sharing one rule, without (m, n) arrays ------------------------
- * bayesian._group_quantiles: per row, the rule (rule_row, rule_mass), the nodes near tau = 0
- * merged (bayesian._merge_near_zero), the nodes of mass > prune of that row kept, and the search
- * (central_row); scratch is O(n), nothing (m, n) is made. */
-
-/* Merge the first e nodes (e even, >= 2) of one row into columns e - 2 (even nodes) and e - 1
- * (odd nodes): summed masses, mass-weighted means and variances (bayesian._merge_near_zero). */
-static void merge_row(double *mass, double *mean, double *sd, long e)
-{
-    for (long p = 0; p < 2; p++) {
-        double top = 0.0, total = 0.0, sm = 0.0, smu = 0.0, svar = 0.0;
-        for (long j = p; j < e; j += 2)
-            top = mass[j] > top ? mass[j] : top;
-        top = top > 1e-300 ? top : 1e-300;
-        for (long j = p; j < e; j += 2) {
-            double w = mass[j] / top;
-            sm += mass[j];
-            total += w;
-            smu += w * mean[j];
-            svar += w * sd[j] * sd[j];
-        }
-        total = total > 1e-300 ? total : 1e-300;
-        mass[e - 2 + p] = sm;
-        mean[e - 2 + p] = smu / total;
-        sd[e - 2 + p] = sm == 0.0 ? 1.0 : sqrt(svar / total);
-    }
-}
+/* ---- the centres of the next rules: the posterior median of tau per row ---------------------- */
 
 /* One row's mass and conditional means at the n nodes (ma_common_rule's row). */
 static void common_row(const double *y, long k, const double *Wt, long n, const double *sw,
@@ -1163,51 +1141,6 @@ static void common_row(const double *y, long k, const double *Wt, long n, const 
 {
     rule_row(y, k, Wt, n, sw, w0, y0, mean, q);
     rule_mass(base, q, n, mass);
-}
-
-/* Per row of Y (m, k) on the rule (Wt, sw, base as for ma_common_rule; sd (n) the conditional
- * SDs of mu), with the first e nodes merged (e < 2: none), both central quantiles into x (2m:
- * lower ends, then upper ends) and the check gaps into gap (2m). Returns 0, or -1 when out of
- * memory. */
-long ma_central_common(const double *Y, long m, long k, const double *Wt, long n, const double *sw,
-                       const double *base, double w0, const double *y0, const double *sd, long e,
-                       const mq_args *a, double *x, double *gap)
-{
-    double *buf = malloc((size_t)(n > 0 ? 20 * n : 1) * sizeof(double));
-    unsigned char *even = malloc((size_t)(n > 0 ? n : 1));
-    if (!buf || !even) {
-        free(buf);
-        free(even);
-        return -1;
-    }
-    double *mass = buf, *mean = buf + n, *q = buf + 2 * n, *rsd = buf + 3 * n;
-    double *w = buf + 4 * n, *mu = buf + 5 * n, *s = buf + 6 * n, *scratch = buf + 7 * n;
-    long first = e >= 2 ? e - 2 : 0;
-    for (long i = 0; i < m; i++) {
-        double xs[2], gs[2];
-        common_row(Y + i * k, k, Wt, n, sw, base, y0 ? w0 : 0.0, y0 ? y0[i] : 0.0, mean, q, mass);
-        if (e >= 2) {
-            for (long j = 0; j < e; j++)
-                rsd[j] = sd[j];
-            merge_row(mass, mean, rsd, e);
-        }
-        long c = 0;
-        for (long j = first; j < n; j++)   /* the row's nodes that matter, gathered */
-            if (mass[j] > a->prune) {
-                w[c] = mass[j];
-                mu[c] = mean[j];
-                s[c] = e >= 2 && j < e ? rsd[j] : sd[j];
-                even[c++] = (j - first) % 2 == 0;
-            }
-        central_row(w, mu, s, even, c, a, scratch, xs, gs);
-        x[i] = xs[0];
-        x[m + i] = xs[1];
-        gap[i] = gs[0];
-        gap[m + i] = gs[1];
-    }
-    free(buf);
-    free(even);
-    return 0;
 }
 
 /* Per row of Y (m, k) on the rule (as ma_common_rule), the node tau[j] at which the cumulative

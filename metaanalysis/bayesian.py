@@ -280,11 +280,17 @@ def _newton(fun, x, lo, hi, relative: bool, tol: float = _STEP_TOL) -> np.ndarra
 # ---------------------------------------------------------------------------------------------
 
 
-def _mix(x, mass, mean, sd):
-    """CDF, density and density slope at x (m,) of the row-wise mixtures Σ_j mass_j N(mean_j, sd_j²)."""
+def _mix(x, mass, mean, sd, parts: int = 3):
+    """CDF, density and density slope at x (m,) of the row-wise mixtures Σ_j mass_j N(mean_j, sd_j²):
+    the first ``parts`` of them (a tuple; the others are not computed)."""
     z = (x[:, None] - mean) / sd
+    cdf = (mass * special.ndtr(z)).sum(axis=1)
+    if parts == 1:
+        return (cdf,)
     phi = np.exp(-0.5 * z * z - _LOG_SQRT_2PI) / sd
-    return (mass * special.ndtr(z)).sum(axis=1), (mass * phi).sum(axis=1), -(mass * phi * z / sd).sum(axis=1)
+    if parts == 2:
+        return cdf, (mass * phi).sum(axis=1)
+    return cdf, (mass * phi).sum(axis=1), -(mass * phi * z / sd).sum(axis=1)
 
 
 def _mix_cdf(x, mass, mean, sd):
@@ -294,7 +300,10 @@ def _mix_cdf(x, mass, mean, sd):
 
 
 def _mix_quantile(p, mass, mean, sd) -> np.ndarray:
-    """Per row, the p-quantile of the normal mixture: Newton within a bracket widened until it holds p."""
+    """Per row, the p-quantile of the normal mixture: Newton within a bracket widened until it holds p.
+
+    Every operation is row-wise, so several quantiles of several mixtures are one call on the
+    mixtures stacked (:func:`_stacked`), bit for bit the same as one call each."""
     m = len(mass)
     p = np.broadcast_to(np.asarray(p, dtype=float), (m,))
     centre = (mass * mean).sum(axis=1)
@@ -302,18 +311,26 @@ def _mix_quantile(p, mass, mean, sd) -> np.ndarray:
     ends = []
     for side in (-1.0, 1.0):
         end, step = centre + side * spread, spread.copy()
-        out = np.flatnonzero(side * (_mix(end, mass, mean, sd)[0] - p) < 0)
+        out = np.flatnonzero(side * (_mix(end, mass, mean, sd, 1)[0] - p) < 0)
         while out.size:
             end[out] += side * step[out]
             step[out] *= 2.0
-            out = out[side * (_mix(end[out], mass[out], mean[out], sd[out])[0] - p[out]) < 0]
+            out = out[side * (_mix(end[out], mass[out], mean[out], sd[out], 1)[0] - p[out]) < 0]
         ends.append(end)
     start = np.clip(centre + spread * special.ndtri(p), *ends)
 
     def excess(x, rows):
-        cdf, pdf, _ = _mix(x, mass[rows], mean[rows], sd[rows])
+        cdf, pdf = _mix(x, mass[rows], mean[rows], sd[rows], 2)
         return cdf - p[rows], pdf
     return _newton(excess, start, ends[0], ends[1], relative=False)
+
+
+def _stacked(levels, *mixtures) -> np.ndarray:
+    """The quantiles ``levels[i]`` of the row-wise mixtures ``mixtures[i]`` (each (mass, mean,
+    sd), arrays (m, n)) by one :func:`_mix_quantile` call, shape (len(levels), m)."""
+    m = len(mixtures[0][0])
+    rows = [np.concatenate([np.broadcast_to(mix[j], np.shape(mix[0])) for mix in mixtures]) for j in range(3)]
+    return _mix_quantile(np.repeat(np.asarray(levels, dtype=float), m), *rows).reshape(len(levels), m)
 
 
 def _shortest_interval(level: float, mass, mean, sd, start) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +342,7 @@ def _shortest_interval(level: float, mass, mean, sd, start) -> tuple[np.ndarray,
     bayesmeta's ``post.interval(method="shortest")`` minimises the width numerically instead.
     """
     def upper_end(lower, rows):
-        cdf = _mix(lower, mass[rows], mean[rows], sd[rows])[0]
+        cdf = _mix(lower, mass[rows], mean[rows], sd[rows], 1)[0]
         return _mix_quantile(np.minimum(cdf + level, 1.0 - _HPD_EDGE), mass[rows], mean[rows], sd[rows])
 
     def density_gap(lower, rows):
@@ -334,8 +351,7 @@ def _shortest_interval(level: float, mass, mean, sd, start) -> tuple[np.ndarray,
         _, f_up, slope_up = _mix(upper, mass[rows], mean[rows], sd[rows])
         return f_lo - f_up, slope_lo - slope_up * f_lo / f_up
 
-    lo = _mix_quantile(_HPD_EDGE, mass, mean, sd)
-    hi = _mix_quantile(1.0 - level - _HPD_EDGE, mass, mean, sd)
+    lo, hi = _stacked((_HPD_EDGE, 1.0 - level - _HPD_EDGE), *[(mass, mean, sd)] * 2)
     lower = _newton(density_gap, np.clip(start, lo, hi), lo, hi, relative=False)
     return lower, upper_end(lower, np.arange(len(mass)))
 
@@ -355,19 +371,25 @@ def _tau_cdf_pdf(t, Y, V, code, params, mu_prior, log_norm):
     return cdf, np.exp(log_pdf[:, 0] - log_norm)
 
 
-def _tau_quantile(p: float, rules: _Rules, Y, V, code, params, mu_prior) -> np.ndarray:
-    """Per row, the p-quantile of τ | y: Newton on the CDF, in a bracket taken from the rule."""
+def _tau_quantiles(ps, rules: _Rules, Y, V, code, params, mu_prior) -> np.ndarray:
+    """Per row, the quantiles ``ps`` (P levels) of τ | y, shape (P, m): Newton on the CDF, in a
+    bracket taken from the rule. The P x m root searches run as one batch (row r is level
+    r // m of analysis r % m); every operation is row-wise, so this changes no bit against
+    searching one level at a time."""
     m, n = rules.tau.shape
-    r = np.arange(m)
-    j = _first_crossing(p, np.cumsum(rules.mass, axis=1))
-    lo = np.where(j >= 4, rules.tau[r, np.maximum(j - 4, 0)], 0.0)
-    hi = rules.tau[r, np.minimum(j + 4, n - 1)]
+    which = np.tile(np.arange(m), len(ps))
+    p = np.repeat(np.asarray(ps, dtype=float), m)
+    tau, r = rules.tau[which], np.arange(which.size)
+    j = _first_crossing(p, np.cumsum(rules.mass, axis=1)[which])
+    lo = np.where(j >= 4, tau[r, np.maximum(j - 4, 0)], 0.0)
+    hi = tau[r, np.minimum(j + 4, n - 1)]
     if code == "uniform":
         hi = np.minimum(hi, params[0])
 
     def excess(t, rows):
-        cdf, pdf = _tau_cdf_pdf(t, Y[rows], V[rows], code, params, mu_prior, rules.log_norm[rows])
-        return cdf - p, pdf
+        a = which[rows]
+        cdf, pdf = _tau_cdf_pdf(t, Y[a], V[a], code, params, mu_prior, rules.log_norm[a])
+        return cdf - p[rows], pdf
 
     for end, move, wrong in ((hi, 2.0, -1.0), (lo, 0.5, 1.0)):   # widen the bracket if need be
         out = np.flatnonzero(end > 0)
@@ -375,7 +397,7 @@ def _tau_quantile(p: float, rules: _Rules, Y, V, code, params, mu_prior) -> np.n
         while out.size:
             end[out] *= move
             out = out[wrong * excess(end[out], out)[0] > 0]
-    return _newton(excess, np.clip(rules.tau[r, j], lo, hi), lo, hi, relative=True)
+    return _newton(excess, np.clip(tau[r, j], lo, hi), lo, hi, relative=True).reshape(len(ps), m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,12 +519,12 @@ def _summarise(rules: _Rules, Y, V, code, params, mu_prior, level) -> list[Bayes
         mu_mean[:], mu_sd[:] = math.nan, math.nan
     elif BayesNote.MU_SD_INFINITE in notes:
         mu_sd[:] = math.inf
-    ci_lower, median, ci_upper = (_mix_quantile(p, *mix) for p in (tail, 0.5, 1.0 - tail))
-    hpd_lower, hpd_upper = _shortest_interval(level, *mix, start=ci_lower)
     pred = (rules.mass, rules.mean, np.sqrt(rules.var + rules.tau ** 2))
-    pred_lower, pred_upper = _mix_quantile(tail, *pred), _mix_quantile(1.0 - tail, *pred)
-    tau_median, tau_lower, tau_upper = (_tau_quantile(p, rules, Y, V, code, params, mu_prior)
-                                        for p in (0.5, tail, 1.0 - tail))
+    ci_lower, median, ci_upper, pred_lower, pred_upper = _stacked(
+        (tail, 0.5, 1.0 - tail, tail, 1.0 - tail), mix, mix, mix, pred, pred)
+    hpd_lower, hpd_upper = _shortest_interval(level, *mix, start=ci_lower)
+    tau_median, tau_lower, tau_upper = _tau_quantiles((0.5, tail, 1.0 - tail), rules, Y, V, code, params,
+                                                      mu_prior)
     theta_mean, theta_sd = _shrunken(rules, Y, V)
     out = []
     for i in range(len(Y)):
@@ -823,44 +845,7 @@ def _group_medians(Y, v, code, params, mu_prior, scale, h) -> np.ndarray:
     return out
 
 
-def _group_quantiles(tail, Y, v, code, params, mu_prior, centre: float, h):
-    """Both central quantiles of μ (2m,: lower ends, then upper ends) and their check gaps
-    (2m,) for the rows ``Y`` (m, k) sharing the variances ``v`` and one rule (:func:`_common_rule`
-    centred at ``centre``, step h), the nodes near τ = 0 merged (:func:`_merge_near_zero`), each
-    row searched over its own nodes of mass > :data:`_FAST_PRUNE` (:func:`_row_quantiles`).
-
-    The C kernel does all of it row by row when it is built, with no (m, n) array
-    (:func:`metaanalysis._compiled.central_common`); this numpy code is its fallback and reference.
-    """
-    levels = (tail, 1.0 - tail)
-    tau, Wt, _, const, sw0, w0 = _rule_constants(v, code, params, mu_prior, centre, h)
-    merged = int((tau * tau <= _MERGE_TAU2 * float(v.min())).sum()) // 2 * 2
-    compiled = _compiled.central_common(
-        Y, Wt, sw0, const - 0.5 * np.log(sw0), w0, None if mu_prior is None else mu_prior[0],
-        1.0 / np.sqrt(sw0), merged, levels, tuple(special.ndtri(levels)), prune=_FAST_PRUNE,
-        coarse_tol=_COARSE_TOL, tol=_FAST_STEP_TOL, max_iter=_MAX_ITER, coarse_min=_COARSE_MIN,
-        log_sqrt_2pi=_LOG_SQRT_2PI)
-    if compiled is not None:
-        return compiled
-    mass, mean, sd, tau = _common_rule(Y, v, code, params, mu_prior, centre, h)
-    return _row_quantiles(levels, *_merge_near_zero(mass, mean, sd, tau, float(v.min())))
-
-
-def _row_quantiles(levels, mass, mean, sd):
-    """:func:`_central_quantiles` with each row's own nodes: those of mass > :data:`_FAST_PRUNE`
-    in that row (m, n arrays), in column order; the coarse pass on every fourth of them runs for
-    the rows with at least :data:`_COARSE_MIN` such nodes, and the check rule is their even
-    columns (of all n). Rows are left-aligned and padded with massless unit normals."""
-    keep = mass > _FAST_PRUNE
-    count = keep.sum(axis=1)
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :count.max()]
-    kept = np.take_along_axis(keep, order, axis=1)
-    pick = [np.where(kept, np.take_along_axis(np.broadcast_to(a, mass.shape), order, axis=1), fill)
-            for a, fill in ((mass, 0.0), (mean, 0.0), (sd, 1.0))]
-    return _search(levels, *pick, kept & (order % 2 == 0), count >= _COARSE_MIN)
-
-
-def _merge_near_zero(mass, mean, sd, tau, vmin: float):
+def _merge_near_zero(mass, mean, sd, tau, vmin: float, overwrite: bool = False):
     """One group's mixture of μ with the nodes near τ = 0 merged: mass, mean, sd (m, c), c <= n.
 
     A double-exponential rule puts dozens of nodes between τ = 0 and τ² = 1e-8 vᵢ (the nodes
@@ -870,21 +855,24 @@ def _merge_near_zero(mass, mean, sd, tau, vmin: float):
     masses and mass-weighted means and variances, one for the even nodes and one for the odd
     ones, in columns of their own parity, so that every other column is still the rule of twice
     the step (the accuracy check). ``mass``, ``mean`` (m, n) and ``sd``, ``tau`` (n,) are a
-    :func:`_common_rule` (Röver 2020, J Stat Softw 93(6)); ``vmin`` is the smallest vᵢ.
+    :func:`_common_rule` (Röver 2020, J Stat Softw 93(6)); ``vmin`` is the smallest vᵢ. With
+    ``overwrite``, mass and mean are views of the inputs, written over (no copies).
     """
     e = int((tau * tau <= _MERGE_TAU2 * vmin).sum()) // 2 * 2
     if e < 2:
         return mass, mean, np.broadcast_to(sd, mass.shape)
     start = e - 2
-    out = [mass[:, start:].copy(), mean[:, start:].copy(), np.tile(sd[start:], (len(mass), 1))]
-    for parity in (0, 1):
+    out = [a[:, start:] if overwrite else a[:, start:].copy() for a in (mass, mean)]
+    out.append(np.tile(sd[start:], (len(mass), 1)))
+    for parity in (0, 1):   # every value read before any is written (columns start, start + 1)
         w = mass[:, parity:e:2]
-        out[0][:, parity] = w.sum(axis=1)
+        merged = w.sum(axis=1)
         w = w / np.maximum(w.max(axis=1), 1e-300)[:, None]   # relative weights: no underflow
         total = np.maximum(w.sum(axis=1), 1e-300)            # 0 only where the mass is 0
-        out[1][:, parity] = np.einsum("ij,ij->i", w, mean[:, parity:e:2]) / total
+        centre = np.einsum("ij,ij->i", w, mean[:, parity:e:2]) / total
+        out[0][:, parity], out[1][:, parity] = merged, centre
         out[2][:, parity] = np.sqrt(w @ sd[parity:e:2] ** 2 / total)
-        out[2][out[0][:, parity] == 0, parity] = 1.0
+        out[2][merged == 0, parity] = 1.0
     return tuple(out)
 
 
@@ -954,7 +942,10 @@ def _central_quantiles(tail, mass, mean, sd, keep) -> tuple[np.ndarray, np.ndarr
         log_sqrt_2pi=_LOG_SQRT_2PI)
     if compiled is not None:
         return compiled
-    even = (np.arange(mass.shape[1]) % 2 == 0)[keep]
+    pad = keep.size - mass.shape[1]   # columns beyond the arrays: massless unit normals
+    mass, mean, sd = (np.pad(np.broadcast_to(a, mass.shape), ((0, 0), (0, pad)), constant_values=fill)
+                      for a, fill in ((mass, 0.0), (mean, 0.0), (sd, 1.0)))
+    even = (np.arange(keep.size) % 2 == 0)[keep]
     coarse = np.full(m, np.count_nonzero(keep) >= _COARSE_MIN)
     return _search(levels, mass[:, keep], mean[:, keep], sd[:, keep], even, coarse)
 
@@ -1019,10 +1010,12 @@ def _central_batch(Y, V, code, params, mu_prior, level) -> tuple[np.ndarray, np.
 
 def _central_shared(Y, v, code, params, mu_prior, level) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_central_batch` for rows sharing the variances ``v`` (k,), group by group: rows
-    whose centres agree to :data:`_CENTRE_SNAP` share one rule (:func:`_snap_groups`), and each
-    group's rule, merge and search run together (:func:`_group_quantiles`), so no (m, n) array of
-    the whole batch is made. The rough rule at h = 1/8 gives the centres (:func:`_group_medians`);
-    a row that fails the check is redone at half the step with the same centre."""
+    whose centres agree to :data:`_CENTRE_SNAP` share one rule (:func:`_snap_groups`); each
+    group's rule and merge (:func:`_common_rule`, :func:`_merge_near_zero`) are searched as they
+    are, over the columns that carry mass in some row of the batch (groups narrower than the
+    widest padded with massless unit normals, without making the padded arrays), so the numbers
+    are those of one padded (rows, nodes) batch. The rough rule at h = 1/8 gives the centres
+    (:func:`_group_medians`); a row that fails the check is redone at half the step, same centre."""
     m = len(Y)
     tail = (1.0 - level) / 2.0
     lower, upper = np.empty(m), np.empty(m)
@@ -1031,13 +1024,19 @@ def _central_shared(Y, v, code, params, mu_prior, level) -> tuple[np.ndarray, np
         scale = _group_medians(Y, v, code, params, mu_prior, scale, 1.0 / 8.0)
     pending, h = np.arange(m), _FAST_H
     while pending.size:
-        n = pending.size
-        q, gap = np.empty(2 * n), np.empty(2 * n)
+        n, groups, keep = pending.size, [], np.zeros(0, dtype=bool)
         for rows, centre in _snap_groups(scale[pending], code):
             take = pending[rows]
             prior = None if mu_prior is None else (mu_prior[0][take], mu_prior[1])
-            both = np.concatenate([rows, rows + n])
-            q[both], gap[both] = _group_quantiles(tail, Y[take], v, code, params, prior, centre, h)
+            got = _merge_near_zero(*_common_rule(Y[take], v, code, params, prior, centre, h), float(v.min()),
+                                   overwrite=True)
+            heavy = got[0].max(axis=0) > _FAST_PRUNE     # nodes that matter in some row
+            keep = np.pad(keep, (0, max(0, heavy.size - keep.size)))
+            keep[:heavy.size] |= heavy
+            groups.append((np.concatenate([rows, rows + n]), got))
+        q, gap = np.empty(2 * n), np.empty(2 * n)
+        for both, got in groups:
+            q[both], gap[both] = _central_quantiles(tail, *got, keep)
         done = (np.maximum(gap[:n], gap[n:]) <= _FAST_CDF_TOL) | (h <= _H_MIN)
         lower[pending[done]], upper[pending[done]] = q[:n][done], q[n:][done]
         pending, h = pending[~done], h / 2.0
@@ -1076,10 +1075,8 @@ def central_intervals_many(Y, V, tau_prior: str = "halfnormal", tau_scale=0.5, m
     rows whose posterior medians of τ agree to 0.1 in log τ share their nodes, so the weights
     and their sums are per-node constants and the data enter through two matrix products
     (:func:`_common_rule`); the nodes within τ² <= 1e-8 min vᵢ of 0 are merged into two normals
-    (:func:`_merge_near_zero`), and each row's quantiles are searched over its own nodes of
-    mass > 1e-15; with the C kernel a group's rule, merge and search run row by row, with no
-    (m, nodes) array (:func:`_central_shared`). Rows are processed 1,000 at a time
-    (cache-sized temporaries).
+    (:func:`_merge_near_zero`); groups are searched one by one (:func:`_central_shared`).
+    Rows are processed 1,000 at a time (cache-sized temporaries).
 
     Examples
     --------

@@ -430,3 +430,30 @@ def test_tau_prior_median():
     assert tau_prior_median("halfcauchy", 0.3) == 0.3
     assert tau_prior_median("lognormal", (-2.56, 1.74)) == pytest.approx(math.exp(-1.28), rel=1e-15)
     assert tau_prior_median("uniform", 2.0) == 1.0
+
+
+@pytest.mark.parametrize("k", [2, 5, 30])
+@pytest.mark.parametrize("prior,scale,mu_prior", [("halfnormal", 0.5, None), ("halfcauchy", 0.3, None),
+                                                  ("uniform", 2.0, (0.0, 1.0)), ("lognormal", (-2.56, 1.74), None)],
+                         ids=lambda x: str(x))
+def test_stacked_quantile_searches_change_no_bit(prior, scale, mu_prior, k):
+    """The quantiles of mu, of a new study's theta and of tau are searched as one stacked batch
+    per kind (bayesian._stacked, _tau_quantiles); every operation is row-wise, so each equals, bit
+    for bit, its own search alone (the reference: one level, one mixture at a time)."""
+    from metaanalysis import bayesian
+
+    rng = np.random.default_rng(31 + k)
+    V = np.geomspace(0.005, 0.3, k) * rng.uniform(0.5, 2.0, (4, k))
+    Y = rng.normal(0.1, np.sqrt(V + np.array([[0.0], [0.02], [0.3], [1.0]])))
+    code, params = bayesian._tau_prior_params(prior, scale)
+    for rows, rules in bayesian._tau_rules(Y, V, code, params, mu_prior):
+        mix = (rules.mass, rules.mean, np.sqrt(rules.var))
+        pred = (rules.mass, rules.mean, np.sqrt(rules.var + rules.tau ** 2))
+        levels = (0.025, 0.5, 0.975, 0.025, 0.975)
+        got = bayesian._stacked(levels, mix, mix, mix, pred, pred)
+        for q, p, m in zip(got, levels, (mix, mix, mix, pred, pred)):
+            assert np.array_equal(q, bayesian._mix_quantile(p, *m))
+        got = bayesian._tau_quantiles((0.5, 0.025, 0.975), rules, Y[rows], V[rows], code, params, mu_prior)
+        for q, p in zip(got, (0.5, 0.025, 0.975)):
+            assert np.array_equal(q, bayesian._tau_quantiles((p,), rules, Y[rows], V[rows], code, params,
+                                                             mu_prior)[0])

@@ -1,11 +1,11 @@
-"""The C parts of ``central_intervals_many`` (``ma_central_quantiles``, the quantile search, and
-``ma_common_rule``, the shared-node τ rule, ``ma_central_common``, both per row with the merge
-near τ = 0, and ``ma_common_median``, the rough pass's centres, in metaanalysis/_kernel.c, loaded
-by metaanalysis/_compiled.py) against the numpy code they replace.
+"""The C parts of ``central_intervals_many`` (``ma_central_quantiles``, the quantile search,
+``ma_common_rule``, the shared-node τ rule, and ``ma_common_median``, the rough pass's centres,
+in metaanalysis/_kernel.c, loaded by metaanalysis/_compiled.py) against the numpy code they
+replace.
 
 Sources of the expected numbers: the numpy paths of ``bayesian._central_quantiles`` (Newton on
-the probit of the mixture CDF, ``bayesian._newton``), ``bayesian._common_rule`` (BLAS
-products), ``_merge_near_zero`` and ``_row_quantiles``, run on the same input by forcing the fallback (``_compiled.LIB = None``, as
+the probit of the mixture CDF, ``bayesian._newton``) and ``bayesian._common_rule`` (BLAS
+products), run on the same input by forcing the fallback (``_compiled.LIB = None``, as
 tests/test_kernel.py does); scipy.special ``ndtr`` and ``ndtri`` (Cephes), and mpmath's
 ``ncdf`` at 30 digits, for the kernel's normal CDF and its inverse. Model and rules: Röver 2020, J Stat Softw 93(6), doi:10.18637/jss.v093.i06.
 """
@@ -201,26 +201,34 @@ def test_central_intervals_many_agree(prior, scale, mu_prior, k, monkeypatch):
             assert np.abs(a - b).max() <= TOL * max(1.0, np.abs(b).max())
 
 
-@pytest.mark.parametrize("k", [1, 3, 30])
-@pytest.mark.parametrize("prior,scale,mu_prior", PRIORS, ids=lambda x: str(x))
-def test_group_quantiles_agree(prior, scale, mu_prior, k, monkeypatch):
-    """One group's rule, merge near τ = 0 and per-row search (``ma_central_common``) against the
-    numpy code (``_common_rule``, ``_merge_near_zero``, ``_row_quantiles``), at centres where
-    many nodes are merged (0.01) and few carry mass (3.0), at two steps: ends to TOL."""
-    rng = np.random.default_rng(2026 + k)
-    vi = np.geomspace(0.005, 0.3, k)
-    Y = rng.standard_normal((150, k)) * np.sqrt(vi + rng.choice([0.0, 0.05, 1.0], (150, 1)))
-    Y -= Y.mean(axis=1)[:, None]
-    code, params = bayesian._tau_prior_params(prior, scale)
-    mp = None if mu_prior is None else (mu_prior[0] - rng.normal(0.0, 0.1, 150), mu_prior[1])
-    for centre, h in ((0.01, 1.0 / 16.0), (3.0, 1.0 / 32.0)):
-        tau = bayesian._rule_constants(vi, code, params, mp, centre, h)[0]
-        assert code == "uniform" or (tau * tau <= bayesian._MERGE_TAU2 * vi.min()).sum() >= 2
+@pytest.mark.parametrize("kind", ["plain", "heavy", "sparse"])
+def test_columns_beyond_the_arrays_are_massless_padding(kind, monkeypatch):
+    """``keep`` wider than the arrays (a group narrower than the batch's widest): both paths give
+    bit for bit what they give on the arrays padded with massless unit normals (mass 0, mean 0,
+    SD 1), which hold their places in the coarse pass (every fourth kept column)."""
+    rng = np.random.default_rng(4242)
+    mass, mean, sd = random_mixtures(rng, 60, 40, kind)
+    keep = rng.uniform(size=56) < 0.8
+    keep[:40] |= mass.max(axis=0) > 0
+    padded = [np.hstack([a, np.full((60, 16), fill)]) for a, fill in ((mass, 0.0), (mean, 0.0), (sd, 1.0))]
+    for run in (lambda f: f(), lambda f: numpy_path(f, monkeypatch)):
+        got = run(lambda: bayesian._central_quantiles(0.025, mass, mean, sd, keep))
+        want = run(lambda: bayesian._central_quantiles(0.025, *padded, keep))
+        for a, b in zip(got, want):
+            assert np.array_equal(a, b)
 
-        def run():
-            return bayesian._group_quantiles(0.025, Y, vi, code, params, mp, centre, h)
-        got, want = run(), numpy_path(run, monkeypatch)
-        assert_close(got, want)
+
+def test_merge_in_place_is_the_copy():
+    """_merge_near_zero(overwrite=True) returns, bit for bit, the arrays of the copying version."""
+    v = np.array([0.0139, 0.0077, 0.0119])
+    Y = np.random.default_rng(3).standard_normal((50, 3)) * 0.1
+    Y -= Y.mean(axis=1)[:, None]
+    rule = bayesian._common_rule(Y, v, "halfnormal", (0.5,), None, 0.02, 1.0 / 16.0)
+    want = bayesian._merge_near_zero(*rule, float(v.min()))
+    got = bayesian._merge_near_zero(rule[0].copy(), rule[1].copy(), *rule[2:], float(v.min()), overwrite=True)
+    assert want[0].shape[1] < rule[0].shape[1]
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("prior,scale,mu_prior", PRIORS[:4] + PRIORS[6:7], ids=lambda x: str(x))
