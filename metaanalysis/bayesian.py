@@ -320,8 +320,9 @@ def _mix_quantile(p, mass, mean, sd) -> np.ndarray:
     start = np.clip(centre + spread * special.ndtri(p), *ends)
 
     def excess(x, rows):
-        cdf, pdf = _mix(x, mass[rows], mean[rows], sd[rows], 2)
-        return cdf - p[rows], pdf
+        take = (lambda a: a) if rows.size == m else (lambda a: a[rows])   # all active: no copies
+        cdf, pdf = _mix(x, take(mass), take(mean), take(sd), 2)
+        return cdf - take(p), pdf
     return _newton(excess, start, ends[0], ends[1], relative=False)
 
 
@@ -863,7 +864,8 @@ def _merge_near_zero(mass, mean, sd, tau, vmin: float, overwrite: bool = False):
         return mass, mean, np.broadcast_to(sd, mass.shape)
     start = e - 2
     out = [a[:, start:] if overwrite else a[:, start:].copy() for a in (mass, mean)]
-    out.append(np.tile(sd[start:], (len(mass), 1)))
+    out.append(np.empty((len(mass), sd.size - start)))
+    out[2][:] = sd[start:]   # np.tile's values, by a broadcast copy (np.tile repeats: slower)
     for parity in (0, 1):   # every value read before any is written (columns start, start + 1)
         w = mass[:, parity:e:2]
         merged = w.sum(axis=1)
