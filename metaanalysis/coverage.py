@@ -549,7 +549,9 @@ def _estimates(parts: dict[str, _Probabilities], controls: list[np.ndarray], f: 
     if f is not None and len(X) // 2 >= _FOLD_PER_COEF * (len(f.means) + 1) and finite.any():
         C = np.concatenate(controls)
         got = _compiled.cv_estimates(C - f.means, X[:, finite], _RIDGE)   # C (_kernel_cv.c), else numpy
-        est[finite], se[finite] = got if got is not None else _ControlFit(C, f.means)(X[:, finite])
+        got = got if got is not None else _ControlFit(C, f.means)(X[:, finite])
+        if np.isfinite(got).all():   # (a regression that failed numerically leaves the plain means)
+            est[finite], se[finite] = got
     out = {code: [math.nan] * 6 for code in parts}
     for (code, j), e, m in zip(where, est, se):
         out[code][2 * j], out[code][2 * j + 1] = float(e), float(m)
