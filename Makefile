@@ -25,7 +25,7 @@ help: ## list the verbs
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environment ------------------------------------------------------------------
-$(STAMP): pyproject.toml setup.py metaanalysis/_kernel.c
+$(STAMP): pyproject.toml setup.py metaanalysis/_kernel.c metaanalysis/_kernel_cv.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "metaanalysis needs Python >= 3.11; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -e .

@@ -11,5 +11,5 @@ from setuptools import Extension, setup
 
 FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off", "-fno-math-errno"]
 
-setup(ext_modules=[Extension("metaanalysis._kernel", ["metaanalysis/_kernel.c"],
+setup(ext_modules=[Extension("metaanalysis._kernel", ["metaanalysis/_kernel.c", "metaanalysis/_kernel_cv.c"],
                              extra_compile_args=FLAGS, optional=True)])

@@ -32,7 +32,7 @@ import numpy as np
 from . import estimators as est
 
 __all__ = ["LIB", "pool_rows", "central_quantiles", "common_rule", "common_median",
-           "normal_cdf_and_quantile", "METHOD_CODES", "OUTPUTS"]
+           "normal_cdf_and_quantile", "cv_estimates", "METHOD_CODES", "OUTPUTS"]
 
 _ABI = 3   # the C file's MA_ABI: a library built from another version is not used
 #: ``method=`` → the kernel's method number (enum in _kernel.c).
@@ -89,6 +89,10 @@ def _load():
         for name in ("ma_ndtr", "ma_ndtri"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [_P, ctypes.c_long, _P]
+        # _kernel_cv.c (a library built without it lacks the symbol: AttributeError, not used)
+        lib.ma_cv_estimates.restype = ctypes.c_long
+        lib.ma_cv_estimates.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_double,
+                                        _P, _P]
     except (OSError, AttributeError, ImportError, ValueError):
         return None
     return lib
@@ -272,3 +276,25 @@ def normal_cdf_and_quantile(z, p):
     LIB.ma_ndtr(z.ctypes.data, z.size, cdf.ctypes.data)
     LIB.ma_ndtri(p.ctypes.data, p.size, quantile.ctypes.data)
     return cdf, quantile
+
+
+def cv_estimates(C, X, ridge: float):
+    """Cross-fitted control-variate estimates of the column means of ``X`` (n, r) on the controls
+    ``C`` (n, p, minus their exact means): what :class:`metaanalysis.coverage._ControlFit` computes
+    with numpy, by ``ma_cv_estimates`` (_kernel_cv.c, sums in index order, no BLAS). Returns
+    ``(estimates, mcse)`` (r,), or ``None`` when the kernel is not available or a half's
+    correlation matrix is not positive definite (then the numpy code runs).
+
+    Notes
+    -----
+    Nelson BL (1990). Control variate remedies. Oper Res 38(6):974-92 (splitting).
+    """
+    if LIB is None:
+        return None
+    C, X = (np.ascontiguousarray(a, dtype=np.float64) for a in (C, X))
+    (n, p), r = C.shape, X.shape[1]
+    est, se = np.empty(r), np.empty(r)
+    got = LIB.ma_cv_estimates(C.ctypes.data, X.ctypes.data, n, p, r, float(ridge), est.ctypes.data, se.ctypes.data)
+    if got == -2:
+        raise MemoryError("metaanalysis._kernel: out of memory")
+    return None if got < 0 else (est, se)

@@ -49,8 +49,10 @@ intervals of k = 6-30 designs: 10-30 times). Most rows therefore meet the Monte-
 at the first stage. Tests check three things: the means against 400,000 replicates, z-scores
 of 60 small tables against a large one (mean ~0, SD ~1), and the MCSE cut for every
 random-effects row. The controls are not used below 10 replicates per half per coefficient
-(620 replicates with all 30; fewer where forms coincide). Everything in them is numpy's own loops, with no BLAS or LAPACK call, so no
-thread count or CPU kernel changes a digit. With ``mcse_target`` the replicates are used in
+(620 replicates with all 30; fewer where forms coincide). The regression runs in C
+(``_kernel_cv.c``, sums in index order) or, without the compiled kernel, in numpy's own
+loops; neither calls BLAS or LAPACK, so no thread count or CPU kernel changes a digit (the two
+paths agree to 1e-8). With ``mcse_target`` the replicates are used in
 stages of 1,000, 2,000, 4,000, 8,000 and ``n_sim``. Each row stops at the first stage whose
 Monte-Carlo SEs are at most the target.
 
@@ -85,7 +87,7 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from . import vocab
+from . import _compiled, vocab
 from .pooling import interval_bounds_many
 from .results import jsonable
 
@@ -484,8 +486,9 @@ class _ControlFit:
     1990, Oper Res 38:974), and their SD/√n is the Monte-Carlo SE. ``C`` (n, p) are the
     controls, ``means`` (p,) their exact means.
 
-    Only numpy's own loops (``einsum``, :func:`_spd_inverse`), no BLAS or LAPACK call: the
-    result does not depend on the BLAS library's threads or kernels. The regression is on the
+    The numpy path of ``_compiled.cv_estimates`` (C, the same steps): only numpy's own loops
+    (``einsum``, :func:`_spd_inverse`), no BLAS or LAPACK call, so the result does not depend on
+    the BLAS library's threads or kernels. The regression is on the
     standardised controls with a ridge of :data:`_RIDGE` (controls such as exp(−q) and
     exp(−2q) are strongly correlated; any β keeps the estimate unbiased), and a constant x gets
     β = 0 exactly.
@@ -544,7 +547,11 @@ def _estimates(parts: dict[str, _Probabilities], controls: list[np.ndarray], f: 
     est, se = _means_and_mcse(X)
     finite = np.isfinite(X).all(axis=0)
     if f is not None and len(X) // 2 >= _FOLD_PER_COEF * (len(f.means) + 1) and finite.any():
-        est[finite], se[finite] = _ControlFit(np.concatenate(controls), f.means)(X[:, finite])
+        C = np.concatenate(controls)
+        got = _compiled.cv_estimates(C - f.means, X[:, finite], _RIDGE)   # C (_kernel_cv.c), else numpy
+        got = got if got is not None else _ControlFit(C, f.means)(X[:, finite])
+        if np.isfinite(got).all():   # (a regression that failed numerically leaves the plain means)
+            est[finite], se[finite] = got
     out = {code: [math.nan] * 6 for code in parts}
     for (code, j), e, m in zip(where, est, se):
         out[code][2 * j], out[code][2 * j + 1] = float(e), float(m)
