@@ -641,8 +641,7 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
     pi : {"metafor", "riley"}
         Prediction-interval convention of the random-effects fits.
     n_sim : int
-        Replicates per τ² (>= :data:`MIN_SIM`), the most a row uses. A 0/1 count would have an
-        MCSE of ≈ 0.0022 near 0.95 at 10,000; the conditional estimator's is smaller.
+        Replicates per τ² (>= :data:`MIN_SIM`), the most a row uses.
     seed : int, optional
         Seed of the PCG64 generator; default :func:`design_seed` ``(vi, n_sim)``.
     extra : mapping of str to callable, optional
@@ -656,9 +655,8 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
         where the Monte-Carlo SEs of its CI and PI coverage are at most this (> 0). Default:
         every row uses ``n_sim``.
     control_variates : bool
-        Adjust each mean with control variates of exactly known mean (module docstring) when a
-        row has at least 10 replicates per half per coefficient (620 with all 30 controls);
-        False: the plain mean of the conditional probabilities.
+        Adjust the means by control variates (module docstring; from 620 replicates); False:
+        plain means of the conditional probabilities.
 
     Returns
     -------
@@ -671,10 +669,9 @@ def coverage(vi, tau2, *, method: str = "REML", tests=("z", "knha", "adhoc"),
 
     Notes
     -----
-    The true μ is 0 without loss of generality (module docstring: the methods are
-    location-equivariant). Coverage is estimated by conditional Monte Carlo (module docstring;
-    Ross 2013). Monte-Carlo SEs follow Morris, White & Crowther (2019), Stat Med 38:2074,
-    doi:10.1002/sim.8086.
+    μ = 0 without loss of generality (the methods are location-equivariant). Conditional Monte
+    Carlo (Ross 2013) with control variates (Nelson 1990); Monte-Carlo SEs as in Morris, White
+    & Crowther (2019), Stat Med 38:2074, doi:10.1002/sim.8086.
 
     Examples
     --------

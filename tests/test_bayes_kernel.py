@@ -20,22 +20,11 @@ from scipy import special
 from metaanalysis import _compiled, bayesian
 from metaanalysis.bayesian import central_intervals_many
 
+from kernel_paths import kernel_is_built, numpy_path  # noqa: F401 (kernel_is_built: autouse fixture)
+
 #: The C and numpy searches stop at the same 1e-6 step (error after it ~1e-12); their sums
 #: differ in order, so their ends may differ by rounding carried through the last steps.
 TOL = 1e-12
-
-
-@pytest.fixture(autouse=True)
-def _kernel_is_built():
-    assert _compiled.LIB is not None, (
-        "the C kernel metaanalysis/_kernel.c is not built: run `pip install -e .` (make does)")
-
-
-def numpy_path(fn, monkeypatch):
-    """``fn()`` with the kernel switched off: the numpy code's result."""
-    with monkeypatch.context() as mp:
-        mp.setattr(_compiled, "LIB", None)
-        return fn()
 
 
 def assert_close(got, want):

@@ -20,6 +20,8 @@ import pytest
 from metaanalysis import _compiled, estimators
 from metaanalysis.pooling import METHODS, TESTS, fit_many, pool_many
 
+from kernel_paths import kernel_is_built, numpy_path  # noqa: F401 (kernel_is_built: autouse fixture)
+
 _spec = importlib.util.spec_from_file_location(
     "_conformance", Path(__file__).parent / "reference" / "conformance.py")
 cf = importlib.util.module_from_spec(_spec)
@@ -36,19 +38,6 @@ MULTIMODAL = [
     ([5.2606, -3.1129, 5.3471], [0.00992, 9.32047, 0.99236]),
     ([7.338, -1.239, -0.6243], [8.52287, 0.01815, 0.01772]),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _kernel_is_built():
-    assert _compiled.LIB is not None, (
-        "the C kernel metaanalysis/_kernel.c is not built: run `pip install -e .` (make does)")
-
-
-def numpy_path(fn, monkeypatch):
-    """``fn()`` with the kernel switched off: the numpy engine's result."""
-    with monkeypatch.context() as mp:
-        mp.setattr(_compiled, "LIB", None)
-        return fn()
 
 
 def assert_same(a, b, rtol=1e-12, iteration_slack=0):
