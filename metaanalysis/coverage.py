@@ -391,19 +391,20 @@ def _forms(vi: np.ndarray, tau2: float) -> _Forms:
     ell = w_fe / w_fe.sum() - w_true / w_true.sum()
     root = np.sqrt(d)
     whitened = np.array([_centred(w_true), _centred(w_fe), np.outer(ell, ell)]) * root[:, None] * root[None, :]
-    scale = np.trace(whitened, axis1=1, axis2=2)
-    B = whitened / np.where(scale > 0, scale, 1.0)[:, None, None]
+    mean = np.trace(whitened, axis1=1, axis2=2)   # E yᵀAy = tr(A D); 0 for ℓ = 0
+    scale = np.where(mean > 0, mean, 1.0)
+    B = whitened / scale[:, None, None]
     merge = np.zeros((3, 3))   # merge[j, r] = 1: form j is counted as form r
     for j in range(3):
         same = [r for r in range(j) if np.abs(B[j] - B[r]).max() <= _SAME_FORM * np.abs(B[r]).max()]
-        if scale[j] > _SAME_FORM * scale[0]:
+        if mean[j] > _SAME_FORM * mean[0]:
             merge[j, same[0] if same else j] = 1.0
     coefs = np.unique(_CONTROL_COEFS @ merge, axis=0)
     coefs = coefs[coefs.any(axis=1)]
     L = _cholesky(np.eye(vi.size) + 2.0 * np.einsum("pj,jab->pab", coefs, B))
     logdet = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)
     means = np.concatenate([np.exp(-0.5 * logdet), np.zeros(_LEGENDRE)])
-    return _Forms(w_true, w_fe, ell, np.where(scale > 0, scale, 1.0), coefs, means)
+    return _Forms(w_true, w_fe, ell, scale, coefs, means)
 
 
 def _centred(w: np.ndarray) -> np.ndarray:
